@@ -1,0 +1,32 @@
+// Package exitcode holds the CLI's exit codes and the error type that selects them.
+package exitcode
+
+import "errors"
+
+// Exit codes.
+const (
+	OK    = 0
+	Error = 1 // the command ran and failed (or a check failed)
+	UsageCode = 2 // the command could not run: bad flags, arguments or input it cannot read
+)
+
+// UsageError marks an error in how the command was called.
+type UsageError struct{ Err error }
+
+func (e *UsageError) Error() string { return e.Err.Error() }
+func (e *UsageError) Unwrap() error { return e.Err }
+
+// Usage wraps err as a usage error.
+func Usage(err error) error { return &UsageError{Err: err} }
+
+// For returns the exit code for an error returned by a command.
+func For(err error) int {
+	if err == nil {
+		return OK
+	}
+	var ue *UsageError
+	if errors.As(err, &ue) {
+		return UsageCode
+	}
+	return Error
+}

@@ -1,0 +1,143 @@
+// Package manifest holds Kubernetes objects as the documents they were rendered or read
+// as, orders them for apply, and writes them as a YAML stream, a JSON List or a
+// kustomize-ready directory.
+package manifest
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+)
+
+// Object is one Kubernetes object and the YAML document it came as.
+type Object struct {
+	APIVersion string
+	Kind       string
+	Namespace  string
+	Name       string
+	// YAML is the document's text, without a leading "---", ending in a newline.
+	YAML []byte
+	// Source names where the document came from (a template or file, and its index).
+	Source string
+}
+
+// Group is the API group of the object ("" for the core group).
+func (o Object) Group() string {
+	if i := strings.IndexByte(o.APIVersion, '/'); i >= 0 {
+		return o.APIVersion[:i]
+	}
+	return ""
+}
+
+// String is kind/name, with the namespace when there is one.
+func (o Object) String() string {
+	if o.Namespace != "" {
+		return fmt.Sprintf("%s/%s/%s", o.Kind, o.Namespace, o.Name)
+	}
+	return fmt.Sprintf("%s/%s", o.Kind, o.Name)
+}
+
+type header struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Metadata   struct {
+		Name      string `json:"name"`
+		Namespace string `json:"namespace"`
+	} `json:"metadata"`
+}
+
+// SplitYAML splits a YAML stream into its documents, dropping those that hold only
+// comments or white space, and reads each one's identity. source names the stream in
+// errors; documents are numbered from 1 among all documents of the stream.
+func SplitYAML(source string, data []byte) ([]Object, error) {
+	var objs []Object
+	for i, doc := range splitDocuments(data) {
+		if isBlank(doc) {
+			continue
+		}
+		var h header
+		if err := yaml.Unmarshal(doc, &h); err != nil {
+			return nil, fmt.Errorf("%s: document %d: %w", source, i+1, err)
+		}
+		if h.APIVersion == "" || h.Kind == "" {
+			return nil, fmt.Errorf("%s: document %d: apiVersion and kind are required", source, i+1)
+		}
+		if h.Metadata.Name == "" {
+			return nil, fmt.Errorf("%s: document %d (%s): metadata.name is required", source, i+1, h.Kind)
+		}
+		objs = append(objs, Object{
+			APIVersion: h.APIVersion,
+			Kind:       h.Kind,
+			Namespace:  h.Metadata.Namespace,
+			Name:       h.Metadata.Name,
+			YAML:       trimDocument(doc),
+			Source:     fmt.Sprintf("%s (document %d)", source, i+1),
+		})
+	}
+	return objs, nil
+}
+
+// splitDocuments cuts data at separator lines ("---", optionally followed by spaces or a
+// comment). It keeps each document's bytes as they were.
+func splitDocuments(data []byte) [][]byte {
+	var docs [][]byte
+	start := 0
+	off := 0
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 64*1024), len(data)+1)
+	sc.Split(scanLinesKeepEOL)
+	for sc.Scan() {
+		line := sc.Bytes()
+		if isSeparator(line) {
+			docs = append(docs, data[start:off])
+			start = off + len(line)
+		}
+		off += len(line)
+	}
+	return append(docs, data[start:])
+}
+
+func isSeparator(line []byte) bool {
+	if !bytes.HasPrefix(line, []byte("---")) {
+		return false
+	}
+	rest := bytes.TrimRight(line[3:], " \t\r\n")
+	return len(rest) == 0 || rest[0] == '#' || rest[0] == ' ' || rest[0] == '\t'
+}
+
+func scanLinesKeepEOL(data []byte, atEOF bool) (int, []byte, error) {
+	if i := bytes.IndexByte(data, '\n'); i >= 0 {
+		return i + 1, data[:i+1], nil
+	}
+	if atEOF && len(data) > 0 {
+		return len(data), data, nil
+	}
+	return 0, nil, nil
+}
+
+func isBlank(doc []byte) bool {
+	for _, line := range bytes.Split(doc, []byte("\n")) {
+		t := bytes.TrimSpace(line)
+		if len(t) > 0 && t[0] != '#' {
+			return false
+		}
+	}
+	return true
+}
+
+// trimDocument drops leading blank lines and trailing white space, and ends the
+// document with exactly one newline.
+func trimDocument(doc []byte) []byte {
+	for {
+		i := bytes.IndexByte(doc, '\n')
+		if i < 0 || len(bytes.TrimSpace(doc[:i])) > 0 {
+			break
+		}
+		doc = doc[i+1:]
+	}
+	out := bytes.TrimRight(doc, " \t\r\n")
+	return append(append([]byte{}, out...), '\n')
+}

@@ -1,0 +1,54 @@
+{{/* The mesh version: .Values.version, else the chart's appVersion. */}}
+{{- define "mesh.version" -}}
+{{- .Values.version | default .Chart.AppVersion -}}
+{{- end -}}
+
+{{/* The image tag: .Values.image.tag, else the mesh version. */}}
+{{- define "mesh.imageTag" -}}
+{{- .Values.image.tag | default (include "mesh.version" .) -}}
+{{- end -}}
+
+{{- define "mesh.controllerImage" -}}
+{{- printf "%s/%s:%s" .Values.image.registry .Values.controller.image (include "mesh.imageTag" .) -}}
+{{- end -}}
+
+{{- define "mesh.proxyImage" -}}
+{{- printf "%s/%s:%s" .Values.image.registry .Values.proxy.image (include "mesh.imageTag" .) -}}
+{{- end -}}
+
+{{/* Labels of every object. Call with (dict "root" $ "component" "identity"); component may be empty. */}}
+{{- define "mesh.labels" -}}
+app.kubernetes.io/part-of: mesh
+app.kubernetes.io/version: {{ include "mesh.version" .root | quote }}
+{{- with .component }}
+app.kubernetes.io/name: mesh-{{ . }}
+app.kubernetes.io/component: {{ . }}
+meshplane.io/control-plane-component: {{ . }}
+{{- end }}
+meshplane.io/control-plane-ns: {{ .root.Release.Namespace }}
+{{- end -}}
+
+{{/* Selector labels of a component's pods: stable across versions. Call with (dict "root" $ "component" "identity"). */}}
+{{- define "mesh.selectorLabels" -}}
+app.kubernetes.io/name: mesh-{{ .component }}
+meshplane.io/control-plane-ns: {{ .root.Release.Namespace }}
+{{- end -}}
+
+{{/* Cluster-scoped names carry the namespace so two installs do not collide. */}}
+{{- define "mesh.clusterName" -}}
+{{- printf "mesh-%s-%s" .root.Release.Namespace .name -}}
+{{- end -}}
+
+{{/* The control-plane components: name, gRPC or HTTPS port, admin port. */}}
+{{- define "mesh.components" -}}
+identity: {port: 8080, portName: grpc, adminPort: 9990}
+destination: {port: 8086, portName: grpc, adminPort: 9996}
+injector: {port: 8443, portName: webhook, adminPort: 9995}
+{{- end -}}
+
+{{/* The values recorded in the mesh-config ConfigMap: everything but the issuer's private key. */}}
+{{- define "mesh.recordedValues" -}}
+{{- $v := deepCopy .Values -}}
+{{- $_ := unset $v.identity.issuer.tls "keyPEM" -}}
+{{- toYaml $v -}}
+{{- end -}}
