@@ -5,8 +5,8 @@ import "errors"
 
 // Exit codes.
 const (
-	OK    = 0
-	Error = 1 // the command ran and failed (or a check failed)
+	OK        = 0
+	Error     = 1 // the command ran and failed (or a check failed)
 	UsageCode = 2 // the command could not run: bad flags, arguments or input it cannot read
 )
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/meshplane/mesh/cli/exitcode"
 	"github.com/meshplane/mesh/cli/iostreams"
 )
 
@@ -40,7 +41,7 @@ func NewCmd(io *iostreams.IOStreams, runF func(*Options) error) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if opts.Output != "" && opts.Output != "json" && opts.Output != "yaml" && opts.Output != "short" {
-				return fmt.Errorf("--output must be json, yaml or short, not %q", opts.Output)
+				return exitcode.Usage(fmt.Errorf("--output must be json, yaml or short, not %q", opts.Output))
 			}
 			if runF != nil {
 				return runF(opts)
