@@ -41,6 +41,12 @@ func Create(o CreateOptions) (*Bundle, error) {
 	if o.IssuerLifetime == 0 {
 		o.IssuerLifetime = 365 * 24 * time.Hour
 	}
+	if o.AnchorLifetime < 0 || o.IssuerLifetime < 0 {
+		return nil, fmt.Errorf("lifetimes must be positive (trust anchor %s, issuer %s)", o.AnchorLifetime, o.IssuerLifetime)
+	}
+	if o.Now.IsZero() {
+		return nil, fmt.Errorf("no clock: CreateOptions.Now is zero")
+	}
 	if o.IssuerLifetime > o.AnchorLifetime {
 		return nil, fmt.Errorf("issuer lifetime %s exceeds the trust anchor's %s", o.IssuerLifetime, o.AnchorLifetime)
 	}

@@ -43,11 +43,18 @@ func ParseCertificates(source string, data []byte) ([]*x509.Certificate, error) 
 	return certs, nil
 }
 
-// ParsePrivateKey reads one PEM private key (PKCS#8, SEC 1 EC or PKCS#1 RSA).
+// ParsePrivateKey reads the first PEM private key (PKCS#8, SEC 1 EC or PKCS#1 RSA) in
+// data, skipping "EC PARAMETERS" blocks such as `openssl ecparam -genkey` writes.
 func ParsePrivateKey(source string, data []byte) (crypto.Signer, error) {
-	block, _ := pem.Decode(data)
-	if block == nil {
-		return nil, fmt.Errorf("%s: no PEM private key found", source)
+	var block *pem.Block
+	for rest := data; ; {
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			return nil, fmt.Errorf("%s: no PEM private key found", source)
+		}
+		if block.Type != "EC PARAMETERS" {
+			break
+		}
 	}
 	var key any
 	var err error

@@ -80,8 +80,9 @@ func SplitYAML(source string, data []byte) ([]Object, error) {
 	return objs, nil
 }
 
-// splitDocuments cuts data at separator lines ("---", optionally followed by spaces or a
-// comment). It keeps each document's bytes as they were.
+// splitDocuments cuts data at separator lines ("---", then nothing, spaces or a comment;
+// content after "--- " starts the next document). It keeps each document's bytes as
+// they were. Blank text before a leading separator is not a document.
 func splitDocuments(data []byte) [][]byte {
 	var docs [][]byte
 	start := 0
@@ -91,21 +92,35 @@ func splitDocuments(data []byte) [][]byte {
 	sc.Split(scanLinesKeepEOL)
 	for sc.Scan() {
 		line := sc.Bytes()
-		if isSeparator(line) {
-			docs = append(docs, data[start:off])
-			start = off + len(line)
+		if content, ok := separator(line); ok {
+			if len(docs) > 0 || !isBlank(data[start:off]) {
+				docs = append(docs, data[start:off])
+			}
+			start = off + len(line) - len(content)
 		}
 		off += len(line)
 	}
 	return append(docs, data[start:])
 }
 
-func isSeparator(line []byte) bool {
+// separator tells whether line is a document separator, and returns the content that
+// follows it on the same line (empty for a bare separator or a comment).
+func separator(line []byte) ([]byte, bool) {
 	if !bytes.HasPrefix(line, []byte("---")) {
-		return false
+		return nil, false
 	}
-	rest := bytes.TrimRight(line[3:], " \t\r\n")
-	return len(rest) == 0 || rest[0] == '#' || rest[0] == ' ' || rest[0] == '\t'
+	rest := line[3:]
+	trimmed := bytes.TrimLeft(rest, " \t")
+	switch {
+	case len(bytes.TrimRight(rest, " \t\r\n")) == 0:
+		return nil, true
+	case len(trimmed) == len(rest): // "---x": not a separator
+		return nil, false
+	case trimmed[0] == '#':
+		return nil, true
+	default:
+		return trimmed, true
+	}
 }
 
 func scanLinesKeepEOL(data []byte, atEOF bool) (int, []byte, error) {

@@ -6,7 +6,6 @@ package values
 import (
 	"fmt"
 	"io"
-	"maps"
 	"strings"
 
 	"helm.sh/helm/v3/pkg/strvals"
@@ -118,20 +117,36 @@ func Merge(sources ...Source) map[string]any {
 }
 
 func mergeMaps(a, b map[string]any) map[string]any {
-	out := make(map[string]any, len(a))
-	maps.Copy(out, a)
+	out := make(map[string]any, len(a)+len(b))
+	for k, v := range a {
+		out[k] = deepCopy(v)
+	}
 	for k, v := range b {
 		if vm, ok := v.(map[string]any); ok {
 			if am, ok := out[k].(map[string]any); ok {
 				out[k] = mergeMaps(am, vm)
 				continue
 			}
-			out[k] = mergeMaps(nil, vm)
-			continue
 		}
-		out[k] = v
+		out[k] = deepCopy(v)
 	}
 	return out
+}
+
+// deepCopy copies maps and lists, so merged values share nothing with their sources.
+func deepCopy(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		return mergeMaps(nil, t)
+	case []any:
+		out := make([]any, len(t))
+		for i, x := range t {
+			out[i] = deepCopy(x)
+		}
+		return out
+	default:
+		return v
+	}
 }
 
 // Lookup returns the value at a dotted path and whether it is set.
