@@ -1,0 +1,71 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// buildWithReleaseFlags builds the CLI with the ldflags .goreleaser.yaml uses, the
+// release's {{.Version}} replaced by version.
+func buildWithReleaseFlags(t *testing.T, version string) string {
+	t.Helper()
+	cfg, err := os.ReadFile("../../.goreleaser.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^\s*- (-s -w -X .*cli/version\.version=\{\{\s*\.Version\s*\}\})\s*$`).FindSubmatch(cfg)
+	if m == nil {
+		t.Fatal(".goreleaser.yaml sets no -X .../cli/version.version={{.Version}} ldflag")
+	}
+	ldflags := regexp.MustCompile(`\{\{\s*\.Version\s*\}\}`).ReplaceAllString(string(m[1]), version)
+	bin := filepath.Join(t.TempDir(), "mesh")
+	cmd := exec.Command("go", "build", "-ldflags", ldflags, "-o", bin, ".")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// The release build's version reaches `mesh version`, and the binary keeps its
+// promises: data on stdout, messages on stderr, exit codes.
+func TestReleaseBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := buildWithReleaseFlags(t, "v1.2.3-test")
+	run := func(args ...string) (string, string, int) {
+		var out, errOut bytes.Buffer
+		cmd := exec.Command(bin, args...)
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return out.String(), errOut.String(), code
+	}
+
+	out, _, code := run("version", "-o", "json")
+	var info struct{ ClientVersion string }
+	if err := json.Unmarshal([]byte(out), &info); err != nil || code != 0 || info.ClientVersion != "v1.2.3-test" {
+		t.Fatalf("version -o json: %q (exit %d, %v)", out, code, err)
+	}
+
+	out, errOut, code := run("install")
+	if code != 0 || errOut != "" || !strings.Contains(out, "image: ghcr.io/meshplane/controller:v1.2.3-test") {
+		t.Errorf("install: exit %d, stderr %q", code, errOut)
+	}
+
+	out, errOut, code = run("install", "--set", "nope=1")
+	if code != 1 || out != "" || !strings.Contains(errOut, "Error: --set nope=1: nope: unknown key") {
+		t.Errorf("bad install: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
