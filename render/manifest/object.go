@@ -54,53 +54,31 @@ type header struct {
 // errors; documents are numbered from 1 among all documents of the stream.
 func SplitYAML(source string, data []byte) ([]Object, error) {
 	var objs []Object
-	for i, doc := range splitDocuments(data) {
-		if isBlank(doc) {
-			continue
-		}
+	err := eachYAML(source, bufio.NewReader(bytes.NewReader(data)), func(d Doc) error {
 		var h header
-		if err := yaml.Unmarshal(doc, &h); err != nil {
-			return nil, fmt.Errorf("%s: document %d: %w", source, i+1, err)
+		if err := yaml.Unmarshal(d.Raw, &h); err != nil {
+			return fmt.Errorf("%s: %w", d, err)
 		}
 		if h.APIVersion == "" || h.Kind == "" {
-			return nil, fmt.Errorf("%s: document %d: apiVersion and kind are required", source, i+1)
+			return fmt.Errorf("%s: apiVersion and kind are required", d)
 		}
 		if h.Metadata.Name == "" {
-			return nil, fmt.Errorf("%s: document %d (%s): metadata.name is required", source, i+1, h.Kind)
+			return fmt.Errorf("%s (%s): metadata.name is required", d, h.Kind)
 		}
 		objs = append(objs, Object{
 			APIVersion: h.APIVersion,
 			Kind:       h.Kind,
 			Namespace:  h.Metadata.Namespace,
 			Name:       h.Metadata.Name,
-			YAML:       trimDocument(doc),
-			Source:     fmt.Sprintf("%s (document %d)", source, i+1),
+			YAML:       trimDocument(d.Raw),
+			Source:     fmt.Sprintf("%s (document %d)", source, d.Index),
 		})
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return objs, nil
-}
-
-// splitDocuments cuts data at separator lines ("---", then nothing, spaces or a comment;
-// content after "--- " starts the next document). It keeps each document's bytes as
-// they were. Blank text before a leading separator is not a document.
-func splitDocuments(data []byte) [][]byte {
-	var docs [][]byte
-	start := 0
-	off := 0
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 64*1024), len(data)+1)
-	sc.Split(scanLinesKeepEOL)
-	for sc.Scan() {
-		line := sc.Bytes()
-		if content, ok := separator(line); ok {
-			if len(docs) > 0 || !isBlank(data[start:off]) {
-				docs = append(docs, data[start:off])
-			}
-			start = off + len(line) - len(content)
-		}
-		off += len(line)
-	}
-	return append(docs, data[start:])
 }
 
 // separator tells whether line is a document separator, and returns the content that
@@ -121,16 +99,6 @@ func separator(line []byte) ([]byte, bool) {
 	default:
 		return trimmed, true
 	}
-}
-
-func scanLinesKeepEOL(data []byte, atEOF bool) (int, []byte, error) {
-	if i := bytes.IndexByte(data, '\n'); i >= 0 {
-		return i + 1, data[:i+1], nil
-	}
-	if atEOF && len(data) > 0 {
-		return len(data), data, nil
-	}
-	return 0, nil, nil
 }
 
 func isBlank(doc []byte) bool {
