@@ -1,0 +1,73 @@
+# Build, lint and test entry points. CI runs `make test` (see .ci/run).
+#
+# Tools (golangci-lint, goreleaser) are pinned in the separate module
+# hack/tools/go.mod and run with `go tool -modfile=...`: nothing is installed
+# into GOPATH/bin, and the built tools are cached in the Go build cache.
+
+GO ?= go
+
+TOOLS_MODFILE = hack/tools/go.mod
+# -modfile cannot be used in workspace mode, so tools always run with GOWORK=off.
+GOTOOL = GOWORK=off $(GO) tool -modfile=$(TOOLS_MODFILE)
+GOLANGCI_LINT = $(GOTOOL) golangci-lint
+GORELEASER = $(GOTOOL) goreleaser
+
+LINT_FLAGS = --timeout 10m
+GO_TEST_FLAGS = -count=1
+
+# Package path segments the module must not have (depguard cannot express it).
+FORBIDDEN_SEGMENTS = pkg|util|utils|common
+
+.PHONY: all tools build lint lint-layout release-check unit test go-test generate fmt
+
+all: build
+
+## tools: build the pinned golangci-lint and goreleaser (cached by `go tool`).
+tools:
+	$(GOLANGCI_LINT) version
+	$(GORELEASER) --version
+
+## build: compile every package.
+build:
+	$(GO) build ./...
+
+## lint: golangci-lint (.golangci.yml, incl. the depguard layout rules) + lint-layout.
+lint: lint-layout
+	$(GOLANGCI_LINT) run $(LINT_FLAGS) ./...
+
+## lint-layout: no package path segment named pkg, util, utils or common.
+lint-layout:
+	@bad=`$(GO) list -f '{{.ImportPath}}' ./... | grep -E '/($(FORBIDDEN_SEGMENTS))(/|$$)' || true`; \
+	if [ -n "$$bad" ]; then \
+		echo "packages with a forbidden path segment ($(FORBIDDEN_SEGMENTS)):"; \
+		echo "$$bad"; \
+		exit 1; \
+	fi
+
+## release-check: validate .goreleaser.yaml.
+release-check:
+	$(GORELEASER) check
+
+## unit: run the Go tests (cached results allowed).
+unit:
+	$(GO) test ./...
+
+## test: what CI runs. Steps run one after another, in this order, even
+## under `make -j`. Add further steps (e.g. starting a test cluster) before
+## the go-test line.
+test:
+	$(MAKE) tools
+	$(MAKE) lint
+	$(MAKE) release-check
+	$(MAKE) go-test
+
+go-test:
+	$(GO) test $(GO_TEST_FLAGS) ./...
+
+## generate: run go:generate directives.
+generate:
+	$(GO) generate ./...
+
+## fmt: format the code with the formatters enabled in .golangci.yml (gofmt -s).
+fmt:
+	$(GOLANGCI_LINT) fmt ./...
