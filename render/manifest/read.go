@@ -172,7 +172,7 @@ func eachFile(path string, fn func(Doc) error) error {
 func eachInStream(source string, r io.Reader, fn func(Doc) error) error {
 	br := bufio.NewReaderSize(r, 64<<10)
 	first, err := firstByte(br)
-	if err == io.EOF {
+	if errors.Is(err, io.EOF) {
 		return nil
 	}
 	if err != nil {
@@ -236,10 +236,10 @@ func eachYAML(source string, r *bufio.Reader, fn func(Doc) error) error {
 	}
 	for {
 		line, err := r.ReadSlice('\n')
-		if err == bufio.ErrBufferFull {
+		if errors.Is(err, bufio.ErrBufferFull) {
 			// A line longer than the buffer: gather it whole.
 			full := append([]byte(nil), line...)
-			for err == bufio.ErrBufferFull {
+			for errors.Is(err, bufio.ErrBufferFull) {
 				line, err = r.ReadSlice('\n')
 				full = append(full, line...)
 				if len(full) > MaxDocumentSize {
@@ -267,7 +267,7 @@ func eachYAML(source string, r *bufio.Reader, fn func(Doc) error) error {
 				return fmt.Errorf("%s: document %d is larger than %d MiB", source, index+1, MaxDocumentSize>>20)
 			}
 		}
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			if len(doc) > 0 || seen {
 				return emit()
 			}
