@@ -11,6 +11,7 @@ import (
 
 	"github.com/meshplane/mesh/cli/exitcode"
 	"github.com/meshplane/mesh/cli/identity"
+	clinject "github.com/meshplane/mesh/cli/inject"
 	"github.com/meshplane/mesh/cli/install"
 	"github.com/meshplane/mesh/cli/iostreams"
 	"github.com/meshplane/mesh/cli/version"
@@ -33,6 +34,7 @@ func NewRootCmd(io *iostreams.IOStreams) *cobra.Command {
 	root.CompletionOptions.HiddenDefaultCmd = true
 	root.AddCommand(
 		install.NewCmd(io, nil),
+		clinject.NewCmd(io, nil),
 		identity.NewCmd(io),
 		version.NewCmd(io, nil),
 	)

@@ -1,0 +1,150 @@
+// Package inject is `mesh inject`: it marks workloads for the mesh in manifests, for
+// `mesh inject -f app.yaml | kubectl apply -f -` or for committing to Git.
+package inject
+
+import (
+	"fmt"
+	"net"
+	"regexp"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/meshplane/mesh/cli/exitcode"
+	"github.com/meshplane/mesh/cli/iostreams"
+	"github.com/meshplane/mesh/render/inject"
+	"github.com/meshplane/mesh/render/manifest"
+)
+
+// Options of `mesh inject`.
+type Options struct {
+	Inputs     manifest.Inputs
+	Namespaces bool
+	Output     string // "", yaml or json
+	Quiet      bool
+	// Config flags, by annotation name under config.meshplane.io/.
+	Config map[string]string
+}
+
+// configFlags are the per-workload overrides, each a config.meshplane.io/<name> annotation.
+var configFlags = []struct {
+	name, usage string
+	check       func(string) error
+}{
+	{"proxy-cpu-request", "proxy CPU request (a quantity, e.g. 100m)", quantity},
+	{"proxy-cpu-limit", "proxy CPU limit", quantity},
+	{"proxy-memory-request", "proxy memory request (e.g. 20Mi)", quantity},
+	{"proxy-memory-limit", "proxy memory limit", quantity},
+	{"proxy-log-level", "proxy log level (e.g. warn,mesh=debug)", nonEmpty},
+	{"proxy-image", "proxy image (registry/name:tag)", nonEmpty},
+	{"opaque-ports", "ports proxied as opaque TCP (e.g. 3306,5432-5434)", ports},
+	{"skip-inbound-ports", "inbound ports the proxy does not intercept", ports},
+	{"skip-outbound-ports", "outbound ports the proxy does not intercept", ports},
+	{"skip-subnets", "outbound CIDRs the proxy does not intercept (e.g. 10.0.0.0/8)", cidrs},
+}
+
+// NewCmd builds `mesh inject`. runF replaces the run function in tests.
+func NewCmd(io *iostreams.IOStreams, runF func(*Options) error) *cobra.Command {
+	opts := &Options{Config: map[string]string{}}
+	flagValues := make([]string, len(configFlags))
+	cmd := &cobra.Command{
+		Use:   "inject [-f FILE|DIR|URL|-]... [-k DIR] [FILE...]",
+		Short: "Add workloads to the mesh: annotate pod templates for the proxy injector",
+		Long: `Add the meshplane.io/inject: enabled annotation to the pod templates of Deployments,
+StatefulSets, DaemonSets, ReplicaSets, ReplicationControllers, Jobs, CronJobs and Pods
+(and, with --namespaces, to Namespaces). Documents are edited in place: comments, key
+order, quoting and untouched documents stay exactly as they were. Output goes to
+stdout only if every document is valid; a report goes to stderr.`,
+		Example: `  mesh inject -f app.yaml | kubectl apply -f -
+  mesh inject -R -f k8s/ --proxy-log-level debug > meshed.yaml
+  kubectl get deploy -o yaml | mesh inject - | kubectl apply -f -`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Inputs.Filenames = append(opts.Inputs.Filenames, args...)
+			if len(opts.Inputs.Filenames) == 0 && opts.Inputs.Kustomize == "" {
+				return exitcode.Usage(fmt.Errorf("no input: pass -f FILE|DIR|URL|-, a file argument, or -k DIR"))
+			}
+			if opts.Output != "" && opts.Output != inject.YAML && opts.Output != inject.JSON {
+				return exitcode.Usage(fmt.Errorf("--output must be yaml or json, not %q", opts.Output))
+			}
+			for i, f := range configFlags {
+				if !cmd.Flags().Changed(f.name) {
+					continue
+				}
+				if err := f.check(flagValues[i]); err != nil {
+					return exitcode.Usage(fmt.Errorf("--%s %q: %w", f.name, flagValues[i], err))
+				}
+				opts.Config[inject.ConfigPrefix+f.name] = flagValues[i]
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return Run(cmd, io, opts)
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVarP(&opts.Inputs.Filenames, "filename", "f", nil, "file, directory, https URL or - (stdin); repeatable")
+	f.BoolVarP(&opts.Inputs.Recursive, "recursive", "R", false, "read directories recursively")
+	f.StringVarP(&opts.Inputs.Kustomize, "kustomize", "k", "", "build this kustomization directory first")
+	f.BoolVar(&opts.Namespaces, "namespaces", false, "also annotate Namespace objects, meshing every pod created in them")
+	f.StringVarP(&opts.Output, "output", "o", "", "output format: yaml or json (default: the input's)")
+	f.BoolVarP(&opts.Quiet, "quiet", "q", false, "no report on stderr (warnings too)")
+	for i, c := range configFlags {
+		f.StringVar(&flagValues[i], c.name, "", c.usage+" (annotation "+inject.ConfigPrefix+c.name+")")
+	}
+	return cmd
+}
+
+// Run injects and prints: manifests on stdout, the report on stderr.
+func Run(cmd *cobra.Command, io *iostreams.IOStreams, o *Options) error {
+	in, err := inject.New(inject.Options{Namespaces: o.Namespaces, Config: o.Config})
+	if err != nil {
+		return err
+	}
+	results, err := in.Stream(cmd.Context(), o.Inputs, manifest.Env{Stdin: io.In}, o.Output, io.Out)
+	if err != nil {
+		return err
+	}
+	if o.Quiet {
+		return nil
+	}
+	for _, r := range results {
+		for _, w := range r.Warnings {
+			fmt.Fprintf(io.ErrOut, "Warning: %s\n", w)
+		}
+	}
+	for _, r := range results {
+		fmt.Fprintln(io.ErrOut, r)
+	}
+	return nil
+}
+
+var portList = regexp.MustCompile(`^[0-9]{1,5}(-[0-9]{1,5})?(,[0-9]{1,5}(-[0-9]{1,5})?)*$`)
+
+func ports(s string) error {
+	if !portList.MatchString(s) {
+		return fmt.Errorf("want comma-separated ports or ranges, e.g. 25,3306,5432-5434")
+	}
+	return nil
+}
+
+func cidrs(s string) error {
+	for _, c := range strings.Split(s, ",") {
+		if _, _, err := net.ParseCIDR(strings.TrimSpace(c)); err != nil {
+			return fmt.Errorf("want comma-separated CIDRs: %w", err)
+		}
+	}
+	return nil
+}
+
+func quantity(s string) error {
+	_, err := resource.ParseQuantity(s)
+	return err
+}
+
+func nonEmpty(s string) error {
+	if strings.TrimSpace(s) == "" {
+		return fmt.Errorf("must not be empty")
+	}
+	return nil
+}
