@@ -212,9 +212,10 @@ func scalarLen(rest []byte, v *yaml.Node) int {
 	switch {
 	case v.Style&yaml.DoubleQuotedStyle != 0:
 		for i := 1; i < len(rest); i++ {
-			if rest[i] == '\\' {
+			switch rest[i] {
+			case '\\':
 				i++
-			} else if rest[i] == '"' {
+			case '"':
 				return i + 1
 			}
 		}
@@ -364,10 +365,16 @@ func matchBrace(src []byte, start int) (int, error) {
 				}
 			}
 		case '\'':
-			for i++; i < len(src) && !(src[i] == '\'' && (i+1 >= len(src) || src[i+1] != '\'')); i++ {
-				if src[i] == '\'' {
-					i++
+			// A single-quoted scalar ends at a quote not followed by another ('' escapes).
+			for i++; i < len(src); i++ {
+				if src[i] != '\'' {
+					continue
 				}
+				if i+1 < len(src) && src[i+1] == '\'' {
+					i++
+					continue
+				}
+				break
 			}
 		case '{', '[':
 			depth++

@@ -77,14 +77,14 @@ func (in *Injector) Stream(ctx context.Context, inputs manifest.Inputs, env mani
 	bw := bufio.NewWriterSize(w, 256<<10)
 	list := output == JSON && len(entries) != 1
 	if list {
-		bw.WriteString("{\n  \"apiVersion\": \"v1\",\n  \"kind\": \"List\",\n  \"items\": [\n")
+		_, _ = bw.WriteString("{\n  \"apiVersion\": \"v1\",\n  \"kind\": \"List\",\n  \"items\": [\n") // bufio keeps the error for Flush
 	}
 	for i, e := range entries {
 		switch {
 		case list && i > 0:
-			bw.WriteString(",\n")
+			_, _ = bw.WriteString(",\n") // bufio keeps the error for Flush
 		case !jsonOut && i > 0:
-			bw.WriteString("---\n")
+			_, _ = bw.WriteString("---\n") // bufio keeps the error for Flush
 		}
 		if output == JSON { // compact in the spool: indent as an item or on its own
 			buf := make([]byte, e.size)
@@ -94,22 +94,22 @@ func (in *Injector) Stream(ctx context.Context, inputs manifest.Inputs, env mani
 			prefix := ""
 			if list {
 				prefix = "    "
-				bw.WriteString(prefix)
+				_, _ = bw.WriteString(prefix) // bufio keeps the error for Flush
 			}
 			var b bytes.Buffer
 			if err := json.Indent(&b, buf, prefix, "  "); err != nil {
 				return nil, err
 			}
-			bw.Write(b.Bytes())
+			_, _ = bw.Write(b.Bytes()) // bufio keeps the error for Flush
 		} else if _, err := io.CopyN(bw, spool, e.size); err != nil {
 			return nil, fmt.Errorf("spool file: %w", err)
 		}
 		if jsonOut && !list {
-			bw.WriteString("\n")
+			_, _ = bw.WriteString("\n") // bufio keeps the error for Flush
 		}
 	}
 	if list {
-		bw.WriteString("\n  ]\n}\n")
+		_, _ = bw.WriteString("\n  ]\n}\n") // bufio keeps the error for Flush
 	}
 	if err := bw.Flush(); err != nil {
 		return nil, err
