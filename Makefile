@@ -18,7 +18,9 @@ GO_TEST_FLAGS = -count=1
 # Package path segments the module must not have (depguard cannot express it).
 FORBIDDEN_SEGMENTS = pkg|util|utils|common
 
-.PHONY: all tools build lint lint-layout release-check unit test go-test generate fmt
+TESTENV = hack/testenv.sh
+
+.PHONY: all tools build lint lint-layout release-check unit test go-test go-test-cluster generate fmt
 
 all: build
 
@@ -59,7 +61,16 @@ test:
 	$(MAKE) tools
 	$(MAKE) lint
 	$(MAKE) release-check
-	$(MAKE) go-test
+	$(TESTENV) install
+	$(MAKE) go-test-cluster
+
+## go-test-cluster: start the test cluster (hack/testenv.sh), run go-test against it with
+## MESH_REQUIRE_TEST_CLUSTER=1 (tests that need it fail instead of skipping), and stop it
+## at the end, even on failure or Ctrl-C.
+go-test-cluster:
+	@trap '$(TESTENV) stop' EXIT; trap 'exit 130' INT TERM; \
+	$(TESTENV) start && eval "$$($(TESTENV) env)" && \
+	MESH_REQUIRE_TEST_CLUSTER=1 $(MAKE) go-test
 
 go-test:
 	$(GO) test $(GO_TEST_FLAGS) ./...

@@ -57,7 +57,7 @@ func Kubeconfig(t testing.TB) string {
 	if path == "" {
 		missing = EnvKubeconfig + " is not set"
 	} else if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		missing = fmt.Sprintf("%s=%s does not exist (the cluster is stopped?)", EnvKubeconfig, path)
+		missing = fmt.Sprintf("%s=%s does not exist (is the cluster stopped?)", EnvKubeconfig, path)
 	} else if err != nil {
 		missing = fmt.Sprintf("%s=%s: %v", EnvKubeconfig, path, err)
 	} else {
@@ -65,11 +65,11 @@ func Kubeconfig(t testing.TB) string {
 	}
 	if required() {
 		t.Fatal("testcluster: " + EnvRequire + "=1 but there is no test cluster: " + missing +
-			".\nStart one with: " + howToStart)
+			".\nStart it with: " + howToStart)
 		return ""
 	}
-	t.Skip("testcluster: no test cluster (" + missing + "). To run this test: " +
-		howToStart + "; or run make test")
+	t.Skip("testcluster: no test cluster: " + missing + ".\nTo run this test: " +
+		howToStart + "\nor run make test.")
 	return ""
 }
 

@@ -139,6 +139,7 @@ func TestKubectlServerDryRun(t *testing.T) {
 	if err == nil {
 		t.Fatalf("kubectl apply --validate=strict of a ConfigMap with an unknown field succeeded:\n%s", out)
 	}
+	t.Logf("kubectl apply --validate=strict of a ConfigMap with a typo: %v\n%s", err, out)
 	if want := `unknown field "metadata.lables"`; !strings.Contains(out, want) {
 		t.Errorf("kubectl apply --validate=strict of a ConfigMap with an unknown field: output does not name it (%s):\n%s", want, out)
 	}
