@@ -35,6 +35,7 @@ func NewRootCmd(io *iostreams.IOStreams) *cobra.Command {
 	root.AddCommand(
 		install.NewCmd(io, nil),
 		clinject.NewCmd(io, nil),
+		clinject.NewCmdUninject(io, nil),
 		identity.NewCmd(io),
 		version.NewCmd(io, nil),
 	)

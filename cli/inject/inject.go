@@ -13,8 +13,12 @@ import (
 
 	"github.com/meshplane/mesh/cli/exitcode"
 	"github.com/meshplane/mesh/cli/iostreams"
+	"github.com/meshplane/mesh/cli/version"
+	"github.com/meshplane/mesh/render/identity"
 	"github.com/meshplane/mesh/render/inject"
+	"github.com/meshplane/mesh/render/install"
 	"github.com/meshplane/mesh/render/manifest"
+	"github.com/meshplane/mesh/render/values"
 )
 
 // Options of `mesh inject`.
@@ -25,6 +29,14 @@ type Options struct {
 	Quiet      bool
 	// Config flags, by annotation name under config.meshplane.io/.
 	Config map[string]string
+
+	// --manual: write the proxy into the pod spec, with the settings of an install.
+	Manual           bool
+	Version          string
+	ControlPlaneNS   string
+	InstallValues    []string // values files of the install (mesh install --print-values)
+	TrustAnchorsFile string
+	Uninject         bool
 }
 
 // configFlags are the per-workload overrides, each a config.meshplane.io/<name> annotation.
@@ -46,7 +58,7 @@ var configFlags = []struct {
 
 // NewCmd builds `mesh inject`. runF replaces the run function in tests.
 func NewCmd(io *iostreams.IOStreams, runF func(*Options) error) *cobra.Command {
-	opts := &Options{Config: map[string]string{}}
+	opts := &Options{Config: map[string]string{}, Version: version.Version(), ControlPlaneNS: install.DefaultNamespace}
 	flagValues := make([]string, len(configFlags))
 	cmd := &cobra.Command{
 		Use:   "inject [-f FILE|DIR|URL|-]... [-k DIR] [FILE...]",
@@ -63,6 +75,9 @@ stdout only if every document is valid; a report goes to stderr.`,
 			opts.Inputs.Filenames = append(opts.Inputs.Filenames, args...)
 			if len(opts.Inputs.Filenames) == 0 && opts.Inputs.Kustomize == "" {
 				return exitcode.Usage(fmt.Errorf("no input: pass -f FILE|DIR|URL|-, a file argument, or -k DIR"))
+			}
+			if !opts.Manual && (len(opts.InstallValues) > 0 || opts.TrustAnchorsFile != "") {
+				return exitcode.Usage(fmt.Errorf("--install-values and --identity-trust-anchors-file go with --manual"))
 			}
 			if opts.Output != "" && opts.Output != inject.YAML && opts.Output != inject.JSON {
 				return exitcode.Usage(fmt.Errorf("--output must be yaml or json, not %q", opts.Output))
@@ -82,13 +97,12 @@ stdout only if every document is valid; a report goes to stderr.`,
 			return Run(cmd, io, opts)
 		},
 	}
+	inputFlags(cmd, opts)
 	f := cmd.Flags()
-	f.StringArrayVarP(&opts.Inputs.Filenames, "filename", "f", nil, "file, directory, https URL or - (stdin); repeatable")
-	f.BoolVarP(&opts.Inputs.Recursive, "recursive", "R", false, "read directories recursively")
-	f.StringVarP(&opts.Inputs.Kustomize, "kustomize", "k", "", "build this kustomization directory first")
-	f.BoolVar(&opts.Namespaces, "namespaces", false, "also annotate Namespace objects, meshing every pod created in them")
-	f.StringVarP(&opts.Output, "output", "o", "", "output format: yaml or json (default: the input's)")
-	f.BoolVarP(&opts.Quiet, "quiet", "q", false, "no report on stderr (warnings too)")
+	f.BoolVar(&opts.Manual, "manual", false, "write the proxy into the pod spec offline, instead of leaving it to the injector webhook")
+	f.StringVar(&opts.ControlPlaneNS, "control-plane-namespace", opts.ControlPlaneNS, "namespace of the control plane (--manual)")
+	f.StringArrayVar(&opts.InstallValues, "install-values", nil, "values the control plane was installed with, e.g. from mesh install --print-values (--manual; repeatable)")
+	f.StringVar(&opts.TrustAnchorsFile, "identity-trust-anchors-file", "", "PEM trust anchors to write into the pod (--manual; default: the install values' anchors, else the mesh-identity-trust-roots ConfigMap)")
 	for i, c := range configFlags {
 		f.StringVar(&flagValues[i], c.name, "", c.usage+" (annotation "+inject.ConfigPrefix+c.name+")")
 	}
@@ -97,7 +111,15 @@ stdout only if every document is valid; a report goes to stderr.`,
 
 // Run injects and prints: manifests on stdout, the report on stderr.
 func Run(cmd *cobra.Command, io *iostreams.IOStreams, o *Options) error {
-	in, err := inject.New(inject.Options{Namespaces: o.Namespaces, Config: o.Config})
+	injOpts := inject.Options{Namespaces: o.Namespaces, Config: o.Config, Uninject: o.Uninject}
+	if o.Manual {
+		m, err := manualOptions(io, o)
+		if err != nil {
+			return err
+		}
+		injOpts.Manual = m
+	}
+	in, err := inject.New(injOpts)
 	if err != nil {
 		return err
 	}
@@ -117,6 +139,72 @@ func Run(cmd *cobra.Command, io *iostreams.IOStreams, o *Options) error {
 		fmt.Fprintln(io.ErrOut, r)
 	}
 	return nil
+}
+
+// manualOptions reads the install's values and trust anchors for --manual.
+func manualOptions(io *iostreams.IOStreams, o *Options) (*inject.Manual, error) {
+	v, err := install.EffectiveValues(install.Options{
+		Version: o.Version, Namespace: o.ControlPlaneNS, Values: values.Options{ValueFiles: o.InstallValues},
+	}, io)
+	if err != nil {
+		return nil, fmt.Errorf("install values: %w", err)
+	}
+	m := &inject.Manual{Version: o.Version, Namespace: o.ControlPlaneNS, Values: v}
+	if o.TrustAnchorsFile != "" {
+		b, err := io.ReadFile(o.TrustAnchorsFile)
+		if err != nil {
+			return nil, fmt.Errorf("--identity-trust-anchors-file: %w", err)
+		}
+		certs, err := identity.ParseCertificates("--identity-trust-anchors-file "+o.TrustAnchorsFile, b)
+		if err != nil {
+			return nil, err
+		}
+		if err := identity.CheckAnchors(o.TrustAnchorsFile, certs); err != nil {
+			return nil, err
+		}
+		m.TrustAnchorsPEM = string(b)
+	}
+	return m, nil
+}
+
+// NewCmdUninject builds `mesh uninject`: it removes what `mesh inject` added.
+func NewCmdUninject(io *iostreams.IOStreams, runF func(*Options) error) *cobra.Command {
+	opts := &Options{Config: map[string]string{}, Uninject: true}
+	cmd := &cobra.Command{
+		Use:   "uninject [-f FILE|DIR|URL|-]... [-k DIR] [FILE...]",
+		Short: "Remove workloads from the mesh: undo mesh inject (annotation or --manual)",
+		Long: `Remove what mesh inject added: the proxy and init containers, their volumes, and the
+meshplane.io/inject and meshplane.io/proxy-version annotations (with --namespaces, from
+Namespaces too). config.meshplane.io/* annotations stay. Documents are edited in
+place; output goes to stdout only if every document is valid.`,
+		Example: `  mesh uninject -f meshed.yaml | kubectl apply -f -`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Inputs.Filenames = append(opts.Inputs.Filenames, args...)
+			if len(opts.Inputs.Filenames) == 0 && opts.Inputs.Kustomize == "" {
+				return exitcode.Usage(fmt.Errorf("no input: pass -f FILE|DIR|URL|-, a file argument, or -k DIR"))
+			}
+			if opts.Output != "" && opts.Output != inject.YAML && opts.Output != inject.JSON {
+				return exitcode.Usage(fmt.Errorf("--output must be yaml or json, not %q", opts.Output))
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return Run(cmd, io, opts)
+		},
+	}
+	inputFlags(cmd, opts)
+	return cmd
+}
+
+// inputFlags are the flags inject and uninject share.
+func inputFlags(cmd *cobra.Command, opts *Options) {
+	f := cmd.Flags()
+	f.StringArrayVarP(&opts.Inputs.Filenames, "filename", "f", nil, "file, directory, https URL or - (stdin); repeatable")
+	f.BoolVarP(&opts.Inputs.Recursive, "recursive", "R", false, "read directories recursively")
+	f.StringVarP(&opts.Inputs.Kustomize, "kustomize", "k", "", "build this kustomization directory first")
+	f.BoolVar(&opts.Namespaces, "namespaces", false, "also edit Namespace objects")
+	f.StringVarP(&opts.Output, "output", "o", "", "output format: yaml or json (default: the input's)")
+	f.BoolVarP(&opts.Quiet, "quiet", "q", false, "no report on stderr (warnings too)")
 }
 
 var portList = regexp.MustCompile(`^[0-9]{1,5}(-[0-9]{1,5})?(,[0-9]{1,5}(-[0-9]{1,5})?)*$`)

@@ -30,6 +30,10 @@ type Options struct {
 	Namespaces bool
 	// Config are config.meshplane.io/* annotations set on every injected pod template.
 	Config map[string]string
+	// Manual, when set, writes the proxy into the pod spec instead of only annotating.
+	Manual *Manual
+	// Uninject removes what inject (either mode) added, instead of injecting.
+	Uninject bool
 }
 
 // Result is what happened to one object.
@@ -144,7 +148,17 @@ func (in *Injector) object(d *yamlDoc, obj *yaml.Node, src []byte, where string)
 	if kind == "Namespace" {
 		if !in.opts.Namespaces {
 			res.Action, res.Reason = "skipped", "pass --namespaces to mesh every pod in it"
+			if in.opts.Uninject {
+				res.Reason = "pass --namespaces to include Namespaces"
+			}
 			return []Result{res}, nil
+		}
+		if in.opts.Uninject {
+			r, err := in.uninject(d, obj, res)
+			if err != nil {
+				return nil, fmt.Errorf("%s%s/%s: %w", where, kind, name, err)
+			}
+			return []Result{r}, nil
 		}
 		return []Result{in.annotate(d, obj, res)}, nil
 	}
@@ -159,6 +173,13 @@ func (in *Injector) object(d *yamlDoc, obj *yaml.Node, src []byte, where string)
 			return nil, fmt.Errorf("%s%s/%s: %s is missing", where, kind, name, strings.Join(tp, "."))
 		}
 	}
+	if in.opts.Uninject {
+		r, err := in.uninject(d, tmpl, res)
+		if err != nil {
+			return nil, fmt.Errorf("%s%s/%s: %w", where, kind, name, err)
+		}
+		return []Result{r}, nil
+	}
 	if reason, warn := refusal(obj, tmpl); reason != "" {
 		res.Action, res.Reason = "skipped", reason
 		if warn {
@@ -167,6 +188,13 @@ func (in *Injector) object(d *yamlDoc, obj *yaml.Node, src []byte, where string)
 		return []Result{res}, nil
 	}
 	res.Warnings = append(res.Warnings, podWarnings(strings.ToLower(kind)+"/"+name, at(tmpl, "spec"))...)
+	if in.opts.Manual != nil {
+		r, err := in.manual(d, tmpl, res)
+		if err != nil {
+			return nil, fmt.Errorf("%s%s/%s: %w", where, kind, name, err)
+		}
+		return []Result{r}, nil
+	}
 	return []Result{in.annotate(d, tmpl, res)}, nil
 }
 

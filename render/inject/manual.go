@@ -1,0 +1,491 @@
+package inject
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	yaml "go.yaml.in/yaml/v3"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+// What --manual adds, by name; uninject removes exactly these.
+const (
+	ProxyContainer       = "mesh-proxy"
+	InitContainer        = "mesh-init"
+	ProxyVersion         = "meshplane.io/proxy-version"
+	TrustRootsConfigMap  = "mesh-identity-trust-roots"
+	volumeEndEntity      = "mesh-identity-end-entity"
+	volumeToken          = "mesh-identity-token"
+	volumeTrustRoots     = "mesh-identity-trust-roots"
+	volumeXtables        = "mesh-init-xtables"
+	tokenPath            = "/var/run/secrets/tokens"
+	identityDir          = "/var/run/mesh/identity/end-entity"
+	trustRootsDir        = "/var/run/mesh/identity/trust-roots"
+	tokenExpirationInSec = 86400
+)
+
+var meshVolumes = map[string]bool{volumeEndEntity: true, volumeToken: true, volumeTrustRoots: true, volumeXtables: true}
+
+// Manual is what --manual needs to write the proxy into pod specs offline.
+type Manual struct {
+	Version   string         // mesh version: the proxy image tag unless image.tag is set
+	Namespace string         // the control plane's namespace
+	Values    map[string]any // the control plane's effective values (mesh install --print-values)
+	// TrustAnchorsPEM, when set, is written into the pod; otherwise the values'
+	// identity.trustAnchorsPEM; otherwise the pod mounts the mesh-identity-trust-roots
+	// ConfigMap that the identity controller publishes in every meshed namespace.
+	TrustAnchorsPEM string
+}
+
+func (m *Manual) str(path string) string {
+	v, _ := lookupPath(m.Values, path)
+	switch t := v.(type) {
+	case string:
+		return t
+	case nil:
+		return ""
+	case float64:
+		return strconv.FormatFloat(t, 'f', -1, 64)
+	default:
+		return fmt.Sprint(t)
+	}
+}
+
+func lookupPath(m map[string]any, path string) (any, bool) {
+	var cur any = m
+	for _, k := range strings.Split(path, ".") {
+		cm, ok := cur.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if cur, ok = cm[k]; !ok {
+			return nil, false
+		}
+	}
+	return cur, true
+}
+
+func (m *Manual) port(path string) (int32, error) {
+	p, err := strconv.Atoi(m.str(path))
+	if err != nil || p < 1 || p > 65535 {
+		return 0, fmt.Errorf("values: %s is not a port", path)
+	}
+	return int32(p), nil
+}
+
+// settings are one pod's proxy settings: the values, then the pod's
+// config.meshplane.io/* annotations (cfg).
+type settings struct {
+	image, pullPolicy, logLevel, logFormat            string
+	uid                                               int64
+	inbound, outbound, admin, control                 int32
+	resources                                         corev1.ResourceRequirements
+	opaque, skipIn, skipOut, skipSubnets              string
+	native, cni                                       bool
+	iptablesMode, ignoreIn, ignoreOut                 string
+	trustDomain, clusterDomain, audience, anchors     string
+	shutdown, inboundConnectTimeout, outboundTimeout string
+}
+
+func (m *Manual) settings(cfg map[string]string) (settings, error) {
+	var s settings
+	var err error
+	tag := m.str("image.tag")
+	if tag == "" {
+		tag = m.Version
+	}
+	s.image = fmt.Sprintf("%s/%s:%s", m.str("image.registry"), m.str("proxy.image"), tag)
+	s.pullPolicy, s.logLevel, s.logFormat = m.str("image.pullPolicy"), m.str("proxy.logLevel"), m.str("proxy.logFormat")
+	if s.uid, err = strconv.ParseInt(m.str("proxy.uid"), 10, 64); err != nil {
+		return s, fmt.Errorf("values: proxy.uid: %w", err)
+	}
+	for path, dst := range map[string]*int32{"proxy.ports.inbound": &s.inbound, "proxy.ports.outbound": &s.outbound, "proxy.ports.admin": &s.admin, "proxy.ports.control": &s.control} {
+		if *dst, err = m.port(path); err != nil {
+			return s, err
+		}
+	}
+	if r, ok := lookupPath(m.Values, "proxy.resources"); ok {
+		b, _ := json.Marshal(r)
+		if err := json.Unmarshal(b, &s.resources); err != nil {
+			return s, fmt.Errorf("values: proxy.resources: %w", err)
+		}
+	}
+	s.opaque, s.skipIn, s.skipOut, s.skipSubnets = m.str("proxy.opaquePorts"), m.str("proxy.skipInboundPorts"), m.str("proxy.skipOutboundPorts"), m.str("proxy.skipSubnets")
+	s.native, s.cni = m.str("proxy.nativeSidecar") != "false", m.str("proxyInit.mode") == "cni"
+	s.iptablesMode, s.ignoreIn, s.ignoreOut = m.str("proxyInit.iptablesMode"), m.str("proxyInit.ignoreInboundPorts"), m.str("proxyInit.ignoreOutboundPorts")
+	s.trustDomain, s.clusterDomain, s.audience = m.str("identity.trustDomain"), m.str("clusterDomain"), m.str("identity.tokenAudience")
+	s.shutdown, s.inboundConnectTimeout, s.outboundTimeout = m.str("proxy.shutdownGracePeriod"), m.str("proxy.inboundConnectTimeout"), m.str("proxy.outboundConnectTimeout")
+	s.anchors = m.TrustAnchorsPEM
+	if s.anchors == "" {
+		s.anchors = m.str("identity.trustAnchorsPEM")
+	}
+	// Per-pod overrides.
+	for k, v := range cfg {
+		name := strings.TrimPrefix(k, ConfigPrefix)
+		switch name {
+		case "proxy-cpu-request", "proxy-cpu-limit", "proxy-memory-request", "proxy-memory-limit":
+			q, err := resource.ParseQuantity(v)
+			if err != nil {
+				return s, fmt.Errorf("%s: %w", k, err)
+			}
+			res := corev1.ResourceCPU
+			if strings.Contains(name, "memory") {
+				res = corev1.ResourceMemory
+			}
+			if strings.HasSuffix(name, "request") {
+				if s.resources.Requests == nil {
+					s.resources.Requests = corev1.ResourceList{}
+				}
+				s.resources.Requests[res] = q
+			} else {
+				if s.resources.Limits == nil {
+					s.resources.Limits = corev1.ResourceList{}
+				}
+				s.resources.Limits[res] = q
+			}
+		case "proxy-log-level":
+			s.logLevel = v
+		case "proxy-image":
+			s.image = v
+		case "opaque-ports":
+			s.opaque = v
+		case "skip-inbound-ports":
+			s.skipIn = v
+		case "skip-outbound-ports":
+			s.skipOut = v
+		case "skip-subnets":
+			s.skipSubnets = v
+		default:
+			return s, fmt.Errorf("unknown annotation %s", k)
+		}
+	}
+	return s, nil
+}
+
+func joinNonEmpty(parts ...string) string {
+	var out []string
+	for _, p := range parts {
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	return strings.Join(out, ",")
+}
+
+func env(name, value string) corev1.EnvVar { return corev1.EnvVar{Name: name, Value: value} }
+
+func fieldEnv(name, path string) corev1.EnvVar {
+	return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: path}}}
+}
+
+// proxy builds the proxy container, the init container (nil in CNI mode) and the volumes.
+func (s settings) proxy(ns string, appPorts []string) (corev1.Container, *corev1.Container, []corev1.Volume) {
+	svc := func(name string, port int) string {
+		return fmt.Sprintf("mesh-%s.%s.svc.%s.:%d", name, ns, s.clusterDomain, port)
+	}
+	id := func(sa string) string { return fmt.Sprintf("%s.%s.serviceaccount.identity.%s", sa, ns, s.trustDomain) }
+	envs := []corev1.EnvVar{
+		env("MESH_PROXY_LOG", s.logLevel),
+		env("MESH_PROXY_LOG_FORMAT", s.logFormat),
+		env("MESH_PROXY_INBOUND_LISTEN_ADDR", fmt.Sprintf("0.0.0.0:%d", s.inbound)),
+		env("MESH_PROXY_OUTBOUND_LISTEN_ADDR", fmt.Sprintf("127.0.0.1:%d", s.outbound)),
+		env("MESH_PROXY_ADMIN_LISTEN_ADDR", fmt.Sprintf("0.0.0.0:%d", s.admin)),
+		env("MESH_PROXY_CONTROL_LISTEN_ADDR", fmt.Sprintf("0.0.0.0:%d", s.control)),
+		env("MESH_PROXY_INBOUND_PORTS", strings.Join(appPorts, ",")),
+		env("MESH_PROXY_OPAQUE_PORTS", s.opaque),
+		env("MESH_PROXY_INBOUND_CONNECT_TIMEOUT", s.inboundConnectTimeout),
+		env("MESH_PROXY_OUTBOUND_CONNECT_TIMEOUT", s.outboundTimeout),
+		env("MESH_PROXY_SHUTDOWN_GRACE_PERIOD", s.shutdown),
+		env("MESH_PROXY_DESTINATION_SVC_ADDR", svc("destination", 8086)),
+		env("MESH_PROXY_DESTINATION_SVC_NAME", id("mesh-destination")),
+		env("MESH_PROXY_IDENTITY_SVC_ADDR", svc("identity", 8080)),
+		env("MESH_PROXY_IDENTITY_SVC_NAME", id("mesh-identity")),
+		env("MESH_PROXY_IDENTITY_DIR", identityDir),
+		env("MESH_PROXY_IDENTITY_TOKEN_FILE", tokenPath+"/"+volumeToken),
+		fieldEnv("_pod_sa", "spec.serviceAccountName"),
+		fieldEnv("_pod_ns", "metadata.namespace"),
+		fieldEnv("_pod_name", "metadata.name"),
+		env("MESH_PROXY_IDENTITY_LOCAL_NAME", "$(_pod_sa).$(_pod_ns).serviceaccount.identity."+s.trustDomain),
+	}
+	mounts := []corev1.VolumeMount{
+		{Name: volumeEndEntity, MountPath: identityDir},
+		{Name: volumeToken, MountPath: tokenPath, ReadOnly: true},
+	}
+	volumes := []corev1.Volume{
+		{Name: volumeEndEntity, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}}},
+		{Name: volumeToken, VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{{
+			ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Audience: s.audience, ExpirationSeconds: ptr(int64(tokenExpirationInSec)), Path: volumeToken},
+		}}}}},
+	}
+	if s.anchors != "" {
+		envs = append(envs, env("MESH_PROXY_IDENTITY_TRUST_ANCHORS", s.anchors))
+	} else {
+		envs = append(envs, env("MESH_PROXY_IDENTITY_TRUST_ANCHORS_FILE", trustRootsDir+"/ca-bundle.crt"))
+		mounts = append(mounts, corev1.VolumeMount{Name: volumeTrustRoots, MountPath: trustRootsDir, ReadOnly: true})
+		volumes = append(volumes, corev1.Volume{Name: volumeTrustRoots, VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+			LocalObjectReference: corev1.LocalObjectReference{Name: TrustRootsConfigMap},
+		}}})
+	}
+	probe := func(path string) *corev1.Probe {
+		return &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: intstr.FromInt32(s.admin)}}}
+	}
+	proxy := corev1.Container{
+		Name:            ProxyContainer,
+		Image:           s.image,
+		ImagePullPolicy: corev1.PullPolicy(s.pullPolicy),
+		Args:            []string{"run"},
+		Env:             envs,
+		Ports: []corev1.ContainerPort{
+			{Name: "mesh-proxy", ContainerPort: s.inbound},
+			{Name: "mesh-admin", ContainerPort: s.admin},
+		},
+		Resources:      s.resources,
+		VolumeMounts:   mounts,
+		LivenessProbe:  probe("/live"),
+		ReadinessProbe: probe("/ready"),
+		SecurityContext: &corev1.SecurityContext{
+			RunAsUser: ptr(s.uid), RunAsNonRoot: ptr(true), ReadOnlyRootFilesystem: ptr(true), AllowPrivilegeEscalation: ptr(false),
+			Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}, SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		},
+		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+	}
+	proxy.LivenessProbe.InitialDelaySeconds = 10
+	proxy.ReadinessProbe.InitialDelaySeconds = 2
+	if s.native {
+		// A native sidecar: starts before the app's init containers, stops after the app.
+		proxy.RestartPolicy = ptr(corev1.ContainerRestartPolicyAlways)
+		proxy.StartupProbe = probe("/ready")
+		proxy.StartupProbe.PeriodSeconds, proxy.StartupProbe.FailureThreshold = 1, 120
+	}
+	if s.cni {
+		return proxy, nil, volumes
+	}
+	init := &corev1.Container{
+		Name:            InitContainer,
+		Image:           s.image,
+		ImagePullPolicy: corev1.PullPolicy(s.pullPolicy),
+		Args: []string{
+			"init",
+			fmt.Sprintf("--inbound-port=%d", s.inbound),
+			fmt.Sprintf("--outbound-port=%d", s.outbound),
+			fmt.Sprintf("--proxy-uid=%d", s.uid),
+			"--skip-inbound-ports=" + joinNonEmpty(fmt.Sprint(s.control), fmt.Sprint(s.admin), s.ignoreIn, s.skipIn),
+			"--skip-outbound-ports=" + joinNonEmpty(s.ignoreOut, s.skipOut),
+			"--skip-subnets=" + s.skipSubnets,
+			"--iptables-mode=" + s.iptablesMode,
+		},
+		Resources: corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("10Mi")},
+			Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("50Mi")},
+		},
+		VolumeMounts: []corev1.VolumeMount{{Name: volumeXtables, MountPath: "/run"}},
+		SecurityContext: &corev1.SecurityContext{
+			RunAsUser: ptr(int64(0)), RunAsNonRoot: ptr(false), ReadOnlyRootFilesystem: ptr(true), AllowPrivilegeEscalation: ptr(false),
+			Capabilities: &corev1.Capabilities{Add: []corev1.Capability{"NET_ADMIN", "NET_RAW"}, Drop: []corev1.Capability{"ALL"}},
+		},
+		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+	}
+	volumes = append(volumes, corev1.Volume{Name: volumeXtables, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
+	return proxy, init, volumes
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// configAnnotations reads the config.meshplane.io/* annotations of a pod template.
+func configAnnotations(tmpl *yaml.Node) map[string]string {
+	out := map[string]string{}
+	ann := at(tmpl, "metadata", "annotations")
+	if ann == nil || ann.Kind != yaml.MappingNode {
+		return out
+	}
+	for i := 0; i+1 < len(ann.Content); i += 2 {
+		if k := ann.Content[i].Value; strings.HasPrefix(k, ConfigPrefix) {
+			out[k] = ann.Content[i+1].Value
+		}
+	}
+	return out
+}
+
+// appPorts lists the container ports of the app's containers, for the proxy's
+// inbound port list.
+func appPorts(spec *yaml.Node) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, list := range []string{"containers", "initContainers"} {
+		cs := at(spec, list)
+		if cs == nil || cs.Kind != yaml.SequenceNode {
+			continue
+		}
+		for _, c := range cs.Content {
+			ports := at(c, "ports")
+			if ports == nil || ports.Kind != yaml.SequenceNode {
+				continue
+			}
+			for _, p := range ports.Content {
+				if v := scalar(p, "containerPort"); v != "" && scalar(p, "protocol") != "UDP" && !seen[v] {
+					seen[v] = true
+					out = append(out, v)
+				}
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, _ := strconv.Atoi(out[i])
+		b, _ := strconv.Atoi(out[j])
+		return a < b
+	})
+	return out
+}
+
+func hasContainer(spec *yaml.Node, name string) bool {
+	for _, list := range []string{"containers", "initContainers"} {
+		if cs := at(spec, list); cs != nil && cs.Kind == yaml.SequenceNode {
+			for _, c := range cs.Content {
+				if scalar(c, "name") == name {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// manual writes the proxy into the pod template tmpl. Lists go in first: an insertion
+// at the end of spec and one at the end of the template can fall at the same offset,
+// and the deeper one must come first.
+func (in *Injector) manual(d *yamlDoc, tmpl *yaml.Node, res Result) (Result, error) {
+	spec := at(tmpl, "spec")
+	if spec == nil || spec.Kind != yaml.MappingNode {
+		return res, fmt.Errorf("the pod template has no spec")
+	}
+	if hasContainer(spec, ProxyContainer) {
+		res.Action, res.Reason = "unchanged", "already injected"
+		return res, nil
+	}
+	cfg := configAnnotations(tmpl)
+	for k, v := range in.opts.Config {
+		cfg[k] = v
+	}
+	s, err := in.opts.Manual.settings(cfg)
+	if err != nil {
+		return res, err
+	}
+	proxy, init, volumes := s.proxy(in.opts.Manual.Namespace, appPorts(spec))
+	var vols []any
+	for _, v := range volumes {
+		vols = append(vols, v)
+	}
+	if s.native {
+		items := []any{proxy}
+		if init != nil {
+			items = []any{*init, proxy}
+		}
+		if err := d.setList(spec, "initContainers", items, true); err != nil {
+			return res, err
+		}
+	} else {
+		if init != nil {
+			if err := d.setList(spec, "initContainers", []any{*init}, true); err != nil {
+				return res, err
+			}
+		}
+		if err := d.setList(spec, "containers", []any{proxy}, true); err != nil {
+			return res, err
+		}
+	}
+	if err := d.setList(spec, "volumes", vols, false); err != nil {
+		return res, err
+	}
+	kvs := []kv{{InjectAnnotation, Enabled}, {ProxyVersion, in.opts.Manual.Version}}
+	keys := make([]string, 0, len(in.opts.Config))
+	for k := range in.opts.Config {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		kvs = append(kvs, kv{k, in.opts.Config[k]})
+	}
+	if _, err := d.setStrings(tmpl, []string{"metadata", "annotations"}, kvs); err != nil {
+		return res, err
+	}
+	res.Changed, res.Action = true, "injected"
+	return res, nil
+}
+
+// uninject removes what inject added to the pod template tmpl: the proxy and init
+// containers, their volumes, and the inject and proxy-version annotations. A list or
+// mapping left empty goes too. config.meshplane.io/* annotations stay: they are the
+// user's settings.
+func (in *Injector) uninject(d *yamlDoc, tmpl *yaml.Node, res Result) (Result, error) {
+	changed := false
+	if spec := at(tmpl, "spec"); spec != nil && spec.Kind == yaml.MappingNode {
+		drop := map[string]bool{}
+		for list, isMesh := range map[string]func(*yaml.Node) bool{
+			"initContainers": func(n *yaml.Node) bool { s := scalar(n, "name"); return s == ProxyContainer || s == InitContainer },
+			"containers":     func(n *yaml.Node) bool { return scalar(n, "name") == ProxyContainer },
+			"volumes":        func(n *yaml.Node) bool { return meshVolumes[scalar(n, "name")] },
+		} {
+			seq := at(spec, list)
+			if seq == nil || seq.Kind != yaml.SequenceNode {
+				continue
+			}
+			any := false
+			for _, it := range seq.Content {
+				any = any || isMesh(it)
+			}
+			if !any {
+				continue
+			}
+			changed = true
+			left, err := d.removeItems(seq, isMesh)
+			if err != nil {
+				return res, err
+			}
+			if left == 0 {
+				drop[list] = true
+			}
+		}
+		if len(drop) > 0 {
+			if left, err := d.removeKeys(spec, drop); err != nil {
+				return res, err
+			} else if left == 0 {
+				return res, fmt.Errorf("the pod spec would be empty")
+			}
+		}
+	}
+	if ann := at(tmpl, "metadata", "annotations"); ann != nil && ann.Kind == yaml.MappingNode {
+		drop := map[string]bool{InjectAnnotation: true, ProxyVersion: true}
+		has := false
+		for i := 0; i < len(ann.Content); i += 2 {
+			has = has || drop[ann.Content[i].Value]
+		}
+		if has {
+			changed = true
+			left, err := d.removeKeys(ann, drop)
+			if err != nil {
+				return res, err
+			}
+			if left == 0 {
+				meta := at(tmpl, "metadata")
+				if left, err := d.removeKeys(meta, map[string]bool{"annotations": true}); err != nil {
+					return res, err
+				} else if left == 0 {
+					if _, err := d.removeKeys(tmpl, map[string]bool{"metadata": true}); err != nil {
+						return res, err
+					}
+				}
+			}
+		}
+	}
+	if changed {
+		res.Changed, res.Action = true, "uninjected"
+	} else {
+		res.Action, res.Reason = "unchanged", "not injected"
+	}
+	return res, nil
+}
