@@ -29,6 +29,11 @@ type splice struct {
 }
 
 func parseYAMLDoc(src []byte) (*yamlDoc, error) {
+	for i, b := range src {
+		if b == '\r' && (i+1 == len(src) || src[i+1] != '\n') {
+			return nil, fmt.Errorf("line breaks must be LF or CRLF; a lone CR (old Mac line ending) is not supported")
+		}
+	}
 	var n yaml.Node
 	if err := yaml.Unmarshal(src, &n); err != nil {
 		return nil, err
@@ -156,7 +161,7 @@ func (d *yamlDoc) setStrings(m *yaml.Node, path []string, kvs []kv) (bool, error
 		}
 		if v.Kind != yaml.MappingNode {
 			if isNull(v) {
-				return true, d.fillNull(kn, v, path[i+1:], kvs)
+				return true, d.fillNull(kn, v, path[i+1:], kvs, cur.Style&yaml.FlowStyle != 0)
 			}
 			return false, fmt.Errorf("%s is a %s, not a mapping", strings.Join(path[:i+1], "."), kindName(v))
 		}
@@ -174,7 +179,7 @@ func (d *yamlDoc) setStrings(m *yaml.Node, path []string, kvs []kv) (bool, error
 			missing = append(missing, p)
 		case v.Kind == yaml.ScalarNode && v.Value == p.value:
 		default:
-			if err := d.replaceScalar(v, p.value); err != nil {
+			if err := d.replaceScalar(v, p.value, cur.Style&yaml.FlowStyle != 0); err != nil {
 				return false, fmt.Errorf("%s: %w", p.key, err)
 			}
 			changed = true
@@ -197,18 +202,19 @@ func kindName(n *yaml.Node) string {
 }
 
 // replaceScalar replaces a single-line scalar's text.
-func (d *yamlDoc) replaceScalar(v *yaml.Node, value string) error {
+func (d *yamlDoc) replaceScalar(v *yaml.Node, value string, flow bool) error {
 	if v.Kind != yaml.ScalarNode || v.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0 {
 		return fmt.Errorf("cannot replace a %s value in place", kindName(v))
 	}
 	start := d.offset(v.Line, v.Column)
-	end := start + scalarLen(d.src[start:d.lineEnd(v.Line)], v)
+	end := start + scalarLen(d.src[start:d.lineEnd(v.Line)], v, flow)
 	d.edits = append(d.edits, splice{at: start, remove: end - start, text: d.quote(value)})
 	return nil
 }
 
-// scalarLen is the length of a single-line scalar's text at the start of rest.
-func scalarLen(rest []byte, v *yaml.Node) int {
+// scalarLen is the length of a single-line scalar's text at the start of rest. In a
+// flow collection a plain scalar also ends at ",", "}" or "]".
+func scalarLen(rest []byte, v *yaml.Node, flow bool) int {
 	switch {
 	case v.Style&yaml.DoubleQuotedStyle != 0:
 		for i := 1; i < len(rest); i++ {
@@ -235,6 +241,11 @@ func scalarLen(rest []byte, v *yaml.Node) int {
 	end := len(strings.TrimRight(s, "\r\n"))
 	if j := strings.Index(s, " #"); j >= 0 && j < end {
 		end = j
+	}
+	if flow {
+		if j := strings.IndexAny(s, ",}]"); j >= 0 && j < end {
+			end = j
+		}
 	}
 	return len(strings.TrimRight(s[:end], " \t"))
 }
@@ -265,7 +276,7 @@ func flowEntries(quote func(string) string, path []string, kvs []kv) string {
 }
 
 // fillNull replaces a null value (`key:` or `key: null`) with the mapping keys→value.
-func (d *yamlDoc) fillNull(kn, v *yaml.Node, path []string, kvs []kv) error {
+func (d *yamlDoc) fillNull(kn, v *yaml.Node, path []string, kvs []kv, flow bool) error {
 	if v.Line == kn.Line && v.Value == "" {
 		// `key:` with nothing after it: open a block under the key.
 		indent := strings.Repeat(" ", kn.Column-1)
@@ -278,7 +289,7 @@ func (d *yamlDoc) fillNull(kn, v *yaml.Node, path []string, kvs []kv) error {
 		return nil
 	}
 	start := d.offset(v.Line, v.Column)
-	d.edits = append(d.edits, splice{at: start, remove: scalarLen(d.src[start:d.lineEnd(v.Line)], v), text: "{" + flowEntries(d.quote, path, kvs) + "}"})
+	d.edits = append(d.edits, splice{at: start, remove: scalarLen(d.src[start:d.lineEnd(v.Line)], v, flow), text: "{" + flowEntries(d.quote, path, kvs) + "}"})
 	return nil
 }
 

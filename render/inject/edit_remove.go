@@ -45,7 +45,7 @@ func (d *yamlDoc) nodeEnd(n *yaml.Node) (int, error) {
 		if n.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0 {
 			return 0, fmt.Errorf("cannot edit a block scalar inside a flow collection")
 		}
-		return start + scalarLen(d.src[start:d.lineEnd(n.Line)], n), nil
+		return start + scalarLen(d.src[start:d.lineEnd(n.Line)], n, true), nil
 	}
 	return 0, fmt.Errorf("cannot edit this node in place")
 }

@@ -100,7 +100,7 @@ func (d *yamlDoc) setList(m *yaml.Node, key string, items []any, prepend bool) e
 	switch {
 	case v == nil || isNull(v):
 		if v != nil { // `key:` or `key: null`: replace the whole entry's value
-			return d.fillNullList(kn, v, items)
+			return d.fillNullList(kn, v, items, m.Style&yaml.FlowStyle != 0)
 		}
 		if m.Style&yaml.FlowStyle != 0 || len(m.Content) == 0 || d.json {
 			text, err := d.flowList(items)
@@ -201,7 +201,7 @@ func (d *yamlDoc) flowList(items []any) (string, error) {
 	return "[" + strings.Join(parts, ", ") + "]", nil
 }
 
-func (d *yamlDoc) fillNullList(kn, v *yaml.Node, items []any) error {
+func (d *yamlDoc) fillNullList(kn, v *yaml.Node, items []any, flow bool) error {
 	text, err := d.flowList(items)
 	if err != nil {
 		return err
@@ -217,7 +217,7 @@ func (d *yamlDoc) fillNullList(kn, v *yaml.Node, items []any) error {
 		return nil
 	}
 	start := d.offset(v.Line, v.Column)
-	d.edits = append(d.edits, splice{at: start, remove: scalarLen(d.src[start:d.lineEnd(v.Line)], v), text: text})
+	d.edits = append(d.edits, splice{at: start, remove: scalarLen(d.src[start:d.lineEnd(v.Line)], v, flow), text: text})
 	return nil
 }
 

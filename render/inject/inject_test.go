@@ -171,14 +171,29 @@ func FuzzInject(f *testing.F) {
 	f.Add([]byte("apiVersion: v1\nkind: List\nitems: [{apiVersion: v1, kind: Pod, metadata: {name: p}}]\n"))
 	f.Add([]byte("--- {apiVersion: v1, kind: Pod, metadata: {name: p, annotations: {}}}\n"))
 	in := newInjector(f, Options{Config: map[string]string{"config.meshplane.io/proxy-log-level": "debug"}})
+	un := newInjector(f, Options{Uninject: true})
+	manual := newInjector(f, Options{Manual: manualOptions(f, "")})
+	run := func(in *Injector, data []byte) ([]byte, error) {
+		var out bytes.Buffer
+		_, err := in.Stream(context.Background(), manifest.Inputs{Filenames: []string{"-"}}, manifest.Env{Stdin: bytes.NewReader(data)}, Auto, &out)
+		if err != nil && out.Len() > 0 {
+			return nil, fmt.Errorf("wrote output despite error %w", err)
+		}
+		return out.Bytes(), err
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			var out bytes.Buffer
-			_, err := in.Stream(context.Background(), manifest.Inputs{Filenames: []string{"-"}}, manifest.Env{Stdin: bytes.NewReader(data)}, Auto, &out)
-			if err != nil && out.Len() > 0 {
-				t.Errorf("wrote output despite error %v", err)
+			for _, inj := range []*Injector{in, manual} {
+				out, err := run(inj, data)
+				if err != nil {
+					continue
+				}
+				// What inject wrote must read back, and uninject must take it.
+				if _, err := run(un, out); err != nil {
+					t.Errorf("uninject of inject's output failed: %v\ninput %q\noutput %q", err, data, out)
+				}
 			}
 		}()
 		select {

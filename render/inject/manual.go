@@ -81,14 +81,14 @@ func (m *Manual) port(path string) (int32, error) {
 // settings are one pod's proxy settings: the values, then the pod's
 // config.meshplane.io/* annotations (cfg).
 type settings struct {
-	image, pullPolicy, logLevel, logFormat            string
-	uid                                               int64
-	inbound, outbound, admin, control                 int32
-	resources                                         corev1.ResourceRequirements
-	opaque, skipIn, skipOut, skipSubnets              string
-	native, cni                                       bool
-	iptablesMode, ignoreIn, ignoreOut                 string
-	trustDomain, clusterDomain, audience, anchors     string
+	image, pullPolicy, logLevel, logFormat           string
+	uid                                              int64
+	inbound, outbound, admin, control                int32
+	resources                                        corev1.ResourceRequirements
+	opaque, skipIn, skipOut, skipSubnets             string
+	native, cni                                      bool
+	iptablesMode, ignoreIn, ignoreOut                string
+	trustDomain, clusterDomain, audience, anchors    string
 	shutdown, inboundConnectTimeout, outboundTimeout string
 }
 

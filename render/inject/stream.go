@@ -33,8 +33,9 @@ func (in *Injector) Stream(ctx context.Context, inputs manifest.Inputs, env mani
 	defer spool.Close()
 
 	type entry struct {
-		size   int64
-		format manifest.Format
+		size      int64
+		format    manifest.Format
+		flowStart bool // the document's first non-blank byte is "{" or "["
 	}
 	var entries []entry
 	var results []Result
@@ -59,7 +60,9 @@ func (in *Injector) Stream(ctx context.Context, inputs manifest.Inputs, env mani
 		if _, err := sw.Write(out); err != nil {
 			return fmt.Errorf("spool file: %w", err)
 		}
-		entries = append(entries, entry{int64(len(out)), d.Format})
+		trimmed := bytes.TrimLeft(out, " \t\r\n")
+		flowStart := len(trimmed) > 0 && (trimmed[0] == '{' || trimmed[0] == '[')
+		entries = append(entries, entry{int64(len(out)), d.Format, flowStart})
 		results = append(results, rs...)
 		return nil
 	})
@@ -84,6 +87,10 @@ func (in *Injector) Stream(ctx context.Context, inputs manifest.Inputs, env mani
 		case list && i > 0:
 			_, _ = bw.WriteString(",\n") // bufio keeps the error for Flush
 		case !jsonOut && i > 0:
+			_, _ = bw.WriteString("---\n") // bufio keeps the error for Flush
+		case !jsonOut && i == 0 && e.format == manifest.YAML && e.flowStart:
+			// A YAML stream whose first document starts with "{" or "[" would be read
+			// back (by mesh or kubectl) as JSON: say it is YAML.
 			_, _ = bw.WriteString("---\n") // bufio keeps the error for Flush
 		}
 		if output == JSON { // compact in the spool: indent as an item or on its own
