@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -37,6 +39,9 @@ type Options struct {
 	InstallValues    []string // values files of the install (mesh install --print-values)
 	TrustAnchorsFile string
 	Uninject         bool
+	// KRM reads a ResourceList on stdin and writes one on stdout; settings come from
+	// its functionConfig.
+	KRM bool
 }
 
 // configFlags are the per-workload overrides, each a config.meshplane.io/<name> annotation.
@@ -73,8 +78,8 @@ stdout only if every document is valid; a report goes to stderr.`,
   kubectl get deploy -o yaml | mesh inject - | kubectl apply -f -`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Inputs.Filenames = append(opts.Inputs.Filenames, args...)
-			if len(opts.Inputs.Filenames) == 0 && opts.Inputs.Kustomize == "" {
-				return exitcode.Usage(fmt.Errorf("no input: pass -f FILE|DIR|URL|-, a file argument, or -k DIR"))
+			if err := opts.checkInputs(); err != nil {
+				return exitcode.Usage(err)
 			}
 			if !opts.Manual && (len(opts.InstallValues) > 0 || opts.TrustAnchorsFile != "") {
 				return exitcode.Usage(fmt.Errorf("--install-values and --identity-trust-anchors-file go with --manual"))
@@ -99,6 +104,7 @@ stdout only if every document is valid; a report goes to stderr.`,
 	}
 	inputFlags(cmd, opts)
 	f := cmd.Flags()
+	f.BoolVar(&opts.KRM, "krm", false, "run as a KRM function: a ResourceList on stdin, settings from its functionConfig (keys: these flags' names)")
 	f.BoolVar(&opts.Manual, "manual", false, "write the proxy into the pod spec offline, instead of leaving it to the injector webhook")
 	f.StringVar(&opts.ControlPlaneNS, "control-plane-namespace", opts.ControlPlaneNS, "namespace of the control plane (--manual)")
 	f.StringArrayVar(&opts.InstallValues, "install-values", nil, "values the control plane was installed with, e.g. from mesh install --print-values (--manual; repeatable)")
@@ -109,17 +115,38 @@ stdout only if every document is valid; a report goes to stderr.`,
 	return cmd
 }
 
+// checkInputs: some input, and none with --krm (which reads stdin).
+func (o *Options) checkInputs() error {
+	hasInput := len(o.Inputs.Filenames) > 0 || o.Inputs.Kustomize != ""
+	switch {
+	case o.KRM && (hasInput || o.Output != ""):
+		return fmt.Errorf("--krm reads a ResourceList on stdin and writes one on stdout: it takes no -f, -k, file arguments or -o")
+	case !o.KRM && !hasInput:
+		return fmt.Errorf("no input: pass -f FILE|DIR|URL|-, a file argument, or -k DIR")
+	}
+	return nil
+}
+
 // Run injects and prints: manifests on stdout, the report on stderr.
 func Run(cmd *cobra.Command, io *iostreams.IOStreams, o *Options) error {
-	injOpts := inject.Options{Namespaces: o.Namespaces, Config: o.Config, Uninject: o.Uninject}
-	if o.Manual {
-		m, err := manualOptions(io, o)
-		if err != nil {
-			return err
-		}
-		injOpts.Manual = m
+	if o.KRM {
+		return inject.KRM(io.In, io.Out, func(settings map[string]string) (*inject.Injector, error) {
+			fo := *o
+			fo.Config = map[string]string{}
+			keys := make([]string, 0, len(settings))
+			for k := range settings {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			for _, k := range keys {
+				if err := fo.apply(k, settings[k]); err != nil {
+					return nil, err
+				}
+			}
+			return injector(io, &fo)
+		})
 	}
-	in, err := inject.New(injOpts)
+	in, err := injector(io, o)
 	if err != nil {
 		return err
 	}
@@ -137,6 +164,54 @@ func Run(cmd *cobra.Command, io *iostreams.IOStreams, o *Options) error {
 	}
 	for _, r := range results {
 		fmt.Fprintln(io.ErrOut, r)
+	}
+	return nil
+}
+
+func injector(io *iostreams.IOStreams, o *Options) (*inject.Injector, error) {
+	opts := inject.Options{Namespaces: o.Namespaces, Config: o.Config, Uninject: o.Uninject}
+	if o.Manual && !o.Uninject {
+		m, err := manualOptions(io, o)
+		if err != nil {
+			return nil, err
+		}
+		opts.Manual = m
+	}
+	return inject.New(opts)
+}
+
+// apply sets one setting by its flag name, as a KRM functionConfig gives it.
+func (o *Options) apply(name, value string) error {
+	boolean := func(dst *bool) error {
+		b, err := strconv.ParseBool(value)
+		if err != nil {
+			return fmt.Errorf("%s: %q is not true or false", name, value)
+		}
+		*dst = b
+		return nil
+	}
+	switch name {
+	case "manual":
+		return boolean(&o.Manual)
+	case "namespaces":
+		return boolean(&o.Namespaces)
+	case "control-plane-namespace":
+		o.ControlPlaneNS = value
+	case "install-values":
+		o.InstallValues = append(o.InstallValues, strings.Split(value, ",")...)
+	case "identity-trust-anchors-file":
+		o.TrustAnchorsFile = value
+	default:
+		for _, f := range configFlags {
+			if f.name == name {
+				if err := f.check(value); err != nil {
+					return fmt.Errorf("%s %q: %w", name, value, err)
+				}
+				o.Config[inject.ConfigPrefix+name] = value
+				return nil
+			}
+		}
+		return fmt.Errorf("unknown setting %q", name)
 	}
 	return nil
 }
@@ -180,8 +255,8 @@ place; output goes to stdout only if every document is valid.`,
 		Example: `  mesh uninject -f meshed.yaml | kubectl apply -f -`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Inputs.Filenames = append(opts.Inputs.Filenames, args...)
-			if len(opts.Inputs.Filenames) == 0 && opts.Inputs.Kustomize == "" {
-				return exitcode.Usage(fmt.Errorf("no input: pass -f FILE|DIR|URL|-, a file argument, or -k DIR"))
+			if err := opts.checkInputs(); err != nil {
+				return exitcode.Usage(err)
 			}
 			if opts.Output != "" && opts.Output != inject.YAML && opts.Output != inject.JSON {
 				return exitcode.Usage(fmt.Errorf("--output must be yaml or json, not %q", opts.Output))
@@ -193,6 +268,7 @@ place; output goes to stdout only if every document is valid.`,
 		},
 	}
 	inputFlags(cmd, opts)
+	cmd.Flags().BoolVar(&opts.KRM, "krm", false, "run as a KRM function: a ResourceList on stdin and stdout")
 	return cmd
 }
 

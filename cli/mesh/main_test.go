@@ -10,6 +10,10 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/api/types"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
 )
 
 // buildWithReleaseFlags builds the CLI with the ldflags .goreleaser.yaml uses, the
@@ -69,5 +73,52 @@ func TestReleaseBinary(t *testing.T) {
 	out, errOut, code = run("install", "--set", "nope=1")
 	if code != 1 || out != "" || !strings.Contains(errOut, "Error: --set nope=1: nope: unknown key") {
 		t.Errorf("bad install: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
+
+// `mesh inject --krm` works as a kustomize exec function: kustomize's own library
+// builds a kustomization whose transformer runs the real binary.
+func TestInjectAsKustomizeExecFunction(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := buildWithReleaseFlags(t, "v1.2.3-test")
+	dir := t.TempDir()
+	write := func(name, content string, mode os.FileMode) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("mesh-inject.sh", "#!/bin/sh\nexec "+bin+" inject --krm\n", 0o755)
+	write("app.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers: [{name: web, image: nginx}]\n", 0o644)
+	write("mesh-inject.yaml", `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: mesh-inject
+  annotations:
+    config.kubernetes.io/function: |
+      exec:
+        path: `+filepath.Join(dir, "mesh-inject.sh")+`
+data:
+  manual: "true"
+  proxy-log-level: debug
+`, 0o644)
+	write("kustomization.yaml", "resources: [app.yaml]\ntransformers: [mesh-inject.yaml]\n", 0o644)
+
+	opts := krusty.MakeDefaultOptions()
+	opts.PluginConfig = types.EnabledPluginConfig(types.BploUseStaticallyLinked)
+	opts.PluginConfig.FnpLoadingOptions.EnableExec = true
+	m, err := krusty.MakeKustomizer(opts).Run(filesys.MakeFsOnDisk(), dir)
+	if err != nil {
+		t.Fatalf("kustomize build: %v", err)
+	}
+	out, err := m.AsYaml()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"meshplane.io/inject: enabled", "config.meshplane.io/proxy-log-level: debug", "name: mesh-proxy", "image: ghcr.io/meshplane/proxy:v1.2.3-test"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("kustomize output lacks %q:\n%s", want, out)
+		}
 	}
 }
