@@ -150,22 +150,37 @@ func Run(cmd *cobra.Command, io *iostreams.IOStreams, o *Options) error {
 	if err != nil {
 		return err
 	}
-	results, err := in.Stream(cmd.Context(), o.Inputs, manifest.Env{Stdin: io.In}, o.Output, io.Out)
-	if err != nil {
-		return err
+	// The report: warnings first, then a line per object, in input order. Only the
+	// lines are kept.
+	type line struct {
+		doc  int
+		text string
+	}
+	var warnings, lines []line
+	report := func(r inject.Result) {
+		for _, w := range r.Warnings {
+			warnings = append(warnings, line{r.Doc, w})
+		}
+		lines = append(lines, line{r.Doc, r.String()})
 	}
 	if o.Quiet {
-		return nil
+		report = nil
 	}
-	for _, r := range results {
-		for _, w := range r.Warnings {
-			fmt.Fprintf(io.ErrOut, "Warning: %s\n", w)
-		}
+	if err := in.Stream(cmd.Context(), o.Inputs, manifest.Env{Stdin: io.In}, o.Output, io.Out, report); err != nil {
+		return err
 	}
-	for _, r := range results {
-		fmt.Fprintln(io.ErrOut, r)
+	byDoc := func(ls []line) { sort.SliceStable(ls, func(i, j int) bool { return ls[i].doc < ls[j].doc }) }
+	byDoc(warnings)
+	byDoc(lines)
+	var b strings.Builder
+	for _, w := range warnings {
+		b.WriteString("Warning: " + w.text + "\n")
 	}
-	return nil
+	for _, l := range lines {
+		b.WriteString(l.text + "\n")
+	}
+	_, err = io.ErrOut.Write([]byte(b.String()))
+	return err
 }
 
 func injector(io *iostreams.IOStreams, o *Options) (*inject.Injector, error) {

@@ -19,7 +19,8 @@ type yamlDoc struct {
 	lineStart []int // byte offset of each line's start, 0-based line index
 	root      *yaml.Node
 	edits     []splice
-	json      bool // the document is JSON: quote inserted text as JSON
+	json      bool       // the document is JSON: quote inserted text as JSON
+	cache     *itemCache // rendered list items, shared by an Injector's documents
 }
 
 type splice struct {

@@ -5,17 +5,57 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 
 	yaml "go.yaml.in/yaml/v3"
 )
 
+// itemCache remembers rendered list items: across a manifest nearly every pod gets the
+// same proxy, init container and volumes, and rendering them is most of --manual's cost.
+type itemCache struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+const itemCacheSize = 512
+
+func (c *itemCache) get(key string) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s, ok := c.m[key]
+	return s, ok
+}
+
+func (c *itemCache) put(key, val string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= itemCacheSize {
+		c.m = map[string]string{} // bounded: start over rather than grow
+	}
+	c.m[key] = val
+}
+
 // blockItem renders v (a Kubernetes object or part of one) as block YAML in its JSON
 // field order, each line prefixed by indent, the first after "- ".
-func blockItem(v any, indent string, nl string) (string, error) {
+func (d *yamlDoc) blockItem(v any, indent string, nl string) (string, error) {
 	j, err := json.Marshal(v)
 	if err != nil {
 		return "", err
 	}
+	key := indent + "\x00" + nl + "\x00" + string(j)
+	if d.cache != nil {
+		if s, ok := d.cache.get(key); ok {
+			return s, nil
+		}
+	}
+	s, err := renderBlockItem(j, indent, nl)
+	if err == nil && d.cache != nil {
+		d.cache.put(key, s)
+	}
+	return s, err
+}
+
+func renderBlockItem(j []byte, indent string, nl string) (string, error) {
 	var n yaml.Node
 	if err := yaml.Unmarshal(j, &n); err != nil {
 		return "", err
@@ -118,7 +158,7 @@ func (d *yamlDoc) setList(m *yaml.Node, key string, items []any, prepend bool) e
 		var b strings.Builder
 		b.WriteString(indent + d.quote(key) + ":" + nl)
 		for _, it := range items {
-			s, err := blockItem(it, dash, nl)
+			s, err := d.blockItem(it, dash, nl)
 			if err != nil {
 				return err
 			}
@@ -168,7 +208,7 @@ func (d *yamlDoc) setList(m *yaml.Node, key string, items []any, prepend bool) e
 		indent := strings.Repeat(" ", dash-1)
 		var b strings.Builder
 		for _, it := range items {
-			s, err := blockItem(it, indent, nl)
+			s, err := d.blockItem(it, indent, nl)
 			if err != nil {
 				return err
 			}

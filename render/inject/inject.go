@@ -38,6 +38,7 @@ type Options struct {
 
 // Result is what happened to one object.
 type Result struct {
+	Doc        int // the document's place in the input, from 0
 	Kind, Name string
 	Changed    bool
 	Action     string   // "injected", "unchanged", "skipped"
@@ -67,6 +68,7 @@ var podTemplatePath = map[string][]string{
 
 // Injector injects documents. It is safe for concurrent use.
 type Injector struct {
+	cache   itemCache
 	opts    Options
 	decoder runtime.Decoder
 	scheme  *runtime.Scheme
@@ -101,6 +103,7 @@ func (in *Injector) doc(src []byte, isJSON bool) ([]byte, []Result, error) {
 		return nil, nil, err
 	}
 	d.json = isJSON
+	d.cache = &in.cache
 	if d.root == nil || d.root.Kind != yaml.MappingNode {
 		return nil, nil, fmt.Errorf("not a Kubernetes object (the document is not a mapping)")
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -26,7 +27,9 @@ func newInjector(t testing.TB, opts Options) *Injector {
 func stream(t testing.TB, in *Injector, inputs manifest.Inputs, stdin string, output string) (string, string, error) {
 	t.Helper()
 	var out bytes.Buffer
-	results, err := in.Stream(context.Background(), inputs, manifest.Env{Stdin: strings.NewReader(stdin)}, output, &out)
+	var results []Result
+	err := in.Stream(context.Background(), inputs, manifest.Env{Stdin: strings.NewReader(stdin)}, output, &out, func(r Result) { results = append(results, r) })
+	sort.SliceStable(results, func(i, j int) bool { return results[i].Doc < results[j].Doc })
 	var report strings.Builder
 	for _, r := range results {
 		for _, w := range r.Warnings {
@@ -175,7 +178,7 @@ func FuzzInject(f *testing.F) {
 	manual := newInjector(f, Options{Manual: manualOptions(f, "")})
 	run := func(in *Injector, data []byte) ([]byte, error) {
 		var out bytes.Buffer
-		_, err := in.Stream(context.Background(), manifest.Inputs{Filenames: []string{"-"}}, manifest.Env{Stdin: bytes.NewReader(data)}, Auto, &out)
+		err := in.Stream(context.Background(), manifest.Inputs{Filenames: []string{"-"}}, manifest.Env{Stdin: bytes.NewReader(data)}, Auto, &out, nil)
 		if err != nil && out.Len() > 0 {
 			return nil, fmt.Errorf("wrote output despite error %w", err)
 		}
