@@ -127,7 +127,7 @@ func TestRun(t *testing.T) {
 	if err != nil || out == "" || report != "" {
 		t.Errorf("quiet: stderr %q", report)
 	}
-	out, report, err = run(stdin(Options{Manual: true, Version: "v9.9.9", ControlPlaneNS: "mesh"}), deployment)
+	out, _, err = run(stdin(Options{Manual: true, Version: "v9.9.9", ControlPlaneNS: "mesh"}), deployment)
 	if err != nil || !strings.Contains(out, "image: ghcr.io/meshplane/proxy:v9.9.9") || !strings.Contains(out, "mesh-destination.mesh.svc.cluster.local.:8086") {
 		t.Errorf("manual: err %v\n%s", err, out)
 	}
