@@ -4,14 +4,11 @@ package inject
 
 import (
 	"fmt"
-	"net"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
-	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/meshplane/mesh/cli/exitcode"
 	"github.com/meshplane/mesh/cli/iostreams"
@@ -44,27 +41,10 @@ type Options struct {
 	KRM bool
 }
 
-// configFlags are the per-workload overrides, each a config.meshplane.io/<name> annotation.
-var configFlags = []struct {
-	name, usage string
-	check       func(string) error
-}{
-	{"proxy-cpu-request", "proxy CPU request (a quantity, e.g. 100m)", quantity},
-	{"proxy-cpu-limit", "proxy CPU limit", quantity},
-	{"proxy-memory-request", "proxy memory request (e.g. 20Mi)", quantity},
-	{"proxy-memory-limit", "proxy memory limit", quantity},
-	{"proxy-log-level", "proxy log level (e.g. warn,mesh=debug)", nonEmpty},
-	{"proxy-image", "proxy image (registry/name:tag)", nonEmpty},
-	{"opaque-ports", "ports proxied as opaque TCP (e.g. 3306,5432-5434)", ports},
-	{"skip-inbound-ports", "inbound ports the proxy does not intercept", ports},
-	{"skip-outbound-ports", "outbound ports the proxy does not intercept", ports},
-	{"skip-subnets", "outbound CIDRs the proxy does not intercept (e.g. 10.0.0.0/8)", cidrs},
-}
-
 // NewCmd builds `mesh inject`. runF replaces the run function in tests.
 func NewCmd(io *iostreams.IOStreams, runF func(*Options) error) *cobra.Command {
 	opts := &Options{Config: map[string]string{}, Version: version.Version(), ControlPlaneNS: install.DefaultNamespace}
-	flagValues := make([]string, len(configFlags))
+	flagValues := make([]string, len(inject.ConfigSettings()))
 	cmd := &cobra.Command{
 		Use:   "inject [-f FILE|DIR|URL|-]... [-k DIR] [FILE...]",
 		Short: "Add workloads to the mesh: annotate pod templates for the proxy injector",
@@ -87,14 +67,14 @@ stdout only if every document is valid; a report goes to stderr.`,
 			if opts.Output != "" && opts.Output != inject.YAML && opts.Output != inject.JSON {
 				return exitcode.Usage(fmt.Errorf("--output must be yaml or json, not %q", opts.Output))
 			}
-			for i, f := range configFlags {
-				if !cmd.Flags().Changed(f.name) {
+			for i, f := range inject.ConfigSettings() {
+				if !cmd.Flags().Changed(f.Name) {
 					continue
 				}
-				if err := f.check(flagValues[i]); err != nil {
-					return exitcode.Usage(fmt.Errorf("--%s %q: %w", f.name, flagValues[i], err))
+				if err := f.Check(flagValues[i]); err != nil {
+					return exitcode.Usage(fmt.Errorf("--%s %q: %w", f.Name, flagValues[i], err))
 				}
-				opts.Config[inject.ConfigPrefix+f.name] = flagValues[i]
+				opts.Config[inject.ConfigPrefix+f.Name] = flagValues[i]
 			}
 			if runF != nil {
 				return runF(opts)
@@ -109,8 +89,8 @@ stdout only if every document is valid; a report goes to stderr.`,
 	f.StringVar(&opts.ControlPlaneNS, "control-plane-namespace", opts.ControlPlaneNS, "namespace of the control plane (--manual)")
 	f.StringArrayVar(&opts.InstallValues, "install-values", nil, "values the control plane was installed with, e.g. from mesh install --print-values (--manual; repeatable)")
 	f.StringVar(&opts.TrustAnchorsFile, "identity-trust-anchors-file", "", "PEM trust anchors to write into the pod (--manual; default: the install values' anchors, else the mesh-identity-trust-roots ConfigMap)")
-	for i, c := range configFlags {
-		f.StringVar(&flagValues[i], c.name, "", c.usage+" (annotation "+inject.ConfigPrefix+c.name+")")
+	for i, c := range inject.ConfigSettings() {
+		f.StringVar(&flagValues[i], c.Name, "", c.Usage+" (annotation "+inject.ConfigPrefix+c.Name+")")
 	}
 	return cmd
 }
@@ -217,9 +197,9 @@ func (o *Options) apply(name, value string) error {
 	case "identity-trust-anchors-file":
 		o.TrustAnchorsFile = value
 	default:
-		for _, f := range configFlags {
-			if f.name == name {
-				if err := f.check(value); err != nil {
+		for _, f := range inject.ConfigSettings() {
+			if f.Name == name {
+				if err := f.Check(value); err != nil {
 					return fmt.Errorf("%s %q: %w", name, value, err)
 				}
 				o.Config[inject.ConfigPrefix+name] = value
@@ -296,34 +276,4 @@ func inputFlags(cmd *cobra.Command, opts *Options) {
 	f.BoolVar(&opts.Namespaces, "namespaces", false, "also edit Namespace objects")
 	f.StringVarP(&opts.Output, "output", "o", "", "output format: yaml or json (default: the input's)")
 	f.BoolVarP(&opts.Quiet, "quiet", "q", false, "no report on stderr (warnings too)")
-}
-
-var portList = regexp.MustCompile(`^[0-9]{1,5}(-[0-9]{1,5})?(,[0-9]{1,5}(-[0-9]{1,5})?)*$`)
-
-func ports(s string) error {
-	if !portList.MatchString(s) {
-		return fmt.Errorf("want comma-separated ports or ranges, e.g. 25,3306,5432-5434")
-	}
-	return nil
-}
-
-func cidrs(s string) error {
-	for _, c := range strings.Split(s, ",") {
-		if _, _, err := net.ParseCIDR(strings.TrimSpace(c)); err != nil {
-			return fmt.Errorf("want comma-separated CIDRs: %w", err)
-		}
-	}
-	return nil
-}
-
-func quantity(s string) error {
-	_, err := resource.ParseQuantity(s)
-	return err
-}
-
-func nonEmpty(s string) error {
-	if strings.TrimSpace(s) == "" {
-		return fmt.Errorf("must not be empty")
-	}
-	return nil
 }
