@@ -6,9 +6,11 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/meshplane/mesh/cli/check"
 	"github.com/meshplane/mesh/cli/exitcode"
 	"github.com/meshplane/mesh/cli/identity"
 	clinject "github.com/meshplane/mesh/cli/inject"
@@ -37,6 +39,7 @@ func NewRootCmd(io *iostreams.IOStreams) *cobra.Command {
 		clinject.NewCmd(io, nil),
 		clinject.NewCmdUninject(io, nil),
 		identity.NewCmd(io),
+		check.NewCmd(io, nil, time.Now),
 		version.NewCmd(io, nil),
 	)
 	wrapArgs(root)
@@ -67,7 +70,9 @@ func Run(ctx context.Context, args []string, io *iostreams.IOStreams) int {
 	if err == nil {
 		return exitcode.OK
 	}
-	fmt.Fprintf(io.ErrOut, "Error: %v\n", err)
+	if !exitcode.Silent(err) {
+		fmt.Fprintf(io.ErrOut, "Error: %v\n", err)
+	}
 	if isCobraUsage(err) {
 		err = exitcode.Usage(err)
 	}

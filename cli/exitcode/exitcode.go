@@ -28,5 +28,16 @@ func For(err error) int {
 	if errors.As(err, &ue) {
 		return UsageCode
 	}
+	var coded interface{ ExitCode() int }
+	if errors.As(err, &coded) {
+		return coded.ExitCode()
+	}
 	return Error
+}
+
+// Silent tells whether err has been reported already (as `mesh check` reports failed
+// checks), so the CLI prints no "Error:" line for it.
+func Silent(err error) bool {
+	var s interface{ Silent() bool }
+	return errors.As(err, &s) && s.Silent()
 }

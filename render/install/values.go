@@ -3,6 +3,8 @@ package install
 import (
 	"crypto/x509"
 	"fmt"
+	"io"
+	"strings"
 
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chartutil"
@@ -22,6 +24,9 @@ const (
 // controlPlaneValues loads the control-plane chart and the user's values over it, each
 // source validated against the schema on its own so errors name the source.
 func controlPlaneValues(o Options, r values.Reader) (*chart.Chart, map[string]any, []string, error) {
+	if r == nil {
+		r = noFiles{}
+	}
 	ch, err := LoadChart(templates.ControlPlane, o.Version)
 	if err != nil {
 		return nil, nil, nil, err
@@ -203,3 +208,11 @@ func checkIdentity(v map[string]any, sources []values.Source) ([]string, error) 
 	}
 	return warnings, nil
 }
+
+// noFiles is the Reader of a render given none: every file read is an error.
+type noFiles struct{}
+
+func (noFiles) ReadFile(name string) ([]byte, error) {
+	return nil, fmt.Errorf("%s: this render reads no files", name)
+}
+func (noFiles) Stdin() io.Reader { return strings.NewReader("") }

@@ -1,0 +1,146 @@
+// Package check is `mesh check`: it runs the check suites and reports on them.
+package check
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/meshplane/mesh/checks"
+	"github.com/meshplane/mesh/checks/offline"
+	"github.com/meshplane/mesh/checks/report"
+	"github.com/meshplane/mesh/checks/schema"
+	"github.com/meshplane/mesh/cli/exitcode"
+	"github.com/meshplane/mesh/cli/iostreams"
+	"github.com/meshplane/mesh/cli/version"
+	"github.com/meshplane/mesh/render/manifest"
+)
+
+// Options of `mesh check`.
+type Options struct {
+	Inputs            manifest.Inputs
+	KubernetesVersion string
+	MinCertValidity   time.Duration
+	Output            string // table, json, junit or short
+	FailOn            string // error or warning
+	Wait              time.Duration
+	CLIVersion        string
+	Now               func() time.Time
+}
+
+// NewCmd builds `mesh check`. now is the clock; runF replaces the run function in tests.
+func NewCmd(io *iostreams.IOStreams, runF func(*Options) error, now func() time.Time) *cobra.Command {
+	opts := &Options{KubernetesVersion: schema.Default, MinCertValidity: 60 * 24 * time.Hour, Output: "table", FailOn: "error", CLIVersion: version.Version(), Now: now}
+	var minValidity string
+	cmd := &cobra.Command{
+		Use:   "check -f FILE|DIR|-",
+		Short: "Check mesh manifests (offline) before you commit them",
+		Long: `Check manifests offline, with no cluster: every built-in object strictly against the
+Kubernetes OpenAPI schema of --kubernetes-version (embedded), custom resources against
+their CRDs, and mesh's own rules: a complete control plane of one version, pinned
+images, trust anchors and issuer that chain and stay valid for --min-cert-validity, no
+committed private keys, a webhook that points at the injector, known annotations, and
+injected proxies of the control plane's version.
+
+Exit codes: 0 all passed, 1 a check failed (an error, or a warning with
+--fail-on warning), 2 the command could not run. They do not depend on -o.`,
+		Example: `  mesh install | mesh check -f -
+  mesh check -R -f deploy/ -o junit > check-report.xml`,
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Inputs.Filenames = append(opts.Inputs.Filenames, args...)
+			if len(opts.Inputs.Filenames) == 0 && opts.Inputs.Kustomize == "" {
+				return exitcode.Usage(errors.New("checks against a live cluster (pre-install, health, proxy) are not available yet: pass -f FILE|DIR|- or -k DIR to check manifests offline"))
+			}
+			d, err := parseDays(minValidity)
+			if err != nil {
+				return exitcode.Usage(fmt.Errorf("--min-cert-validity: %w", err))
+			}
+			opts.MinCertValidity = d
+			switch opts.Output {
+			case "table", "json", "junit", "short":
+			default:
+				return exitcode.Usage(fmt.Errorf("--output must be table, json, junit or short, not %q", opts.Output))
+			}
+			if opts.FailOn != "error" && opts.FailOn != "warning" {
+				return exitcode.Usage(fmt.Errorf("--fail-on must be error or warning, not %q", opts.FailOn))
+			}
+			if !supported(opts.KubernetesVersion) {
+				return exitcode.Usage(fmt.Errorf("--kubernetes-version %s is not supported (have %s)", opts.KubernetesVersion, strings.Join(schema.Versions(), ", ")))
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return Run(cmd, io, opts)
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVarP(&opts.Inputs.Filenames, "filename", "f", nil, "file, directory, https URL or - (stdin); repeatable")
+	f.BoolVarP(&opts.Inputs.Recursive, "recursive", "R", false, "read directories recursively")
+	f.StringVarP(&opts.Inputs.Kustomize, "kustomize", "k", "", "build this kustomization directory first")
+	f.StringVar(&opts.KubernetesVersion, "kubernetes-version", opts.KubernetesVersion, "Kubernetes version whose OpenAPI schema objects must satisfy ("+strings.Join(schema.Versions(), ", ")+")")
+	f.StringVar(&minValidity, "min-cert-validity", "60d", "how long trust anchors and issuer must stay valid (e.g. 60d, 720h)")
+	f.StringVarP(&opts.Output, "output", "o", opts.Output, "output: table, json, junit or short")
+	f.StringVar(&opts.FailOn, "fail-on", opts.FailOn, "fail (exit 1) on error, or also on warning")
+	f.DurationVar(&opts.Wait, "wait", 0, "retry checks that may still become true for this long")
+	return cmd
+}
+
+// Run loads the manifests, runs the offline suite and writes the report to stdout. A
+// failed check is an error with exit code 1 (the report says which).
+func Run(cmd *cobra.Command, io *iostreams.IOStreams, o *Options) error {
+	set, err := offline.Load(cmd.Context(), o.Inputs, manifest.Env{Stdin: io.In})
+	if err != nil {
+		return exitcode.Usage(err) // the input cannot be read: the command could not run
+	}
+	suite, err := offline.Suite(set, offline.Options{
+		KubernetesVersion: o.KubernetesVersion, MinCertValidity: o.MinCertValidity, Now: o.Now, CLIVersion: o.CLIVersion,
+	})
+	if err != nil {
+		return err
+	}
+	r := checks.Run(cmd.Context(), suite, checks.Options{Wait: o.Wait, Now: o.Now})
+	if err := report.Write(io.Out, o.Output, r, o.Output == "table" && io.ColorEnabled() && io.IsStdoutTTY()); err != nil {
+		return err
+	}
+	if code := r.ExitCode(o.FailOn == "warning"); code != 0 {
+		return &failed{code: code}
+	}
+	return nil
+}
+
+// failed is a run whose checks failed: exit 1, and no "Error:" line (the report says it).
+type failed struct{ code int }
+
+func (f *failed) Error() string { return "checks failed" }
+func (f *failed) ExitCode() int { return f.code }
+func (f *failed) Silent() bool  { return true }
+
+func supported(v string) bool {
+	for _, s := range schema.Versions() {
+		if s == v {
+			return true
+		}
+	}
+	return false
+}
+
+// parseDays is time.ParseDuration plus a "d" (24 h) unit.
+func parseDays(s string) (time.Duration, error) {
+	if d, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(d)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("%q: want a number of days such as 60d, or a duration such as 720h", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%q: want a number of days such as 60d, or a duration such as 720h", s)
+	}
+	return d, nil
+}

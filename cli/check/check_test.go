@@ -1,0 +1,123 @@
+package check
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/meshplane/mesh/cli/exitcode"
+	"github.com/meshplane/mesh/cli/iostreams"
+	"github.com/meshplane/mesh/render/install"
+	"github.com/meshplane/mesh/render/manifest"
+)
+
+var clock = func() time.Time { return time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC) }
+
+// argv -> options.
+func TestNewCmdOptions(t *testing.T) {
+	tests := []struct {
+		args    []string
+		check   func(*Options) bool
+		wantErr string
+	}{
+		{[]string{"-f", "a.yaml", "-R"}, func(o *Options) bool {
+			return o.Inputs.Filenames[0] == "a.yaml" && o.Inputs.Recursive && o.Output == "table" && o.FailOn == "error" && o.MinCertValidity == 60*24*time.Hour && o.KubernetesVersion == "1.36"
+		}, ""},
+		{[]string{"-k", "dir", "-o", "junit", "--fail-on", "warning", "--min-cert-validity", "720h", "--wait", "30s"}, func(o *Options) bool {
+			return o.Inputs.Kustomize == "dir" && o.Output == "junit" && o.FailOn == "warning" && o.MinCertValidity == 720*time.Hour && o.Wait == 30*time.Second
+		}, ""},
+		{[]string{"b.yaml", "--min-cert-validity", "10d"}, func(o *Options) bool {
+			return o.Inputs.Filenames[0] == "b.yaml" && o.MinCertValidity == 240*time.Hour
+		}, ""},
+		{nil, nil, "not available yet"},
+		{[]string{"-f", "a", "-o", "yaml"}, nil, "--output must be"},
+		{[]string{"-f", "a", "--fail-on", "info"}, nil, "--fail-on"},
+		{[]string{"-f", "a", "--min-cert-validity", "soon"}, nil, "--min-cert-validity"},
+		{[]string{"-f", "a", "--kubernetes-version", "1.20"}, nil, "not supported"},
+	}
+	for _, tc := range tests {
+		io, _, _, _ := iostreams.Test()
+		var got *Options
+		cmd := NewCmd(io, func(o *Options) error { got = o; return nil }, clock)
+		cmd.SetArgs(append([]string{}, tc.args...))
+		cmd.SilenceErrors, cmd.SilenceUsage = true, true
+		err := cmd.Execute()
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) || exitcode.For(err) != exitcode.UsageCode {
+				t.Errorf("%v: error %v (exit %d), want usage error %q", tc.args, err, exitcode.For(err), tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || !tc.check(got) {
+			t.Errorf("%v: err %v, options %+v", tc.args, err, got)
+		}
+	}
+}
+
+func installed(t *testing.T, o install.Options) string {
+	t.Helper()
+	o.Version = "v1.2.3"
+	res, err := install.Render(o, iostreams.System())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	_ = manifest.WriteYAML(&b, res.Objects)
+	return b.String()
+}
+
+// options -> output: the report on stdout in each format, exit codes that do not depend on -o.
+func TestRun(t *testing.T) {
+	good := installed(t, install.Options{})
+	bad := strings.Replace(good, "controller:v1.2.3", "controller:latest", 1)
+	for _, output := range []string{"table", "json", "junit", "short"} {
+		for _, tc := range []struct {
+			name, input string
+			code        int
+		}{{"good", good, 0}, {"bad", bad, 1}} {
+			io, in, out, errOut := iostreams.Test()
+			in.WriteString(tc.input)
+			o := &Options{Inputs: manifest.Inputs{Filenames: []string{"-"}}, KubernetesVersion: "1.36", MinCertValidity: 60 * 24 * time.Hour,
+				Output: output, FailOn: "error", CLIVersion: "v1.2.3", Now: clock}
+			cmd := &cobra.Command{}
+			cmd.SetContext(t.Context())
+			err := Run(cmd, io, o)
+			if got := exitcode.For(err); got != tc.code {
+				t.Errorf("%s -o %s: exit %d, want %d (%v)", tc.name, output, got, tc.code, err)
+			}
+			if err != nil && !exitcode.Silent(err) {
+				t.Errorf("%s -o %s: a failed check must not add an error message", tc.name, output)
+			}
+			if out.Len() == 0 || errOut.Len() != 0 {
+				t.Errorf("%s -o %s: stdout %d bytes, stderr %q", tc.name, output, out.Len(), errOut.String())
+			}
+			if output == "json" {
+				var doc struct{ Success bool }
+				if err := json.Unmarshal(out.Bytes(), &doc); err != nil || doc.Success != (tc.code == 0) {
+					t.Errorf("%s -o json: %v success=%v", tc.name, err, doc.Success)
+				}
+			}
+			if tc.name == "bad" && !strings.Contains(out.String(), "control-plane.images-pinned") && output != "table" {
+				t.Errorf("%s -o %s: the failed check is not named:\n%s", tc.name, output, out.String())
+			}
+		}
+	}
+	// A warning fails only with --fail-on warning.
+	withKey := installed(t, install.Options{TrustAnchorsFile: "../../render/install/testdata/pki/ca.crt",
+		IssuerCertFile: "../../render/install/testdata/pki/issuer.crt", IssuerKeyFile: "../../render/install/testdata/pki/issuer.key"})
+	for failOn, code := range map[string]int{"error": 0, "warning": 1} {
+		io, in, _, _ := iostreams.Test()
+		in.WriteString(withKey)
+		cmd := &cobra.Command{}
+		cmd.SetContext(t.Context())
+		err := Run(cmd, io, &Options{Inputs: manifest.Inputs{Filenames: []string{"-"}}, KubernetesVersion: "1.36", MinCertValidity: time.Hour,
+			Output: "short", FailOn: failOn, CLIVersion: "v1.2.3", Now: clock})
+		if exitcode.For(err) != code {
+			t.Errorf("--fail-on %s: exit %d, want %d", failOn, exitcode.For(err), code)
+		}
+	}
+}
