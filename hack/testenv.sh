@@ -116,10 +116,17 @@ api() { # path: GET it as admin; fails unless 2xx
 }
 binary() { if [ "$1" = etcd ]; then echo "$ETCD"; else echo "$BIN/$1"; fi; }
 alive() { # name: the process in $RUN/name.pid runs, and is that program (not a reused pid)
-	local pid arg0=
+	local pid ppid state arg0=''
 	pid=$(cat "$RUN/$1.pid" 2>/dev/null) || return 1
+	[ -r "/proc/$pid/status" ] || return 1
+	state=$(awk '/^State:/{print $2}' "/proc/$pid/status" 2>/dev/null)
+	[ -n "$state" ] && [ "$state" != Z ] || return 1
 	IFS= read -r -d '' arg0 2>/dev/null <"/proc/$pid/cmdline" || true
-	[ "$arg0" = "$(binary "$1")" ]
+	[ "$arg0" = "$(binary "$1")" ] && return 0
+	# Launched by this very script and not exec'd yet (a loaded machine is slow to get
+	# there): still ours. Taking it for dead would leave it running after a teardown.
+	ppid=$(awk '/^PPid:/{print $2}' "/proc/$pid/status" 2>/dev/null)
+	[ "$ppid" = "$$" ]
 }
 running() {
 	local p

@@ -9,14 +9,17 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/meshplane/mesh/checks"
 	"github.com/meshplane/mesh/checks/offline"
+	"github.com/meshplane/mesh/checks/preinstall"
 	"github.com/meshplane/mesh/checks/report"
 	"github.com/meshplane/mesh/checks/schema"
 	"github.com/meshplane/mesh/cli/exitcode"
 	"github.com/meshplane/mesh/cli/iostreams"
 	"github.com/meshplane/mesh/cli/version"
+	"github.com/meshplane/mesh/render/install"
 	"github.com/meshplane/mesh/render/manifest"
 )
 
@@ -30,6 +33,12 @@ type Options struct {
 	Wait              time.Duration
 	CLIVersion        string
 	Now               func() time.Time
+
+	// --pre: pre-install checks against the cluster of the kubeconfig.
+	Pre        bool
+	Kubeconfig string
+	Context    string
+	Namespace  string
 }
 
 // NewCmd builds `mesh check`. now is the clock; runF replaces the run function in tests.
@@ -37,14 +46,18 @@ func NewCmd(io *iostreams.IOStreams, runF func(*Options) error, now func() time.
 	opts := &Options{KubernetesVersion: schema.Default, MinCertValidity: 60 * 24 * time.Hour, Output: "table", FailOn: "error", CLIVersion: version.Version(), Now: now}
 	var minValidity string
 	cmd := &cobra.Command{
-		Use:   "check -f FILE|DIR|-",
-		Short: "Check mesh manifests (offline) before you commit them",
+		Use:   "check (-f FILE|DIR|- | --pre)",
+		Short: "Check mesh manifests offline, or a cluster before installing",
 		Long: `Check manifests offline, with no cluster: every built-in object strictly against the
 Kubernetes OpenAPI schema of --kubernetes-version (embedded), custom resources against
 their CRDs, and mesh's own rules: a complete control plane of one version, pinned
 images, trust anchors and issuer that chain and stay valid for --min-cert-validity, no
 committed private keys, a webhook that points at the injector, known annotations, and
 injected proxies of the control plane's version.
+
+With --pre, check the cluster of the kubeconfig before installing: the API is
+reachable and of a supported version, you may create everything 'mesh install' holds,
+no namespace or CRD of mesh's is in the way, and the clocks agree.
 
 Exit codes: 0 all passed, 1 a check failed (an error, or a warning with
 --fail-on warning), 2 the command could not run. They do not depend on -o.`,
@@ -53,8 +66,12 @@ Exit codes: 0 all passed, 1 a check failed (an error, or a warning with
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Inputs.Filenames = append(opts.Inputs.Filenames, args...)
-			if len(opts.Inputs.Filenames) == 0 && opts.Inputs.Kustomize == "" {
-				return exitcode.Usage(errors.New("checks against a live cluster (pre-install, health, proxy) are not available yet: pass -f FILE|DIR|- or -k DIR to check manifests offline"))
+			offline := len(opts.Inputs.Filenames) > 0 || opts.Inputs.Kustomize != ""
+			switch {
+			case offline && opts.Pre:
+				return exitcode.Usage(errors.New("--pre checks a cluster; -f and -k check manifests offline: choose one"))
+			case !offline && !opts.Pre:
+				return exitcode.Usage(errors.New("the health and data-plane checks of an installed mesh are not available yet: pass --pre (before installing), or -f FILE|DIR|- or -k DIR to check manifests offline"))
 			}
 			d, err := parseDays(minValidity)
 			if err != nil {
@@ -87,19 +104,23 @@ Exit codes: 0 all passed, 1 a check failed (an error, or a warning with
 	f.StringVarP(&opts.Output, "output", "o", opts.Output, "output: table, json, junit or short")
 	f.StringVar(&opts.FailOn, "fail-on", opts.FailOn, "fail (exit 1) on error, or also on warning")
 	f.DurationVar(&opts.Wait, "wait", 0, "retry checks that may still become true for this long")
+	f.BoolVar(&opts.Pre, "pre", false, "pre-install checks against the cluster: API, version, permissions, conflicts, clock skew")
+	f.StringVar(&opts.Kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)")
+	f.StringVar(&opts.Context, "context", "", "kubeconfig context (default: the current one)")
+	f.StringVarP(&opts.Namespace, "namespace", "n", install.DefaultNamespace, "namespace of the control plane")
 	return cmd
 }
 
 // Run loads the manifests, runs the offline suite and writes the report to stdout. A
 // failed check is an error with exit code 1 (the report says which).
 func Run(cmd *cobra.Command, io *iostreams.IOStreams, o *Options) error {
-	set, err := offline.Load(cmd.Context(), o.Inputs, manifest.Env{Stdin: io.In})
-	if err != nil {
-		return exitcode.Usage(err) // the input cannot be read: the command could not run
+	var suite []checks.Check
+	var err error
+	if o.Pre {
+		suite, err = preSuite(o)
+	} else {
+		suite, err = offlineSuite(cmd, io, o)
 	}
-	suite, err := offline.Suite(set, offline.Options{
-		KubernetesVersion: o.KubernetesVersion, MinCertValidity: o.MinCertValidity, Now: o.Now, CLIVersion: o.CLIVersion,
-	})
 	if err != nil {
 		return err
 	}
@@ -111,6 +132,35 @@ func Run(cmd *cobra.Command, io *iostreams.IOStreams, o *Options) error {
 		return &failed{code: code}
 	}
 	return nil
+}
+
+func offlineSuite(cmd *cobra.Command, io *iostreams.IOStreams, o *Options) ([]checks.Check, error) {
+	set, err := offline.Load(cmd.Context(), o.Inputs, manifest.Env{Stdin: io.In})
+	if err != nil {
+		return nil, exitcode.Usage(err) // the input cannot be read: the command could not run
+	}
+	return offline.Suite(set, offline.Options{
+		KubernetesVersion: o.KubernetesVersion, MinCertValidity: o.MinCertValidity, Now: o.Now, CLIVersion: o.CLIVersion,
+	})
+}
+
+// preSuite: the pre-install checks of what this CLI would install, against the cluster.
+func preSuite(o *Options) ([]checks.Check, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = o.Kubeconfig
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: o.Context}).ClientConfig()
+	if err != nil {
+		return nil, exitcode.Usage(fmt.Errorf("kubeconfig: %w", err))
+	}
+	cluster, err := preinstall.NewCluster(cfg)
+	if err != nil {
+		return nil, exitcode.Usage(err)
+	}
+	res, err := install.Render(install.Options{Version: o.CLIVersion, Namespace: o.Namespace}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return preinstall.Suite(cluster, preinstall.Options{Namespace: o.Namespace, Objects: res.Objects, MaxClockSkew: 5 * time.Minute, Now: o.Now}), nil
 }
 
 // failed is a run whose checks failed: exit 1, and no "Error:" line (the report says it).

@@ -34,6 +34,10 @@ func TestNewCmdOptions(t *testing.T) {
 			return o.Inputs.Filenames[0] == "b.yaml" && o.MinCertValidity == 240*time.Hour
 		}, ""},
 		{nil, nil, "not available yet"},
+		{[]string{"--pre", "--kubeconfig", "kc", "--context", "c", "-n", "mesh"}, func(o *Options) bool {
+			return o.Pre && o.Kubeconfig == "kc" && o.Context == "c" && o.Namespace == "mesh"
+		}, ""},
+		{[]string{"--pre", "-f", "a"}, nil, "choose one"},
 		{[]string{"-f", "a", "-o", "yaml"}, nil, "--output must be"},
 		{[]string{"-f", "a", "--fail-on", "info"}, nil, "--fail-on"},
 		{[]string{"-f", "a", "--min-cert-validity", "soon"}, nil, "--min-cert-validity"},
