@@ -17,6 +17,7 @@ import (
 
 	"github.com/meshplane/mesh/checks"
 	"github.com/meshplane/mesh/render/install"
+	"github.com/meshplane/mesh/render/manifest"
 	"github.com/meshplane/mesh/render/testcluster"
 )
 
@@ -95,14 +96,20 @@ func TestExistingNamespaceAndForeignCRDFail(t *testing.T) {
 	cs := testcluster.Clientset(t)
 	ns := testcluster.Namespace(t, cs)
 	o := options(t, ns)
-	// A CRD with mesh's name, not installed by mesh.
+	// A CRD the install holds exists, not installed by mesh. The name is the test's own,
+	// so that other tests may install mesh's real CRDs on the same cluster meanwhile.
+	group := ns + ".test.meshplane.io"
+	crdYAML := "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets." + group +
+		"\n  labels: {app.kubernetes.io/part-of: mesh}\nspec:\n  group: " + group + "\n  names: {kind: Widget, plural: widgets}\n  scope: Namespaced\n" +
+		"  versions: [{name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object}}}]\n"
+	objs, err := manifest.SplitYAML("test", []byte(crdYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Objects = append(o.Objects, objs...)
 	var crd map[string]any
-	for _, obj := range o.Objects {
-		if obj.Kind == "CustomResourceDefinition" {
-			if err := yaml.Unmarshal(obj.YAML, &crd); err != nil {
-				t.Fatal(err)
-			}
-		}
+	if err := yaml.Unmarshal(objs[0].YAML, &crd); err != nil {
+		t.Fatal(err)
 	}
 	u := &unstructured.Unstructured{Object: crd}
 	u.SetLabels(map[string]string{"owner": "someone-else"})
@@ -120,7 +127,7 @@ func TestExistingNamespaceAndForeignCRDFail(t *testing.T) {
 	if r := got["pre.no-namespace"]; r.Status != checks.Failed || !strings.Contains(r.Message, ns) {
 		t.Errorf("pre.no-namespace: %s %q", r.Status, r.Message)
 	}
-	if r := got["pre.no-conflicting-crds"]; r.Status != checks.Failed || !strings.Contains(r.Message, "serviceprofiles.policy.meshplane.io") {
+	if r := got["pre.no-conflicting-crds"]; r.Status != checks.Failed || !strings.Contains(r.Message, "widgets."+group) {
 		t.Errorf("pre.no-conflicting-crds: %s %q", r.Status, r.Message)
 	}
 	if r := got["pre.permissions"]; r.Status != checks.Passed {

@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/meshplane/mesh/checks"
+	"github.com/meshplane/mesh/checks/health"
 	"github.com/meshplane/mesh/checks/offline"
 	"github.com/meshplane/mesh/checks/preinstall"
 	"github.com/meshplane/mesh/checks/report"
@@ -36,6 +37,7 @@ type Options struct {
 
 	// --pre: pre-install checks against the cluster of the kubeconfig.
 	Pre        bool
+	Proxy      bool
 	Kubeconfig string
 	Context    string
 	Namespace  string
@@ -46,8 +48,8 @@ func NewCmd(io *iostreams.IOStreams, runF func(*Options) error, now func() time.
 	opts := &Options{KubernetesVersion: schema.Default, MinCertValidity: 60 * 24 * time.Hour, Output: "table", FailOn: "error", CLIVersion: version.Version(), Now: now}
 	var minValidity string
 	cmd := &cobra.Command{
-		Use:   "check (-f FILE|DIR|- | --pre)",
-		Short: "Check mesh manifests offline, or a cluster before installing",
+		Use:   "check [-f FILE|DIR|- | --pre]",
+		Short: "Check an installed mesh, a cluster before installing (--pre), or manifests offline (-f)",
 		Long: `Check manifests offline, with no cluster: every built-in object strictly against the
 Kubernetes OpenAPI schema of --kubernetes-version (embedded), custom resources against
 their CRDs, and mesh's own rules: a complete control plane of one version, pinned
@@ -58,6 +60,11 @@ injected proxies of the control plane's version.
 With --pre, check the cluster of the kubeconfig before installing: the API is
 reachable and of a supported version, you may create everything 'mesh install' holds,
 no namespace or CRD of mesh's is in the way, and the clocks agree.
+
+With neither, check the mesh installed in the cluster (-n): its CRDs and control-plane
+objects exist and are of this CLI's version, its Deployments are available (--wait
+retries), the webhook trusts the injector's certificate, the identity issuer is valid
+for --min-cert-validity, and the injector really injects (a server-side dry run).
 
 Exit codes: 0 all passed, 1 a check failed (an error, or a warning with
 --fail-on warning), 2 the command could not run. They do not depend on -o.`,
@@ -70,8 +77,8 @@ Exit codes: 0 all passed, 1 a check failed (an error, or a warning with
 			switch {
 			case offline && opts.Pre:
 				return exitcode.Usage(errors.New("--pre checks a cluster; -f and -k check manifests offline: choose one"))
-			case !offline && !opts.Pre:
-				return exitcode.Usage(errors.New("the health and data-plane checks of an installed mesh are not available yet: pass --pre (before installing), or -f FILE|DIR|- or -k DIR to check manifests offline"))
+			case opts.Proxy:
+				return exitcode.Usage(errors.New("the data-plane checks (--proxy) are not available yet: they come with the proxy"))
 			}
 			d, err := parseDays(minValidity)
 			if err != nil {
@@ -104,6 +111,7 @@ Exit codes: 0 all passed, 1 a check failed (an error, or a warning with
 	f.StringVarP(&opts.Output, "output", "o", opts.Output, "output: table, json, junit or short")
 	f.StringVar(&opts.FailOn, "fail-on", opts.FailOn, "fail (exit 1) on error, or also on warning")
 	f.DurationVar(&opts.Wait, "wait", 0, "retry checks that may still become true for this long")
+	f.BoolVar(&opts.Proxy, "proxy", false, "data-plane checks of meshed pods (not available yet)")
 	f.BoolVar(&opts.Pre, "pre", false, "pre-install checks against the cluster: API, version, permissions, conflicts, clock skew")
 	f.StringVar(&opts.Kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)")
 	f.StringVar(&opts.Context, "context", "", "kubeconfig context (default: the current one)")
@@ -116,10 +124,13 @@ Exit codes: 0 all passed, 1 a check failed (an error, or a warning with
 func Run(cmd *cobra.Command, io *iostreams.IOStreams, o *Options) error {
 	var suite []checks.Check
 	var err error
-	if o.Pre {
-		suite, err = preSuite(o)
-	} else {
+	switch {
+	case o.Pre:
+		suite, err = clusterSuite(o, false)
+	case len(o.Inputs.Filenames) > 0 || o.Inputs.Kustomize != "":
 		suite, err = offlineSuite(cmd, io, o)
+	default:
+		suite, err = clusterSuite(o, true)
 	}
 	if err != nil {
 		return err
@@ -144,8 +155,9 @@ func offlineSuite(cmd *cobra.Command, io *iostreams.IOStreams, o *Options) ([]ch
 	})
 }
 
-// preSuite: the pre-install checks of what this CLI would install, against the cluster.
-func preSuite(o *Options) ([]checks.Check, error) {
+// clusterSuite: the pre-install or health checks of what this CLI installs, against
+// the cluster of the kubeconfig.
+func clusterSuite(o *Options, health bool) ([]checks.Check, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	rules.ExplicitPath = o.Kubeconfig
 	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: o.Context}).ClientConfig()
@@ -160,7 +172,18 @@ func preSuite(o *Options) ([]checks.Check, error) {
 	if err != nil {
 		return nil, err
 	}
+	if health {
+		return healthSuite(cluster, o, res.Objects), nil
+	}
 	return preinstall.Suite(cluster, preinstall.Options{Namespace: o.Namespace, Objects: res.Objects, MaxClockSkew: 5 * time.Minute, Now: o.Now}), nil
+}
+
+// healthSuite checks the installed mesh. The objects compared are the API objects every
+// install has (not the identity mode's own, which depend on the install's flags).
+func healthSuite(c *preinstall.Cluster, o *Options, objs []manifest.Object) []checks.Check {
+	return health.Suite(&health.Cluster{Clientset: c.Clientset, Dynamic: c.Dynamic}, health.Options{
+		Namespace: o.Namespace, Version: o.CLIVersion, Objects: objs, MinCertValidity: o.MinCertValidity, Now: o.Now,
+	})
 }
 
 // failed is a run whose checks failed: exit 1, and no "Error:" line (the report says it).

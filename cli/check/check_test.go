@@ -33,7 +33,8 @@ func TestNewCmdOptions(t *testing.T) {
 		{[]string{"b.yaml", "--min-cert-validity", "10d"}, func(o *Options) bool {
 			return o.Inputs.Filenames[0] == "b.yaml" && o.MinCertValidity == 240*time.Hour
 		}, ""},
-		{nil, nil, "not available yet"},
+		{[]string{"--proxy"}, nil, "not available yet"},
+		{nil, func(o *Options) bool { return !o.Pre && len(o.Inputs.Filenames) == 0 }, ""},
 		{[]string{"--pre", "--kubeconfig", "kc", "--context", "c", "-n", "mesh"}, func(o *Options) bool {
 			return o.Pre && o.Kubeconfig == "kc" && o.Context == "c" && o.Namespace == "mesh"
 		}, ""},
