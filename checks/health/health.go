@@ -216,4 +216,3 @@ func injects(ctx context.Context, c *Cluster, o Options) error {
 	}
 	return fmt.Errorf("a pod annotated %s: %s was admitted without the %s container", inject.InjectAnnotation, inject.Enabled, inject.ProxyContainer)
 }
-

@@ -2,9 +2,9 @@ package health
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
