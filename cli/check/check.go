@@ -9,9 +9,12 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/meshplane/mesh/checks"
+	"github.com/meshplane/mesh/checks/dataplane"
 	"github.com/meshplane/mesh/checks/health"
 	"github.com/meshplane/mesh/checks/offline"
 	"github.com/meshplane/mesh/checks/preinstall"
@@ -36,11 +39,13 @@ type Options struct {
 	Now               func() time.Time
 
 	// --pre: pre-install checks against the cluster of the kubeconfig.
-	Pre        bool
-	Proxy      bool
-	Kubeconfig string
-	Context    string
-	Namespace  string
+	Pre                   bool
+	Proxy                 bool
+	PodNamespace          string // --proxy: the pods' namespace, "" for all
+	ControlPlaneNamespace string
+	Kubeconfig            string
+	Context               string
+	Namespace             string
 }
 
 // NewCmd builds `mesh check`. now is the clock; runF replaces the run function in tests.
@@ -61,7 +66,10 @@ With --pre, check the cluster of the kubeconfig before installing: the API is
 reachable and of a supported version, you may create everything 'mesh install' holds,
 no namespace or CRD of mesh's is in the way, and the clocks agree.
 
-With neither, check the mesh installed in the cluster (-n): its CRDs and control-plane
+With --proxy, check the meshed pods of -n (all namespaces without it): their proxies
+are ready and run the control plane's version.
+
+With none of these, check the mesh installed in the cluster (-n): its CRDs and control-plane
 objects exist and are of this CLI's version, its Deployments are available (--wait
 retries), the webhook trusts the injector's certificate, the identity issuer is valid
 for --min-cert-validity, and the injector really injects (a server-side dry run).
@@ -77,8 +85,17 @@ Exit codes: 0 all passed, 1 a check failed (an error, or a warning with
 			switch {
 			case offline && opts.Pre:
 				return exitcode.Usage(errors.New("--pre checks a cluster; -f and -k check manifests offline: choose one"))
-			case opts.Proxy:
-				return exitcode.Usage(errors.New("the data-plane checks (--proxy) are not available yet: they come with the proxy"))
+			case offline && opts.Proxy:
+				return exitcode.Usage(errors.New("--proxy checks a cluster; -f and -k check manifests offline: choose one"))
+			case opts.Pre && opts.Proxy:
+				return exitcode.Usage(errors.New("--pre and --proxy are different suites: choose one"))
+			}
+			if opts.Proxy {
+				// mesh check --proxy [-n NS]: -n selects the pods; all namespaces without it.
+				opts.PodNamespace = ""
+				if cmd.Flags().Changed("namespace") {
+					opts.PodNamespace = opts.Namespace
+				}
 			}
 			d, err := parseDays(minValidity)
 			if err != nil {
@@ -111,7 +128,8 @@ Exit codes: 0 all passed, 1 a check failed (an error, or a warning with
 	f.StringVarP(&opts.Output, "output", "o", opts.Output, "output: table, json, junit or short")
 	f.StringVar(&opts.FailOn, "fail-on", opts.FailOn, "fail (exit 1) on error, or also on warning")
 	f.DurationVar(&opts.Wait, "wait", 0, "retry checks that may still become true for this long")
-	f.BoolVar(&opts.Proxy, "proxy", false, "data-plane checks of meshed pods (not available yet)")
+	f.BoolVar(&opts.Proxy, "proxy", false, "data-plane checks of the meshed pods in -n (default: all namespaces)")
+	f.StringVar(&opts.ControlPlaneNamespace, "control-plane-namespace", install.DefaultNamespace, "namespace of the control plane, with --proxy")
 	f.BoolVar(&opts.Pre, "pre", false, "pre-install checks against the cluster: API, version, permissions, conflicts, clock skew")
 	f.StringVar(&opts.Kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)")
 	f.StringVar(&opts.Context, "context", "", "kubeconfig context (default: the current one)")
@@ -125,6 +143,8 @@ func Run(cmd *cobra.Command, io *iostreams.IOStreams, o *Options) error {
 	var suite []checks.Check
 	var err error
 	switch {
+	case o.Proxy:
+		suite, err = proxySuite(o)
 	case o.Pre:
 		suite, err = clusterSuite(o, false)
 	case len(o.Inputs.Filenames) > 0 || o.Inputs.Kustomize != "":
@@ -155,14 +175,35 @@ func offlineSuite(cmd *cobra.Command, io *iostreams.IOStreams, o *Options) ([]ch
 	})
 }
 
-// clusterSuite: the pre-install or health checks of what this CLI installs, against
-// the cluster of the kubeconfig.
-func clusterSuite(o *Options, health bool) ([]checks.Check, error) {
+// kubeconfig loads the REST config of the kubeconfig and context.
+func kubeconfig(o *Options) (*rest.Config, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	rules.ExplicitPath = o.Kubeconfig
 	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: o.Context}).ClientConfig()
 	if err != nil {
 		return nil, exitcode.Usage(fmt.Errorf("kubeconfig: %w", err))
+	}
+	return cfg, nil
+}
+
+func proxySuite(o *Options) ([]checks.Check, error) {
+	cfg, err := kubeconfig(o)
+	if err != nil {
+		return nil, err
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, exitcode.Usage(err)
+	}
+	return dataplane.Suite(cs, dataplane.Options{Namespace: o.PodNamespace, ControlPlaneNamespace: o.ControlPlaneNamespace, CLIVersion: o.CLIVersion}), nil
+}
+
+// clusterSuite: the pre-install or health checks of what this CLI installs, against
+// the cluster of the kubeconfig.
+func clusterSuite(o *Options, health bool) ([]checks.Check, error) {
+	cfg, err := kubeconfig(o)
+	if err != nil {
+		return nil, err
 	}
 	cluster, err := preinstall.NewCluster(cfg)
 	if err != nil {

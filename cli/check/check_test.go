@@ -33,7 +33,13 @@ func TestNewCmdOptions(t *testing.T) {
 		{[]string{"b.yaml", "--min-cert-validity", "10d"}, func(o *Options) bool {
 			return o.Inputs.Filenames[0] == "b.yaml" && o.MinCertValidity == 240*time.Hour
 		}, ""},
-		{[]string{"--proxy"}, nil, "not available yet"},
+		{[]string{"--proxy"}, func(o *Options) bool {
+			return o.Proxy && o.PodNamespace == "" && o.ControlPlaneNamespace == "mesh-system"
+		}, ""},
+		{[]string{"--proxy", "-n", "shop", "--control-plane-namespace", "mesh"}, func(o *Options) bool {
+			return o.Proxy && o.PodNamespace == "shop" && o.ControlPlaneNamespace == "mesh"
+		}, ""},
+		{[]string{"--proxy", "--pre"}, nil, "choose one"},
 		{nil, func(o *Options) bool { return !o.Pre && len(o.Inputs.Filenames) == 0 }, ""},
 		{[]string{"--pre", "--kubeconfig", "kc", "--context", "c", "-n", "mesh"}, func(o *Options) bool {
 			return o.Pre && o.Kubeconfig == "kc" && o.Context == "c" && o.Namespace == "mesh"

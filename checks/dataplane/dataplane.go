@@ -1,0 +1,140 @@
+// Package dataplane is `mesh check --proxy`: the meshed pods of a namespace (or all)
+// have ready proxies of the control plane's version.
+package dataplane
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/meshplane/mesh/checks"
+	"github.com/meshplane/mesh/render/inject"
+)
+
+// Options of the suite.
+type Options struct {
+	Namespace             string // of the pods; "" for all
+	ControlPlaneNamespace string
+	CLIVersion            string // the version to expect when no control plane is found
+}
+
+const hint = "https://meshplane.io/docs/checks#"
+
+func check(id, desc string, retry bool, run func(context.Context) error, deps ...string) checks.Check {
+	return checks.Check{ID: id, Category: "data-plane", Description: desc, Hint: hint + id, Severity: checks.Error, Retry: retry, DependsOn: deps, Run: run}
+}
+
+// proxy is a meshed pod's proxy container and its status.
+type proxy struct {
+	pod       *corev1.Pod
+	container corev1.Container
+	status    *corev1.ContainerStatus
+}
+
+func meshed(ctx context.Context, cs kubernetes.Interface, ns string) ([]proxy, error) {
+	pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	var out []proxy
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		for _, list := range []struct {
+			specs    []corev1.Container
+			statuses []corev1.ContainerStatus
+		}{{p.Spec.InitContainers, p.Status.InitContainerStatuses}, {p.Spec.Containers, p.Status.ContainerStatuses}} {
+			for _, c := range list.specs {
+				if c.Name != inject.ProxyContainer {
+					continue
+				}
+				px := proxy{pod: p, container: c}
+				for j := range list.statuses {
+					if list.statuses[j].Name == c.Name {
+						px.status = &list.statuses[j]
+					}
+				}
+				out = append(out, px)
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].pod.Namespace+"/"+out[i].pod.Name < out[j].pod.Namespace+"/"+out[j].pod.Name
+	})
+	return out, nil
+}
+
+// Suite is the data-plane checks.
+func Suite(cs kubernetes.Interface, o Options) []checks.Check {
+	where := "namespace " + o.Namespace
+	if o.Namespace == "" {
+		where = "all namespaces"
+	}
+	return []checks.Check{
+		check("proxy.meshed-pods", "there are meshed pods in "+where, false, func(ctx context.Context) error {
+			ps, err := meshed(ctx, cs, o.Namespace)
+			if err != nil {
+				return err
+			}
+			if len(ps) == 0 {
+				return checks.Skip("no pod with the " + inject.ProxyContainer + " container in " + where)
+			}
+			return nil
+		}),
+		check("proxy.ready", "every proxy is ready", true, func(ctx context.Context) error {
+			ps, err := meshed(ctx, cs, o.Namespace)
+			if err != nil {
+				return err
+			}
+			if len(ps) == 0 {
+				return checks.Skip("no meshed pods")
+			}
+			var p []string
+			for _, px := range ps {
+				if px.status == nil || !px.status.Ready {
+					p = append(p, px.pod.Namespace+"/"+px.pod.Name)
+				}
+			}
+			if len(p) > 0 {
+				return fmt.Errorf("proxies not ready: %s", strings.Join(p, ", "))
+			}
+			return nil
+		}, "proxy.meshed-pods"),
+		check("proxy.version", "every proxy runs the control plane's version", false, func(ctx context.Context) error {
+			want, from := o.CLIVersion, "this CLI"
+			d, err := cs.AppsV1().Deployments(o.ControlPlaneNamespace).Get(ctx, "mesh-identity", metav1.GetOptions{})
+			switch {
+			case err == nil && d.Labels["app.kubernetes.io/version"] != "":
+				want, from = d.Labels["app.kubernetes.io/version"], "the control plane"
+			case err != nil && !apierrors.IsNotFound(err):
+				return err
+			}
+			ps, err := meshed(ctx, cs, o.Namespace)
+			if err != nil {
+				return err
+			}
+			if len(ps) == 0 {
+				return checks.Skip("no meshed pods")
+			}
+			var p []string
+			for _, px := range ps {
+				got := px.pod.Annotations[inject.ProxyVersion]
+				if got == "" {
+					got = px.container.Image[strings.LastIndex(px.container.Image, ":")+1:]
+				}
+				if got != want {
+					p = append(p, fmt.Sprintf("%s/%s runs %s", px.pod.Namespace, px.pod.Name, got))
+				}
+			}
+			if len(p) > 0 {
+				return fmt.Errorf("%s is %s; %s", from, want, strings.Join(p, ", "))
+			}
+			return nil
+		}, "proxy.meshed-pods"),
+	}
+}
