@@ -20,7 +20,7 @@ FORBIDDEN_SEGMENTS = pkg|util|utils|common
 
 TESTENV = hack/testenv.sh
 
-.PHONY: all tools build lint lint-layout release-check unit test go-test go-test-cluster generate fmt
+.PHONY: all tools build lint lint-layout release-check unit test go-test go-test-cluster generate check-generated fmt
 
 all: build
 
@@ -61,6 +61,7 @@ test:
 	$(MAKE) tools
 	$(MAKE) lint
 	$(MAKE) release-check
+	$(MAKE) check-generated
 	$(TESTENV) install
 	$(MAKE) go-test-cluster
 
@@ -75,9 +76,18 @@ go-test-cluster:
 go-test:
 	$(GO) test $(GO_TEST_FLAGS) ./...
 
-## generate: run go:generate directives.
-generate:
+## generate: regenerate code (the gRPC API) with the pinned protoc plugins and Debian's protoc.
+generate: bin/protoc-gen-go bin/protoc-gen-go-grpc
+	@command -v protoc >/dev/null || { echo "protoc not found: apt-get install protobuf-compiler"; exit 1; }
 	$(GO) generate ./...
+
+bin/protoc-gen-go bin/protoc-gen-go-grpc: $(TOOLS_MODFILE)
+	GOWORK=off $(GO) build -modfile=$(TOOLS_MODFILE) -o bin/protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go
+	GOWORK=off $(GO) build -modfile=$(TOOLS_MODFILE) -o bin/protoc-gen-go-grpc google.golang.org/grpc/cmd/protoc-gen-go-grpc
+
+## check-generated: the committed generated code is what `make generate` makes.
+check-generated: generate
+	@git diff --exit-code -- '*.pb.go' || { echo "generated code is stale: run make generate and commit"; exit 1; }
 
 ## fmt: format the code with the formatters enabled in .golangci.yml (gofmt -s).
 fmt:
