@@ -206,4 +206,3 @@ func TestCertify(t *testing.T) {
 		t.Errorf("expired issuer: %v %q", st.Code(), st.Message())
 	}
 }
-
