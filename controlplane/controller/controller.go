@@ -1,0 +1,109 @@
+// Package controller is mesh-controller: one binary, a subcommand per control-plane
+// component (identity; destination and injector to come), each the process of one
+// Deployment that `mesh install` renders. Run is the whole program; only main exits.
+package controller
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/yaml"
+)
+
+// common are the flags every component takes (the chart passes them).
+type common struct {
+	config, listen, admin, logLevel, logFormat, kubeconfig, namespace string
+}
+
+func (c *common) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.config, "config", "/var/run/mesh/config/values.yaml", "the install's values (the mesh-config ConfigMap)")
+	fs.StringVar(&c.listen, "listen-addr", ":8080", "the component's gRPC/HTTPS address")
+	fs.StringVar(&c.admin, "admin-addr", ":9990", "the admin address: /live, /ready, /metrics")
+	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.logFormat, "log-format", "plain", "plain or json")
+	fs.StringVar(&c.kubeconfig, "kubeconfig", "", "kubeconfig (default: in-cluster)")
+	fs.StringVar(&c.namespace, "namespace", os.Getenv("MESH_NAMESPACE"), "the control plane's namespace (default $MESH_NAMESPACE)")
+}
+
+// values is what the components read of the install's values.
+type values struct {
+	ClusterDomain string `json:"clusterDomain"`
+	Identity      struct {
+		TrustDomain   string `json:"trustDomain"`
+		TokenAudience string `json:"tokenAudience"`
+		Issuer        struct {
+			Mode               string `json:"mode"`
+			SecretName         string `json:"secretName"`
+			IssuanceLifetime   string `json:"issuanceLifetime"`
+			ClockSkewAllowance string `json:"clockSkewAllowance"`
+		} `json:"issuer"`
+	} `json:"identity"`
+}
+
+func (c *common) values() (*values, error) {
+	b, err := os.ReadFile(c.config)
+	if err != nil {
+		return nil, fmt.Errorf("--config: %w", err)
+	}
+	var v values
+	if err := yaml.Unmarshal(b, &v); err != nil {
+		return nil, fmt.Errorf("--config %s: %w", c.config, err)
+	}
+	return &v, nil
+}
+
+func (c *common) logger(w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch c.logFormat {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "plain":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format must be plain or json, not %q", c.logFormat)
+}
+
+func (c *common) client() (kubernetes.Interface, error) {
+	var cfg *rest.Config
+	var err error
+	if c.kubeconfig != "" {
+		cfg, err = clientcmd.BuildConfigFromFlags("", c.kubeconfig)
+	} else {
+		cfg, err = rest.InClusterConfig()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	return kubernetes.NewForConfig(cfg)
+}
+
+// Run runs the component named by args[0] until ctx ends (SIGTERM in main), and
+// returns the exit code: 0 after a graceful stop, 1 on failure, 2 on bad usage.
+func Run(ctx context.Context, args []string, stderr io.Writer, now func() time.Time) int {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "usage: mesh-controller identity [flags]")
+		return 2
+	}
+	switch args[0] {
+	case "identity":
+		return runIdentity(ctx, args[1:], stderr, now)
+	case "destination", "injector":
+		fmt.Fprintf(stderr, "mesh-controller: %s is not implemented yet\n", args[0])
+		return 2
+	}
+	fmt.Fprintf(stderr, "mesh-controller: unknown component %q (want %s)\n", args[0], strings.Join([]string{"identity"}, ", "))
+	return 2
+}

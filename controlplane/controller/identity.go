@@ -1,0 +1,138 @@
+package controller
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
+
+	"github.com/meshplane/mesh/controlplane/admin"
+	meshv1 "github.com/meshplane/mesh/controlplane/api/mesh/v1"
+	"github.com/meshplane/mesh/controlplane/identity"
+)
+
+func runIdentity(ctx context.Context, args []string, stderr io.Writer, now func() time.Time) int {
+	var c common
+	fs := flag.NewFlagSet("identity", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c.flags(fs)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	log, err := c.logger(stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	if err := identityMain(ctx, c, log.With("component", "identity"), now); err != nil {
+		log.Error("identity failed", "err", err)
+		return 1
+	}
+	log.Info("identity stopped")
+	return 0
+}
+
+func duration(s string, def time.Duration) (time.Duration, error) {
+	if s == "" {
+		return def, nil
+	}
+	return time.ParseDuration(s)
+}
+
+func identityMain(ctx context.Context, c common, log interface {
+	Info(string, ...any)
+	Warn(string, ...any)
+}, now func() time.Time) error {
+	v, err := c.values()
+	if err != nil {
+		return err
+	}
+	if c.namespace == "" {
+		return errors.New("no namespace: set --namespace or MESH_NAMESPACE")
+	}
+	lifetime, err := duration(v.Identity.Issuer.IssuanceLifetime, 24*time.Hour)
+	if err != nil {
+		return fmt.Errorf("identity.issuer.issuanceLifetime: %w", err)
+	}
+	skew, err := duration(v.Identity.Issuer.ClockSkewAllowance, 20*time.Second)
+	if err != nil {
+		return fmt.Errorf("identity.issuer.clockSkewAllowance: %w", err)
+	}
+	client, err := c.client()
+	if err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	issued := prometheus.NewCounter(prometheus.CounterOpts{Name: "mesh_identity_certificates_issued_total", Help: "Workload certificates issued."})
+	failures := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mesh_identity_certify_failures_total", Help: "Refused or failed Certify calls, by gRPC code."}, []string{"reason"})
+	expiry := prometheus.NewGauge(prometheus.GaugeOpts{Name: "mesh_identity_issuer_expiry_timestamp_seconds", Help: "When the current issuer certificate expires (Unix time)."})
+	reg.MustRegister(issued, failures, expiry)
+
+	src := &identity.Source{Client: client, Namespace: c.namespace, SecretName: v.Identity.Issuer.SecretName, Bootstrap: v.Identity.Issuer.Mode == "bootstrap",
+		TrustDomain: v.Identity.TrustDomain, Now: now, OnChange: func(i *identity.Issuer) {
+			expiry.Set(float64(i.Cert.NotAfter.Unix()))
+			log.Info("issuer loaded", "subject", i.Cert.Subject.String(), "notAfter", i.Cert.NotAfter)
+		}}
+	srv := &identity.Server{TrustDomain: v.Identity.TrustDomain, Audience: v.Identity.TokenAudience, Lifetime: lifetime, ClockSkew: skew,
+		Reviewer: identity.APIReviewer{Client: client}, Issuer: src.Issuer, Now: now}
+	serving := &identity.ServingCert{Source: src, Name: identity.Name("mesh-identity", c.namespace, v.Identity.TrustDomain), Lifetime: 24 * time.Hour, Now: now}
+
+	g := grpc.NewServer(
+		grpc.Creds(credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS13, GetCertificate: serving.GetCertificate})),
+		grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+			resp, err := h(ctx, req)
+			if err != nil {
+				failures.WithLabelValues(status.Code(err).String()).Inc()
+				log.Warn("certify refused", "err", err)
+			} else {
+				issued.Inc()
+			}
+			return resp, err
+		}),
+	)
+	meshv1.RegisterIdentityServer(g, srv)
+
+	lis, err := net.Listen("tcp", c.listen)
+	if err != nil {
+		return err
+	}
+	adminLis, err := net.Listen("tcp", c.admin)
+	if err != nil {
+		_ = lis.Close()
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, 3)
+	go func() { errs <- src.Run(ctx) }()
+	go func() {
+		errs <- (&admin.Server{Registry: reg, Ready: func() error { _, err := src.Issuer(); return err }}).Serve(ctx, adminLis)
+	}()
+	go func() { errs <- g.Serve(lis) }()
+	log.Info("serving", "grpc", lis.Addr().String(), "admin", adminLis.Addr().String(), "namespace", c.namespace)
+
+	select {
+	case <-ctx.Done():
+	case err = <-errs:
+	}
+	// Graceful: finish the calls in flight, within a bound.
+	done := make(chan struct{})
+	go func() { g.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		g.Stop()
+	}
+	cancel()
+	return err
+}

@@ -1,0 +1,201 @@
+package controller
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	meshv1 "github.com/meshplane/mesh/controlplane/api/mesh/v1"
+	"github.com/meshplane/mesh/controlplane/identity"
+	renderidentity "github.com/meshplane/mesh/render/identity"
+	"github.com/meshplane/mesh/render/install"
+	"github.com/meshplane/mesh/render/testcluster"
+	rendervalues "github.com/meshplane/mesh/render/values"
+)
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// waitFor polls cond until it holds or the bound passes (a bound on a wait, not a speed assertion).
+func waitFor(t *testing.T, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = cond(); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s: %v", what, err)
+}
+
+type replica struct {
+	cmd         *exec.Cmd
+	grpc, admin string
+	log         *strings.Builder
+}
+
+// Two replicas of mesh-controller identity, as real processes, bootstrap their issuer
+// (one Secret between them), serve Certify over TLS, reload a rotated issuer, expose
+// /ready and /metrics, and stop on SIGTERM with exit code 0.
+func TestIdentityController(t *testing.T) {
+	kubeconfig := testcluster.Kubeconfig(t)
+	cs := testcluster.Clientset(t)
+	ctx := context.Background()
+	ns := testcluster.Namespace(t, cs)
+	if _, err := cs.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "web"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "mesh-controller")
+	if out, err := exec.Command("go", "build", "-o", bin, "../mesh-controller").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	v, err := install.EffectiveValues(install.Options{Version: "v1.2.3", Namespace: ns}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := rendervalues.YAML(v)
+	cfg := filepath.Join(dir, "values.yaml")
+	_ = os.WriteFile(cfg, b, 0o644)
+
+	var replicas []*replica
+	for range 2 {
+		r := &replica{grpc: freePort(t), admin: freePort(t), log: &strings.Builder{}}
+		r.cmd = exec.Command(bin, "identity", "--config", cfg, "--kubeconfig", kubeconfig, "--namespace", ns,
+			"--listen-addr", r.grpc, "--admin-addr", r.admin, "--log-level", "debug")
+		r.cmd.Stderr = r.log
+		if err := r.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = r.cmd.Process.Kill() })
+		replicas = append(replicas, r)
+	}
+	for _, r := range replicas {
+		waitFor(t, "ready", func() error {
+			resp, err := http.Get("http://" + r.admin + "/ready")
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != 200 {
+				body, _ := io.ReadAll(resp.Body)
+				return fmt.Errorf("%s %s; log:\n%s", resp.Status, body, r.log)
+			}
+			return nil
+		})
+	}
+	sec, err := cs.CoreV1().Secrets(ns).Get(ctx, "mesh-identity-issuer", metav1.GetOptions{})
+	if err != nil || sec.Labels["meshplane.io/bootstrapped"] != "true" {
+		t.Fatalf("bootstrapped Secret: %v", err)
+	}
+	web := identity.Name("web", ns, "cluster.local")
+	token := func() []byte {
+		tr, err := cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, "web", &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{Audiences: []string{"identity.meshplane.io"}}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return []byte(tr.Status.Token)
+	}
+	certify := func(r *replica, anchorsPEM []byte) error {
+		roots := x509.NewCertPool()
+		roots.AppendCertsFromPEM(anchorsPEM)
+		creds := credentials.NewTLS(&tls.Config{RootCAs: roots, ServerName: identity.Name("mesh-identity", ns, "cluster.local"), MinVersion: tls.VersionTLS13})
+		conn, err := grpc.NewClient(r.grpc, grpc.WithTransportCredentials(creds))
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		csr, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: web}, DNSNames: []string{web}}, key)
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		resp, err := meshv1.NewIdentityClient(conn).Certify(cctx, &meshv1.CertifyRequest{Identity: web, Token: token(), CertificateSigningRequest: csr})
+		if err != nil {
+			return err
+		}
+		leaf, _ := x509.ParseCertificate(resp.LeafCertificate)
+		inter := x509.NewCertPool()
+		for _, d := range resp.IntermediateCertificates {
+			c, _ := x509.ParseCertificate(d)
+			inter.AddCert(c)
+		}
+		_, err = leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, DNSName: web, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+		return err
+	}
+	// Both replicas sign with the one bootstrapped issuer, over TLS verified against its anchor.
+	for i, r := range replicas {
+		if err := certify(r, sec.Data["ca.crt"]); err != nil {
+			t.Fatalf("replica %d: %v\nlog:\n%s", i, err, r.log)
+		}
+	}
+	resp, err := http.Get("http://" + replicas[0].admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(metrics), "mesh_identity_certificates_issued_total 1") || !strings.Contains(string(metrics), "mesh_identity_issuer_expiry_timestamp_seconds") {
+		t.Errorf("metrics:\n%s", metrics)
+	}
+
+	// Rotation: a new issuer (and anchor) in the Secret is used without a restart.
+	nb, err := renderidentity.Create(renderidentity.CreateOptions{TrustDomain: "cluster.local", Namespace: ns, Now: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec.Data = map[string][]byte{corev1.TLSCertKey: nb.IssuerCert, corev1.TLSPrivateKeyKey: nb.IssuerKey, "ca.crt": nb.AnchorCert}
+	if _, err := cs.CoreV1().Secrets(ns).Update(ctx, sec, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range replicas {
+		waitFor(t, "the rotated issuer", func() error { return certify(r, nb.AnchorCert) })
+	}
+
+	// SIGTERM: a graceful stop, exit code 0.
+	for i, r := range replicas {
+		_ = r.cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- r.cmd.Wait() }()
+		select {
+		case err := <-done:
+			var ee *exec.ExitError
+			if errors.As(err, &ee) || err != nil {
+				t.Errorf("replica %d exited with %v\nlog:\n%s", i, err, r.log)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("replica %d did not stop on SIGTERM", i)
+		}
+	}
+}
