@@ -249,19 +249,37 @@ func refusal(obj, tmpl *yaml.Node) (string, bool) {
 	if scalar(spec, "hostNetwork") == "true" {
 		return "it uses hostNetwork: true", true
 	}
-	for _, list := range []string{"containers", "initContainers"} {
-		if cs := at(spec, list); cs != nil && cs.Kind == yaml.SequenceNode {
-			for _, c := range cs.Content {
-				switch scalar(c, "name") {
-				case "linkerd-proxy":
-					return "it already has Linkerd's proxy", true
-				case "istio-proxy":
-					return "it already has Istio's proxy", true
-				}
-			}
+	for _, c := range containerNodes(spec) {
+		switch scalar(c, "name") {
+		case "linkerd-proxy":
+			return "it already has Linkerd's proxy", true
+		case "istio-proxy":
+			return "it already has Istio's proxy", true
 		}
 	}
 	return "", false
+}
+
+// containerNodes lists a pod spec's containers, then its init containers.
+func containerNodes(spec *yaml.Node) []*yaml.Node {
+	var out []*yaml.Node
+	for _, list := range []string{"containers", "initContainers"} {
+		if cs := at(spec, list); cs != nil && cs.Kind == yaml.SequenceNode {
+			out = append(out, cs.Content...)
+		}
+	}
+	return out
+}
+
+// eachPort calls fn for every port of every container of a pod spec.
+func eachPort(spec *yaml.Node, fn func(container, port *yaml.Node)) {
+	for _, c := range containerNodes(spec) {
+		if ports := at(c, "ports"); ports != nil && ports.Kind == yaml.SequenceNode {
+			for _, p := range ports.Content {
+				fn(c, p)
+			}
+		}
+	}
 }
 
 // podWarnings are things that work badly in the mesh but do not stop injection.
@@ -270,23 +288,11 @@ func podWarnings(who string, spec *yaml.Node) []string {
 	if scalar(spec, "automountServiceAccountToken") == "false" {
 		w = append(w, who+": automountServiceAccountToken is false; the proxy mounts its own projected token for identity")
 	}
-	for _, list := range []string{"containers", "initContainers"} {
-		cs := at(spec, list)
-		if cs == nil || cs.Kind != yaml.SequenceNode {
-			continue
+	eachPort(spec, func(c, p *yaml.Node) {
+		if scalar(p, "protocol") == "UDP" {
+			w = append(w, fmt.Sprintf("%s: container %s port %s is UDP, which the proxy does not carry", who, scalar(c, "name"), scalar(p, "containerPort")))
 		}
-		for _, c := range cs.Content {
-			ports := at(c, "ports")
-			if ports == nil || ports.Kind != yaml.SequenceNode {
-				continue
-			}
-			for _, p := range ports.Content {
-				if scalar(p, "protocol") == "UDP" {
-					w = append(w, fmt.Sprintf("%s: container %s port %s is UDP, which the proxy does not carry", who, scalar(c, "name"), scalar(p, "containerPort")))
-				}
-			}
-		}
-	}
+	})
 	return w
 }
 

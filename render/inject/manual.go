@@ -11,6 +11,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/meshplane/mesh/render/values"
 )
 
 // What --manual adds, by name; uninject removes exactly these.
@@ -43,7 +45,7 @@ type Manual struct {
 }
 
 func (m *Manual) str(path string) string {
-	v, _ := lookupPath(m.Values, path)
+	v, _ := values.Lookup(m.Values, path)
 	switch t := v.(type) {
 	case string:
 		return t
@@ -54,20 +56,6 @@ func (m *Manual) str(path string) string {
 	default:
 		return fmt.Sprint(t)
 	}
-}
-
-func lookupPath(m map[string]any, path string) (any, bool) {
-	var cur any = m
-	for _, k := range strings.Split(path, ".") {
-		cm, ok := cur.(map[string]any)
-		if !ok {
-			return nil, false
-		}
-		if cur, ok = cm[k]; !ok {
-			return nil, false
-		}
-	}
-	return cur, true
 }
 
 func (m *Manual) port(path string) (int32, error) {
@@ -109,7 +97,7 @@ func (m *Manual) settings(cfg map[string]string) (settings, error) {
 			return s, err
 		}
 	}
-	if r, ok := lookupPath(m.Values, "proxy.resources"); ok {
+	if r, ok := values.Lookup(m.Values, "proxy.resources"); ok {
 		b, _ := json.Marshal(r)
 		if err := json.Unmarshal(b, &s.resources); err != nil {
 			return s, fmt.Errorf("values: proxy.resources: %w", err)
@@ -316,24 +304,12 @@ func configAnnotations(tmpl *yaml.Node) map[string]string {
 func appPorts(spec *yaml.Node) []string {
 	seen := map[string]bool{}
 	var out []string
-	for _, list := range []string{"containers", "initContainers"} {
-		cs := at(spec, list)
-		if cs == nil || cs.Kind != yaml.SequenceNode {
-			continue
+	eachPort(spec, func(_, p *yaml.Node) {
+		if v := scalar(p, "containerPort"); v != "" && scalar(p, "protocol") != "UDP" && !seen[v] {
+			seen[v] = true
+			out = append(out, v)
 		}
-		for _, c := range cs.Content {
-			ports := at(c, "ports")
-			if ports == nil || ports.Kind != yaml.SequenceNode {
-				continue
-			}
-			for _, p := range ports.Content {
-				if v := scalar(p, "containerPort"); v != "" && scalar(p, "protocol") != "UDP" && !seen[v] {
-					seen[v] = true
-					out = append(out, v)
-				}
-			}
-		}
-	}
+	})
 	sort.Slice(out, func(i, j int) bool {
 		a, _ := strconv.Atoi(out[i])
 		b, _ := strconv.Atoi(out[j])
@@ -343,13 +319,9 @@ func appPorts(spec *yaml.Node) []string {
 }
 
 func hasContainer(spec *yaml.Node, name string) bool {
-	for _, list := range []string{"containers", "initContainers"} {
-		if cs := at(spec, list); cs != nil && cs.Kind == yaml.SequenceNode {
-			for _, c := range cs.Content {
-				if scalar(c, "name") == name {
-					return true
-				}
-			}
+	for _, c := range containerNodes(spec) {
+		if scalar(c, "name") == name {
+			return true
 		}
 	}
 	return false
