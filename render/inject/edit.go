@@ -344,25 +344,7 @@ func (d *yamlDoc) blockEnd(m *yaml.Node) int {
 
 // addFlowEntry inserts path→kvs before the closing brace of flow mapping m.
 func (d *yamlDoc) addFlowEntry(m *yaml.Node, path []string, kvs []kv) error {
-	start := d.offset(m.Line, m.Column)
-	if start >= len(d.src) || d.src[start] != '{' {
-		return fmt.Errorf("cannot edit this mapping in place")
-	}
-	end, err := matchBrace(d.src, start)
-	if err != nil {
-		return err
-	}
-	entry := flowEntries(d.quote, path, kvs)
-	if len(m.Content) > 0 {
-		entry = ", " + entry
-	}
-	// Keep the closing brace where it is; insert before any white space preceding it.
-	at := end
-	for at > start+1 && (d.src[at-1] == ' ' || d.src[at-1] == '\n' || d.src[at-1] == '\r' || d.src[at-1] == '\t') {
-		at--
-	}
-	d.edits = append(d.edits, splice{at: at, text: entry})
-	return nil
+	return d.addFlowRaw(m, flowEntries(d.quote, path, kvs))
 }
 
 // matchBrace returns the offset of the "}" closing the "{" at start, skipping quoted text.

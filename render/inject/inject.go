@@ -204,16 +204,7 @@ func (in *Injector) object(d *yamlDoc, obj *yaml.Node, src []byte, where string)
 // annotate sets the inject and config annotations on the metadata under node (the
 // pod template, or the object itself).
 func (in *Injector) annotate(d *yamlDoc, node *yaml.Node, res Result) Result {
-	kvs := []kv{{InjectAnnotation, Enabled}}
-	keys := make([]string, 0, len(in.opts.Config))
-	for k := range in.opts.Config {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		kvs = append(kvs, kv{k, in.opts.Config[k]})
-	}
-	changed, err := d.setStrings(node, []string{"metadata", "annotations"}, kvs)
+	changed, err := d.setStrings(node, []string{"metadata", "annotations"}, in.annotations(kv{InjectAnnotation, Enabled}))
 	switch {
 	case err != nil:
 		res.Action, res.Reason = "skipped", err.Error()
@@ -224,6 +215,19 @@ func (in *Injector) annotate(d *yamlDoc, node *yaml.Node, res Result) Result {
 		res.Action, res.Reason = "unchanged", "already injected"
 	}
 	return res
+}
+
+// annotations are first, then the config annotations in key order.
+func (in *Injector) annotations(first ...kv) []kv {
+	keys := make([]string, 0, len(in.opts.Config))
+	for k := range in.opts.Config {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		first = append(first, kv{k, in.opts.Config[k]})
+	}
+	return first
 }
 
 func isBuiltinGroup(apiVersion string) bool {

@@ -373,15 +373,7 @@ func (in *Injector) manual(d *yamlDoc, tmpl *yaml.Node, res Result) (Result, err
 	if err := d.setList(spec, "volumes", vols, false); err != nil {
 		return res, err
 	}
-	kvs := []kv{{InjectAnnotation, Enabled}, {ProxyVersion, in.opts.Manual.Version}}
-	keys := make([]string, 0, len(in.opts.Config))
-	for k := range in.opts.Config {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		kvs = append(kvs, kv{k, in.opts.Config[k]})
-	}
+	kvs := in.annotations(kv{InjectAnnotation, Enabled}, kv{ProxyVersion, in.opts.Manual.Version})
 	if _, err := d.setStrings(tmpl, []string{"metadata", "annotations"}, kvs); err != nil {
 		return res, err
 	}
