@@ -10,6 +10,8 @@ import (
 	"net"
 	"time"
 
+	"log/slog"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -48,10 +50,7 @@ func duration(s string, def time.Duration) (time.Duration, error) {
 	return time.ParseDuration(s)
 }
 
-func identityMain(ctx context.Context, c common, log interface {
-	Info(string, ...any)
-	Warn(string, ...any)
-}, now func() time.Time) error {
+func identityMain(ctx context.Context, c common, log *slog.Logger, now func() time.Time) error {
 	v, err := c.values()
 	if err != nil {
 		return err
@@ -79,10 +78,13 @@ func identityMain(ctx context.Context, c common, log interface {
 	reg.MustRegister(issued, failures, expiry)
 
 	src := &identity.Source{Client: client, Namespace: c.namespace, SecretName: v.Identity.Issuer.SecretName, Bootstrap: v.Identity.Issuer.Mode == "bootstrap",
-		TrustDomain: v.Identity.TrustDomain, Now: now, OnChange: func(i *identity.Issuer) {
-			expiry.Set(float64(i.Cert.NotAfter.Unix()))
-			log.Info("issuer loaded", "subject", i.Cert.Subject.String(), "notAfter", i.Cert.NotAfter)
-		}}
+		TrustDomain: v.Identity.TrustDomain, Now: now}
+	roots := identity.NewTrustRoots(client, src, c.namespace, log)
+	src.OnChange = func(i *identity.Issuer) {
+		expiry.Set(float64(i.Cert.NotAfter.Unix()))
+		log.Info("issuer loaded", "subject", i.Cert.Subject.String(), "notAfter", i.Cert.NotAfter)
+		roots.Kick()
+	}
 	srv := &identity.Server{TrustDomain: v.Identity.TrustDomain, Audience: v.Identity.TokenAudience, Lifetime: lifetime, ClockSkew: skew,
 		Reviewer: identity.APIReviewer{Client: client}, Issuer: src.Issuer, Now: now}
 	serving := &identity.ServingCert{Source: src, Name: identity.Name("mesh-identity", c.namespace, v.Identity.TrustDomain), Lifetime: 24 * time.Hour, Now: now}
@@ -113,8 +115,10 @@ func identityMain(ctx context.Context, c common, log interface {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errs := make(chan error, 3)
+	errs := make(chan error, 4)
 	go func() { errs <- src.Run(ctx) }()
+	// One writer of the trust-root ConfigMaps: the Lease's holder.
+	go func() { errs <- leader(ctx, client, c.namespace, "mesh-identity", log, roots.Run) }()
 	go func() {
 		errs <- (&admin.Server{Registry: reg, Ready: func() error { _, err := src.Issuer(); return err }}).Serve(ctx, adminLis)
 	}()

@@ -170,6 +170,33 @@ func TestIdentityController(t *testing.T) {
 		t.Errorf("metrics:\n%s", metrics)
 	}
 
+	// The leader publishes the trust roots in the control plane's namespace and in every
+	// meshed namespace.
+	roots := func(namespace string) (string, error) {
+		cm, err := cs.CoreV1().ConfigMaps(namespace).Get(ctx, "mesh-identity-trust-roots", metav1.GetOptions{})
+		if err != nil {
+			return "", err
+		}
+		return cm.Data["ca-bundle.crt"], nil
+	}
+	waitFor(t, "trust roots in the control plane's namespace", func() error {
+		got, err := roots(ns)
+		if err == nil && got != string(sec.Data["ca.crt"]) {
+			err = fmt.Errorf("ca-bundle.crt is not the issuer Secret's ca.crt")
+		}
+		return err
+	})
+	app := testcluster.Namespace(t, cs)
+	nsObj, err := cs.CoreV1().Namespaces().Get(ctx, app, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nsObj.Annotations = map[string]string{"meshplane.io/inject": "enabled"}
+	if nsObj, err = cs.CoreV1().Namespaces().Update(ctx, nsObj, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "trust roots in a meshed namespace", func() error { _, err := roots(app); return err })
+
 	// Rotation: a new issuer (and anchor) in the Secret is used without a restart.
 	nb, err := renderidentity.Create(renderidentity.CreateOptions{TrustDomain: "cluster.local", Namespace: ns, Now: time.Now()})
 	if err != nil {
@@ -182,6 +209,24 @@ func TestIdentityController(t *testing.T) {
 	for _, r := range replicas {
 		waitFor(t, "the rotated issuer", func() error { return certify(r, nb.AnchorCert) })
 	}
+	waitFor(t, "the rotated trust roots published", func() error {
+		got, err := roots(app)
+		if err == nil && got != string(nb.AnchorCert) {
+			err = fmt.Errorf("not the new anchor yet")
+		}
+		return err
+	})
+	// A namespace that is no longer meshed loses the ConfigMap.
+	nsObj.Annotations = nil
+	if _, err := cs.CoreV1().Namespaces().Update(ctx, nsObj, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "trust roots removed from an unmeshed namespace", func() error {
+		if _, err := roots(app); err == nil {
+			return fmt.Errorf("still there")
+		}
+		return nil
+	})
 
 	// SIGTERM: a graceful stop, exit code 0.
 	for i, r := range replicas {
