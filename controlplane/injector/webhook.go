@@ -1,0 +1,158 @@
+// Package injector is the proxy injector: a mutating admission webhook that adds the
+// proxy to pods of meshed namespaces and pods, with the same code as `mesh inject
+// --manual`, and answers with a JSON patch of only the fields it changed.
+package injector
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"reflect"
+
+	admissionv1 "k8s.io/api/admission/v1"
+
+	"github.com/meshplane/mesh/render/inject"
+)
+
+// Webhook handles AdmissionReviews of pod creation.
+type Webhook struct {
+	// Injector writes the proxy (an inject.Injector with Manual options).
+	Injector *inject.Injector
+	// NamespaceAnnotations returns a namespace's annotations.
+	NamespaceAnnotations func(ctx context.Context, name string) (map[string]string, error)
+	Log                  *slog.Logger
+}
+
+// patchOp is one JSON patch operation.
+type patchOp struct {
+	Op    string `json:"op"`
+	Path  string `json:"path"`
+	Value any    `json:"value,omitempty"`
+}
+
+func (w *Webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 8<<20))
+	if err != nil {
+		http.Error(rw, err.Error(), http.StatusBadRequest)
+		return
+	}
+	var review admissionv1.AdmissionReview
+	if err := json.Unmarshal(body, &review); err != nil || review.Request == nil {
+		http.Error(rw, "not an AdmissionReview", http.StatusBadRequest)
+		return
+	}
+	resp := w.Review(r.Context(), review.Request)
+	review.Response = resp
+	review.Request = nil
+	rw.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(rw).Encode(&review)
+}
+
+// Review decides on one request. It never denies: a pod that must not (or cannot) be
+// injected is admitted unchanged, with the reason as a warning.
+func (w *Webhook) Review(ctx context.Context, req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+	resp := &admissionv1.AdmissionResponse{UID: req.UID, Allowed: true}
+	if req.Kind.Kind != "Pod" || req.Operation != admissionv1.Create {
+		return resp
+	}
+	var pod map[string]any
+	if err := json.Unmarshal(req.Object.Raw, &pod); err != nil {
+		resp.Warnings = []string{"mesh: not injected: " + err.Error()}
+		return resp
+	}
+	want, err := w.wanted(ctx, req.Namespace, pod)
+	if err != nil {
+		resp.Warnings = []string{"mesh: not injected: " + err.Error()}
+		return resp
+	}
+	if !want {
+		return resp
+	}
+	pod["apiVersion"], pod["kind"] = "v1", "Pod"
+	src, _ := json.Marshal(pod)
+	out, results, err := w.Injector.JSON(src)
+	if err != nil {
+		resp.Warnings = []string{"mesh: not injected: " + err.Error()}
+		return resp
+	}
+	for _, r := range results {
+		for _, warn := range r.Warnings {
+			resp.Warnings = append(resp.Warnings, "mesh: "+warn)
+		}
+	}
+	var injected map[string]any
+	if err := json.Unmarshal(out, &injected); err != nil {
+		resp.Warnings = append(resp.Warnings, "mesh: not injected: "+err.Error())
+		return resp
+	}
+	ops := diff(pod, injected)
+	if len(ops) == 0 {
+		return resp
+	}
+	patch, err := json.Marshal(ops)
+	if err != nil {
+		resp.Warnings = append(resp.Warnings, "mesh: not injected: "+err.Error())
+		return resp
+	}
+	pt := admissionv1.PatchTypeJSONPatch
+	resp.Patch, resp.PatchType = patch, &pt
+	if w.Log != nil {
+		w.Log.Info("injected", "namespace", req.Namespace, "pod", podName(pod))
+	}
+	return resp
+}
+
+// wanted: the pod's inject annotation decides; without one, its namespace's.
+func (w *Webhook) wanted(ctx context.Context, namespace string, pod map[string]any) (bool, error) {
+	md, _ := pod["metadata"].(map[string]any)
+	ann, _ := md["annotations"].(map[string]any)
+	switch ann[inject.InjectAnnotation] {
+	case inject.Enabled:
+		return true, nil
+	case inject.Disabled:
+		return false, nil
+	}
+	nsAnn, err := w.NamespaceAnnotations(ctx, namespace)
+	if err != nil {
+		return false, fmt.Errorf("namespace %s: %w", namespace, err)
+	}
+	return nsAnn[inject.InjectAnnotation] == inject.Enabled, nil
+}
+
+// diff is the JSON patch from a to b over the fields inject may change, each added or
+// replaced whole: the minimum at the granularity of those fields.
+func diff(a, b map[string]any) []patchOp {
+	var ops []patchOp
+	for _, f := range [][2]string{{"metadata", "annotations"}, {"spec", "initContainers"}, {"spec", "containers"}, {"spec", "volumes"}} {
+		av, aok := field(a, f[0], f[1])
+		bv, bok := field(b, f[0], f[1])
+		if !bok || reflect.DeepEqual(av, bv) {
+			continue
+		}
+		op := "replace"
+		if !aok {
+			op = "add"
+		}
+		ops = append(ops, patchOp{Op: op, Path: "/" + f[0] + "/" + f[1], Value: bv})
+	}
+	return ops
+}
+
+func field(m map[string]any, parent, key string) (any, bool) {
+	p, _ := m[parent].(map[string]any)
+	v, ok := p[key]
+	return v, ok
+}
+
+func podName(pod map[string]any) string {
+	md, _ := pod["metadata"].(map[string]any)
+	if n, _ := md["name"].(string); n != "" {
+		return n
+	}
+	n, _ := md["generateName"].(string)
+	return n
+}
+
