@@ -155,4 +155,3 @@ func podName(pod map[string]any) string {
 	n, _ := md["generateName"].(string)
 	return n
 }
-
