@@ -94,16 +94,18 @@ func (c *common) client() (kubernetes.Interface, error) {
 // returns the exit code: 0 after a graceful stop, 1 on failure, 2 on bad usage.
 func Run(ctx context.Context, args []string, stderr io.Writer, now func() time.Time) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: mesh-controller identity [flags]")
+		fmt.Fprintln(stderr, "usage: mesh-controller identity|injector [flags]")
 		return 2
 	}
 	switch args[0] {
 	case "identity":
 		return runIdentity(ctx, args[1:], stderr, now)
-	case "destination", "injector":
+	case "injector":
+		return runInjector(ctx, args[1:], stderr, now)
+	case "destination":
 		fmt.Fprintf(stderr, "mesh-controller: %s is not implemented yet\n", args[0])
 		return 2
 	}
-	fmt.Fprintf(stderr, "mesh-controller: unknown component %q (want %s)\n", args[0], strings.Join([]string{"identity"}, ", "))
+	fmt.Fprintf(stderr, "mesh-controller: unknown component %q (want %s)\n", args[0], strings.Join([]string{"identity", "injector"}, ", "))
 	return 2
 }

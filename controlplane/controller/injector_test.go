@@ -1,0 +1,156 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/meshplane/mesh/render/install"
+	"github.com/meshplane/mesh/render/testcluster"
+	rendervalues "github.com/meshplane/mesh/render/values"
+)
+
+// mesh-controller injector as a real process: it creates its serving certificate, fills
+// the webhook's caBundle, and the API server then injects the pods of a meshed
+// namespace's Deployment through it; it stops on SIGTERM with exit code 0.
+func TestInjectorController(t *testing.T) {
+	kubeconfig := testcluster.Kubeconfig(t)
+	cs := testcluster.Clientset(t)
+	ctx := context.Background()
+	ns, meshed, plain := testcluster.Namespace(t, cs), testcluster.Namespace(t, cs), testcluster.Namespace(t, cs)
+	mns, err := cs.CoreV1().Namespaces().Get(ctx, meshed, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mns.Annotations = map[string]string{"meshplane.io/inject": "enabled"}
+	if _, err := cs.CoreV1().Namespaces().Update(ctx, mns, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "mesh-controller")
+	if out, err := exec.Command("go", "build", "-o", bin, "../mesh-controller").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	v, err := install.EffectiveValues(install.Options{Version: "v1.2.3", Namespace: ns}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := rendervalues.YAML(v)
+	cfg := filepath.Join(dir, "values.yaml")
+	_ = os.WriteFile(cfg, b, 0o644)
+
+	addr, adminAddr := freePort(t), freePort(t)
+	// The webhook as mesh install renders it, but calling 127.0.0.1 and scoped to this
+	// test's namespaces (other tests share the cluster). No caBundle: the injector sets it.
+	whName := "mesh-test-" + ns
+	url := "https://" + addr + "/inject"
+	fail, none := admissionregistrationv1.Fail, admissionregistrationv1.SideEffectClassNone
+	_, err = cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, &admissionregistrationv1.MutatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: whName},
+		Webhooks: []admissionregistrationv1.MutatingWebhook{{
+			Name: "proxy-injector.meshplane.io", ClientConfig: admissionregistrationv1.WebhookClientConfig{URL: &url},
+			FailurePolicy: &fail, SideEffects: &none, AdmissionReviewVersions: []string{"v1"},
+			NamespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
+				Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpIn, Values: []string{meshed, plain}}}},
+			Rules: []admissionregistrationv1.RuleWithOperations{{Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+				Rule: admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}}}},
+		}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(context.Background(), whName, metav1.DeleteOptions{})
+	})
+
+	log := &strings.Builder{}
+	cmd := exec.Command(bin, "injector", "--config", cfg, "--kubeconfig", kubeconfig, "--namespace", ns, "--listen-addr", addr,
+		"--admin-addr", adminAddr, "--webhook", whName, "--serving-names", "127.0.0.1", "--mesh-version", "v1.2.3")
+	cmd.Stderr = log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	waitFor(t, "injector ready", func() error {
+		resp, err := http.Get("http://" + adminAddr + "/ready")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			body, _ := io.ReadAll(resp.Body)
+			return fmt.Errorf("%s %s; log:\n%s", resp.Status, body, log)
+		}
+		return nil
+	})
+	wh, err := cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, whName, metav1.GetOptions{})
+	if err != nil || len(wh.Webhooks[0].ClientConfig.CABundle) == 0 {
+		t.Fatalf("caBundle not set: %v", err)
+	}
+	if _, err := cs.CoreV1().Secrets(ns).Get(ctx, "mesh-injector-tls", metav1.GetOptions{}); err != nil {
+		t.Fatalf("serving Secret: %v", err)
+	}
+
+	podOf := func(namespace string) *corev1.Pod {
+		one := int32(1)
+		labels := map[string]string{"app": "web"}
+		if _, err := cs.AppsV1().Deployments(namespace).Create(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web"},
+			Spec: appsv1.DeploymentSpec{Replicas: &one, Selector: &metav1.LabelSelector{MatchLabels: labels},
+				Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+					Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "nginx:1.27"}}}}}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		var pod *corev1.Pod
+		waitFor(t, "a pod in "+namespace, func() error {
+			pods, err := cs.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{})
+			if err != nil || len(pods.Items) == 0 {
+				return fmt.Errorf("none yet (%v); injector log:\n%s", err, log)
+			}
+			pod = &pods.Items[0]
+			return nil
+		})
+		return pod
+	}
+	hasProxy := func(p *corev1.Pod) bool {
+		for _, c := range append(p.Spec.InitContainers, p.Spec.Containers...) {
+			if c.Name == "mesh-proxy" && c.Image == "ghcr.io/meshplane/proxy:v1.2.3" {
+				return true
+			}
+		}
+		return false
+	}
+	if p := podOf(meshed); !hasProxy(p) {
+		t.Errorf("the meshed namespace's pod has no proxy; log:\n%s", log)
+	}
+	if p := podOf(plain); hasProxy(p) {
+		t.Error("the unmeshed namespace's pod got the proxy")
+	}
+
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		if errors.As(err, &ee) || err != nil {
+			t.Errorf("exited with %v\nlog:\n%s", err, log)
+		}
+	case <-time.After(30 * time.Second):
+		t.Error("did not stop on SIGTERM")
+	}
+}
