@@ -50,11 +50,11 @@ func EnsureServingCert(ctx context.Context, client kubernetes.Interface, namespa
 			return tls.Certificate{}, nil, err
 		}
 	} else if err != nil {
-		return tls.Certificate{}, nil, fmt.Errorf("Secret %s/%s: %w", namespace, ServingSecret, err)
+		return tls.Certificate{}, nil, fmt.Errorf("the serving Secret %s/%s: %w", namespace, ServingSecret, err)
 	}
 	cert, err := tls.X509KeyPair(sec.Data[corev1.TLSCertKey], sec.Data[corev1.TLSPrivateKeyKey])
 	if err != nil {
-		return tls.Certificate{}, nil, fmt.Errorf("Secret %s/%s: %w", namespace, ServingSecret, err)
+		return tls.Certificate{}, nil, fmt.Errorf("the serving Secret %s/%s: %w", namespace, ServingSecret, err)
 	}
 	return cert, sec.Data["ca.crt"], nil
 }
