@@ -1,5 +1,5 @@
 // Package controller is mesh-controller: one binary, a subcommand per control-plane
-// component (identity; destination and injector to come), each the process of one
+// component (identity, destination, injector), each the process of one
 // Deployment that `mesh install` renders. Run is the whole program; only main exits.
 package controller
 
@@ -94,7 +94,7 @@ func (c *common) client() (kubernetes.Interface, error) {
 // returns the exit code: 0 after a graceful stop, 1 on failure, 2 on bad usage.
 func Run(ctx context.Context, args []string, stderr io.Writer, now func() time.Time) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: mesh-controller identity|injector [flags]")
+		fmt.Fprintln(stderr, "usage: mesh-controller identity|destination|injector [flags]")
 		return 2
 	}
 	switch args[0] {
@@ -103,9 +103,8 @@ func Run(ctx context.Context, args []string, stderr io.Writer, now func() time.T
 	case "injector":
 		return runInjector(ctx, args[1:], stderr, now)
 	case "destination":
-		fmt.Fprintf(stderr, "mesh-controller: %s is not implemented yet\n", args[0])
-		return 2
+		return runDestination(ctx, args[1:], stderr, now)
 	}
-	fmt.Fprintf(stderr, "mesh-controller: unknown component %q (want %s)\n", args[0], strings.Join([]string{"identity", "injector"}, ", "))
+	fmt.Fprintf(stderr, "mesh-controller: unknown component %q (want %s)\n", args[0], strings.Join([]string{"identity", "destination", "injector"}, ", "))
 	return 2
 }

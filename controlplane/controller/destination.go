@@ -1,0 +1,95 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+
+	"github.com/meshplane/mesh/controlplane/admin"
+	meshv1 "github.com/meshplane/mesh/controlplane/api/mesh/v1"
+	"github.com/meshplane/mesh/controlplane/destination"
+)
+
+func runDestination(ctx context.Context, args []string, stderr io.Writer, _ func() time.Time) int {
+	var c common
+	fs := flag.NewFlagSet("destination", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c.flags(fs)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	log, err := c.logger(stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	log = log.With("component", "destination")
+	if err := destinationMain(ctx, c, log); err != nil {
+		log.Error("destination failed", "err", err)
+		return 1
+	}
+	log.Info("destination stopped")
+	return 0
+}
+
+// destinationMain serves Destination.Get. The stream is plaintext gRPC for now: the
+// proxy's mTLS to the control plane comes with the proxy.
+func destinationMain(ctx context.Context, c common, log *slog.Logger) error {
+	v, err := c.values()
+	if err != nil {
+		return err
+	}
+	client, err := c.client()
+	if err != nil {
+		return err
+	}
+	srv := destination.New(client, v.ClusterDomain, v.Identity.TrustDomain)
+	g := grpc.NewServer()
+	meshv1.RegisterDestinationServer(g, srv)
+	lis, err := net.Listen("tcp", c.listen)
+	if err != nil {
+		return err
+	}
+	adminLis, err := net.Listen("tcp", c.admin)
+	if err != nil {
+		_ = lis.Close()
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var synced atomic.Bool
+	go func() { synced.Store(srv.Start(ctx)) }()
+	errs := make(chan error, 2)
+	go func() {
+		errs <- (&admin.Server{Registry: prometheus.NewRegistry(), Ready: func() error {
+			if !synced.Load() {
+				return errors.New("informers not synced yet")
+			}
+			return nil
+		}}).Serve(ctx, adminLis)
+	}()
+	go func() { errs <- g.Serve(lis) }()
+	log.Info("serving", "grpc", lis.Addr().String(), "admin", adminLis.Addr().String())
+	select {
+	case <-ctx.Done():
+	case err = <-errs:
+	}
+	done := make(chan struct{})
+	go func() { g.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		g.Stop()
+	}
+	cancel()
+	return err
+}
