@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -21,12 +22,12 @@ import (
 
 // common are the flags every component takes (the chart passes them).
 type common struct {
-	config, listen, admin, logLevel, logFormat, kubeconfig, namespace string
+	config, listenAddr, admin, logLevel, logFormat, kubeconfig, namespace string
 }
 
 func (c *common) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.config, "config", "/var/run/mesh/config/values.yaml", "the install's values (the mesh-config ConfigMap)")
-	fs.StringVar(&c.listen, "listen-addr", ":8080", "the component's gRPC/HTTPS address")
+	fs.StringVar(&c.listenAddr, "listen-addr", ":8080", "the component's gRPC/HTTPS address")
 	fs.StringVar(&c.admin, "admin-addr", ":9990", "the admin address: /live, /ready, /metrics")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log-format", "plain", "plain or json")
@@ -90,6 +91,49 @@ func (c *common) client() (kubernetes.Interface, error) {
 	return kubernetes.NewForConfig(cfg)
 }
 
+// component parses a component's flags (the common ones, plus extra), builds its
+// logger and runs main; it returns the exit code: 0 after a graceful stop, 1 on failure,
+// 2 on bad usage.
+func component(ctx context.Context, name string, args []string, stderr io.Writer, extra func(*flag.FlagSet),
+	main func(ctx context.Context, c common, log *slog.Logger) error) int {
+	var c common
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c.flags(fs)
+	if extra != nil {
+		extra(fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	log, err := c.logger(stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	log = log.With("component", name)
+	if err := main(ctx, c, log); err != nil {
+		log.Error(name+" failed", "err", err)
+		return 1
+	}
+	log.Info(name + " stopped")
+	return 0
+}
+
+// listen opens the component's address and its admin address.
+func (c *common) listen() (net.Listener, net.Listener, error) {
+	lis, err := net.Listen("tcp", c.listenAddr)
+	if err != nil {
+		return nil, nil, err
+	}
+	adminLis, err := net.Listen("tcp", c.admin)
+	if err != nil {
+		_ = lis.Close()
+		return nil, nil, err
+	}
+	return lis, adminLis, nil
+}
+
 // Run runs the component named by args[0] until ctx ends (SIGTERM in main), and
 // returns the exit code: 0 after a graceful stop, 1 on failure, 2 on bad usage.
 func Run(ctx context.Context, args []string, stderr io.Writer, now func() time.Time) int {
@@ -99,11 +143,16 @@ func Run(ctx context.Context, args []string, stderr io.Writer, now func() time.T
 	}
 	switch args[0] {
 	case "identity":
-		return runIdentity(ctx, args[1:], stderr, now)
-	case "injector":
-		return runInjector(ctx, args[1:], stderr, now)
+		return component(ctx, "identity", args[1:], stderr, nil, func(ctx context.Context, c common, log *slog.Logger) error {
+			return identityMain(ctx, c, log, now)
+		})
 	case "destination":
-		return runDestination(ctx, args[1:], stderr, now)
+		return component(ctx, "destination", args[1:], stderr, nil, destinationMain)
+	case "injector":
+		var o injectorFlags
+		return component(ctx, "injector", args[1:], stderr, o.flags, func(ctx context.Context, c common, log *slog.Logger) error {
+			return injectorMain(ctx, c, o, log, now)
+		})
 	}
 	fmt.Fprintf(stderr, "mesh-controller: unknown component %q (want %s)\n", args[0], strings.Join([]string{"identity", "destination", "injector"}, ", "))
 	return 2

@@ -3,11 +3,7 @@ package controller
 import (
 	"context"
 	"errors"
-	"flag"
-	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"sync/atomic"
 	"time"
 
@@ -18,28 +14,6 @@ import (
 	meshv1 "github.com/meshplane/mesh/controlplane/api/mesh/v1"
 	"github.com/meshplane/mesh/controlplane/destination"
 )
-
-func runDestination(ctx context.Context, args []string, stderr io.Writer, _ func() time.Time) int {
-	var c common
-	fs := flag.NewFlagSet("destination", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	c.flags(fs)
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	log, err := c.logger(stderr)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 2
-	}
-	log = log.With("component", "destination")
-	if err := destinationMain(ctx, c, log); err != nil {
-		log.Error("destination failed", "err", err)
-		return 1
-	}
-	log.Info("destination stopped")
-	return 0
-}
 
 // destinationMain serves Destination.Get. The stream is plaintext gRPC for now: the
 // proxy's mTLS to the control plane comes with the proxy.
@@ -55,13 +29,8 @@ func destinationMain(ctx context.Context, c common, log *slog.Logger) error {
 	srv := destination.New(client, v.ClusterDomain, v.Identity.TrustDomain)
 	g := grpc.NewServer()
 	meshv1.RegisterDestinationServer(g, srv)
-	lis, err := net.Listen("tcp", c.listen)
+	lis, adminLis, err := c.listen()
 	if err != nil {
-		return err
-	}
-	adminLis, err := net.Listen("tcp", c.admin)
-	if err != nil {
-		_ = lis.Close()
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)

@@ -3,15 +3,6 @@ package controller
 import (
 	"bytes"
 	"context"
-	"errors"
-	"fmt"
-	"io"
-	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -21,9 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	meshv1 "github.com/meshplane/mesh/controlplane/api/mesh/v1"
-	"github.com/meshplane/mesh/render/install"
 	"github.com/meshplane/mesh/render/testcluster"
-	rendervalues "github.com/meshplane/mesh/render/values"
 )
 
 func TestRunUsage(t *testing.T) {
@@ -47,37 +36,10 @@ func TestDestinationController(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "mesh-controller")
-	if out, err := exec.Command("go", "build", "-o", bin, "../mesh-controller").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	v, err := install.EffectiveValues(install.Options{Version: "v1.2.3"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := rendervalues.YAML(v)
-	cfg := filepath.Join(dir, "values.yaml")
-	_ = os.WriteFile(cfg, b, 0o644)
+	bin, cfg := build(t, dir), writeValues(t, dir, "mesh-system")
 	addr, adminAddr := freePort(t), freePort(t)
-	log := &strings.Builder{}
-	cmd := exec.Command(bin, "destination", "--config", cfg, "--kubeconfig", kubeconfig, "--namespace", "mesh-system", "--listen-addr", addr, "--admin-addr", adminAddr)
-	cmd.Stderr = log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	waitFor(t, "destination ready", func() error {
-		resp, err := http.Get("http://" + adminAddr + "/ready")
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != 200 {
-			body, _ := io.ReadAll(resp.Body)
-			return fmt.Errorf("%s %s; log:\n%s", resp.Status, body, log)
-		}
-		return nil
-	})
+	cmd, log := start(t, bin, "destination", "--config", cfg, "--kubeconfig", kubeconfig, "--namespace", "mesh-system", "--listen-addr", addr, "--admin-addr", adminAddr)
+	waitReady(t, adminAddr, log)
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -96,16 +58,5 @@ func TestDestinationController(t *testing.T) {
 		}
 	}
 	cancel() // close the streams: GracefulStop waits for open ones (up to its bound)
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		var ee *exec.ExitError
-		if errors.As(err, &ee) || err != nil {
-			t.Errorf("exited with %v\nlog:\n%s", err, log)
-		}
-	case <-time.After(30 * time.Second):
-		t.Error("did not stop on SIGTERM")
-	}
+	stopGracefully(t, cmd, log)
 }

@@ -4,10 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
-	"net"
 	"time"
 
 	"log/slog"
@@ -21,27 +18,6 @@ import (
 	meshv1 "github.com/meshplane/mesh/controlplane/api/mesh/v1"
 	"github.com/meshplane/mesh/controlplane/identity"
 )
-
-func runIdentity(ctx context.Context, args []string, stderr io.Writer, now func() time.Time) int {
-	var c common
-	fs := flag.NewFlagSet("identity", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	c.flags(fs)
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	log, err := c.logger(stderr)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 2
-	}
-	if err := identityMain(ctx, c, log.With("component", "identity"), now); err != nil {
-		log.Error("identity failed", "err", err)
-		return 1
-	}
-	log.Info("identity stopped")
-	return 0
-}
 
 func duration(s string, def time.Duration) (time.Duration, error) {
 	if s == "" {
@@ -104,13 +80,8 @@ func identityMain(ctx context.Context, c common, log *slog.Logger, now func() ti
 	)
 	meshv1.RegisterIdentityServer(g, srv)
 
-	lis, err := net.Listen("tcp", c.listen)
+	lis, adminLis, err := c.listen()
 	if err != nil {
-		return err
-	}
-	adminLis, err := net.Listen("tcp", c.admin)
-	if err != nil {
-		_ = lis.Close()
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)

@@ -8,16 +8,12 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -30,9 +26,7 @@ import (
 	meshv1 "github.com/meshplane/mesh/controlplane/api/mesh/v1"
 	"github.com/meshplane/mesh/controlplane/identity"
 	renderidentity "github.com/meshplane/mesh/render/identity"
-	"github.com/meshplane/mesh/render/install"
 	"github.com/meshplane/mesh/render/testcluster"
-	rendervalues "github.com/meshplane/mesh/render/values"
 )
 
 func freePort(t *testing.T) string {
@@ -78,43 +72,17 @@ func TestIdentityController(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "mesh-controller")
-	if out, err := exec.Command("go", "build", "-o", bin, "../mesh-controller").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	v, err := install.EffectiveValues(install.Options{Version: "v1.2.3", Namespace: ns}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := rendervalues.YAML(v)
-	cfg := filepath.Join(dir, "values.yaml")
-	_ = os.WriteFile(cfg, b, 0o644)
+	bin, cfg := build(t, dir), writeValues(t, dir, ns)
 
 	var replicas []*replica
 	for range 2 {
-		r := &replica{grpc: freePort(t), admin: freePort(t), log: &strings.Builder{}}
-		r.cmd = exec.Command(bin, "identity", "--config", cfg, "--kubeconfig", kubeconfig, "--namespace", ns,
+		r := &replica{grpc: freePort(t), admin: freePort(t)}
+		r.cmd, r.log = start(t, bin, "identity", "--config", cfg, "--kubeconfig", kubeconfig, "--namespace", ns,
 			"--listen-addr", r.grpc, "--admin-addr", r.admin, "--log-level", "debug")
-		r.cmd.Stderr = r.log
-		if err := r.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = r.cmd.Process.Kill() })
 		replicas = append(replicas, r)
 	}
 	for _, r := range replicas {
-		waitFor(t, "ready", func() error {
-			resp, err := http.Get("http://" + r.admin + "/ready")
-			if err != nil {
-				return err
-			}
-			defer resp.Body.Close()
-			if resp.StatusCode != 200 {
-				body, _ := io.ReadAll(resp.Body)
-				return fmt.Errorf("%s %s; log:\n%s", resp.Status, body, r.log)
-			}
-			return nil
-		})
+		waitReady(t, r.admin, r.log)
 	}
 	sec, err := cs.CoreV1().Secrets(ns).Get(ctx, "mesh-identity-issuer", metav1.GetOptions{})
 	if err != nil || sec.Labels["meshplane.io/bootstrapped"] != "true" {
@@ -229,18 +197,7 @@ func TestIdentityController(t *testing.T) {
 	})
 
 	// SIGTERM: a graceful stop, exit code 0.
-	for i, r := range replicas {
-		_ = r.cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan error, 1)
-		go func() { done <- r.cmd.Wait() }()
-		select {
-		case err := <-done:
-			var ee *exec.ExitError
-			if errors.As(err, &ee) || err != nil {
-				t.Errorf("replica %d exited with %v\nlog:\n%s", i, err, r.log)
-			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("replica %d did not stop on SIGTERM", i)
-		}
+	for _, r := range replicas {
+		stopGracefully(t, r.cmd, r.log)
 	}
 }

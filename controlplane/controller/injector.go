@@ -6,9 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -24,33 +22,17 @@ import (
 	"github.com/meshplane/mesh/render/inject"
 )
 
-func runInjector(ctx context.Context, args []string, stderr io.Writer, now func() time.Time) int {
-	var c common
-	var webhookName, extraNames, version string
-	fs := flag.NewFlagSet("injector", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	c.flags(fs)
-	fs.StringVar(&webhookName, "webhook", "mesh-proxy-injector", "the MutatingWebhookConfiguration whose caBundle the injector keeps")
-	fs.StringVar(&extraNames, "serving-names", "", "more names (DNS or IP) for the serving certificate, comma-separated")
-	fs.StringVar(&version, "mesh-version", os.Getenv("MESH_VERSION"), "the mesh version: the proxy image tag (default $MESH_VERSION)")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	log, err := c.logger(stderr)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 2
-	}
-	log = log.With("component", "injector")
-	if err := injectorMain(ctx, c, webhookName, extraNames, version, log, now); err != nil {
-		log.Error("injector failed", "err", err)
-		return 1
-	}
-	log.Info("injector stopped")
-	return 0
+// injectorFlags are the injector's own flags.
+type injectorFlags struct{ webhook, extraNames, version string }
+
+func (o *injectorFlags) flags(fs *flag.FlagSet) {
+	fs.StringVar(&o.webhook, "webhook", "mesh-proxy-injector", "the MutatingWebhookConfiguration whose caBundle the injector keeps")
+	fs.StringVar(&o.extraNames, "serving-names", "", "more names (DNS or IP) for the serving certificate, comma-separated")
+	fs.StringVar(&o.version, "mesh-version", os.Getenv("MESH_VERSION"), "the mesh version: the proxy image tag (default $MESH_VERSION)")
 }
 
-func injectorMain(ctx context.Context, c common, webhookName, extraNames, version string, log *slog.Logger, now func() time.Time) error {
+func injectorMain(ctx context.Context, c common, o injectorFlags, log *slog.Logger, now func() time.Time) error {
+	webhookName, extraNames, version := o.webhook, o.extraNames, o.version
 	if c.namespace == "" {
 		return errors.New("no namespace: set --namespace or MESH_NAMESPACE")
 	}
@@ -113,13 +95,8 @@ func injectorMain(ctx context.Context, c common, webhookName, extraNames, versio
 	}}
 	mux := http.NewServeMux()
 	mux.Handle("POST /inject", wh)
-	lis, err := net.Listen("tcp", c.listen)
+	lis, adminLis, err := c.listen()
 	if err != nil {
-		return err
-	}
-	adminLis, err := net.Listen("tcp", c.admin)
-	if err != nil {
-		_ = lis.Close()
 		return err
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12,

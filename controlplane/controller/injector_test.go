@@ -2,26 +2,15 @@ package controller
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/meshplane/mesh/render/install"
 	"github.com/meshplane/mesh/render/testcluster"
-	rendervalues "github.com/meshplane/mesh/render/values"
 )
 
 // mesh-controller injector as a real process: it creates its serving certificate, fills
@@ -42,17 +31,7 @@ func TestInjectorController(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "mesh-controller")
-	if out, err := exec.Command("go", "build", "-o", bin, "../mesh-controller").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	v, err := install.EffectiveValues(install.Options{Version: "v1.2.3", Namespace: ns}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := rendervalues.YAML(v)
-	cfg := filepath.Join(dir, "values.yaml")
-	_ = os.WriteFile(cfg, b, 0o644)
+	bin, cfg := build(t, dir), writeValues(t, dir, ns)
 
 	addr, adminAddr := freePort(t), freePort(t)
 	// The webhook as mesh install renders it, but calling 127.0.0.1 and scoped to this
@@ -78,26 +57,9 @@ func TestInjectorController(t *testing.T) {
 		_ = cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(context.Background(), whName, metav1.DeleteOptions{})
 	})
 
-	log := &strings.Builder{}
-	cmd := exec.Command(bin, "injector", "--config", cfg, "--kubeconfig", kubeconfig, "--namespace", ns, "--listen-addr", addr,
+	cmd, log := start(t, bin, "injector", "--config", cfg, "--kubeconfig", kubeconfig, "--namespace", ns, "--listen-addr", addr,
 		"--admin-addr", adminAddr, "--webhook", whName, "--serving-names", "127.0.0.1", "--mesh-version", "v1.2.3")
-	cmd.Stderr = log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	waitFor(t, "injector ready", func() error {
-		resp, err := http.Get("http://" + adminAddr + "/ready")
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != 200 {
-			body, _ := io.ReadAll(resp.Body)
-			return fmt.Errorf("%s %s; log:\n%s", resp.Status, body, log)
-		}
-		return nil
-	})
+	waitReady(t, adminAddr, log)
 	wh, err := cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, whName, metav1.GetOptions{})
 	if err != nil || len(wh.Webhooks[0].ClientConfig.CABundle) == 0 {
 		t.Fatalf("caBundle not set: %v", err)
@@ -141,16 +103,5 @@ func TestInjectorController(t *testing.T) {
 		t.Error("the unmeshed namespace's pod got the proxy")
 	}
 
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		var ee *exec.ExitError
-		if errors.As(err, &ee) || err != nil {
-			t.Errorf("exited with %v\nlog:\n%s", err, log)
-		}
-	case <-time.After(30 * time.Second):
-		t.Error("did not stop on SIGTERM")
-	}
+	stopGracefully(t, cmd, log)
 }
