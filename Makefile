@@ -19,6 +19,8 @@ GO_TEST_FLAGS = -count=1
 FORBIDDEN_SEGMENTS = pkg|util|utils|common
 
 TESTENV = hack/testenv.sh
+# apt-get as root, or through sudo -n otherwise.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
 
 .PHONY: all tools build lint lint-layout release-check unit test go-test go-test-cluster generate check-generated fmt
 
@@ -78,7 +80,8 @@ go-test:
 
 ## generate: regenerate code (the gRPC API) with the pinned protoc plugins and Debian's protoc.
 generate: bin/protoc-gen-go bin/protoc-gen-go-grpc
-	@command -v protoc >/dev/null || { echo "protoc not found: apt-get install protobuf-compiler"; exit 1; }
+	@command -v protoc >/dev/null || { echo "installing protoc (Debian's protobuf-compiler)"; \
+		$(SUDO) apt-get update -q >/dev/null && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q protobuf-compiler >/dev/null </dev/null; }
 	$(GO) generate ./...
 
 bin/protoc-gen-go bin/protoc-gen-go-grpc: $(TOOLS_MODFILE)
