@@ -69,6 +69,15 @@ func meshed(ctx context.Context, cs kubernetes.Interface, ns string) ([]proxy, e
 	return out, nil
 }
 
+// meshedOrSkip lists the meshed pods, skipping the check when there are none.
+func meshedOrSkip(ctx context.Context, cs kubernetes.Interface, ns string) ([]proxy, error) {
+	ps, err := meshed(ctx, cs, ns)
+	if err == nil && len(ps) == 0 {
+		err = checks.Skip("no meshed pods")
+	}
+	return ps, err
+}
+
 // Suite is the data-plane checks.
 func Suite(cs kubernetes.Interface, o Options) []checks.Check {
 	where := "namespace " + o.Namespace
@@ -87,12 +96,9 @@ func Suite(cs kubernetes.Interface, o Options) []checks.Check {
 			return nil
 		}),
 		check("proxy.ready", "every proxy is ready", true, func(ctx context.Context) error {
-			ps, err := meshed(ctx, cs, o.Namespace)
+			ps, err := meshedOrSkip(ctx, cs, o.Namespace)
 			if err != nil {
 				return err
-			}
-			if len(ps) == 0 {
-				return checks.Skip("no meshed pods")
 			}
 			var p []string
 			for _, px := range ps {
@@ -114,18 +120,15 @@ func Suite(cs kubernetes.Interface, o Options) []checks.Check {
 			case err != nil && !apierrors.IsNotFound(err):
 				return err
 			}
-			ps, err := meshed(ctx, cs, o.Namespace)
+			ps, err := meshedOrSkip(ctx, cs, o.Namespace)
 			if err != nil {
 				return err
-			}
-			if len(ps) == 0 {
-				return checks.Skip("no meshed pods")
 			}
 			var p []string
 			for _, px := range ps {
 				got := px.pod.Annotations[inject.ProxyVersion]
 				if got == "" {
-					got = px.container.Image[strings.LastIndex(px.container.Image, ":")+1:]
+					got = inject.ImageTag(px.container.Image)
 				}
 				if got != want {
 					p = append(p, fmt.Sprintf("%s/%s runs %s", px.pod.Namespace, px.pod.Name, got))

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/meshplane/mesh/checks"
+	"github.com/meshplane/mesh/render/inject"
 )
 
 const hintBase = "https://meshplane.io/docs/checks#"
@@ -188,11 +189,6 @@ func pinned(image string) bool {
 	if strings.Contains(image, "@sha256:") {
 		return true
 	}
-	slash := strings.LastIndex(image, "/")
-	colon := strings.LastIndex(image, ":")
-	if colon <= slash {
-		return false
-	}
-	tag := image[colon+1:]
+	tag := inject.ImageTag(image)
 	return tag != "" && tag != "latest"
 }

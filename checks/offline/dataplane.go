@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strings"
 
 	"github.com/meshplane/mesh/checks"
 	"github.com/meshplane/mesh/render/inject"
@@ -56,7 +55,7 @@ func dataPlaneChecks(s *Set, opts Options) []checks.Check {
 					got := str(t, "metadata", "annotations", inject.ProxyVersion)
 					if got == "" {
 						image, _ := c["image"].(string)
-						got = image[strings.LastIndex(image, ":")+1:]
+						got = inject.ImageTag(image)
 					}
 					if got != want {
 						p = append(p, fmt.Sprintf("%s runs proxy %s, %s is %s", o, got, from, want))

@@ -72,11 +72,10 @@ func kubernetesChecks(s *Set, opts Options) ([]checks.Check, error) {
 					if errs, err = v.ValidateCustom(crd, o.Body); err != nil {
 						return err
 					}
-				} else {
+				} else if v.Known(o.APIVersion, o.Kind) {
 					errs = v.Validate(o.Body)
-					if len(errs) == 1 && errs[0].Path == "" && strings.HasPrefix(errs[0].Message, "no schema for") {
-						continue // a custom resource of a CRD we do not have: not ours to judge
-					}
+				} else {
+					continue // a custom resource of a CRD we do not have: not ours to judge
 				}
 				for _, e := range errs {
 					p = append(p, fmt.Sprintf("%s: %s: %s", o.Source, o, e))

@@ -127,6 +127,17 @@ func (v *Validator) KubernetesVersion() (string, error) {
 	return v.k8s, nil
 }
 
+// Known tells whether the Kubernetes version has a schema for apiVersion and kind:
+// false for custom resources and kinds of other versions.
+func (v *Validator) Known(apiVersion, kind string) bool {
+	if v.load() != nil {
+		return false
+	}
+	group, version := splitAPIVersion(apiVersion)
+	_, ok := v.gvk[gvkKey{group, version, kind}]
+	return ok
+}
+
 func (v *Validator) load() error {
 	v.once.Do(func() { v.err = v.doLoad() })
 	return v.err

@@ -579,3 +579,21 @@ func TestValidateCustomNotStructural(t *testing.T) {
 		t.Errorf("err = %v, want not structural", err)
 	}
 }
+
+func TestKnown(t *testing.T) {
+	v := newValidator(t)
+	for _, c := range []struct {
+		apiVersion, kind string
+		want             bool
+	}{
+		{"apps/v1", "Deployment", true},
+		{"v1", "Service", true},
+		{"apps/v1beta1", "Deployment", false},
+		{"policy.meshplane.io/v1alpha1", "ServiceProfile", false},
+		{"cert-manager.io/v1", "Certificate", false},
+	} {
+		if got := v.Known(c.apiVersion, c.kind); got != c.want {
+			t.Errorf("Known(%s, %s) = %v", c.apiVersion, c.kind, got)
+		}
+	}
+}

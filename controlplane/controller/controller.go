@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/grpc"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -132,6 +133,24 @@ func (c *common) listen() (net.Listener, net.Listener, error) {
 		return nil, nil, err
 	}
 	return lis, adminLis, nil
+}
+
+// serveUntilDone waits for ctx to end or a server to fail (the first error on errs), then
+// stops g gracefully, finishing the calls in flight within a bound.
+func serveUntilDone(ctx context.Context, g *grpc.Server, errs <-chan error) error {
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errs:
+	}
+	done := make(chan struct{})
+	go func() { g.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		g.Stop()
+	}
+	return err
 }
 
 // Run runs the component named by args[0] until ctx ends (SIGTERM in main), and

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"sync/atomic"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
@@ -48,17 +47,7 @@ func destinationMain(ctx context.Context, c common, log *slog.Logger) error {
 	}()
 	go func() { errs <- g.Serve(lis) }()
 	log.Info("serving", "grpc", lis.Addr().String(), "admin", adminLis.Addr().String())
-	select {
-	case <-ctx.Done():
-	case err = <-errs:
-	}
-	done := make(chan struct{})
-	go func() { g.GracefulStop(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		g.Stop()
-	}
+	err = serveUntilDone(ctx, g, errs)
 	cancel()
 	return err
 }

@@ -96,18 +96,7 @@ func identityMain(ctx context.Context, c common, log *slog.Logger, now func() ti
 	go func() { errs <- g.Serve(lis) }()
 	log.Info("serving", "grpc", lis.Addr().String(), "admin", adminLis.Addr().String(), "namespace", c.namespace)
 
-	select {
-	case <-ctx.Done():
-	case err = <-errs:
-	}
-	// Graceful: finish the calls in flight, within a bound.
-	done := make(chan struct{})
-	go func() { g.GracefulStop(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		g.Stop()
-	}
+	err = serveUntilDone(ctx, g, errs)
 	cancel()
 	return err
 }

@@ -453,3 +453,15 @@ func (in *Injector) uninject(d *yamlDoc, tmpl *yaml.Node, res Result) (Result, e
 	}
 	return res, nil
 }
+
+// ImageTag is the tag of an image reference: the text after the last ":" of its last
+// path element, without a digest. It is "" for an image with no tag, e.g.
+// "registry:5000/proxy" or "proxy@sha256:...".
+func ImageTag(image string) string {
+	image, _, _ = strings.Cut(image, "@")
+	last := image[strings.LastIndex(image, "/")+1:]
+	if i := strings.LastIndex(last, ":"); i >= 0 {
+		return last[i+1:]
+	}
+	return ""
+}

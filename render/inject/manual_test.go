@@ -131,3 +131,19 @@ func dropNulls(v any) any {
 	}
 	return v
 }
+
+func TestImageTag(t *testing.T) {
+	for image, want := range map[string]string{
+		"ghcr.io/meshplane/proxy:v1.2.3": "v1.2.3",
+		"proxy:v1":                       "v1",
+		"registry:5000/proxy":            "",
+		"registry:5000/proxy:v2":         "v2",
+		"proxy@sha256:abc":               "",
+		"proxy:v3@sha256:abc":            "v3",
+		"proxy":                          "",
+	} {
+		if got := ImageTag(image); got != want {
+			t.Errorf("ImageTag(%q) = %q, want %q", image, got, want)
+		}
+	}
+}
