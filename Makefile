@@ -68,12 +68,13 @@ test:
 	$(MAKE) go-test-cluster
 
 ## go-test-cluster: start the test cluster (hack/testenv.sh), run go-test against it with
-## MESH_REQUIRE_TEST_CLUSTER=1 (tests that need it fail instead of skipping), and stop it
+## MESH_REQUIRE_TEST_CLUSTER=1 and MESH_REQUIRE_NETNS=1 (tests that need the cluster or
+## root with network namespaces fail instead of skipping), and stop it
 ## at the end, even on failure or Ctrl-C.
 go-test-cluster:
 	@trap '$(TESTENV) stop' EXIT; trap 'exit 130' INT TERM; \
 	$(TESTENV) start && eval "$$($(TESTENV) env)" && \
-	MESH_REQUIRE_TEST_CLUSTER=1 $(MAKE) go-test
+	MESH_REQUIRE_TEST_CLUSTER=1 MESH_REQUIRE_NETNS=1 $(MAKE) go-test
 
 go-test:
 	$(GO) test $(GO_TEST_FLAGS) ./...

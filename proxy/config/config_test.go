@@ -1,0 +1,82 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) LookupEnv {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func base() map[string]string {
+	return map[string]string{
+		"MESH_PROXY_IDENTITY_LOCAL_NAME":    "web.default.serviceaccount.identity.cluster.local",
+		"MESH_PROXY_IDENTITY_TRUST_ANCHORS": "-----BEGIN CERTIFICATE-----",
+		"MESH_PROXY_IDENTITY_SVC_ADDR":      "mesh-identity.mesh.svc.cluster.local.:8080",
+		"MESH_PROXY_IDENTITY_SVC_NAME":      "mesh-identity.mesh.serviceaccount.identity.cluster.local",
+		"MESH_PROXY_IDENTITY_TOKEN_FILE":    "/var/run/secrets/tokens/mesh-identity-token",
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := FromEnv(env(base()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.InboundAddr != "0.0.0.0:4143" || c.OutboundAddr != "127.0.0.1:4140" || c.DetectTimeout != 10*time.Second ||
+		c.OutboundConnectTimeout != time.Second || c.InboundConnectTimeout != 100*time.Millisecond || c.ShutdownGrace != 120*time.Second {
+		t.Errorf("defaults: %+v", c)
+	}
+	for _, p := range []uint16{25, 3306, 5432, 11211} {
+		if !c.OpaquePorts[p] {
+			t.Errorf("default opaque port %d missing", p)
+		}
+	}
+}
+
+func TestValues(t *testing.T) {
+	m := base()
+	m["MESH_PROXY_OPAQUE_PORTS"] = "4000-4002,9000"
+	m["MESH_PROXY_INBOUND_PORTS"] = "8080,9090"
+	m["MESH_PROXY_DETECT_TIMEOUT"] = "250ms"
+	c, err := FromEnv(env(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.OpaquePorts) != 4 || !c.OpaquePorts[4001] || c.OpaquePorts[3306] || len(c.InboundPorts) != 2 || c.DetectTimeout != 250*time.Millisecond {
+		t.Errorf("got %+v", c)
+	}
+	// Set and empty: no opaque ports at all.
+	m["MESH_PROXY_OPAQUE_PORTS"] = ""
+	if c, err = FromEnv(env(m)); err != nil || len(c.OpaquePorts) != 0 {
+		t.Errorf("empty opaque ports: %v %v", c.OpaquePorts, err)
+	}
+}
+
+func TestErrorsNameTheVariable(t *testing.T) {
+	for name, tc := range map[string]struct {
+		set  map[string]string
+		drop string
+		want string
+	}{
+		"bad duration": {set: map[string]string{"MESH_PROXY_DETECT_TIMEOUT": "ten"}, want: `MESH_PROXY_DETECT_TIMEOUT="ten"`},
+		"bad port":      {set: map[string]string{"MESH_PROXY_OPAQUE_PORTS": "3306,http"}, want: `MESH_PROXY_OPAQUE_PORTS: "http" is not a port`},
+		"bad range":     {set: map[string]string{"MESH_PROXY_INBOUND_PORTS": "90-80"}, want: "MESH_PROXY_INBOUND_PORTS"},
+		"bad addr":      {set: map[string]string{"MESH_PROXY_ADMIN_LISTEN_ADDR": "localhost"}, want: `MESH_PROXY_ADMIN_LISTEN_ADDR="localhost"`},
+		"no identity":   {drop: "MESH_PROXY_IDENTITY_LOCAL_NAME", want: "MESH_PROXY_IDENTITY_LOCAL_NAME"},
+		"no anchors":    {drop: "MESH_PROXY_IDENTITY_TRUST_ANCHORS", want: "MESH_PROXY_IDENTITY_TRUST_ANCHORS"},
+		"half dst":      {set: map[string]string{"MESH_PROXY_DESTINATION_SVC_ADDR": "x:1"}, want: "go together"},
+	} {
+		m := base()
+		for k, v := range tc.set {
+			m[k] = v
+		}
+		delete(m, tc.drop)
+		_, err := FromEnv(env(m))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err %v, want %q", name, err, tc.want)
+		}
+	}
+}

@@ -1,0 +1,494 @@
+package dataplane
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/meshplane/mesh/proxy/discovery"
+	"github.com/meshplane/mesh/proxy/identity"
+	"github.com/meshplane/mesh/proxy/metrics"
+	"github.com/meshplane/mesh/proxy/proxytest"
+)
+
+const (
+	clientID = "client.default.serviceaccount.identity.cluster.local"
+	serverID = "server.default.serviceaccount.identity.cluster.local"
+)
+
+type testProxy struct {
+	in, out net.Listener
+	reg     *metrics.Registry
+	id      *identity.Identity
+}
+
+func (tp *testProxy) inAddr() netip.AddrPort    { return netip.MustParseAddrPort(tp.in.Addr().String()) }
+func (tp *testProxy) outURL(path string) string { return "http://" + tp.out.Addr().String() + path }
+
+// scrape returns the proxy's /metrics text.
+func (tp *testProxy) scrape(t *testing.T) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	tp.reg.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	return rec.Body.String()
+}
+
+func startCP(t *testing.T) *proxytest.ControlPlane {
+	t.Helper()
+	cp, err := proxytest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cp.Stop)
+	return cp
+}
+
+// startProxy runs a proxy with a real identity (certified by the test control plane)
+// and real discovery.
+func startProxy(t *testing.T, cp *proxytest.ControlPlane, name string, inboundOrig, outboundOrig netip.AddrPort, tweak ...func(*Options)) *testProxy {
+	t.Helper()
+	dir := t.TempDir()
+	token := filepath.Join(dir, "token")
+	if err := os.WriteFile(token, []byte("token-of-"+name), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	id, err := identity.New(identity.Config{LocalName: name, TokenFile: token, TrustAnchorsPEM: cp.AnchorsPEM,
+		Addr: cp.IdentityAddr, Name: proxytest.IdentityName, Now: time.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = id.Run(ctx) }()
+	disc, err := discovery.New(discovery.Options{Addr: cp.DestinationAddr, Creds: id.GRPCCredentials(proxytest.DestinationName)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := &testProxy{reg: metrics.New(), id: id}
+	tp.in, _ = net.Listen("tcp", "127.0.0.1:0")
+	tp.out, _ = net.Listen("tcp", "127.0.0.1:0")
+	o := Options{Identity: id, Discovery: disc, Metrics: tp.reg, InboundOrigDst: inboundOrig, OutboundOrigDst: outboundOrig,
+		DetectTimeout: 10 * time.Second, InboundConnectTimeout: time.Second, OutboundConnectTimeout: time.Second, DiscoveryTimeout: 3 * time.Second}
+	for _, f := range tweak {
+		f(&o)
+	}
+	p := New(o)
+	done := make(chan struct{})
+	go func() { _ = p.Serve(ctx, tp.in, tp.out, 2*time.Second); close(done) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		_ = disc.Close()
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for !id.Ready() {
+		if time.Now().After(deadline) {
+			t.Fatalf("proxy %s never got a certificate", name)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return tp
+}
+
+// app is an HTTP server that speaks HTTP/1.1 and h2c and shows what it saw.
+func app(t *testing.T) netip.AddrPort {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-App-Proto", r.Proto)
+		w.Header().Set("X-App-Host", r.Host)
+		w.Header().Set("X-App-Custom", r.Header.Get("X-Custom"))
+		w.Header().Set("Trailer", "X-Trailer")
+		body, _ := io.ReadAll(r.Body)
+		_, _ = fmt.Fprintf(w, "hello %s", body)
+		w.Header().Set("X-Trailer", "done")
+	})
+	mux.HandleFunc("/fail", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusInternalServerError) })
+	mux.HandleFunc("/stream", func(w http.ResponseWriter, r *http.Request) {
+		f := w.(http.Flusher)
+		_, _ = io.WriteString(w, "first\n")
+		f.Flush()
+		<-r.Context().Done() // the client closes after the first chunk
+	})
+	mux.HandleFunc("/upgrade", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "echo" {
+			http.Error(w, "want upgrade", http.StatusBadRequest)
+			return
+		}
+		c, rw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer func() { _ = c.Close() }()
+		_, _ = rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+		_ = rw.Flush()
+		line, _ := rw.ReadString('\n')
+		_, _ = rw.WriteString("echo: " + line)
+		_ = rw.Flush()
+	})
+	var ps http.Protocols
+	ps.SetHTTP1(true)
+	ps.SetUnencryptedHTTP2(true)
+	srv := &http.Server{Handler: mux, Protocols: &ps}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return netip.MustParseAddrPort(l.Addr().String())
+}
+
+// meshPair is client app → client proxy → (mTLS) → server proxy → app.
+func meshPair(t *testing.T, cp *proxytest.ControlPlane, appAddr netip.AddrPort) (client, server *testProxy, svc netip.AddrPort) {
+	t.Helper()
+	server = startProxy(t, cp, serverID, appAddr, netip.AddrPort{})
+	svc = netip.MustParseAddrPort("10.96.0.10:80") // a "Service address" only discovery knows
+	cp.Set(svc.String(), proxytest.Endpoint{Addr: server.inAddr(), Identity: serverID, Labels: map[string]string{"namespace": "default", "service": "web", "pod": "web-1"}})
+	client = startProxy(t, cp, clientID, netip.AddrPort{}, svc)
+	return client, server, svc
+}
+
+func TestHTTP1OverMTLS(t *testing.T) {
+	cp := startCP(t)
+	client, server, _ := meshPair(t, cp, app(t))
+	req, _ := http.NewRequest("POST", client.outURL("/echo"), strings.NewReader("world"))
+	req.Header.Set("X-Custom", "kept")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "hello world" {
+		t.Fatalf("got %d %q (%s)", resp.StatusCode, body, resp.Header.Get(HeaderProxyError))
+	}
+	// The app got HTTP/1.1 back (upgraded to h2 between the proxies, then downgraded).
+	if got := resp.Header.Get("X-App-Proto"); got != "HTTP/1.1" {
+		t.Errorf("app saw %s, want HTTP/1.1", got)
+	}
+	if resp.Header.Get("X-App-Custom") != "kept" || resp.Trailer.Get("X-Trailer") != "done" {
+		t.Errorf("headers or trailers lost: %v %v", resp.Header, resp.Trailer)
+	}
+	// The server proxy saw the client's identity over mTLS, and both counted.
+	in := server.scrape(t)
+	if !strings.Contains(in, `client_id="`+clientID+`"`) || !containsAll(in, "request_total{", `direction="inbound"`, `tls="true"`) {
+		t.Errorf("server proxy metrics lack the client identity:\n%s", grep(in, "request_total"))
+	}
+	out := client.scrape(t)
+	if !containsAll(grep(out, "response_total"), `direction="outbound"`, `server_id="`+serverID+`"`, `tls="true"`, `status_code="200"`, `classification="success"`, `dst_service="web"`) {
+		t.Errorf("client proxy metrics:\n%s", grep(out, "response_total"))
+	}
+}
+
+func TestH2AndGRPCOverMTLS(t *testing.T) {
+	cp := startCP(t)
+	client, _, _ := meshPair(t, cp, app(t))
+	var ps http.Protocols
+	ps.SetUnencryptedHTTP2(true)
+	h2c := &http.Client{Transport: &http.Transport{Protocols: &ps}}
+	resp, err := h2c.Get(client.outURL("/echo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("X-App-Proto") != "HTTP/2.0" || resp.Trailer.Get("X-Trailer") != "done" {
+		t.Fatalf("h2: %d proto %q trailer %q", resp.StatusCode, resp.Header.Get("X-App-Proto"), resp.Trailer.Get("X-Trailer"))
+	}
+
+	// gRPC: a real grpc-go server behind its own server proxy.
+	gl, _ := net.Listen("tcp", "127.0.0.1:0")
+	gs := grpc.NewServer()
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(gs, hs)
+	go func() { _ = gs.Serve(gl) }()
+	t.Cleanup(gs.Stop)
+	gclient, gserver, _ := meshPair(t, cp, netip.MustParseAddrPort(gl.Addr().String()))
+	conn, err := grpc.NewClient(gclient.out.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.Close() }()
+	hc := healthpb.NewHealthClient(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	r, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil || r.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("grpc check: %v %v", r, err)
+	}
+	// A gRPC error status arrives in trailers and is classified as a failure.
+	_, err = hc.Check(ctx, &healthpb.HealthCheckRequest{Service: "unknown"})
+	if err == nil || !strings.Contains(err.Error(), "NotFound") {
+		t.Fatalf("want NotFound, got %v", err)
+	}
+	// Server streaming.
+	w, err := hc.Watch(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := w.Recv(); err != nil || m.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("watch: %v %v", m, err)
+	}
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	if m, err := w.Recv(); err != nil || m.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Fatalf("watch update: %v %v", m, err)
+	}
+	cancel()
+	out := grep(gclient.scrape(t), "response_total")
+	if !containsAll(out, `grpc_status_code="5"`, `classification="failure"`) || !containsAll(out, `grpc_status_code="0"`, `classification="success"`) {
+		t.Errorf("grpc classification missing:\n%s", out)
+	}
+	if !strings.Contains(grep(gserver.scrape(t), "request_total"), `tls="true"`) {
+		t.Errorf("server side not over TLS")
+	}
+}
+
+func TestStreamingAndUpgrade(t *testing.T) {
+	cp := startCP(t)
+	client, _, _ := meshPair(t, cp, app(t))
+	resp, err := http.Get(client.outURL("/stream"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	_ = resp.Body.Close()
+	if err != nil || line != "first\n" {
+		t.Fatalf("streamed chunk: %q %v", line, err)
+	}
+
+	c, err := net.Dial("tcp", client.out.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Close() }()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	_, _ = io.WriteString(c, "GET /upgrade HTTP/1.1\r\nHost: web\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+	br := bufio.NewReader(c)
+	ur, err := http.ReadResponse(br, nil)
+	if err != nil || ur.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", ur, err)
+	}
+	_, _ = io.WriteString(c, "ping\n")
+	got, err := br.ReadString('\n')
+	if err != nil || got != "echo: ping\n" {
+		t.Fatalf("after upgrade: %q %v", got, err)
+	}
+}
+
+func TestOpaqueServerSpeaksFirst(t *testing.T) {
+	cp := startCP(t)
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	t.Cleanup(func() { _ = l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer func() { _ = c.Close() }()
+				_, _ = io.WriteString(c, "220 banner\n")
+				line, _ := bufio.NewReader(c).ReadString('\n')
+				_, _ = io.WriteString(c, "got "+line)
+			}()
+		}
+	}()
+	appAddr := netip.MustParseAddrPort(l.Addr().String())
+	server := startProxy(t, cp, serverID, appAddr, netip.AddrPort{})
+	svc := netip.MustParseAddrPort("10.96.0.11:3306")
+	cp.Set(svc.String(), proxytest.Endpoint{Addr: server.inAddr(), Identity: serverID, Opaque: true})
+	client := startProxy(t, cp, clientID, netip.AddrPort{}, svc)
+
+	c, err := net.Dial("tcp", client.out.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Close() }()
+	_ = c.SetDeadline(time.Now().Add(3 * time.Second)) // well under the 10 s detect timeout
+	br := bufio.NewReader(c)
+	banner, err := br.ReadString('\n')
+	if err != nil || banner != "220 banner\n" {
+		t.Fatalf("banner: %q %v", banner, err)
+	}
+	_, _ = io.WriteString(c, "hi\n")
+	if got, _ := br.ReadString('\n'); got != "got hi\n" {
+		t.Fatalf("echo: %q", got)
+	}
+	_ = c.Close()
+	waitFor(t, func() bool {
+		return containsAll(grep(server.scrape(t), "tcp_open_total"), `direction="inbound"`, `tls="true"`, `client_id="`+clientID+`"`)
+	})
+}
+
+func TestNotMeshedNoEndpointsDeadBackend(t *testing.T) {
+	cp := startCP(t)
+	appAddr := app(t)
+	// Not in the mesh: straight to the original destination, in plaintext.
+	client := startProxy(t, cp, clientID, netip.AddrPort{}, appAddr)
+	resp, err := http.Get(client.outURL("/echo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("plaintext fallback: %d %s", resp.StatusCode, resp.Header.Get(HeaderProxyError))
+	}
+	if out := grep(client.scrape(t), "request_total"); !containsAll(out, `tls="false"`, `no_tls_reason="not_provided_by_service_discovery"`) {
+		t.Errorf("labels:\n%s", out)
+	}
+
+	// Known service, no endpoints: 503 with the proxy's error header.
+	svc := netip.MustParseAddrPort("10.96.0.12:80")
+	cp.Set(svc.String())
+	c2 := startProxy(t, cp, clientID, netip.AddrPort{}, svc)
+	resp, err = http.Get(c2.outURL("/echo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != 503 || resp.Header.Get(HeaderProxyError) == "" {
+		t.Fatalf("no endpoints: %d %q", resp.StatusCode, resp.Header.Get(HeaderProxyError))
+	}
+
+	// A dead meshed endpoint: 502 with the error, and the proxy keeps serving.
+	dead, _ := net.Listen("tcp", "127.0.0.1:0")
+	deadAddr := netip.MustParseAddrPort(dead.Addr().String())
+	_ = dead.Close()
+	cp.Set(svc.String(), proxytest.Endpoint{Addr: deadAddr, Identity: serverID})
+	waitFor(t, func() bool {
+		resp, err := http.Get(c2.outURL("/echo"))
+		if err != nil {
+			return false
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode == 502 && strings.Contains(resp.Header.Get(HeaderProxyError), "connect")
+	})
+
+	// Malformed HTTP gets a 400 from the proxy, which stays up.
+	c, _ := net.Dial("tcp", c2.out.Addr().String())
+	_ = c.SetDeadline(time.Now().Add(3 * time.Second))
+	_, _ = io.WriteString(c, "GET / HTTP/1.1\r\nBad Header Line\r\n\r\n")
+	line, _ := bufio.NewReader(c).ReadString('\n')
+	_ = c.Close()
+	if !strings.HasPrefix(line, "HTTP/1.1 400") {
+		t.Errorf("malformed request: %q", line)
+	}
+}
+
+func TestBalancesAndFollowsDiscovery(t *testing.T) {
+	cp := startCP(t)
+	var mu sync.Mutex
+	hits := map[string]int{}
+	mk := func(name string) netip.AddrPort {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			time.Sleep(5 * time.Millisecond)
+			mu.Lock()
+			hits[name]++
+			mu.Unlock()
+		}))
+		t.Cleanup(srv.Close)
+		return netip.MustParseAddrPort(strings.TrimPrefix(srv.URL, "http://"))
+	}
+	a, b := mk("a"), mk("b")
+	sa := startProxy(t, cp, serverID, a, netip.AddrPort{})
+	sb := startProxy(t, cp, serverID, b, netip.AddrPort{})
+	svc := netip.MustParseAddrPort("10.96.0.13:80")
+	cp.Set(svc.String(), proxytest.Endpoint{Addr: sa.inAddr(), Identity: serverID}, proxytest.Endpoint{Addr: sb.inAddr(), Identity: serverID})
+	client := startProxy(t, cp, clientID, netip.AddrPort{}, svc)
+	get := func() {
+		resp, err := http.Get(client.outURL("/"))
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("status %d %s", resp.StatusCode, resp.Header.Get(HeaderProxyError))
+		}
+	}
+	// Concurrent requests: in-flight load spreads them over both endpoints (one at a
+	// time, peak-EWMA rightly keeps choosing whichever answered fastest).
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 10 {
+				get()
+			}
+		}()
+	}
+	wg.Wait()
+	mu.Lock()
+	if hits["a"] < 10 || hits["b"] < 10 {
+		t.Errorf("not balanced: %v", hits)
+	}
+	hits = map[string]int{}
+	mu.Unlock()
+	// b leaves: new requests go to a only.
+	cp.Set(svc.String(), proxytest.Endpoint{Addr: sa.inAddr(), Identity: serverID})
+	waitFor(t, func() bool {
+		mu.Lock()
+		hits = map[string]int{}
+		mu.Unlock()
+		for range 20 {
+			get()
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		return hits["b"] == 0
+	})
+}
+
+func waitFor(t *testing.T, f func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 10s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func containsAll(s string, subs ...string) bool {
+	for _, line := range strings.Split(s, "\n") {
+		ok := true
+		for _, sub := range subs {
+			if !strings.Contains(line, sub) {
+				ok = false
+				break
+			}
+		}
+		if ok && len(subs) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func grep(s, prefix string) string {
+	var out []string
+	for _, line := range strings.Split(s, "\n") {
+		if strings.HasPrefix(line, prefix) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
+}

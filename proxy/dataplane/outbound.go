@@ -1,0 +1,393 @@
+package dataplane
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/meshplane/mesh/proxy/discovery"
+	"github.com/meshplane/mesh/proxy/metrics"
+)
+
+// outboundTarget is the connection's original destination, if known.
+func (p *Proxy) outboundTarget(c net.Conn) (netip.AddrPort, bool) {
+	if tc, ok := c.(*net.TCPConn); ok && p.o.OrigDst != nil {
+		if dst, err := p.o.OrigDst(tc); err == nil {
+			if la, ok := c.LocalAddr().(*net.TCPAddr); !ok || la.AddrPort() != dst {
+				return dst, true
+			}
+		}
+	}
+	return p.o.OutboundOrigDst, p.o.OutboundOrigDst.IsValid()
+}
+
+func (p *Proxy) handleOutbound(ctx context.Context, c net.Conn) {
+	target, ok := p.outboundTarget(c)
+	m := &meta{target: target, hasTarget: ok, accepted: p.o.Now()}
+	if ok {
+		// Opaque ports, from the proxy's configuration or from discovery, skip
+		// detection: server-speaks-first protocols must not wait.
+		if p.o.OpaquePorts[target.Port()] {
+			p.outboundTCP(ctx, c, m)
+			return
+		}
+		if svc := p.services.get(ctx, target.String()); svc.opaque() {
+			p.outboundTCP(ctx, c, m)
+			return
+		}
+	}
+	proto, pc, err := detect(c, p.o.DetectTimeout)
+	if err != nil {
+		_ = c.Close()
+		return
+	}
+	switch proto {
+	case protoHTTP1, protoHTTP2:
+		p.pushHTTP(ctx, p.outLis, &metaConn{Conn: pc, m: m})
+	default:
+		p.outboundTCP(ctx, pc, m)
+	}
+}
+
+// outboundTCP forwards opaque bytes: over mTLS to a meshed endpoint (the peer proxy
+// learns the target port from a 2-byte header), else in plaintext to the original
+// destination.
+func (p *Proxy) outboundTCP(ctx context.Context, c net.Conn, m *meta) {
+	fail := func(s *metrics.TCPSeries) {
+		s.Open()
+		s.Close(true, 0)
+		_ = c.Close()
+	}
+	if !m.hasTarget {
+		fail(p.o.Metrics.TCP(metrics.TCPLabels{Direction: "outbound", Peer: "dst", NoTLSReason: "no_target"}))
+		return
+	}
+	svc := p.services.get(ctx, m.target.String())
+	ep, meshed := svc.pick()
+	if meshed && ep == nil {
+		fail(p.o.Metrics.TCP(metrics.TCPLabels{Direction: "outbound", Peer: "dst", TargetAddr: m.target.String(), NoTLSReason: "no_endpoints"}))
+		return
+	}
+	if ep == nil || ep.Value.id == "" {
+		addr := m.target
+		reason := "not_provided_by_service_discovery"
+		if ep != nil {
+			addr = ep.Value.addr
+			reason = "no_identity"
+		}
+		s := p.o.Metrics.TCP(metrics.TCPLabels{Direction: "outbound", Peer: "dst", TargetAddr: addr.String(), NoTLSReason: reason})
+		d := net.Dialer{Timeout: p.o.OutboundConnectTimeout}
+		up, err := d.DialContext(ctx, "tcp", addr.String())
+		if err != nil {
+			fail(s)
+			return
+		}
+		p.splice(c, up, s)
+		return
+	}
+	b := ep.Value
+	s := p.o.Metrics.TCP(metrics.TCPLabels{Direction: "outbound", Peer: "dst", TargetAddr: b.addr.String(), TLS: true, PeerID: b.id})
+	t0 := ep.Begin()
+	up, err := b.dialOpaque(ctx, p)
+	ep.Finish(t0)
+	if err != nil {
+		p.o.Log.Debug("outbound mTLS connect", "endpoint", b.addr, "err", err)
+		fail(s)
+		return
+	}
+	p.splice(c, up, s)
+}
+
+// serveOutbound routes a request: to the service's endpoints (balanced per request,
+// over mTLS when meshed, with the profile's timeout and retries), or to the original
+// destination when discovery does not know it.
+func (p *Proxy) serveOutbound(w http.ResponseWriter, r *http.Request) {
+	m, _ := r.Context().Value(metaKey{}).(*meta)
+	if m == nil {
+		m = &meta{}
+	}
+	authority := r.Host
+	key := m.target.String()
+	if isServiceName(authority) {
+		key = withPort(authority, m.target)
+	} else if !m.hasTarget {
+		if ap, err := netip.ParseAddrPort(withPort(authority, netip.AddrPort{})); err == nil {
+			m.target, m.hasTarget, key = ap, true, ap.String()
+		}
+	}
+	if !m.hasTarget && !isServiceName(authority) {
+		s := p.o.Metrics.HTTP(metrics.HTTPLabels{Direction: "outbound", Authority: authority, NoTLSReason: "no_target"})
+		s.Request()
+		proxyError(w, s, http.StatusBadGateway, "unknown destination: not redirected and no usable authority", time.Now())
+		return
+	}
+	svc := p.services.get(r.Context(), key)
+	var route *discovery.Route
+	var prof *discovery.Profile
+	if isServiceName(authority) {
+		prof = p.o.Discovery.Profile(key)
+		route = matchRoute(prof, r)
+		if prof != nil {
+			svc.ensureBudget(prof, p.o.Now())
+		}
+	}
+	ctx := r.Context()
+	if route != nil && route.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, route.Timeout)
+		defer cancel()
+	}
+	box := &seriesBox{}
+	ctx = context.WithValue(ctx, seriesKey{}, box)
+	rt := &outboundRT{p: p, svc: svc, m: m, authority: authority, route: route, prof: prof, box: box, upgraded: r.ProtoMajor == 1}
+	forward(w, r.WithContext(ctx), fwd{scheme: "http", host: key, rt: rt, log: p.o.Log, errLog: p.errLog})
+}
+
+// outboundRT picks an endpoint per attempt and retries retryable routes.
+type outboundRT struct {
+	p         *Proxy
+	svc       *service
+	m         *meta
+	authority string
+	route     *discovery.Route
+	prof      *discovery.Profile
+	box       *seriesBox
+	upgraded  bool // an HTTP/1 request: upgrade it to HTTP/2 between proxies
+}
+
+func (o *outboundRT) RoundTrip(req *http.Request) (*http.Response, error) {
+	retryable := o.route != nil && o.route.Retryable && (req.Body == nil || req.Body == http.NoBody || req.ContentLength == 0)
+	budget := o.svc.budget.Load()
+	if budget != nil {
+		budget.deposit(o.p.o.Now())
+	}
+	for attempt := 0; ; attempt++ {
+		resp, err := o.attempt(req, attempt == 0)
+		retry := err != nil || resp.StatusCode >= 500
+		if !retry || !retryable || attempt >= 2 || req.Context().Err() != nil || budget == nil || !budget.withdraw(o.p.o.Now()) {
+			return resp, err
+		}
+		if resp != nil {
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+			_ = resp.Body.Close()
+		}
+	}
+}
+
+func (o *outboundRT) attempt(req *http.Request, first bool) (*http.Response, error) {
+	ep, meshed := o.svc.pick()
+	labels := metrics.HTTPLabels{Direction: "outbound", Authority: o.authority}
+	if o.route != nil {
+		labels.Route = o.route.Name
+	}
+	var rt http.RoundTripper
+	out := req.Clone(req.Context())
+	switch {
+	case meshed && ep == nil:
+		labels.TargetAddr, labels.NoTLSReason = o.m.target.String(), "no_endpoints"
+		o.count(labels, first)
+		return nil, errNoEndpoints
+	case ep == nil:
+		if !o.m.hasTarget {
+			o.count(labels, first)
+			return nil, fmt.Errorf("%s: %w", o.authority, errNoEndpoints)
+		}
+		labels.TargetAddr, labels.NoTLSReason = o.m.target.String(), "not_provided_by_service_discovery"
+		out.URL.Host = o.m.target.String()
+		rt = o.p.plainH1
+		if req.ProtoMajor == 2 {
+			rt = o.p.plainH2
+		}
+	default:
+		b := ep.Value
+		b.labels.fill(&labels)
+		labels.TargetAddr = b.addr.String()
+		out.URL.Host = b.addr.String()
+		switch {
+		case b.id == "":
+			labels.NoTLSReason = "no_identity"
+			rt = o.p.plainH1
+			if req.ProtoMajor == 2 {
+				rt = o.p.plainH2
+			}
+		case isUpgrade(req):
+			labels.TLS, labels.PeerID = true, b.id
+			out.URL.Scheme = "https"
+			rt = b.h1t
+		default:
+			labels.TLS, labels.PeerID = true, b.id
+			out.URL.Scheme = "https"
+			if o.upgraded {
+				out.Header.Set(headerOrigProto, "HTTP/1.1")
+			}
+			rt = b.h2t
+		}
+		t0 := ep.Begin()
+		defer ep.Finish(t0)
+	}
+	o.count(labels, first)
+	return rt.RoundTrip(out)
+}
+
+// count picks the request's series (the first attempt's) and counts the request.
+func (o *outboundRT) count(l metrics.HTTPLabels, first bool) {
+	if !first {
+		return
+	}
+	s := o.p.o.Metrics.HTTP(l)
+	s.Request()
+	o.box.mu.Lock()
+	o.box.s = s
+	o.box.mu.Unlock()
+}
+
+func isUpgrade(r *http.Request) bool {
+	return r.Header.Get("Upgrade") != "" && r.ProtoMajor == 1
+}
+
+func matchRoute(prof *discovery.Profile, r *http.Request) *discovery.Route {
+	if prof == nil {
+		return nil
+	}
+	for i := range prof.Routes {
+		rt := &prof.Routes[i]
+		if rt.Method != "" && rt.Method != r.Method {
+			continue
+		}
+		if rt.Path != nil && !rt.Path.MatchString(r.URL.Path) {
+			continue
+		}
+		return rt
+	}
+	return nil
+}
+
+// isServiceName is true for cluster service names (name.ns.svc.…).
+func isServiceName(host string) bool {
+	h := host
+	if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.Contains(h[i:], "]") {
+		h = h[:i]
+	}
+	return strings.Contains(h, ".svc.") || strings.HasSuffix(h, ".svc")
+}
+
+// withPort adds the target's port (or 80) to an authority without one.
+func withPort(authority string, target netip.AddrPort) string {
+	if _, _, err := net.SplitHostPort(authority); err == nil {
+		return authority
+	}
+	port := uint16(80)
+	if target.IsValid() {
+		port = target.Port()
+	}
+	return net.JoinHostPort(authority, fmt.Sprint(port))
+}
+
+// backend is one endpoint and its connections.
+type backend struct {
+	addr       netip.AddrPort
+	id         string
+	opaquePort uint32
+	labels     dstLabels
+	h2t, h1t   *http.Transport
+}
+
+type dstLabels struct{ ns, svc, pod, kind, name string }
+
+func (d dstLabels) fill(l *metrics.HTTPLabels) {
+	l.DstNamespace, l.DstService, l.DstPod, l.DstWorkloadKind, l.DstWorkloadName = d.ns, d.svc, d.pod, d.kind, d.name
+}
+
+func newBackend(e discovery.Endpoint) *backend {
+	b := &backend{addr: e.Addr, id: e.Identity, opaquePort: e.OpaqueInboundPort}
+	l := e.Labels
+	b.labels = dstLabels{ns: l["namespace"], svc: l["service"], pod: l["pod"]}
+	for _, k := range []string{"deployment", "statefulset", "daemonset", "replicaset", "job"} {
+		if v := l[k]; v != "" {
+			b.labels.kind, b.labels.name = k, v
+			break
+		}
+	}
+	return b
+}
+
+func (b *backend) dialTLS(ctx context.Context, p *Proxy, addr string, alpn string) (*tls.Conn, error) {
+	d := net.Dialer{Timeout: p.o.OutboundConnectTimeout, KeepAlive: 10 * time.Second}
+	raw, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if tc, ok := raw.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	cfg := p.o.Identity.ClientConfig(b.id, []string{alpn})
+	c := tls.Client(raw, cfg)
+	hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := c.HandshakeContext(hctx); err != nil {
+		_ = raw.Close()
+		return nil, fmt.Errorf("mTLS with %s (%s): %w", addr, b.id, err)
+	}
+	if got := c.ConnectionState().NegotiatedProtocol; got != alpn {
+		_ = c.Close()
+		return nil, fmt.Errorf("mTLS with %s: peer does not speak %s (ALPN %q)", addr, alpn, got)
+	}
+	return c, nil
+}
+
+func (b *backend) dialOpaque(ctx context.Context, p *Proxy) (net.Conn, error) {
+	addr := b.addr
+	if b.opaquePort != 0 {
+		addr = netip.AddrPortFrom(b.addr.Addr(), uint16(b.opaquePort))
+	}
+	c, err := b.dialTLS(ctx, p, addr.String(), alpnOpaque)
+	if err != nil {
+		return nil, err
+	}
+	var hdr [2]byte
+	binary.BigEndian.PutUint16(hdr[:], b.addr.Port())
+	if _, err := c.Write(hdr[:]); err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (b *backend) makeTransports(p *Proxy) {
+	mk := func(alpn string) *http.Transport {
+		t := &http.Transport{
+			DialTLSContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+				return b.dialTLS(ctx, p, addr, alpn)
+			},
+			MaxIdleConnsPerHost: 100,
+			IdleConnTimeout:     90 * time.Second,
+			DisableCompression:  true,
+		}
+		var ps http.Protocols
+		if alpn == alpnH2 {
+			ps.SetHTTP2(true)
+		} else {
+			ps.SetHTTP1(true)
+		}
+		t.Protocols = &ps
+		return t
+	}
+	b.h2t, b.h1t = mk(alpnH2), mk(alpnHTTP1)
+}
+
+// drain stops using the endpoint's idle connections; busy ones finish their requests
+// and then close after the idle timeout, since nothing picks the endpoint any more.
+func (b *backend) drain() {
+	b.h2t.CloseIdleConnections()
+	b.h1t.CloseIdleConnections()
+}
+
+func randN(n int) int { return rand.IntN(n) }

@@ -1,0 +1,267 @@
+// Package dataplane is the proxy's data path: it accepts connections redirected by
+// iptables, detects their protocol, and forwards them — inbound to the application on
+// localhost after terminating mTLS, outbound to endpoints from discovery, balanced per
+// request, over mTLS when the peer is meshed — counting everything in metrics.
+package dataplane
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/meshplane/mesh/proxy/discovery"
+	"github.com/meshplane/mesh/proxy/metrics"
+)
+
+// ALPN protocols between proxies. alpnOpaque carries opaque TCP: after the handshake
+// the client sends the target port (2 bytes, big endian).
+const (
+	alpnOpaque = "mesh.opaque/1"
+	alpnH2     = "h2"
+	alpnHTTP1  = "http/1.1"
+)
+
+// Headers the proxy adds or reads.
+const (
+	// HeaderProxyError explains a response the proxy made itself (like l5d-proxy-error).
+	HeaderProxyError = "Mesh-Proxy-Error"
+	// headerOrigProto marks an HTTP/1 request upgraded to HTTP/2 between proxies.
+	headerOrigProto = "Mesh-Orig-Proto"
+)
+
+// Identity is the proxy's certificate holder (proxy/identity).
+type Identity interface {
+	LocalName() string
+	Ready() bool
+	ServerConfig(alpn []string) *tls.Config
+	ClientConfig(serverName string, alpn []string) *tls.Config
+}
+
+// Discovery resolves authorities (proxy/discovery).
+type Discovery interface {
+	Resolve(authority string) (*discovery.Set, func())
+	Profile(authority string) *discovery.Profile
+}
+
+// Options configure a Proxy.
+type Options struct {
+	Identity  Identity
+	Discovery Discovery
+	Metrics   *metrics.Registry
+	// OrigDst recovers a redirected connection's original destination (SO_ORIGINAL_DST).
+	OrigDst func(*net.TCPConn) (netip.AddrPort, error)
+	// InboundOrigDst and OutboundOrigDst stand in when a connection was not redirected.
+	InboundOrigDst, OutboundOrigDst netip.AddrPort
+	OpaquePorts                     map[uint16]bool
+	DetectTimeout                   time.Duration
+	InboundConnectTimeout           time.Duration
+	OutboundConnectTimeout          time.Duration
+	// DiscoveryTimeout bounds the wait for a first discovery answer before the proxy
+	// falls back to the original destination.
+	DiscoveryTimeout time.Duration
+	Log              *slog.Logger
+	Now              func() time.Time
+}
+
+// Proxy serves the inbound and outbound listeners.
+type Proxy struct {
+	o Options
+
+	inHTTP, outHTTP *http.Server
+	inLis, outLis   *connListener
+	inPort          uint16
+
+	appH1, appH2 *http.Transport // inbound: to the application on localhost
+	plainH1      *http.Transport // outbound: to endpoints outside the mesh
+	plainH2      *http.Transport
+
+	services *serviceCache
+
+	bufs   sync.Pool   // 16 KiB copy buffers
+	errLog *log.Logger // httputil.ReverseProxy's, discarded: errors are answered and logged
+
+	wg    sync.WaitGroup // opaque TCP connections
+	mu    sync.Mutex
+	conns map[net.Conn]struct{} // TCP connections, closed after the grace period
+}
+
+// New builds a proxy; Serve runs it.
+func New(o Options) *Proxy {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.DiscoveryTimeout == 0 {
+		o.DiscoveryTimeout = 3 * time.Second
+	}
+	p := &Proxy{o: o, conns: map[net.Conn]struct{}{}, errLog: log.New(io.Discard, "", 0)}
+	p.bufs.New = func() any { b := make([]byte, 16<<10); return &b }
+	p.appH1 = plainTransport(o.InboundConnectTimeout, false)
+	p.appH2 = plainTransport(o.InboundConnectTimeout, true)
+	p.plainH1 = plainTransport(o.OutboundConnectTimeout, false)
+	p.plainH2 = plainTransport(o.OutboundConnectTimeout, true)
+	p.services = newServiceCache(p)
+	return p
+}
+
+func protocols() *http.Protocols {
+	var ps http.Protocols
+	ps.SetHTTP1(true)
+	ps.SetHTTP2(true)
+	ps.SetUnencryptedHTTP2(true)
+	return &ps
+}
+
+func (p *Proxy) httpServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		Protocols:         protocols(),
+		ReadHeaderTimeout: 10 * time.Second, // slowloris
+		MaxHeaderBytes:    64 << 10,
+		IdleTimeout:       10 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(p.o.Log.Handler(), slog.LevelDebug),
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if m := connMeta(c); m != nil {
+				return context.WithValue(ctx, metaKey{}, m)
+			}
+			return ctx
+		},
+	}
+}
+
+// connMeta finds the meta of a connection handed to an http.Server.
+func connMeta(c net.Conn) *meta {
+	for {
+		switch t := c.(type) {
+		case *metaConn:
+			return t.m
+		case *tls.Conn:
+			c = t.NetConn()
+		default:
+			return nil
+		}
+	}
+}
+
+// Serve accepts on both listeners until ctx ends, then stops accepting and drains:
+// in-flight requests and connections get until grace ends, then are closed.
+func (p *Proxy) Serve(ctx context.Context, inbound, outbound net.Listener, grace time.Duration) error {
+	if ap, err := netip.ParseAddrPort(inbound.Addr().String()); err == nil {
+		p.inPort = ap.Port()
+	}
+	p.inLis, p.outLis = newConnListener(inbound.Addr()), newConnListener(outbound.Addr())
+	p.inHTTP = p.httpServer(http.HandlerFunc(p.serveInbound))
+	p.outHTTP = p.httpServer(http.HandlerFunc(p.serveOutbound))
+	go func() { _ = p.inHTTP.Serve(p.inLis) }()
+	go func() { _ = p.outHTTP.Serve(p.outLis) }()
+
+	connCtx, cancelConns := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelConns()
+	var accept sync.WaitGroup
+	for _, l := range []struct {
+		lis    net.Listener
+		handle func(context.Context, net.Conn)
+	}{{inbound, p.handleInbound}, {outbound, p.handleOutbound}} {
+		accept.Add(1)
+		go func() {
+			defer accept.Done()
+			for {
+				c, err := l.lis.Accept()
+				if err != nil {
+					if errors.Is(err, net.ErrClosed) {
+						return
+					}
+					p.o.Log.Warn("accept", "err", err)
+					time.Sleep(10 * time.Millisecond)
+					continue
+				}
+				if tc, ok := c.(*net.TCPConn); ok {
+					_ = tc.SetKeepAlive(true)
+					_ = tc.SetNoDelay(true)
+				}
+				p.wg.Add(1)
+				go func() {
+					defer p.wg.Done()
+					l.handle(connCtx, c)
+				}()
+			}
+		}()
+	}
+	<-ctx.Done()
+	_ = inbound.Close()
+	_ = outbound.Close()
+	accept.Wait()
+	p.o.Log.Info("draining", "grace", grace)
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, s := range []*http.Server{p.inHTTP, p.outHTTP} {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = s.Shutdown(sctx) }()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); p.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-sctx.Done():
+		cancelConns()
+		p.closeAll()
+		_ = p.inHTTP.Close()
+		_ = p.outHTTP.Close()
+	}
+	p.services.close()
+	return nil
+}
+
+func (p *Proxy) track(c net.Conn) func() {
+	p.mu.Lock()
+	p.conns[c] = struct{}{}
+	p.mu.Unlock()
+	return func() {
+		p.mu.Lock()
+		delete(p.conns, c)
+		p.mu.Unlock()
+	}
+}
+
+func (p *Proxy) closeAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.conns {
+		_ = c.Close()
+	}
+}
+
+// plainTransport sends HTTP/1.1, or HTTP/2 with prior knowledge, over plain TCP.
+func plainTransport(connectTimeout time.Duration, h2 bool) *http.Transport {
+	if connectTimeout == 0 {
+		connectTimeout = time.Second
+	}
+	d := &net.Dialer{Timeout: connectTimeout, KeepAlive: 10 * time.Second}
+	t := &http.Transport{
+		DialContext:           d.DialContext,
+		MaxIdleConns:          1000,
+		MaxIdleConnsPerHost:   100,
+		IdleConnTimeout:       90 * time.Second,
+		DisableCompression:    true,
+		ResponseHeaderTimeout: 0,
+	}
+	var ps http.Protocols
+	if h2 {
+		ps.SetUnencryptedHTTP2(true)
+	} else {
+		ps.SetHTTP1(true)
+	}
+	t.Protocols = &ps
+	return t
+}

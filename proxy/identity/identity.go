@@ -1,0 +1,187 @@
+// Package identity gets and renews the proxy's certificate from the identity service
+// (a CSR and the projected ServiceAccount token), and builds the TLS configurations
+// for mTLS between proxies: TLS 1.3, ECDSA P-256, peers verified against the trust
+// anchors and by their identity name.
+//
+// The private key never leaves memory (unless Config.Dir is set, for debugging). The
+// certificate is swapped atomically on renewal: new handshakes use the new one, and
+// established connections keep theirs. The trust anchors are re-read when their file
+// changes, and every handshake verifies the peer against the anchors current then.
+package identity
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync/atomic"
+	"time"
+)
+
+// Config is what the proxy knows about its identity.
+type Config struct {
+	LocalName string // SA.NS.serviceaccount.identity.TRUST-DOMAIN
+	TokenFile string
+	Dir       string // where to keep the key, if set
+	// TrustAnchorsPEM are inline anchors; TrustAnchorsFile, when set, replaces them
+	// and is re-read when it changes (ConfigMap rotation).
+	TrustAnchorsPEM  []byte
+	TrustAnchorsFile string
+	Addr             string // identity service host:port
+	Name             string // the identity service's identity, verified on connect
+	Now              func() time.Time
+	Log              *slog.Logger
+
+	// AnchorsPollInterval is how often TrustAnchorsFile is checked (default 5s).
+	AnchorsPollInterval time.Duration
+	// MinBackoff and MaxBackoff bound the retry delay while the identity service is
+	// unreachable or refuses (defaults 100ms and 10s).
+	MinBackoff, MaxBackoff time.Duration
+}
+
+// Identity holds the current certificate and trust anchors.
+type Identity struct {
+	cfg Config
+	now func() time.Time
+	log *slog.Logger
+
+	anchors    atomic.Pointer[x509.CertPool]
+	anchorsRaw []byte // the anchors' source bytes; only the poller reads and writes it
+	cert       atomic.Pointer[held]
+	// renewAt is the fraction of the remaining validity after which Run renews.
+	renewAt float64
+}
+
+// held is a certificate and when it must be renewed by: the response's valid_until
+// or the leaf's NotAfter, whichever is earlier.
+type held struct {
+	cert  *tls.Certificate
+	until time.Time
+}
+
+// ErrNotReady is returned while no certificate is held.
+var ErrNotReady = errors.New("no identity certificate yet")
+
+// New checks the configuration (anchors parse) without contacting the service.
+func New(cfg Config) (*Identity, error) {
+	if cfg.LocalName == "" {
+		return nil, errors.New("identity: no local identity name")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.AnchorsPollInterval <= 0 {
+		cfg.AnchorsPollInterval = 5 * time.Second
+	}
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = 100 * time.Millisecond
+	}
+	if cfg.MaxBackoff < cfg.MinBackoff {
+		cfg.MaxBackoff = max(10*time.Second, cfg.MinBackoff)
+	}
+	i := &Identity{cfg: cfg, now: cfg.Now, log: cfg.Log.With("component", "identity"), renewAt: 0.7}
+	raw, source := cfg.TrustAnchorsPEM, "inline trust anchors"
+	if cfg.TrustAnchorsFile != "" {
+		source = "trust anchors file " + cfg.TrustAnchorsFile
+		b, err := os.ReadFile(cfg.TrustAnchorsFile)
+		if err != nil {
+			return nil, fmt.Errorf("identity: %s: %w", source, err)
+		}
+		raw = b
+	}
+	pool, err := ParseAnchors(raw)
+	if err != nil {
+		return nil, fmt.Errorf("identity: %s: %w", source, err)
+	}
+	i.anchors.Store(pool)
+	i.anchorsRaw = raw
+	return i, nil
+}
+
+// ParseAnchors parses PEM certificates into a pool; it fails on an empty input, a
+// block that is not a CERTIFICATE, or a certificate that does not parse.
+func ParseAnchors(b []byte) (*x509.CertPool, error) {
+	pool := x509.NewCertPool()
+	n := 0
+	for rest := bytes.TrimSpace(b); len(rest) > 0; rest = bytes.TrimSpace(rest) {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			return nil, fmt.Errorf("certificate %d: not PEM", n+1)
+		}
+		if block.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("certificate %d: PEM block %q, want CERTIFICATE", n+1, block.Type)
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("certificate %d: %w", n+1, err)
+		}
+		pool.AddCert(c)
+		n++
+	}
+	if n == 0 {
+		return nil, errors.New("no certificates")
+	}
+	return pool, nil
+}
+
+// Ready reports whether a valid certificate is held.
+func (i *Identity) Ready() bool {
+	h := i.cert.Load()
+	return h != nil && i.now().Before(h.until)
+}
+
+// Expiry is the current certificate's NotAfter (zero before the first).
+func (i *Identity) Expiry() time.Time {
+	if h := i.cert.Load(); h != nil {
+		return h.until
+	}
+	return time.Time{}
+}
+
+// LocalName is this proxy's identity.
+func (i *Identity) LocalName() string { return i.cfg.LocalName }
+
+// Certificate is the current certificate (leaf, intermediates and key), or
+// ErrNotReady.
+func (i *Identity) Certificate() (*tls.Certificate, error) {
+	if h := i.cert.Load(); h != nil {
+		return h.cert, nil
+	}
+	return nil, ErrNotReady
+}
+
+// Anchors is the current trust anchors pool (do not modify).
+func (i *Identity) Anchors() *x509.CertPool { return i.anchors.Load() }
+
+// reloadAnchors re-reads TrustAnchorsFile and swaps the pool when its content
+// changed and parses; a bad file keeps the previous anchors.
+func (i *Identity) reloadAnchors() {
+	if i.cfg.TrustAnchorsFile == "" {
+		return
+	}
+	b, err := os.ReadFile(i.cfg.TrustAnchorsFile)
+	if err != nil {
+		i.log.Warn("cannot read the trust anchors; keeping the previous ones", "file", i.cfg.TrustAnchorsFile, "err", err)
+		return
+	}
+	if bytes.Equal(b, i.anchorsRaw) {
+		return
+	}
+	pool, err := ParseAnchors(b)
+	if err != nil {
+		i.log.Warn("the trust anchors do not parse; keeping the previous ones", "file", i.cfg.TrustAnchorsFile, "err", err)
+		i.anchorsRaw = b // do not log again until the file changes
+		return
+	}
+	i.anchors.Store(pool)
+	i.anchorsRaw = b
+	i.log.Info("trust anchors reloaded", "file", i.cfg.TrustAnchorsFile)
+}
