@@ -62,12 +62,12 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		want string
 	}{
 		"bad duration": {set: map[string]string{"MESH_PROXY_DETECT_TIMEOUT": "ten"}, want: `MESH_PROXY_DETECT_TIMEOUT="ten"`},
-		"bad port":      {set: map[string]string{"MESH_PROXY_OPAQUE_PORTS": "3306,http"}, want: `MESH_PROXY_OPAQUE_PORTS: "http" is not a port`},
-		"bad range":     {set: map[string]string{"MESH_PROXY_INBOUND_PORTS": "90-80"}, want: "MESH_PROXY_INBOUND_PORTS"},
-		"bad addr":      {set: map[string]string{"MESH_PROXY_ADMIN_LISTEN_ADDR": "localhost"}, want: `MESH_PROXY_ADMIN_LISTEN_ADDR="localhost"`},
-		"no identity":   {drop: "MESH_PROXY_IDENTITY_LOCAL_NAME", want: "MESH_PROXY_IDENTITY_LOCAL_NAME"},
-		"no anchors":    {drop: "MESH_PROXY_IDENTITY_TRUST_ANCHORS", want: "MESH_PROXY_IDENTITY_TRUST_ANCHORS"},
-		"half dst":      {set: map[string]string{"MESH_PROXY_DESTINATION_SVC_ADDR": "x:1"}, want: "go together"},
+		"bad port":     {set: map[string]string{"MESH_PROXY_OPAQUE_PORTS": "3306,http"}, want: `MESH_PROXY_OPAQUE_PORTS: "http" is not a port`},
+		"bad range":    {set: map[string]string{"MESH_PROXY_INBOUND_PORTS": "90-80"}, want: "MESH_PROXY_INBOUND_PORTS"},
+		"bad addr":     {set: map[string]string{"MESH_PROXY_ADMIN_LISTEN_ADDR": "localhost"}, want: `MESH_PROXY_ADMIN_LISTEN_ADDR="localhost"`},
+		"no identity":  {drop: "MESH_PROXY_IDENTITY_LOCAL_NAME", want: "MESH_PROXY_IDENTITY_LOCAL_NAME"},
+		"no anchors":   {drop: "MESH_PROXY_IDENTITY_TRUST_ANCHORS", want: "MESH_PROXY_IDENTITY_TRUST_ANCHORS"},
+		"half dst":     {set: map[string]string{"MESH_PROXY_DESTINATION_SVC_ADDR": "x:1"}, want: "go together"},
 	} {
 		m := base()
 		for k, v := range tc.set {
