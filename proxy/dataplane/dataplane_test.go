@@ -20,7 +20,9 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/types/known/durationpb"
 
+	meshv1 "github.com/meshplane/mesh/controlplane/api/mesh/v1"
 	"github.com/meshplane/mesh/proxy/discovery"
 	"github.com/meshplane/mesh/proxy/identity"
 	"github.com/meshplane/mesh/proxy/metrics"
@@ -491,4 +493,76 @@ func grep(s, prefix string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// A ServiceProfile's retryable route retries a failed idempotent request; its timeout
+// answers 504 with the proxy's error.
+func TestProfileRetriesAndTimeouts(t *testing.T) {
+	cp := startCP(t)
+	var mu sync.Mutex
+	calls := 0
+	mux := http.NewServeMux()
+	mux.HandleFunc("/flaky", func(w http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		calls++
+		n := calls
+		mu.Unlock()
+		if n%2 == 1 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ok")
+	})
+	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(2 * time.Second):
+		case <-r.Context().Done():
+		}
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	appAddr := netip.MustParseAddrPort(strings.TrimPrefix(srv.URL, "http://"))
+	server := startProxy(t, cp, serverID, appAddr, netip.AddrPort{})
+	const name = "web.default.svc.cluster.local:80"
+	cp.Set(name, proxytest.Endpoint{Addr: server.inAddr(), Identity: serverID})
+	cp.SetProfile(name, &meshv1.DestinationProfile{FullyQualifiedName: "web.default.svc.cluster.local", Routes: []*meshv1.Route{
+		{Name: "flaky", Condition: &meshv1.RequestMatch{Method: "GET", PathRegex: "/flaky"}, IsRetryable: true},
+		{Name: "slow", Condition: &meshv1.RequestMatch{PathRegex: "/slow"}, Timeout: durationpb.New(200 * time.Millisecond)},
+	}, RetryBudget: &meshv1.RetryBudget{RetryRatio: 0.2, MinRetriesPerSecond: 10, Ttl: durationpb.New(10 * time.Second)}})
+	client := startProxy(t, cp, clientID, netip.AddrPort{}, netip.MustParseAddrPort("10.96.0.14:80"))
+
+	do := func(path string) *http.Response {
+		req, _ := http.NewRequest("GET", client.outURL(path), nil)
+		req.Host = "web.default.svc.cluster.local"
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		return resp
+	}
+	// The profile arrives asynchronously: wait until the route is in force.
+	waitFor(t, func() bool { return do("/flaky").StatusCode == 200 && do("/flaky").StatusCode == 200 })
+	mu.Lock()
+	before := calls
+	mu.Unlock()
+	for range 5 {
+		if resp := do("/flaky"); resp.StatusCode != 200 {
+			t.Fatalf("retried request: %d", resp.StatusCode)
+		}
+	}
+	mu.Lock()
+	if calls-before != 10 {
+		t.Errorf("5 requests made %d calls, want 10 (each retried once)", calls-before)
+	}
+	mu.Unlock()
+	// The app answers 200 after 2 s; a 504 proves the route's 200 ms timeout fired.
+	resp := do("/slow")
+	if resp.StatusCode != http.StatusGatewayTimeout || !strings.Contains(resp.Header.Get(HeaderProxyError), "timeout") {
+		t.Errorf("timeout route: %d %q", resp.StatusCode, resp.Header.Get(HeaderProxyError))
+	}
+	if out := grep(client.scrape(t), "response_total"); !strings.Contains(out, `route="flaky"`) {
+		t.Errorf("route label missing:\n%s", out)
+	}
 }

@@ -57,6 +57,7 @@ type ControlPlane struct {
 
 	mu     sync.Mutex
 	table  map[string][]Endpoint // path -> endpoints; absent: not in the mesh
+	prof   map[string]*meshv1.DestinationProfile
 	subs   map[string]map[chan struct{}]struct{}
 	issued int
 }
@@ -76,7 +77,7 @@ func Start() (*ControlPlane, error) {
 		return nil, err
 	}
 	ca, _ := x509.ParseCertificate(der)
-	c := &ControlPlane{caCert: ca, caKey: key, Lifetime: time.Hour, table: map[string][]Endpoint{}, subs: map[string]map[chan struct{}]struct{}{},
+	c := &ControlPlane{caCert: ca, caKey: key, Lifetime: time.Hour, table: map[string][]Endpoint{}, prof: map[string]*meshv1.DestinationProfile{}, subs: map[string]map[chan struct{}]struct{}{},
 		AnchorsPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
 	idLis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -262,12 +263,45 @@ func (s destinationServer) Get(req *meshv1.GetDestination, stream grpc.ServerStr
 	}
 }
 
-func (s destinationServer) GetProfile(_ *meshv1.GetDestination, stream grpc.ServerStreamingServer[meshv1.DestinationProfile]) error {
-	if err := stream.Send(&meshv1.DestinationProfile{}); err != nil {
-		return err
+// SetProfile makes path's profile p (nil: none).
+func (c *ControlPlane) SetProfile(path string, p *meshv1.DestinationProfile) {
+	c.mu.Lock()
+	c.prof[path] = p
+	c.notify("profile:" + path)
+	c.mu.Unlock()
+}
+
+func (s destinationServer) GetProfile(req *meshv1.GetDestination, stream grpc.ServerStreamingServer[meshv1.DestinationProfile]) error {
+	c := s.c
+	key := "profile:" + req.GetPath()
+	ch := make(chan struct{}, 1)
+	c.mu.Lock()
+	if c.subs[key] == nil {
+		c.subs[key] = map[chan struct{}]struct{}{}
 	}
-	<-stream.Context().Done()
-	return nil
+	c.subs[key][ch] = struct{}{}
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.subs[key], ch)
+		c.mu.Unlock()
+	}()
+	for {
+		c.mu.Lock()
+		p := c.prof[req.GetPath()]
+		c.mu.Unlock()
+		if p == nil {
+			p = &meshv1.DestinationProfile{}
+		}
+		if err := stream.Send(p); err != nil {
+			return err
+		}
+		select {
+		case <-ch:
+		case <-stream.Context().Done():
+			return nil
+		}
+	}
 }
 
 func tcp(a netip.AddrPort) *meshv1.TcpAddress {
