@@ -78,7 +78,7 @@ func (c *serviceCache) get(ctx context.Context, key string) *service {
 			s.set.Wait(wctx)
 			cancel()
 		}
-		s.rebuild()
+		s.rebuild(nil)
 		close(s.ready)
 	} else {
 		select {
@@ -98,14 +98,15 @@ type service struct {
 	lastUsed atomic.Int64
 	ready    chan struct{}
 
-	mu      sync.Mutex
-	changed <-chan struct{}
-	state   atomic.Pointer[serviceState]
+	mu     sync.Mutex // serializes rebuilds
+	state  atomic.Pointer[serviceState]
 	budget  atomic.Pointer[retryBudget]
 }
 
 type serviceState struct {
-	inMesh bool
+	// changed is closed when the set changes after this state was read.
+	changed <-chan struct{}
+	inMesh  bool
 	opaque bool
 	eps    []*balance.Endpoint[*backend]
 	byAddr map[string]*balance.Endpoint[*backend]
@@ -124,13 +125,16 @@ func (s *service) close() {
 
 // rebuild reads the set's current endpoints, keeping the balancer state and
 // connections of endpoints that stay, and draining those that left.
-func (s *service) rebuild() {
+func (s *service) rebuild(seen *serviceState) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old := s.state.Load()
+	if old != seen {
+		return // another request rebuilt it already
+	}
 	st := &serviceState{byAddr: map[string]*balance.Endpoint[*backend]{}}
 	if s.set != nil {
-		s.changed = s.set.Changed()
+		st.changed = s.set.Changed()
 		st.inMesh = s.set.InMesh()
 		for _, e := range s.set.Endpoints() {
 			k := e.Addr.String() + "|" + e.Identity
@@ -163,14 +167,16 @@ func (s *service) rebuild() {
 }
 
 func (s *service) current() *serviceState {
-	if s.changed != nil {
+	st := s.state.Load()
+	if st != nil && st.changed != nil {
 		select {
-		case <-s.changed:
-			s.rebuild()
+		case <-st.changed:
+			s.rebuild(st)
+			return s.state.Load()
 		default:
 		}
 	}
-	return s.state.Load()
+	return st
 }
 
 // pick chooses an endpoint; meshed is false when discovery does not know the
