@@ -78,14 +78,16 @@ func findBinaries(r Runner, mode Mode, f Family) (binaries, error) {
 		}
 		return b, nil
 	}
-	return binaries{}, fmt.Errorf("%s: none of %s (with -save and -restore) found", f, strings.Join(candidates, ", "))
+	err := fmt.Errorf("%s: none of %s (with -save and -restore) found", f, strings.Join(candidates, ", "))
+	c := candidates[0]
+	return binaries{f, c, c + "-save", c + "-restore"}, err
 }
 
 // families are the families to program: IPv4 always, IPv6 if asked for and
 // supported (ip6tables found and its nat table readable).
 func families(ctx context.Context, o Options, r Runner, log io.Writer) ([]binaries, error) {
 	v4, err := findBinaries(r, o.Mode, IPv4)
-	if err != nil {
+	if err != nil && !o.DryRun { // A dry run shows the preferred binaries.
 		return nil, err
 	}
 	out := []binaries{v4}
@@ -93,7 +95,7 @@ func families(ctx context.Context, o Options, r Runner, log io.Writer) ([]binari
 		return out, nil
 	}
 	v6, err := findBinaries(r, o.Mode, IPv6)
-	if err != nil {
+	if err != nil && !o.DryRun {
 		fmt.Fprintf(log, "skipping IPv6: %v\n", err)
 		return out, nil
 	}
@@ -145,7 +147,7 @@ func apply(ctx context.Context, o Options, r Runner, b binaries, log io.Writer) 
 		fmt.Fprintf(log, "# dry run, would pipe into %s:\n%s", strings.Join(argv, " "), input)
 		return nil
 	}
-	fmt.Fprintf(log, "# %s < \n%s", strings.Join(argv, " "), input)
+	fmt.Fprintf(log, "# %s <<EOF\n%sEOF\n", strings.Join(argv, " "), input)
 	if _, err := r.Run(ctx, []byte(input), argv...); err != nil {
 		return fmt.Errorf("installing the rules: %w", err)
 	}
@@ -193,7 +195,7 @@ func remove(ctx context.Context, o Options, r Runner, b binaries, log io.Writer)
 		fmt.Fprintf(log, "# %s: no %s rules to remove\n", b.family, commentPrefix)
 		return nil
 	}
-	fmt.Fprintf(log, "# %s < \n%s", strings.Join(argv, " "), input)
+	fmt.Fprintf(log, "# %s <<EOF\n%sEOF\n", strings.Join(argv, " "), input)
 	if _, err := r.Run(ctx, []byte(input), argv...); err != nil {
 		return fmt.Errorf("removing the rules: %w", err)
 	}

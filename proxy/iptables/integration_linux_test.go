@@ -4,6 +4,7 @@ package iptables
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -121,15 +122,6 @@ func natTables(t *testing.T, ns *netnstest.NS, mode Mode) string {
 	return b.String()
 }
 
-var (
-	podV4  = netip.MustParsePrefix("10.99.0.1/24")
-	peerV4 = netip.MustParsePrefix("10.99.0.2/24")
-	// skippedV4 is a second peer address, in the skipped subnets.
-	skippedV4 = netip.MustParsePrefix("10.99.0.3/24")
-	podV6     = netip.MustParsePrefix("fd00:99::1/64")
-	peerV6    = netip.MustParsePrefix("fd00:99::2/64")
-)
-
 func TestRedirect(t *testing.T) {
 	for _, mode := range []Mode{ModeNFT, ModeLegacy} {
 		t.Run(string(mode), func(t *testing.T) {
@@ -139,7 +131,13 @@ func TestRedirect(t *testing.T) {
 	}
 }
 
+// testRedirect applies the rules in a "pod" namespace joined to a "peer"
+// namespace by a veth link, and checks with real connections what is
+// redirected to the proxy's listeners and what goes straight through.
 func testRedirect(t *testing.T, mode Mode) {
+	podV4, peerV4 := netip.MustParsePrefix("10.99.0.1/24"), netip.MustParsePrefix("10.99.0.2/24")
+	skippedV4 := netip.MustParsePrefix("10.99.0.3/24") // a second peer address, in the skipped subnets
+	podV6, peerV6 := netip.MustParsePrefix("fd00:99::1/64"), netip.MustParsePrefix("fd00:99::2/64")
 	pair := netnstest.NewPair(t, []netip.Prefix{podV4, podV6}, []netip.Prefix{peerV4, skippedV4, peerV6})
 	pod, peer := pair.A, pair.B
 
@@ -209,7 +207,7 @@ func testRedirect(t *testing.T, mode Mode) {
 		out, err := cmd.Output()
 		if err != nil {
 			var stderr []byte
-			if ee, ok := err.(*exec.ExitError); ok {
+			if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
 				stderr = ee.Stderr
 			}
 			return fmt.Sprintf("error: %v: %s", err, stderr)

@@ -78,3 +78,27 @@ func TestParseFlagsErrors(t *testing.T) {
 		t.Errorf("ParseFlags(-h) = %v, want flag.ErrHelp", err)
 	}
 }
+
+func TestCommand(t *testing.T) {
+	var stderr strings.Builder
+	if code := Command(t.Context(), []string{"--bad"}, &stderr); code != 2 {
+		t.Errorf("bad flag: exit %d, want 2", code)
+	}
+	if code := Command(t.Context(), []string{"-h"}, &stderr); code != 0 {
+		t.Errorf("-h: exit %d, want 0", code)
+	}
+	// A dry run works without root or iptables.
+	stderr.Reset()
+	if code := Command(t.Context(), []string{"--dry-run", "--skip-inbound-ports=4190,4191"}, &stderr); code != 0 {
+		t.Fatalf("dry run: exit %d: %s", code, stderr.String())
+	}
+	for _, want := range []string{"dry run", "--dports 4190,4191", "--to-port 4143", "--to-port 4140", "-j MESH_PROXY_INIT_OUTPUT"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("dry run output lacks %q:\n%s", want, stderr.String())
+		}
+	}
+	stderr.Reset()
+	if code := Command(t.Context(), []string{"--dry-run", "--remove", "--ipv6=false"}, &stderr); code != 0 || !strings.Contains(stderr.String(), "-X MESH_PROXY_INIT_REDIRECT") {
+		t.Errorf("dry run --remove: exit %d:\n%s", code, stderr.String())
+	}
+}

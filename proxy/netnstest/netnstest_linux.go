@@ -88,7 +88,10 @@ func (n *NS) Run(t testing.TB, argv ...string) string {
 
 // Do runs fn on an OS thread switched into the namespace. Sockets fn creates
 // belong to the namespace and can be used anywhere afterwards. The thread is
-// never switched back: it stays locked and exits with its goroutine.
+// never switched back: it stays locked and exits with its goroutine (the
+// runtime parks the main thread forever instead of ending it, so
+// /proc/self/ns/net, the main thread's, may show the namespace afterwards;
+// use /proc/thread-self).
 func (n *NS) Do(fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
