@@ -48,9 +48,11 @@ lint-layout:
 		exit 1; \
 	fi
 
-## release-check: validate .goreleaser.yaml.
+## release-check: validate .goreleaser.yaml, and check that the images it builds are the
+## ones `mesh install` renders (build/release_test.go).
 release-check:
 	$(GORELEASER) check
+	$(GO) test $(GO_TEST_FLAGS) ./build
 
 ## unit: run the Go tests (cached results allowed).
 unit:

@@ -8,14 +8,17 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
+	"net/url"
 	"sort"
 	"strings"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -136,34 +139,83 @@ func objects(ctx context.Context, c *Cluster, o Options) error {
 	return nil
 }
 
-// webhookCA: the webhook's caBundle verifies the serving certificate in the injector's
-// Secret, for the injector Service's name.
+// webhookName is the injector's MutatingWebhookConfiguration: the one this CLI installs.
+func webhookName(o Options) string {
+	for _, obj := range o.Objects {
+		if obj.Kind == "MutatingWebhookConfiguration" {
+			return obj.Name
+		}
+	}
+	return "mesh-proxy-injector"
+}
+
+func webhook(ctx context.Context, c *Cluster, o Options) (*admissionregistrationv1.MutatingWebhookConfiguration, error) {
+	wh, err := c.Clientset.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, webhookName(o), metav1.GetOptions{})
+	if err != nil {
+		return nil, err
+	}
+	if len(wh.Webhooks) == 0 {
+		return nil, fmt.Errorf("MutatingWebhookConfiguration %s has no webhook", wh.Name)
+	}
+	return wh, nil
+}
+
+// serverName is the name the API server checks the webhook's certificate for: the
+// host of its URL, or its Service's DNS name.
+func serverName(cc admissionregistrationv1.WebhookClientConfig) (string, error) {
+	if cc.URL != nil {
+		u, err := url.Parse(*cc.URL)
+		if err != nil || u.Hostname() == "" {
+			return "", fmt.Errorf("the webhook's url %q has no host", *cc.URL)
+		}
+		return u.Hostname(), nil
+	}
+	if cc.Service == nil {
+		return "", fmt.Errorf("the webhook has neither a url nor a service")
+	}
+	return cc.Service.Name + "." + cc.Service.Namespace + ".svc", nil
+}
+
+// webhookCA: each webhook's caBundle verifies the serving certificate in the injector's
+// Secret, for the name the API server calls it by.
 func webhookCA(ctx context.Context, c *Cluster, o Options) error {
-	wh, err := c.Clientset.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, "mesh-proxy-injector", metav1.GetOptions{})
+	wh, err := webhook(ctx, c, o)
 	if err != nil {
 		return err
 	}
-	if len(wh.Webhooks) == 0 || len(wh.Webhooks[0].ClientConfig.CABundle) == 0 {
-		return fmt.Errorf("the webhook has no caBundle yet: the injector (or cert-manager) fills it in once it runs")
+	for _, w := range wh.Webhooks {
+		if len(w.ClientConfig.CABundle) == 0 {
+			return fmt.Errorf("webhook %s has no caBundle yet: the injector (or cert-manager) fills it in once it runs", w.Name)
+		}
 	}
 	secret, err := c.Clientset.CoreV1().Secrets(o.Namespace).Get(ctx, "mesh-injector-tls", metav1.GetOptions{})
 	if err != nil {
 		return fmt.Errorf("the injector's serving certificate: %w", err)
 	}
-	leaf, err := identity.ParseCertificates("Secret mesh-injector-tls tls.crt", secret.Data[corev1.TLSCertKey])
+	chain, err := identity.ParseCertificates("Secret mesh-injector-tls tls.crt", secret.Data[corev1.TLSCertKey])
 	if err != nil {
 		return err
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(wh.Webhooks[0].ClientConfig.CABundle) {
-		return fmt.Errorf("the webhook's caBundle holds no PEM certificate")
+	inter := x509.NewCertPool()
+	for _, ic := range chain[1:] {
+		inter.AddCert(ic)
 	}
-	_, err = leaf[0].Verify(x509.VerifyOptions{
-		Roots: pool, DNSName: "mesh-injector." + o.Namespace + ".svc", CurrentTime: o.Now(),
-		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	})
-	if err != nil {
-		return fmt.Errorf("the webhook's caBundle does not verify the injector's certificate: %w", err)
+	for _, w := range wh.Webhooks {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(w.ClientConfig.CABundle) {
+			return fmt.Errorf("webhook %s: the caBundle holds no PEM certificate", w.Name)
+		}
+		name, err := serverName(w.ClientConfig)
+		if err != nil {
+			return fmt.Errorf("webhook %s: %w", w.Name, err)
+		}
+		_, err = chain[0].Verify(x509.VerifyOptions{
+			Roots: pool, Intermediates: inter, DNSName: name, CurrentTime: o.Now(),
+			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		})
+		if err != nil {
+			return fmt.Errorf("webhook %s: the caBundle does not verify the injector's certificate for %s: %w", w.Name, name, err)
+		}
 	}
 	return nil
 }
@@ -199,20 +251,71 @@ func issuer(ctx context.Context, c *Cluster, o Options) error {
 	return nil
 }
 
-// injects creates a meshed pod with a server-side dry run and looks for the proxy.
+// injects creates a meshed pod with a server-side dry run, in a namespace the webhook
+// selects, and looks for the proxy. The pod must come back with it: with failurePolicy
+// Ignore an unreachable injector admits the pod unchanged.
 func injects(ctx context.Context, c *Cluster, o Options) error {
+	wh, err := webhook(ctx, c, o)
+	if err != nil {
+		return err
+	}
+	ns, err := selectedNamespace(ctx, c, wh.Webhooks[0])
+	if err != nil {
+		return err
+	}
 	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: "mesh-check-", Namespace: "default", Annotations: map[string]string{inject.InjectAnnotation: inject.Enabled}},
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "mesh-check-", Namespace: ns, Annotations: map[string]string{inject.InjectAnnotation: inject.Enabled}},
 		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.invalid/mesh-check:0"}}},
 	}
-	got, err := c.Clientset.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+	if sel := wh.Webhooks[0].ObjectSelector; sel != nil && len(sel.MatchLabels) > 0 {
+		pod.Labels = sel.MatchLabels
+	}
+	got, err := c.Clientset.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 	if err != nil {
-		return fmt.Errorf("dry-run create of a meshed pod: %w", err)
+		return fmt.Errorf("dry-run create of a meshed pod in namespace %s: %w", ns, err)
 	}
 	for _, cs := range append(got.Spec.InitContainers, got.Spec.Containers...) {
 		if cs.Name == inject.ProxyContainer {
 			return nil
 		}
 	}
-	return fmt.Errorf("a pod annotated %s: %s was admitted without the %s container", inject.InjectAnnotation, inject.Enabled, inject.ProxyContainer)
+	return fmt.Errorf("a pod annotated %s: %s in namespace %s was admitted without the %s container (is the injector running and reachable? with failurePolicy %s the API server admits pods it cannot inject)",
+		inject.InjectAnnotation, inject.Enabled, ns, inject.ProxyContainer, failurePolicy(wh.Webhooks[0]))
+}
+
+func failurePolicy(w admissionregistrationv1.MutatingWebhook) string {
+	if w.FailurePolicy == nil {
+		return string(admissionregistrationv1.Fail)
+	}
+	return string(*w.FailurePolicy)
+}
+
+// selectedNamespace is a namespace the webhook's namespaceSelector selects: default if it
+// does, else the first by name. Terminating namespaces take no pods.
+func selectedNamespace(ctx context.Context, c *Cluster, w admissionregistrationv1.MutatingWebhook) (string, error) {
+	sel := labels.Everything()
+	if w.NamespaceSelector != nil {
+		var err error
+		if sel, err = metav1.LabelSelectorAsSelector(w.NamespaceSelector); err != nil {
+			return "", fmt.Errorf("webhook %s: namespaceSelector: %w", w.Name, err)
+		}
+	}
+	list, err := c.Clientset.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return "", err
+	}
+	var names []string
+	for _, n := range list.Items {
+		if n.Status.Phase != corev1.NamespaceTerminating && n.DeletionTimestamp == nil && sel.Matches(labels.Set(n.Labels)) {
+			if n.Name == "default" {
+				return n.Name, nil
+			}
+			names = append(names, n.Name)
+		}
+	}
+	if len(names) == 0 {
+		return "", fmt.Errorf("webhook %s selects no namespace: no pod would be injected", w.Name)
+	}
+	sort.Strings(names)
+	return names[0], nil
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -25,7 +26,9 @@ import (
 
 const pki = "../../render/install/testdata/pki/"
 
-// apply creates the objects on the cluster and deletes them at the end of the test.
+// apply creates the objects on the cluster and deletes them at the end of the test. A
+// CRD is created unless it exists and never deleted: it is cluster-scoped and shared
+// with other tests.
 func apply(t *testing.T, c *Cluster, objs []manifest.Object) {
 	t.Helper()
 	ctx := context.Background()
@@ -55,12 +58,56 @@ func apply(t *testing.T, c *Cluster, objs []manifest.Object) {
 		if m.Scope.Name() == meta.RESTScopeNameNamespace {
 			ri = c.Dynamic.Resource(m.Resource).Namespace(o.Namespace)
 		}
-		if _, err := ri.Create(ctx, &unstructured.Unstructured{Object: body}, metav1.CreateOptions{}); err != nil {
+		_, err = ri.Create(ctx, &unstructured.Unstructured{Object: body}, metav1.CreateOptions{})
+		if o.Kind == "CustomResourceDefinition" {
+			if err != nil && !apierrors.IsAlreadyExists(err) {
+				t.Fatalf("create %s: %v", o, err)
+			}
+			continue
+		}
+		if err != nil {
 			t.Fatalf("create %s: %v", o, err)
 		}
 		name := o.Name
 		created = append(created, func() { _ = ri.Delete(context.Background(), name, metav1.DeleteOptions{}) })
 	}
+}
+
+// scopeWebhook renames the injector's webhook (it is cluster-scoped and other tests
+// install their own), makes it select only the given namespaces (other tests share the
+// cluster), and, when url is set, points it at url instead of the Service (the test
+// cluster has no kube-proxy). It returns the objects to apply and to check.
+func scopeWebhook(t *testing.T, objs []manifest.Object, ns, url string, namespaces ...string) (apply, check []manifest.Object) {
+	t.Helper()
+	for _, o := range objs {
+		if o.Kind == "MutatingWebhookConfiguration" {
+			var body map[string]any
+			if err := yaml.Unmarshal(o.YAML, &body); err != nil {
+				t.Fatal(err)
+			}
+			o.Name = o.Name + "-" + ns
+			body["metadata"].(map[string]any)["name"] = o.Name
+			for _, w := range body["webhooks"].([]any) {
+				w := w.(map[string]any)
+				w["namespaceSelector"] = map[string]any{"matchExpressions": []any{map[string]any{
+					"key": "kubernetes.io/metadata.name", "operator": "In", "values": namespaces}}}
+				if url != "" {
+					w["clientConfig"] = map[string]any{"url": url}
+				}
+			}
+			b, err := yaml.Marshal(body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			o.YAML = b
+		}
+		apply = append(apply, o)
+		// The CRDs are shared with other tests, which may have created them at another version.
+		if o.Kind != "CustomResourceDefinition" {
+			check = append(check, o)
+		}
+	}
+	return apply, check
 }
 
 func run(c *Cluster, o Options) map[string]checks.Result {
@@ -89,8 +136,9 @@ func TestHealthOfAppliedInstall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	apply(t, c, res.Objects)
-	o := Options{Namespace: ns, Version: "v1.2.3", Objects: res.Objects, MinCertValidity: 60 * 24 * time.Hour, Now: time.Now}
+	objs, checked := scopeWebhook(t, res.Objects, ns, "", ns)
+	apply(t, c, objs)
+	o := Options{Namespace: ns, Version: "v1.2.3", Objects: checked, MinCertValidity: 60 * 24 * time.Hour, Now: time.Now}
 
 	got := run(c, o)
 	want := map[string]struct {

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,11 +23,15 @@ import (
 )
 
 // injectorFlags are the injector's own flags.
-type injectorFlags struct{ webhook, extraNames, version string }
+type injectorFlags struct {
+	webhook, extraNames, version string
+	certSync                     time.Duration
+}
 
 func (o *injectorFlags) flags(fs *flag.FlagSet) {
 	fs.StringVar(&o.webhook, "webhook", "mesh-proxy-injector", "the MutatingWebhookConfiguration whose caBundle the injector keeps")
 	fs.StringVar(&o.extraNames, "serving-names", "", "more names (DNS or IP) for the serving certificate, comma-separated")
+	fs.DurationVar(&o.certSync, "cert-sync-interval", time.Minute, "how often to re-read the serving Secret (rotating the certificate when due) and check the caBundle")
 	fs.StringVar(&o.version, "mesh-version", os.Getenv("MESH_VERSION"), "the mesh version: the proxy image tag (default $MESH_VERSION)")
 }
 
@@ -60,7 +64,7 @@ func injectorMain(ctx context.Context, c common, o injectorFlags, log *slog.Logg
 		return err
 	}
 
-	// The serving certificate, and the webhook's caBundle (cert-manager fills it otherwise).
+	// The serving certificate's names: the Service's, and --serving-names.
 	certManager := v.Identity.Issuer.Mode == "cert-manager"
 	names := []string{fmt.Sprintf("mesh-injector.%s.svc", c.namespace)}
 	for _, n := range strings.Split(extraNames, ",") {
@@ -68,69 +72,46 @@ func injectorMain(ctx context.Context, c common, o injectorFlags, log *slog.Logg
 			names = append(names, n)
 		}
 	}
-	var ready atomic.Bool
-	var cert atomic.Pointer[tls.Certificate]
-	setup := func(ctx context.Context) error {
-		crt, ca, err := injector.EnsureServingCert(ctx, client, c.namespace, names, now(), !certManager)
-		if err != nil {
-			return err
-		}
-		cert.Store(&crt)
-		if !certManager {
-			if err := injector.PatchCABundle(ctx, client, webhookName, ca); err != nil {
-				return err
-			}
-		}
-		ready.Store(true)
-		return nil
-	}
-
 	reg := prometheus.NewRegistry()
-	wh := &injector.Webhook{Injector: in, Log: log, NamespaceAnnotations: func(ctx context.Context, name string) (map[string]string, error) {
-		ns, err := client.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return nil, err
-		}
-		return ns.Annotations, nil
-	}}
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mesh_injector_admission_requests_total",
+		Help: "Admission requests, by result: injected, skipped or error."}, []string{"result"})
+	for _, r := range []string{injector.ResultInjected, injector.ResultSkipped, injector.ResultError} {
+		requests.WithLabelValues(r) // every result from the start, at 0
+	}
+	expiry := prometheus.NewGauge(prometheus.GaugeOpts{Name: "mesh_injector_serving_cert_expiry_timestamp_seconds",
+		Help: "When the serving certificate in use expires (Unix time)."})
+	reg.MustRegister(requests, expiry)
+
+	// The serving certificate, rotated before it expires, and the webhook's caBundle
+	// (cert-manager renews the Secret and fills the caBundle otherwise).
+	serving := &injector.ServingCert{Client: client, Namespace: c.namespace, Names: names, Webhook: webhookName, Create: !certManager,
+		Now: now, Log: log, OnLoad: func(leaf *x509.Certificate) {
+			expiry.Set(float64(leaf.NotAfter.Unix()))
+			log.Info("serving certificate loaded", "names", names, "notAfter", leaf.NotAfter, "caBundle", !certManager)
+		}}
+
+	wh := &injector.Webhook{Injector: in, Log: log, OnResult: func(r string) { requests.WithLabelValues(r).Inc() },
+		NamespaceAnnotations: func(ctx context.Context, name string) (map[string]string, error) {
+			ns, err := client.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return nil, err
+			}
+			return ns.Annotations, nil
+		}}
 	mux := http.NewServeMux()
 	mux.Handle("POST /inject", wh)
 	lis, adminLis, err := c.listen()
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12,
-		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-			if c := cert.Load(); c != nil {
-				return c, nil
-			}
-			return nil, errors.New("no serving certificate yet")
-		}}}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
+		TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: serving.GetCertificate}}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errs := make(chan error, 3)
+	go serving.Run(ctx, o.certSync)
 	go func() {
-		// Retry the setup until it works (the webhook configuration may not exist yet).
-		for ctx.Err() == nil {
-			if err := setup(ctx); err == nil {
-				log.Info("serving certificate ready", "names", names, "caBundle", !certManager)
-				return
-			} else {
-				log.Warn("serving certificate", "err", err)
-			}
-			select {
-			case <-ctx.Done():
-			case <-time.After(2 * time.Second):
-			}
-		}
-	}()
-	go func() {
-		errs <- (&admin.Server{Registry: reg, Ready: func() error {
-			if !ready.Load() {
-				return errors.New("no serving certificate or caBundle yet")
-			}
-			return nil
-		}}).Serve(ctx, adminLis)
+		errs <- (&admin.Server{Registry: reg, Ready: serving.Ready}).Serve(ctx, adminLis)
 	}()
 	go func() {
 		if err := srv.ServeTLS(lis, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -1,8 +1,14 @@
 package controller
 
 import (
+	"bufio"
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
 	"testing"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
@@ -103,5 +109,50 @@ func TestInjectorController(t *testing.T) {
 		t.Error("the unmeshed namespace's pod got the proxy")
 	}
 
+	// /metrics: the two admissions by result, and the expiry of the certificate served.
+	sec, err := cs.CoreV1().Secrets(ns).Get(ctx, "mesh-injector-tls", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(sec.Data["tls.crt"])
+	leaf, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := scrape(t, adminAddr)
+	for name, want := range map[string]float64{
+		`mesh_injector_admission_requests_total{result="injected"}`: 1,
+		`mesh_injector_admission_requests_total{result="skipped"}`:  1,
+		`mesh_injector_admission_requests_total{result="error"}`:    0,
+		`mesh_injector_serving_cert_expiry_timestamp_seconds`:       float64(leaf.NotAfter.Unix()),
+	} {
+		if got, ok := m[name]; !ok || got != want {
+			t.Errorf("%s = %v (present %v), want %v", name, got, ok, want)
+		}
+	}
+
 	stopGracefully(t, cmd, log)
+}
+
+// scrape reads the admin /metrics as sample name (with labels) to value.
+func scrape(t *testing.T, admin string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		i := strings.LastIndexByte(line, ' ')
+		if strings.HasPrefix(line, "#") || i < 0 {
+			continue
+		}
+		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
+			out[line[:i]] = v
+		}
+	}
+	return out
 }

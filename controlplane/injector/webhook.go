@@ -24,7 +24,17 @@ type Webhook struct {
 	// NamespaceAnnotations returns a namespace's annotations.
 	NamespaceAnnotations func(ctx context.Context, name string) (map[string]string, error)
 	Log                  *slog.Logger
+	// OnResult, if set, is called once per admission request with its result:
+	// ResultInjected, ResultSkipped or ResultError.
+	OnResult func(result string)
 }
+
+// The results of an admission request.
+const (
+	ResultInjected = "injected" // admitted with the proxy
+	ResultSkipped  = "skipped"  // admitted unchanged: not a meshed pod, or one that must not be injected
+	ResultError    = "error"    // admitted unchanged because of an error (or not an AdmissionReview)
+)
 
 // patchOp is one JSON patch operation.
 type patchOp struct {
@@ -36,11 +46,13 @@ type patchOp struct {
 func (w *Webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, 8<<20))
 	if err != nil {
+		w.result(ResultError)
 		http.Error(rw, err.Error(), http.StatusBadRequest)
 		return
 	}
 	var review admissionv1.AdmissionReview
 	if err := json.Unmarshal(body, &review); err != nil || review.Request == nil {
+		w.result(ResultError)
 		http.Error(rw, "not an AdmissionReview", http.StatusBadRequest)
 		return
 	}
@@ -54,29 +66,42 @@ func (w *Webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 // Review decides on one request. It never denies: a pod that must not (or cannot) be
 // injected is admitted unchanged, with the reason as a warning.
 func (w *Webhook) Review(ctx context.Context, req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+	resp, result := w.review(ctx, req)
+	w.result(result)
+	return resp
+}
+
+func (w *Webhook) result(r string) {
+	if w.OnResult != nil {
+		w.OnResult(r)
+	}
+}
+
+func (w *Webhook) review(ctx context.Context, req *admissionv1.AdmissionRequest) (*admissionv1.AdmissionResponse, string) {
 	resp := &admissionv1.AdmissionResponse{UID: req.UID, Allowed: true}
+	notInjected := func(err error) (*admissionv1.AdmissionResponse, string) {
+		resp.Warnings = append(resp.Warnings, "mesh: not injected: "+err.Error())
+		return resp, ResultError
+	}
 	if req.Kind.Kind != "Pod" || req.Operation != admissionv1.Create {
-		return resp
+		return resp, ResultSkipped
 	}
 	var pod map[string]any
 	if err := json.Unmarshal(req.Object.Raw, &pod); err != nil {
-		resp.Warnings = []string{"mesh: not injected: " + err.Error()}
-		return resp
+		return notInjected(err)
 	}
 	want, err := w.wanted(ctx, req.Namespace, pod)
 	if err != nil {
-		resp.Warnings = []string{"mesh: not injected: " + err.Error()}
-		return resp
+		return notInjected(err)
 	}
 	if !want {
-		return resp
+		return resp, ResultSkipped
 	}
 	pod["apiVersion"], pod["kind"] = "v1", "Pod"
 	src, _ := json.Marshal(pod)
 	out, results, err := w.Injector.JSON(src)
 	if err != nil {
-		resp.Warnings = []string{"mesh: not injected: " + err.Error()}
-		return resp
+		return notInjected(err)
 	}
 	for _, r := range results {
 		for _, warn := range r.Warnings {
@@ -85,24 +110,23 @@ func (w *Webhook) Review(ctx context.Context, req *admissionv1.AdmissionRequest)
 	}
 	var injected map[string]any
 	if err := json.Unmarshal(out, &injected); err != nil {
-		resp.Warnings = append(resp.Warnings, "mesh: not injected: "+err.Error())
-		return resp
+		return notInjected(err)
 	}
 	ops := diff(pod, injected)
 	if len(ops) == 0 {
-		return resp
+		// inject refused the pod (e.g. hostNetwork); its reason is among the warnings.
+		return resp, ResultSkipped
 	}
 	patch, err := json.Marshal(ops)
 	if err != nil {
-		resp.Warnings = append(resp.Warnings, "mesh: not injected: "+err.Error())
-		return resp
+		return notInjected(err)
 	}
 	pt := admissionv1.PatchTypeJSONPatch
 	resp.Patch, resp.PatchType = patch, &pt
 	if w.Log != nil {
 		w.Log.Info("injected", "namespace", req.Namespace, "pod", podName(pod))
 	}
-	return resp
+	return resp, ResultInjected
 }
 
 // wanted: the pod's inject annotation decides; without one, its namespace's.
