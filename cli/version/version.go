@@ -12,7 +12,7 @@ import (
 	"github.com/meshplane/mesh/cli/iostreams"
 )
 
-// version is set by the linker: -X github.com/meshplane/mesh/cli/version.version=v1.2.3.
+// version is set by the linker: -X github.com/meshplane/mesh/cli/version.version=1.2.3 (goreleaser stamps {{.Version}}, without a v; images are tagged the same).
 // It is the only package variable the CLI has, and nothing writes it at run time.
 var version = "dev"
 
