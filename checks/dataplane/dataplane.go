@@ -1,5 +1,6 @@
 // Package dataplane is `mesh check --proxy`: the meshed pods of a namespace (or all)
-// have ready proxies of the control plane's version.
+// have ready proxies of the control plane's version, whose certificates chain to the
+// current trust anchors.
 package dataplane
 
 import (
@@ -139,5 +140,8 @@ func Suite(cs kubernetes.Interface, o Options) []checks.Check {
 			}
 			return nil
 		}, "proxy.meshed-pods"),
+		check("proxy.certificates", "every proxy's certificate chains to the current trust anchors", true, func(ctx context.Context) error {
+			return certificates(ctx, cs, o)
+		}, "proxy.ready"),
 	}
 }

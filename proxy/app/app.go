@@ -6,6 +6,7 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
@@ -79,11 +80,31 @@ func Run(ctx context.Context, args []string, s Streams, version Version) int {
 	}
 }
 
-func logger(w io.Writer, level, format string) *slog.Logger {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		l = slog.LevelInfo
+// logLevel reads a level, or a Linkerd-style directive list such as
+// "warn,mesh=info", where mesh=LEVEL (the proxy's own logs) wins over the default.
+func logLevel(s string) slog.Level {
+	l := slog.LevelInfo
+	var def, own string
+	for _, part := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		switch {
+		case !ok:
+			def = k
+		case k == "mesh":
+			own = v
+		}
 	}
+	for _, v := range []string{def, own} {
+		var parsed slog.Level
+		if v != "" && parsed.UnmarshalText([]byte(v)) == nil {
+			l = parsed
+		}
+	}
+	return l
+}
+
+func logger(w io.Writer, level, format string) *slog.Logger {
+	l := logLevel(level)
 	o := &slog.HandlerOptions{Level: l}
 	if format == "json" {
 		return slog.New(slog.NewJSONHandler(w, o))
@@ -140,7 +161,7 @@ func runProxy(ctx context.Context, s Streams, version string) error {
 	admin := &http.Server{Handler: adminMux(id, reg, draining.Load), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = admin.Serve(adminLis) }()
 	go func() {
-		t := time.NewTicker(5 * time.Second)
+		t := time.NewTicker(time.Second)
 		defer t.Stop()
 		for {
 			if e := id.Expiry(); !e.IsZero() {
@@ -191,6 +212,18 @@ func adminMux(id *identity.Identity, reg *metrics.Registry, draining func() bool
 		_, _ = io.WriteString(w, "ready\n")
 	})
 	mux.Handle("GET /metrics", reg.Handler())
+	// The current certificate chain (no key), for `mesh check --proxy`.
+	mux.HandleFunc("GET /identity", func(w http.ResponseWriter, _ *http.Request) {
+		c, err := id.Certificate()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/x-pem-file")
+		for _, der := range c.Certificate {
+			_ = pem.Encode(w, &pem.Block{Type: "CERTIFICATE", Bytes: der})
+		}
+	})
 	return mux
 }
 

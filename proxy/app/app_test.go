@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -122,6 +123,9 @@ func TestRunReadyProxiesAndStops(t *testing.T) {
 	if code, body := get("http://" + in + "/"); code != 200 || body != "app" {
 		t.Errorf("inbound: %d %q", code, body)
 	}
+	if code, body := get("http://" + admin + "/identity"); code != 200 || !strings.HasPrefix(body, "-----BEGIN CERTIFICATE-----") || strings.Contains(body, "PRIVATE") {
+		t.Errorf("/identity: %d %q", code, body)
+	}
 	_, metrics := get("http://" + admin + "/metrics")
 	if !strings.Contains(metrics, `request_total{`) || !strings.Contains(metrics, "identity_cert_expiration_timestamp_seconds") {
 		t.Errorf("metrics:\n%s", metrics)
@@ -134,5 +138,16 @@ func TestRunReadyProxiesAndStops(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("did not stop")
+	}
+}
+
+func TestLogLevel(t *testing.T) {
+	for in, want := range map[string]slog.Level{
+		"": slog.LevelInfo, "debug": slog.LevelDebug, "warn,mesh=info": slog.LevelInfo, "warn": slog.LevelWarn,
+		"info,mesh=debug": slog.LevelDebug, "error,other=debug": slog.LevelError, "bogus": slog.LevelInfo,
+	} {
+		if got := logLevel(in); got != want {
+			t.Errorf("logLevel(%q) = %s, want %s", in, got, want)
+		}
 	}
 }
