@@ -487,6 +487,20 @@ say "(server_id, the endpoint $SERVER_IP:$APP_PORT (target_addr) and the dst_* l
 out_tls=$(count "$WORK/metrics.client.txt" 'direction="outbound"' 'tls="true"' "server_id=\"$SERVER_ID\"")
 
 # ---------------------------------------------------------------------------------------
+step "mesh check --proxy: ready proxies of the control plane's version, whose certificates chain to the current trust anchor"
+for pod in client web; do
+	# What the kubelet reports once the proxy's readiness probe (/ready) passes.
+	img=$(k -n "$APP_NS" get pod "$pod" -o jsonpath='{.spec.initContainers[?(@.name=="mesh-proxy")].image}')
+	k -n "$APP_NS" patch pod "$pod" --subresource=status --type=merge -p "{\"status\":{\"initContainerStatuses\":[{\"name\":\"mesh-proxy\",
+		\"image\":\"$img\",\"imageID\":\"sha256:0\",\"ready\":true,\"started\":true,\"restartCount\":0,
+		\"state\":{\"running\":{\"startedAt\":\"2026-01-01T00:00:00Z\"}}}]}}" >/dev/null
+done
+say "(the check reads each proxy's chain from its admin port through the API server's pod proxy)"
+"$BIN/mesh" check --proxy -n "$APP_NS" --control-plane-namespace "$CP_NS" --kubeconfig "$KUBECONFIG" >"$WORK/check.txt" 2>&1
+proxy_check=$?
+sed 's/^/    /' "$WORK/check.txt"
+
+# ---------------------------------------------------------------------------------------
 step "Checks"
 want=$((2 * REQUESTS))
 ok=1
@@ -505,6 +519,8 @@ plain=$(count "$WORK/metrics.web.txt" 'direction="inbound"' 'tls="false"' 'clien
 check "server proxy: the host's plaintext request counted with tls=\"false\" and no client_id ($plain, want 1)" [ "$plain" -eq 1 ]
 check "the app saw its connections come from the server's proxy (127.0.0.1), not from $CLIENT_IP" \
 	bash -c "grep -q '^app: 127.0.0.1 ' '$WORK/app.log' && ! grep -q '^app: $CLIENT_IP ' '$WORK/app.log'"
+check "mesh check --proxy passed (exit $proxy_check), proxy.certificates included" \
+	bash -c "[ $proxy_check -eq 0 ] && grep -q 'certificate chains to the current trust anchors' '$WORK/check.txt'"
 [ $ok -eq 1 ] || die "some checks failed"
 printf '\ndemo: PASS: curl in %s called Service web (%s) in %s; the proxies used mTLS with identities from the identity service (client %s, server %s) and endpoints from the destination service\n' \
 	"$NS_CLIENT" "$CLUSTER_IP" "$APP_NS" "$CLIENT_ID" "$SERVER_ID"
