@@ -1,21 +1,30 @@
-// Package destination is the discovery service: it resolves a service authority to its
-// ready endpoints from EndpointSlices, with each endpoint's identity (only when its pod
-// is meshed), protocol hint, zone and metric labels, and streams changes.
+// Package destination is the discovery service. Get resolves a service authority to its
+// ready endpoints from EndpointSlices (or a pod IP authority to that pod), with each
+// endpoint's identity (only when its pod is meshed), protocol hint, zone and metric
+// labels, and streams changes. GetProfile streams a service's routes, retries and
+// timeouts from its ServiceProfile, and whether its port is opaque. Certificate is the
+// service's own TLS certificate, obtained from identity as a proxy obtains its own.
 package destination
 
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
-	"google.golang.org/protobuf/proto"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
+
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -24,78 +33,266 @@ import (
 	"github.com/meshplane/mesh/render/inject"
 )
 
-// Server implements Destination.Get over shared informers.
+// ServiceProfiles is the ServiceProfile custom resource (CRD from the mesh-crds chart).
+func ServiceProfiles() schema.GroupVersionResource {
+	return schema.GroupVersionResource{Group: "policy.meshplane.io", Version: "v1alpha1", Resource: "serviceprofiles"}
+}
+
+// opaqueAnnotation lists a Service's, namespace's or pod's opaque ports.
+const opaqueAnnotation = inject.ConfigPrefix + "opaque-ports"
+
+// Informer indexes.
+const (
+	byService = "service" // EndpointSlices by ns/service
+	byPod     = "pod"     // EndpointSlices by the ns/name of the pods they point at
+	byIP      = "ip"      // Pods by IP, Services by cluster IP
+)
+
+// Options configure a Server.
+type Options struct {
+	Client        kubernetes.Interface
+	Dynamic       dynamic.Interface // for ServiceProfiles
+	ClusterDomain string
+	TrustDomain   string
+	Log           *slog.Logger // default: discard
+}
+
+// Server implements Destination.Get and Destination.GetProfile over shared informers.
 type Server struct {
 	meshv1.UnimplementedDestinationServer
 
 	ClusterDomain string
 	TrustDomain   string
 
-	factory informers.SharedInformerFactory
-	mu      sync.Mutex
-	subs    map[string]map[chan struct{}]bool // service key (ns/name) -> subscribers
+	log      *slog.Logger
+	factory  informers.SharedInformerFactory
+	dynamic  dynamicinformer.DynamicSharedInformerFactory
+	svcs     cache.SharedIndexInformer
+	slices   cache.SharedIndexInformer
+	pods     cache.SharedIndexInformer
+	nss      cache.SharedIndexInformer
+	profiles cache.SharedIndexInformer
+	hub      hub
+	synced   []cache.InformerSynced
+
+	// Converted ServiceProfiles by ns/name, kept by the informer's handler so a bad
+	// route is logged once per change, not once per stream.
+	profMu    sync.RWMutex
+	converted map[string]*meshv1.DestinationProfile
 }
 
 // New builds the server's informers; Start runs them.
-func New(client kubernetes.Interface, clusterDomain, trustDomain string) *Server {
-	s := &Server{ClusterDomain: clusterDomain, TrustDomain: trustDomain,
-		factory: informers.NewSharedInformerFactory(client, 0), subs: map[string]map[chan struct{}]bool{}}
-	notify := func(key string) {
-		s.mu.Lock()
-		for ch := range s.subs[key] {
-			select {
-			case ch <- struct{}{}:
-			default:
-			}
-		}
-		s.mu.Unlock()
+func New(o Options) *Server {
+	log := o.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
-	byService := func(obj any) {
-		switch o := obj.(type) {
-		case *corev1.Service:
-			notify(o.Namespace + "/" + o.Name)
-		case *discoveryv1.EndpointSlice:
-			notify(o.Namespace + "/" + o.Labels[discoveryv1.LabelServiceName])
-		case *corev1.Pod:
-			s.mu.Lock()
-			keys := make([]string, 0)
-			for k := range s.subs {
-				if strings.HasPrefix(k, o.Namespace+"/") {
-					keys = append(keys, k)
-				}
-			}
-			s.mu.Unlock()
-			for _, k := range keys {
-				notify(k)
-			}
-		case cache.DeletedFinalStateUnknown:
-			return
-		}
+	s := &Server{ClusterDomain: o.ClusterDomain, TrustDomain: o.TrustDomain, log: log,
+		factory:   informers.NewSharedInformerFactory(o.Client, 0),
+		dynamic:   dynamicinformer.NewDynamicSharedInformerFactory(o.Dynamic, 0),
+		hub:       hub{subs: map[string]map[chan struct{}]struct{}{}},
+		converted: map[string]*meshv1.DestinationProfile{}}
+	s.svcs = s.factory.Core().V1().Services().Informer()
+	s.slices = s.factory.Discovery().V1().EndpointSlices().Informer()
+	s.pods = s.factory.Core().V1().Pods().Informer()
+	s.nss = s.factory.Core().V1().Namespaces().Informer()
+	s.profiles = s.dynamic.ForResource(ServiceProfiles()).Informer()
+
+	// Keep only what resolving reads: 10,000 pods are most of the memory.
+	_ = s.pods.SetTransform(trimPod)
+	for _, inf := range []cache.SharedIndexInformer{s.svcs, s.slices, s.nss, s.profiles} {
+		_ = inf.SetTransform(trimManagedFields)
 	}
-	h := cache.ResourceEventHandlerFuncs{AddFunc: byService, UpdateFunc: func(_, n any) { byService(n) }, DeleteFunc: byService}
-	_, _ = s.factory.Core().V1().Services().Informer().AddEventHandler(h)
-	_, _ = s.factory.Discovery().V1().EndpointSlices().Informer().AddEventHandler(h)
-	_, _ = s.factory.Core().V1().Pods().Informer().AddEventHandler(h)
+	_ = s.slices.AddIndexers(cache.Indexers{byService: sliceService, byPod: slicePods})
+	_ = s.pods.AddIndexers(cache.Indexers{byIP: podIPs})
+	_ = s.svcs.AddIndexers(cache.Indexers{byIP: serviceIPs})
+
+	for inf, on := range map[cache.SharedIndexInformer]func(old, cur any){
+		s.svcs: s.onService, s.slices: s.onSlice, s.pods: s.onPod, s.nss: s.onNamespace, s.profiles: s.onProfile} {
+		reg, _ := inf.AddEventHandler(handler(on))
+		s.synced = append(s.synced, inf.HasSynced, reg.HasSynced)
+	}
 	return s
 }
 
-// Start runs the informers until ctx ends and waits for their first sync.
-func (s *Server) Start(ctx context.Context) bool {
-	s.factory.Start(ctx.Done())
-	for _, ok := range s.factory.WaitForCacheSync(ctx.Done()) {
-		if !ok {
-			return false
-		}
+// ServerOptions are the gRPC server's options for many long-lived, mostly idle
+// streams (one per proxy and authority): proxies may keep idle connections alive
+// with pings every 10s.
+func ServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	}
-	return true
 }
 
-// target is what a Get asks for.
+// Start runs the informers until ctx ends and waits for their first sync, and for
+// the handlers to have seen it (converted profiles are complete). Without
+// the ServiceProfile CRD it waits until the CRD is installed.
+func (s *Server) Start(ctx context.Context) bool {
+	s.factory.Start(ctx.Done())
+	s.dynamic.Start(ctx.Done())
+	return cache.WaitForCacheSync(ctx.Done(), s.synced...)
+}
+
+// handler calls on with the old (nil on add) and the new (nil on delete) object.
+func handler(on func(old, cur any)) cache.ResourceEventHandler {
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { on(nil, o) },
+		UpdateFunc: on,
+		DeleteFunc: func(o any) {
+			if d, ok := o.(cache.DeletedFinalStateUnknown); ok {
+				o = d.Obj
+			}
+			on(o, nil)
+		},
+	}
+}
+
+// hub wakes the streams subscribed to a key. Keys: e/NS/SERVICE (endpoints),
+// p/NS/FQN (profiles), ip/IP (pod IP authorities). A wake-up is a hint: the stream
+// recomputes its answer from the listers and sends what changed.
+type hub struct {
+	mu   sync.Mutex
+	subs map[string]map[chan struct{}]struct{}
+}
+
+func (h *hub) subscribe(key string) (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	h.mu.Lock()
+	if h.subs[key] == nil {
+		h.subs[key] = map[chan struct{}]struct{}{}
+	}
+	h.subs[key][ch] = struct{}{}
+	h.mu.Unlock()
+	return ch, func() {
+		h.mu.Lock()
+		delete(h.subs[key], ch)
+		if len(h.subs[key]) == 0 {
+			delete(h.subs, key)
+		}
+		h.mu.Unlock()
+	}
+}
+
+func (h *hub) notify(keys ...string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, k := range keys {
+		for ch := range h.subs[k] {
+			select {
+			case ch <- struct{}{}:
+			default: // already woken: it will read the latest state
+			}
+		}
+	}
+}
+
+// notifyPrefix wakes every stream whose key starts with prefix (rare events only:
+// a namespace's annotations changed).
+func (h *hub) notifyPrefix(prefix string) {
+	h.mu.Lock()
+	var keys []string
+	for k := range h.subs {
+		if strings.HasPrefix(k, prefix) {
+			keys = append(keys, k)
+		}
+	}
+	h.mu.Unlock()
+	h.notify(keys...)
+}
+
+func endpointsKey(ns, svc string) string { return "e/" + ns + "/" + svc }
+func ipKey(ip string) string             { return "ip/" + ip }
+func (s *Server) profileKey(ns, svc string) string {
+	return "p/" + ns + "/" + s.fqn(ns, svc)
+}
+func (s *Server) fqn(ns, svc string) string { return svc + "." + ns + ".svc." + s.ClusterDomain }
+
+func (s *Server) onService(old, cur any) {
+	for _, o := range []any{old, cur} {
+		if svc, ok := o.(*corev1.Service); ok {
+			s.hub.notify(endpointsKey(svc.Namespace, svc.Name), s.profileKey(svc.Namespace, svc.Name))
+		}
+	}
+}
+
+func (s *Server) onSlice(old, cur any) {
+	var keys []string
+	for _, o := range []any{old, cur} {
+		if sl, ok := o.(*discoveryv1.EndpointSlice); ok {
+			keys = append(keys, endpointsKey(sl.Namespace, sl.Labels[discoveryv1.LabelServiceName]))
+		}
+	}
+	if len(keys) == 2 && keys[0] == keys[1] {
+		keys = keys[:1]
+	}
+	s.hub.notify(keys...)
+}
+
+// onNamespace wakes the namespace's endpoint and profile streams, and the pod IP
+// streams, when its opaque ports change.
+func (s *Server) onNamespace(old, cur any) {
+	o, _ := old.(*corev1.Namespace)
+	c, _ := cur.(*corev1.Namespace)
+	if o == nil || c == nil || o.Annotations[opaqueAnnotation] == c.Annotations[opaqueAnnotation] {
+		return
+	}
+	s.hub.notifyPrefix("e/" + c.Name + "/")
+	s.hub.notifyPrefix("p/" + c.Name + "/")
+	s.hub.notifyPrefix("ip/")
+}
+
+// Indexers.
+
+func sliceService(obj any) ([]string, error) {
+	sl, ok := obj.(*discoveryv1.EndpointSlice)
+	if !ok || sl.Labels[discoveryv1.LabelServiceName] == "" {
+		return nil, nil
+	}
+	return []string{sl.Namespace + "/" + sl.Labels[discoveryv1.LabelServiceName]}, nil
+}
+
+func slicePods(obj any) ([]string, error) {
+	sl, ok := obj.(*discoveryv1.EndpointSlice)
+	if !ok {
+		return nil, nil
+	}
+	var out []string
+	for _, e := range sl.Endpoints {
+		if e.TargetRef != nil && e.TargetRef.Kind == "Pod" {
+			out = append(out, sl.Namespace+"/"+e.TargetRef.Name)
+		}
+	}
+	return out, nil
+}
+
+func serviceIPs(obj any) ([]string, error) {
+	svc, ok := obj.(*corev1.Service)
+	if !ok {
+		return nil, nil
+	}
+	var out []string
+	for _, ip := range append([]string{svc.Spec.ClusterIP}, svc.Spec.ClusterIPs...) {
+		if net.ParseIP(ip) != nil {
+			out = append(out, ip)
+		}
+	}
+	return out, nil
+}
+
+func trimManagedFields(obj any) (any, error) {
+	if m, err := meta.Accessor(obj); err == nil && m.GetManagedFields() != nil {
+		m.SetManagedFields(nil)
+	}
+	return obj, nil
+}
+
+// target is a service authority.
 type target struct {
 	namespace, name string
 	port            int32
 }
 
+// parse reads service.namespace.svc.CLUSTER-DOMAIN:port.
 func (s *Server) parse(path string) (target, error) {
 	host, portStr, err := net.SplitHostPort(path)
 	if err != nil {
@@ -113,203 +310,36 @@ func (s *Server) parse(path string) (target, error) {
 	return target{namespace: parts[1], name: parts[0], port: int32(port)}, nil
 }
 
-// resolve computes the current ready endpoints; exists is false when the authority is
-// not a mesh destination (no such Service, or ExternalName).
-func (s *Server) resolve(t target) (eps map[string]*meshv1.WeightedAddr, exists bool, err error) {
-	svc, err := s.factory.Core().V1().Services().Lister().Services(t.namespace).Get(t.name)
-	if err != nil || svc.Spec.Type == corev1.ServiceTypeExternalName {
-		return nil, false, nil
-	}
-	var portName string
-	found := false
-	for _, p := range svc.Spec.Ports {
-		if p.Port == t.port {
-			portName, found = p.Name, true
-		}
-	}
-	if !found {
-		return nil, true, nil
-	}
-	slices, err := s.factory.Discovery().V1().EndpointSlices().Lister().EndpointSlices(t.namespace).List(
-		labels.SelectorFromSet(labels.Set{discoveryv1.LabelServiceName: t.name}))
+// parseIP reads ip:port; the IP in its canonical text form.
+func parseIP(path string) (string, int32, bool) {
+	host, portStr, err := net.SplitHostPort(path)
 	if err != nil {
-		return nil, true, err
+		return "", 0, false
 	}
-	opaque := opaquePorts(svc.Annotations[inject.ConfigPrefix+"opaque-ports"])
-	pods := s.factory.Core().V1().Pods().Lister().Pods(t.namespace)
-	eps = map[string]*meshv1.WeightedAddr{}
-	for _, sl := range slices {
-		var port int32
-		ok := false
-		for _, p := range sl.Ports {
-			if p.Port != nil && (p.Name == nil && portName == "" || p.Name != nil && *p.Name == portName) {
-				port, ok = *p.Port, true
-			}
-		}
-		if !ok {
-			continue
-		}
-		for _, e := range sl.Endpoints {
-			if e.Conditions.Ready != nil && !*e.Conditions.Ready {
-				continue
-			}
-			for _, a := range e.Addresses {
-				ip := net.ParseIP(a)
-				if ip == nil {
-					continue
-				}
-				if v4 := ip.To4(); v4 != nil {
-					ip = v4
-				}
-				wa := &meshv1.WeightedAddr{Addr: &meshv1.TcpAddress{Ip: ip, Port: uint32(port)}, Weight: 10000,
-					MetricLabels: map[string]string{"namespace": t.namespace, "service": t.name}}
-				if e.Zone != nil {
-					wa.Zone = *e.Zone
-					wa.MetricLabels["zone"] = *e.Zone
-				}
-				if e.TargetRef != nil && e.TargetRef.Kind == "Pod" {
-					pod, err := pods.Get(e.TargetRef.Name)
-					if err != nil || pod.DeletionTimestamp != nil {
-						// The pod is gone or going; the slice will follow.
-						continue
-					}
-					s.decorate(wa, pod, port, opaque)
-				}
-				eps[net.JoinHostPort(ip.String(), strconv.Itoa(int(port)))] = wa
-			}
-		}
+	ip := net.ParseIP(host)
+	port, err := strconv.Atoi(portStr)
+	if ip == nil || err != nil || port < 1 || port > 65535 {
+		return "", 0, false
 	}
-	return eps, true, nil
+	return ip.String(), int32(port), true
 }
 
-// decorate adds the pod's labels, and for a meshed pod its identity and protocol hint.
-func (s *Server) decorate(wa *meshv1.WeightedAddr, pod *corev1.Pod, port int32, opaque map[int32]bool) {
-	wa.MetricLabels["pod"] = pod.Name
-	for _, o := range pod.OwnerReferences {
-		if o.Controller != nil && *o.Controller {
-			wa.MetricLabels[strings.ToLower(o.Kind)] = o.Name
+// serviceByIP is the Service whose cluster IP is ip, if any.
+func (s *Server) serviceByIP(ip string) *corev1.Service {
+	objs, _ := s.svcs.GetIndexer().ByIndex(byIP, ip)
+	for _, o := range objs {
+		if svc := o.(*corev1.Service); svc.Spec.Type != corev1.ServiceTypeExternalName {
+			return svc
 		}
 	}
-	meshed := false
-	for _, c := range append(pod.Spec.InitContainers, pod.Spec.Containers...) {
-		if c.Name == inject.ProxyContainer {
-			meshed = true
-		}
-	}
-	if !meshed {
-		return
-	}
-	sa := pod.Spec.ServiceAccountName
-	if sa == "" {
-		sa = "default"
-	}
-	wa.TlsIdentity = &meshv1.TlsIdentity{Name: fmt.Sprintf("%s.%s.serviceaccount.identity.%s", sa, pod.Namespace, s.TrustDomain)}
-	for k, v := range opaquePorts(pod.Annotations[inject.ConfigPrefix+"opaque-ports"]) {
-		opaque[k] = v
-	}
-	if opaque[port] {
-		wa.ProtocolHint = &meshv1.ProtocolHint{Protocol: &meshv1.ProtocolHint_Opaque_{Opaque: &meshv1.ProtocolHint_Opaque{InboundPort: 4143}}}
-	} else {
-		wa.ProtocolHint = &meshv1.ProtocolHint{Protocol: &meshv1.ProtocolHint_H2_{H2: &meshv1.ProtocolHint_H2{}}}
-	}
+	return nil
 }
 
-func opaquePorts(s string) map[int32]bool {
-	out := map[int32]bool{}
-	for _, part := range strings.Split(s, ",") {
-		lo, hi, _ := strings.Cut(strings.TrimSpace(part), "-")
-		a, err := strconv.Atoi(lo)
-		if err != nil {
-			continue
-		}
-		b := a
-		if hi != "" {
-			if b, err = strconv.Atoi(hi); err != nil || b-a > 65535 {
-				continue
-			}
-		}
-		for p := a; p <= b; p++ {
-			out[int32(p)] = true
-		}
+// namespaceAnnotation is a namespace's annotation, "" if none.
+func (s *Server) namespaceAnnotation(ns, key string) string {
+	obj, ok, _ := s.nss.GetIndexer().GetByKey(ns)
+	if !ok {
+		return ""
 	}
-	return out
-}
-
-// Get streams the authority's endpoints: the whole set, then what is added and removed.
-func (s *Server) Get(req *meshv1.GetDestination, stream meshv1.Destination_GetServer) error {
-	t, err := s.parse(req.GetPath())
-	if err != nil {
-		// Not a service name (an IP, another cluster's name): not a mesh destination.
-		return stream.Send(&meshv1.Update{Update: &meshv1.Update_NoEndpoints{NoEndpoints: &meshv1.NoEndpoints{Exists: false}}})
-	}
-	key := t.namespace + "/" + t.name
-	ch := make(chan struct{}, 1)
-	s.mu.Lock()
-	if s.subs[key] == nil {
-		s.subs[key] = map[chan struct{}]bool{}
-	}
-	s.subs[key][ch] = true
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.subs[key], ch)
-		if len(s.subs[key]) == 0 {
-			delete(s.subs, key)
-		}
-		s.mu.Unlock()
-	}()
-
-	sent := map[string]*meshv1.WeightedAddr{}
-	first := true
-	for {
-		eps, exists, err := s.resolve(t)
-		if err != nil {
-			return err
-		}
-		var add, remove []*meshv1.WeightedAddr
-		for k, wa := range eps {
-			if old, ok := sent[k]; !ok || !sameAddr(old, wa) {
-				add = append(add, wa)
-			}
-		}
-		for k, wa := range sent {
-			if _, ok := eps[k]; !ok {
-				remove = append(remove, &meshv1.WeightedAddr{Addr: wa.Addr})
-			}
-		}
-		sortAddrs(add)
-		sortAddrs(remove)
-		if len(remove) > 0 {
-			if err := stream.Send(&meshv1.Update{Update: &meshv1.Update_Remove{Remove: &meshv1.AddressSet{Addrs: remove}}}); err != nil {
-				return err
-			}
-		}
-		if len(add) > 0 {
-			if err := stream.Send(&meshv1.Update{Update: &meshv1.Update_Add{Add: &meshv1.AddressSet{Addrs: add,
-				MetricLabels: map[string]string{"namespace": t.namespace, "service": t.name}}}}); err != nil {
-				return err
-			}
-		}
-		// No endpoints: said once when the stream starts empty and when the set empties.
-		if len(eps) == 0 && (first || len(sent) > 0) {
-			if err := stream.Send(&meshv1.Update{Update: &meshv1.Update_NoEndpoints{NoEndpoints: &meshv1.NoEndpoints{Exists: exists}}}); err != nil {
-				return err
-			}
-		}
-		sent = eps
-		first = false
-		select {
-		case <-stream.Context().Done():
-			return nil
-		case <-ch:
-		}
-	}
-}
-
-func sameAddr(a, b *meshv1.WeightedAddr) bool { return proto.Equal(a, b) }
-
-func sortAddrs(as []*meshv1.WeightedAddr) {
-	sort.Slice(as, func(i, j int) bool {
-		return net.IP(as[i].Addr.Ip).String()+":"+strconv.Itoa(int(as[i].Addr.Port)) < net.IP(as[j].Addr.Ip).String()+":"+strconv.Itoa(int(as[j].Addr.Port))
-	})
+	return obj.(*corev1.Namespace).Annotations[key]
 }

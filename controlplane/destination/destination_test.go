@@ -6,10 +6,7 @@ import (
 	"net"
 	"strings"
 	"testing"
-	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -102,63 +99,38 @@ func TestGetFollowsEndpointSlices(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	srv := New(cs, "cluster.local", "cluster.local")
-	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	if !srv.Start(sctx) {
-		t.Fatal("informers did not sync")
-	}
-	lis, _ := net.Listen("tcp", "127.0.0.1:0")
-	g := grpc.NewServer()
-	meshv1.RegisterDestinationServer(g, srv)
-	go func() { _ = g.Serve(lis) }()
-	defer g.Stop()
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	client := meshv1.NewDestinationClient(conn)
-
+	dyn := dynamicClient(t)
+	ensureCRD(t, dyn)
+	sctx, client := serve(t, cs, dyn)
 	updates := func(path string) <-chan string {
 		stream, err := client.Get(sctx, &meshv1.GetDestination{Path: path})
 		if err != nil {
 			t.Fatal(err)
 		}
-		ch := make(chan string, 100)
-		go func() {
-			for {
-				u, err := stream.Recv()
-				if err != nil {
-					close(ch)
-					return
-				}
-				ch <- describe(u)
-			}
-		}()
-		return ch
+		return recv(t, stream.Recv, describe)
 	}
-	expect := func(ch <-chan string, want string) {
-		t.Helper()
-		select {
-		case got := <-ch:
-			if got != want {
-				t.Fatalf("update %q, want %q", got, want)
-			}
-		case <-time.After(30 * time.Second):
-			t.Fatalf("no update; want %q", want)
-		}
-	}
+	expect := func(ch <-chan string, want string) { t.Helper(); expect(t, ch, want) }
 
 	expect(updates("nothing."+ns+".svc.cluster.local:80"), "none exists=false")
 	expect(updates("ext."+ns+".svc.cluster.local:80"), "none exists=false")
-	expect(updates("10.0.0.1:80"), "none exists=false")
+	expect(updates("192.0.2.1:80"), "none exists=false") // no pod, no Service has it
+
+	webSvc, err := cs.CoreV1().Services(ns).Get(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byClusterIP := updates(webSvc.Spec.ClusterIP + ":80") // a Service's cluster IP resolves as the Service
+	expect(byClusterIP, "none exists=true")
 
 	web := updates("web." + ns + ".svc.cluster.local:80")
 	expect(web, "none exists=true")
 	id := "default." + ns + ".serviceaccount.identity.cluster.local"
 	ready(t, cs, ns, node, "a", "10.9.0.1", true, true)
 	expect(web, "add 10.9.0.1:8080 id="+id+" h2 pod=a")
+	expect(byClusterIP, "add 10.9.0.1:8080 id="+id+" h2 pod=a")
+	// A pod IP authority: that pod, with its identity and labels.
+	byIP := updates("10.9.0.1:8080")
+	expect(byIP, "add 10.9.0.1:8080 id="+id+" h2 pod=a")
 	ready(t, cs, ns, node, "b", "10.9.0.2", false, true)
 	expect(web, "add 10.9.0.2:8080 pod=b")
 	ready(t, cs, ns, node, "a", "10.9.0.1", true, false)
@@ -169,4 +141,10 @@ func TestGetFollowsEndpointSlices(t *testing.T) {
 	}
 	expect(web, "remove 10.9.0.2:8080")
 	expect(web, "none exists=true")
+	// The pod IP stream follows the pod: gone, it is not a mesh destination any more.
+	if err := cs.CoreV1().Pods(ns).Delete(ctx, "a", metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
+		t.Fatal(err)
+	}
+	expect(byIP, "remove 10.9.0.1:8080")
+	expect(byIP, "none exists=false")
 }
