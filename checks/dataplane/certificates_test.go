@@ -42,7 +42,9 @@ func newCA(t *testing.T) testCA {
 	return testCA{c, key}
 }
 
-func (ca testCA) pem() []byte { return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw}) }
+func (ca testCA) pem() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw})
+}
 
 func (ca testCA) leafPEM(t *testing.T, name string) []byte {
 	t.Helper()

@@ -100,16 +100,16 @@ type service struct {
 
 	mu     sync.Mutex // serializes rebuilds
 	state  atomic.Pointer[serviceState]
-	budget  atomic.Pointer[retryBudget]
+	budget atomic.Pointer[retryBudget]
 }
 
 type serviceState struct {
 	// changed is closed when the set changes after this state was read.
 	changed <-chan struct{}
 	inMesh  bool
-	opaque bool
-	eps    []*balance.Endpoint[*backend]
-	byAddr map[string]*balance.Endpoint[*backend]
+	opaque  bool
+	eps     []*balance.Endpoint[*backend]
+	byAddr  map[string]*balance.Endpoint[*backend]
 }
 
 func (s *service) close() {
