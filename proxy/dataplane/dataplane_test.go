@@ -51,7 +51,7 @@ func (tp *testProxy) scrape(t *testing.T) string {
 	return rec.Body.String()
 }
 
-func startCP(t *testing.T) *proxytest.ControlPlane {
+func startCP(t testing.TB) *proxytest.ControlPlane {
 	t.Helper()
 	cp, err := proxytest.Start()
 	if err != nil {
@@ -63,7 +63,7 @@ func startCP(t *testing.T) *proxytest.ControlPlane {
 
 // startProxy runs a proxy with a real identity (certified by the test control plane)
 // and real discovery.
-func startProxy(t *testing.T, cp *proxytest.ControlPlane, name string, inboundOrig, outboundOrig netip.AddrPort, tweak ...func(*Options)) *testProxy {
+func startProxy(t testing.TB, cp *proxytest.ControlPlane, name string, inboundOrig, outboundOrig netip.AddrPort, tweak ...func(*Options)) *testProxy {
 	t.Helper()
 	dir := t.TempDir()
 	token := filepath.Join(dir, "token")
@@ -108,7 +108,7 @@ func startProxy(t *testing.T, cp *proxytest.ControlPlane, name string, inboundOr
 }
 
 // app is an HTTP server that speaks HTTP/1.1 and h2c and shows what it saw.
-func app(t *testing.T) netip.AddrPort {
+func app(t testing.TB) netip.AddrPort {
 	t.Helper()
 	mux := http.NewServeMux()
 	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
@@ -157,7 +157,7 @@ func app(t *testing.T) netip.AddrPort {
 }
 
 // meshPair is client app → client proxy → (mTLS) → server proxy → app.
-func meshPair(t *testing.T, cp *proxytest.ControlPlane, appAddr netip.AddrPort) (client, server *testProxy, svc netip.AddrPort) {
+func meshPair(t testing.TB, cp *proxytest.ControlPlane, appAddr netip.AddrPort) (client, server *testProxy, svc netip.AddrPort) {
 	t.Helper()
 	server = startProxy(t, cp, serverID, appAddr, netip.AddrPort{})
 	svc = netip.MustParseAddrPort("10.96.0.10:80") // a "Service address" only discovery knows

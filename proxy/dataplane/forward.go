@@ -23,6 +23,7 @@ type fwd struct {
 	series       *metrics.HTTPSeries
 	log          *slog.Logger
 	errLog       *log.Logger
+	bufs         httputil.BufferPool
 }
 
 // forward proxies r through f.rt, preserving headers, trailers, streaming and
@@ -37,8 +38,9 @@ func forward(w http.ResponseWriter, r *http.Request, f fwd) {
 			pr.Out.URL.Scheme = f.scheme
 			pr.Out.URL.Host = f.host
 		},
-		Transport: f.rt,
-		ErrorLog:  f.errLog,
+		Transport:  f.rt,
+		ErrorLog:   f.errLog,
+		BufferPool: f.bufs,
 		ModifyResponse: func(resp *http.Response) error {
 			s := seriesOf(resp.Request, f.series)
 			grpc := resp.Header.Get("Grpc-Status")

@@ -168,5 +168,5 @@ func (p *Proxy) serveInbound(w http.ResponseWriter, r *http.Request) {
 	} else if r.ProtoMajor == 2 {
 		rt = p.appH2
 	}
-	forward(w, r, fwd{scheme: "http", host: m.target.String(), rt: rt, series: series, log: p.o.Log, errLog: p.errLog})
+	forward(w, r, fwd{scheme: "http", host: m.target.String(), rt: rt, series: series, log: p.o.Log, errLog: p.errLog, bufs: &p.hbufs})
 }

@@ -148,7 +148,7 @@ func (p *Proxy) serveOutbound(w http.ResponseWriter, r *http.Request) {
 	box := &seriesBox{}
 	ctx = context.WithValue(ctx, seriesKey{}, box)
 	rt := &outboundRT{p: p, svc: svc, m: m, authority: authority, route: route, prof: prof, box: box, upgraded: r.ProtoMajor == 1}
-	forward(w, r.WithContext(ctx), fwd{scheme: "http", host: key, rt: rt, log: p.o.Log, errLog: p.errLog})
+	forward(w, r.WithContext(ctx), fwd{scheme: "http", host: key, rt: rt, log: p.o.Log, errLog: p.errLog, bufs: &p.hbufs})
 }
 
 // outboundRT picks an endpoint per attempt and retries retryable routes.
@@ -189,7 +189,8 @@ func (o *outboundRT) attempt(req *http.Request, first bool) (*http.Response, err
 		labels.Route = o.route.Name
 	}
 	var rt http.RoundTripper
-	out := req.Clone(req.Context())
+	// req is ReverseProxy's own outgoing copy: each attempt re-targets it in place.
+	out := req
 	switch {
 	case meshed && ep == nil:
 		labels.TargetAddr, labels.NoTLSReason = o.m.target.String(), "no_endpoints"
@@ -201,7 +202,7 @@ func (o *outboundRT) attempt(req *http.Request, first bool) (*http.Response, err
 			return nil, fmt.Errorf("%s: %w", o.authority, errNoEndpoints)
 		}
 		labels.TargetAddr, labels.NoTLSReason = o.m.target.String(), "not_provided_by_service_discovery"
-		out.URL.Host = o.m.target.String()
+		out.URL.Scheme, out.URL.Host = "http", o.m.target.String()
 		rt = o.p.plainH1
 		if req.ProtoMajor == 2 {
 			rt = o.p.plainH2
@@ -214,6 +215,7 @@ func (o *outboundRT) attempt(req *http.Request, first bool) (*http.Response, err
 		switch {
 		case b.id == "":
 			labels.NoTLSReason = "no_identity"
+			out.URL.Scheme = "http"
 			rt = o.p.plainH1
 			if req.ProtoMajor == 2 {
 				rt = o.p.plainH2

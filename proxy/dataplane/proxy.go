@@ -85,7 +85,8 @@ type Proxy struct {
 
 	services *serviceCache
 
-	bufs   sync.Pool   // 16 KiB copy buffers
+	bufs   sync.Pool   // 16 KiB copy buffers (TCP splice)
+	hbufs  bufferPool  // 32 KiB body copy buffers (HTTP)
 	errLog *log.Logger // httputil.ReverseProxy's, discarded: errors are answered and logged
 
 	wg    sync.WaitGroup // opaque TCP connections
@@ -106,6 +107,7 @@ func New(o Options) *Proxy {
 	}
 	p := &Proxy{o: o, conns: map[net.Conn]struct{}{}, errLog: log.New(io.Discard, "", 0)}
 	p.bufs.New = func() any { b := make([]byte, 16<<10); return &b }
+	p.hbufs.New = func() any { b := make([]byte, 32<<10); return &b }
 	p.appH1 = plainTransport(o.InboundConnectTimeout, false)
 	p.appH2 = plainTransport(o.InboundConnectTimeout, true)
 	p.plainH1 = plainTransport(o.OutboundConnectTimeout, false)
@@ -265,3 +267,10 @@ func plainTransport(connectTimeout time.Duration, h2 bool) *http.Transport {
 	t.Protocols = &ps
 	return t
 }
+
+// bufferPool lends httputil.ReverseProxy its copy buffers (it allocates 32 KiB per
+// request otherwise).
+type bufferPool struct{ sync.Pool }
+
+func (b *bufferPool) Get() []byte  { return *(b.Pool.Get().(*[]byte)) }
+func (b *bufferPool) Put(p []byte) { b.Pool.Put(&p) }

@@ -1,0 +1,78 @@
+package dataplane
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// BenchmarkTwoHopsHTTP1 is one HTTP/1.1 request through client proxy → mTLS (h2) →
+// server proxy → app, over loopback: the proxy's per-request cost in process (the
+// load harness hack/bench-proxy.sh measures it against haproxy).
+func BenchmarkTwoHopsHTTP1(b *testing.B) {
+	cp := startCP(b)
+	client, _, _ := meshPair(b, cp, app(b))
+	url := client.outURL("/echo")
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		resp, err := hc.Get(url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+	}
+}
+
+// BenchmarkTwoHopsParallel keeps several requests in flight and reports the process's
+// CPU time per request (client, app and both proxies: compare runs, not absolutes).
+func BenchmarkTwoHopsParallel(b *testing.B) {
+	cp := startCP(b)
+	client, _, _ := meshPair(b, cp, fixedApp(b))
+	url := client.outURL("/fixed")
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	b.ReportAllocs()
+	b.SetParallelism(4)
+	var ru0, ru1 syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			resp, err := hc.Get(url)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			_ = resp.Body.Close()
+		}
+	})
+	b.StopTimer()
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+	cpu := time.Duration(ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano())
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
+}
+
+// fixedApp answers like fortio's echo: a small body with a Content-Length.
+func fixedApp(t testing.TB) netip.AddrPort {
+	t.Helper()
+	body := []byte("fixed response body\n")
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		_, _ = w.Write(body)
+	})}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return netip.MustParseAddrPort(l.Addr().String())
+}
