@@ -39,11 +39,12 @@ type recordConn struct {
 	net.Conn
 	seen        []byte
 	passthrough bool
+	stopped     bool // handshake done: stop recording
 }
 
 func (c *recordConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
-	if !c.passthrough {
+	if !c.passthrough && !c.stopped {
 		c.seen = append(c.seen, p[:n]...)
 	}
 	return n, err

@@ -79,8 +79,7 @@ func (p *Proxy) inboundTLS(ctx context.Context, c net.Conn, m *meta) {
 		_ = c.Close()
 		return
 	}
-	rc.seen = nil
-	rc.passthrough = false
+	rc.seen, rc.stopped = nil, true
 	m.tls = true
 	m.peerID = identity.PeerIdentity(tc.ConnectionState())
 	switch tc.ConnectionState().NegotiatedProtocol {
