@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshplane/mesh/proxy/identity/identitytest"
 	"github.com/meshplane/mesh/proxy/proxytest"
 )
 
@@ -63,18 +64,14 @@ func freeAddr(t *testing.T) string {
 // The whole `mesh-proxy run`: not ready until certified, then ready, proxies, serves
 // metrics, and on cancellation (SIGTERM in main) drains and exits 0.
 func TestRunReadyProxiesAndStops(t *testing.T) {
-	cp, err := proxytest.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cp.Stop()
+	cp := proxytest.Start(t)
 	appL, _ := net.Listen("tcp", "127.0.0.1:0")
 	appSrv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "app") })}
 	go func() { _ = appSrv.Serve(appL) }()
 	defer func() { _ = appSrv.Close() }()
 
 	token := filepath.Join(t.TempDir(), "token")
-	_ = os.WriteFile(token, []byte("t"), 0o600)
+	_ = os.WriteFile(token, []byte(identitytest.Token("web.default.serviceaccount.identity.cluster.local")), 0o600)
 	admin, in, out := freeAddr(t), freeAddr(t), freeAddr(t)
 	env := map[string]string{
 		"MESH_PROXY_INBOUND_LISTEN_ADDR":    in,

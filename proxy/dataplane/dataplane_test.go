@@ -26,6 +26,7 @@ import (
 	meshv1 "github.com/meshplane/mesh/controlplane/api/mesh/v1"
 	"github.com/meshplane/mesh/proxy/discovery"
 	"github.com/meshplane/mesh/proxy/identity"
+	"github.com/meshplane/mesh/proxy/identity/identitytest"
 	"github.com/meshplane/mesh/proxy/metrics"
 	"github.com/meshplane/mesh/proxy/proxytest"
 )
@@ -54,12 +55,7 @@ func (tp *testProxy) scrape(t *testing.T) string {
 
 func startCP(t testing.TB) *proxytest.ControlPlane {
 	t.Helper()
-	cp, err := proxytest.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cp.Stop)
-	return cp
+	return proxytest.Start(t)
 }
 
 // startProxy runs a proxy with a real identity (certified by the test control plane)
@@ -68,7 +64,7 @@ func startProxy(t testing.TB, cp *proxytest.ControlPlane, name string, inboundOr
 	t.Helper()
 	dir := t.TempDir()
 	token := filepath.Join(dir, "token")
-	if err := os.WriteFile(token, []byte("token-of-"+name), 0o600); err != nil {
+	if err := os.WriteFile(token, []byte(identitytest.Token(name)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

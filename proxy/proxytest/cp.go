@@ -1,32 +1,23 @@
-// Package proxytest is a small in-process control plane for the proxy's tests: an
-// Identity service that signs any well-formed CSR for the identity it names (with a
-// fresh test CA), and a Destination service answering from a table the test edits.
-// The real services are tested against a real API server in controlplane/.
+// Package proxytest is a small in-process control plane for the proxy's tests: the
+// identitytest Identity service (a fresh test CA), and a Destination service over mTLS
+// answering from a table the test edits. The real services are tested against a real
+// API server in controlplane/.
 package proxytest
 
 import (
-	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"fmt"
-	"math/big"
 	"net"
 	"net/netip"
 	"sync"
+	"testing"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	meshv1 "github.com/meshplane/mesh/controlplane/api/mesh/v1"
+	"github.com/meshplane/mesh/proxy/identity/identitytest"
 )
 
 // Names of the test control plane's services.
@@ -48,80 +39,38 @@ type ControlPlane struct {
 	AnchorsPEM      []byte
 	IdentityAddr    string
 	DestinationAddr string
-	// Lifetime of issued leaves.
-	Lifetime time.Duration
+	// Identity is the identity service (identitytest): calls, tokens, lifetimes.
+	Identity *identitytest.Service
 
-	caCert *x509.Certificate
-	caKey  *ecdsa.PrivateKey
-	stops  []func()
-
-	mu     sync.Mutex
-	table  map[string][]Endpoint // path -> endpoints; absent: not in the mesh
-	prof   map[string]*meshv1.DestinationProfile
-	subs   map[string]map[chan struct{}]struct{}
-	issued int
+	mu    sync.Mutex
+	table map[string][]Endpoint // path -> endpoints; absent: not in the mesh
+	prof  map[string]*meshv1.DestinationProfile
+	subs  map[string]map[chan struct{}]struct{}
 }
 
-// Start runs both services on loopback until Stop.
-func Start() (*ControlPlane, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "root.test.identity"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, err
-	}
-	ca, _ := x509.ParseCertificate(der)
-	c := &ControlPlane{caCert: ca, caKey: key, Lifetime: time.Hour, table: map[string][]Endpoint{}, prof: map[string]*meshv1.DestinationProfile{}, subs: map[string]map[chan struct{}]struct{}{},
-		AnchorsPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-	idLis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
+// Start runs both services on loopback until the test ends. Proxies authenticate
+// with the token identitytest.Token(their identity).
+func Start(t testing.TB) *ControlPlane {
+	t.Helper()
+	ca := identitytest.NewCA(t, "root.test.identity")
+	c := &ControlPlane{AnchorsPEM: ca.AnchorsPEM(), table: map[string][]Endpoint{},
+		prof: map[string]*meshv1.DestinationProfile{}, subs: map[string]map[chan struct{}]struct{}{}}
+	c.Identity = identitytest.StartService(t, ca, IdentityName, nil)
+	c.IdentityAddr = c.Identity.Addr
 	dstLis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, err
+		t.Fatal(err)
 	}
-	c.IdentityAddr, c.DestinationAddr = idLis.Addr().String(), dstLis.Addr().String()
-
-	idCert, err := c.serving(IdentityName)
-	if err != nil {
-		return nil, err
-	}
-	dstCert, err := c.serving(DestinationName)
-	if err != nil {
-		return nil, err
-	}
+	c.DestinationAddr = dstLis.Addr().String()
 	pool := x509.NewCertPool()
-	pool.AddCert(ca)
-	idSrv := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{idCert}})))
-	meshv1.RegisterIdentityServer(idSrv, identityServer{c: c})
-	dstSrv := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{dstCert},
-		ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool})))
+	pool.AppendCertsFromPEM(c.AnchorsPEM)
+	dstSrv := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS13,
+		Certificates: []tls.Certificate{ca.Certificate(t, DestinationName, 24*time.Hour)},
+		ClientAuth:   tls.RequireAndVerifyClientCert, ClientCAs: pool})))
 	meshv1.RegisterDestinationServer(dstSrv, destinationServer{c: c})
-	go func() { _ = idSrv.Serve(idLis) }()
 	go func() { _ = dstSrv.Serve(dstLis) }()
-	c.stops = []func(){idSrv.Stop, dstSrv.Stop}
-	return c, nil
-}
-
-// Stop ends both services.
-func (c *ControlPlane) Stop() {
-	for _, s := range c.stops {
-		s()
-	}
-}
-
-// Issued is how many certificates the identity service signed.
-func (c *ControlPlane) Issued() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.issued
+	t.Cleanup(dstSrv.Stop)
+	return c
 }
 
 // Set makes path (host:port) resolve to eps (none: a known service without endpoints).
@@ -147,57 +96,6 @@ func (c *ControlPlane) notify(path string) {
 		default:
 		}
 	}
-}
-
-func (c *ControlPlane) sign(pub any, name string, lifetime time.Duration) (*x509.Certificate, error) {
-	now := time.Now()
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
-		NotBefore: now.Add(-time.Minute), NotAfter: now.Add(lifetime),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.caCert, pub, c.caKey)
-	if err != nil {
-		return nil, err
-	}
-	return x509.ParseCertificate(der)
-}
-
-func (c *ControlPlane) serving(name string) (tls.Certificate, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	leaf, err := c.sign(&key.PublicKey, name, 24*time.Hour)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	return tls.Certificate{Certificate: [][]byte{leaf.Raw}, PrivateKey: key, Leaf: leaf}, nil
-}
-
-type identityServer struct {
-	meshv1.UnimplementedIdentityServer
-	c *ControlPlane
-}
-
-func (s identityServer) Certify(_ context.Context, req *meshv1.CertifyRequest) (*meshv1.CertifyResponse, error) {
-	csr, err := x509.ParseCertificateRequest(req.GetCertificateSigningRequest())
-	if err != nil || csr.CheckSignature() != nil {
-		return nil, status.Error(codes.InvalidArgument, "malformed CSR")
-	}
-	if csr.Subject.CommonName != req.GetIdentity() || len(csr.DNSNames) != 1 || csr.DNSNames[0] != req.GetIdentity() {
-		return nil, status.Errorf(codes.PermissionDenied, "CSR is not for %q", req.GetIdentity())
-	}
-	if len(req.GetToken()) == 0 {
-		return nil, status.Error(codes.Unauthenticated, "no token")
-	}
-	leaf, err := s.c.sign(csr.PublicKey, req.GetIdentity(), s.c.Lifetime)
-	if err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
-	}
-	s.c.mu.Lock()
-	s.c.issued++
-	s.c.mu.Unlock()
-	return &meshv1.CertifyResponse{LeafCertificate: leaf.Raw, ValidUntil: timestamppb.New(leaf.NotAfter)}, nil
 }
 
 type destinationServer struct {
@@ -319,9 +217,4 @@ func weighted(e Endpoint) *meshv1.WeightedAddr {
 		w.ProtocolHint = &meshv1.ProtocolHint{Protocol: &meshv1.ProtocolHint_Opaque_{Opaque: &meshv1.ProtocolHint_Opaque{}}}
 	}
 	return w
-}
-
-// String describes the control plane.
-func (c *ControlPlane) String() string {
-	return fmt.Sprintf("identity %s, destination %s", c.IdentityAddr, c.DestinationAddr)
 }
