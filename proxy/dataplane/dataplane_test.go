@@ -3,6 +3,7 @@ package dataplane
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -38,6 +39,7 @@ const (
 
 type testProxy struct {
 	in, out net.Listener
+	stop    func() // SIGTERM: stop accepting, drain
 	reg     *metrics.Registry
 	id      *identity.Identity
 }
@@ -78,7 +80,7 @@ func startProxy(t testing.TB, cp *proxytest.ControlPlane, name string, inboundOr
 	if err != nil {
 		t.Fatal(err)
 	}
-	tp := &testProxy{reg: metrics.New(), id: id}
+	tp := &testProxy{reg: metrics.New(), id: id, stop: cancel}
 	tp.in, _ = net.Listen("tcp", "127.0.0.1:0")
 	tp.out, _ = net.Listen("tcp", "127.0.0.1:0")
 	o := Options{Identity: id, Discovery: disc, Metrics: tp.reg, InboundOrigDst: inboundOrig, OutboundOrigDst: outboundOrig,
@@ -612,4 +614,86 @@ func TestLongConnectionMemoryBounded(t *testing.T) {
 	if grew := int64(after.HeapAlloc) - int64(before.HeapAlloc); grew > 16<<20 {
 		t.Errorf("heap grew by %d MiB after 32 MiB through one connection", grew>>20)
 	}
+}
+
+// Bad clients: a slowloris client is cut off after the header timeout, oversized
+// headers get 431, and the proxy keeps serving others meanwhile.
+func TestSlowlorisAndOversizedHeaders(t *testing.T) {
+	cp := startCP(t)
+	client := startProxy(t, cp, clientID, netip.AddrPort{}, app(t), func(o *Options) { o.HeaderTimeout = 300 * time.Millisecond })
+
+	slow, err := net.Dial("tcp", client.out.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = slow.Close() }()
+	_, _ = io.WriteString(slow, "GET /echo HTTP/1.1\r\nHost: web\r\nX-Slow: ")
+	// Meanwhile a normal client is served.
+	resp, err := http.Get(client.outURL("/echo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("normal request during slowloris: %d", resp.StatusCode)
+	}
+	// The slow client's connection is closed (with or without a 408) once the timeout passes.
+	_ = slow.SetReadDeadline(time.Now().Add(5 * time.Second))
+	b, err := io.ReadAll(slow)
+	if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("slowloris connection still open after 5 s (read %q)", b)
+	}
+
+	big, err := net.Dial("tcp", client.out.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = big.Close() }()
+	_ = big.SetDeadline(time.Now().Add(5 * time.Second))
+	_, _ = io.WriteString(big, "GET /echo HTTP/1.1\r\nHost: web\r\nX-Big: "+strings.Repeat("a", 2*maxHeaderBytes)+"\r\n\r\n")
+	line, _ := bufio.NewReader(big).ReadString('\n')
+	if !strings.HasPrefix(line, "HTTP/1.1 431") {
+		t.Errorf("oversized headers: %q", line)
+	}
+}
+
+// On shutdown the proxy stops accepting but lets an in-flight request finish.
+func TestShutdownDrainsInFlight(t *testing.T) {
+	cp := startCP(t)
+	arrived := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		close(arrived)
+		time.Sleep(300 * time.Millisecond)
+		_, _ = io.WriteString(w, "finished")
+	}))
+	t.Cleanup(srv.Close)
+	client := startProxy(t, cp, clientID, netip.AddrPort{}, netip.MustParseAddrPort(strings.TrimPrefix(srv.URL, "http://")))
+	type result struct {
+		body string
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		resp, err := http.Get(client.outURL("/"))
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		b, err := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		done <- result{string(b), err}
+	}()
+	<-arrived
+	client.stop()
+	r := <-done
+	if r.err != nil || r.body != "finished" {
+		t.Fatalf("in-flight request during shutdown: %q %v", r.body, r.err)
+	}
+	waitFor(t, func() bool {
+		c, err := net.DialTimeout("tcp", client.out.Addr().String(), time.Second)
+		if err == nil {
+			_ = c.Close()
+		}
+		return err != nil
+	})
 }

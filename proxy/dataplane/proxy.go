@@ -67,9 +67,14 @@ type Options struct {
 	// DiscoveryTimeout bounds the wait for a first discovery answer before the proxy
 	// falls back to the original destination.
 	DiscoveryTimeout time.Duration
-	Log              *slog.Logger
-	Now              func() time.Time
+	// HeaderTimeout bounds the wait for a request's headers (slowloris); 10 s if zero.
+	HeaderTimeout time.Duration
+	Log           *slog.Logger
+	Now           func() time.Time
 }
+
+// maxHeaderBytes caps a request's headers; larger ones get 431.
+const maxHeaderBytes = 64 << 10
 
 // Proxy serves the inbound and outbound listeners.
 type Proxy struct {
@@ -105,6 +110,9 @@ func New(o Options) *Proxy {
 	if o.DiscoveryTimeout == 0 {
 		o.DiscoveryTimeout = 3 * time.Second
 	}
+	if o.HeaderTimeout == 0 {
+		o.HeaderTimeout = 10 * time.Second
+	}
 	p := &Proxy{o: o, conns: map[net.Conn]struct{}{}, errLog: log.New(io.Discard, "", 0)}
 	p.bufs.New = func() any { b := make([]byte, 16<<10); return &b }
 	p.hbufs.New = func() any { b := make([]byte, 32<<10); return &b }
@@ -128,8 +136,8 @@ func (p *Proxy) httpServer(h http.Handler) *http.Server {
 	return &http.Server{
 		Handler:           h,
 		Protocols:         protocols(),
-		ReadHeaderTimeout: 10 * time.Second, // slowloris
-		MaxHeaderBytes:    64 << 10,
+		ReadHeaderTimeout: p.o.HeaderTimeout, // slowloris
+		MaxHeaderBytes:    maxHeaderBytes,
 		IdleTimeout:       10 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(p.o.Log.Handler(), slog.LevelDebug),
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
