@@ -78,7 +78,8 @@ func (c *common) logger(w io.Writer) (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format must be plain or json, not %q", c.logFormat)
 }
 
-func (c *common) client() (kubernetes.Interface, error) {
+// restConfig is --kubeconfig's configuration, or the in-cluster one.
+func (c *common) restConfig() (*rest.Config, error) {
 	var cfg *rest.Config
 	var err error
 	if c.kubeconfig != "" {
@@ -88,6 +89,14 @@ func (c *common) client() (kubernetes.Interface, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	return cfg, nil
+}
+
+func (c *common) client() (kubernetes.Interface, error) {
+	cfg, err := c.restConfig()
+	if err != nil {
+		return nil, err
 	}
 	return kubernetes.NewForConfig(cfg)
 }

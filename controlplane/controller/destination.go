@@ -13,8 +13,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
 
 	"github.com/meshplane/mesh/controlplane/admin"
@@ -125,15 +123,9 @@ func destinationAnchors(config, file string) (*destination.Anchors, error) {
 
 // dynamicClient is a dynamic client with the same configuration as client.
 func (c *common) dynamicClient() (dynamic.Interface, error) {
-	var cfg *rest.Config
-	var err error
-	if c.kubeconfig != "" {
-		cfg, err = clientcmd.BuildConfigFromFlags("", c.kubeconfig)
-	} else {
-		cfg, err = rest.InClusterConfig()
-	}
+	cfg, err := c.restConfig()
 	if err != nil {
-		return nil, fmt.Errorf("kubernetes client: %w", err)
+		return nil, err
 	}
 	return dynamic.NewForConfig(cfg)
 }
