@@ -110,20 +110,22 @@ func (p *Proxy) outboundTCP(ctx context.Context, c net.Conn, m *meta) {
 // over mTLS when meshed, with the profile's timeout and retries), or to the original
 // destination when discovery does not know it.
 func (p *Proxy) serveOutbound(w http.ResponseWriter, r *http.Request) {
-	m, _ := r.Context().Value(metaKey{}).(*meta)
-	if m == nil {
-		m = &meta{}
+	// A copy: the connection's meta is shared by its concurrent HTTP/2 streams.
+	m := &meta{}
+	if cm, _ := r.Context().Value(metaKey{}).(*meta); cm != nil {
+		*m = *cm
 	}
 	authority := r.Host
+	named := isServiceName(authority)
 	key := m.target.String()
-	if isServiceName(authority) {
+	if named {
 		key = withPort(authority, m.target)
 	} else if !m.hasTarget {
 		if ap, err := netip.ParseAddrPort(withPort(authority, netip.AddrPort{})); err == nil {
 			m.target, m.hasTarget, key = ap, true, ap.String()
 		}
 	}
-	if !m.hasTarget && !isServiceName(authority) {
+	if !m.hasTarget && !named {
 		s := p.o.Metrics.HTTP(metrics.HTTPLabels{Direction: "outbound", Authority: authority, NoTLSReason: "no_target"})
 		s.Request()
 		proxyError(w, s, http.StatusBadGateway, "unknown destination: not redirected and no usable authority", time.Now())
@@ -132,7 +134,7 @@ func (p *Proxy) serveOutbound(w http.ResponseWriter, r *http.Request) {
 	svc := p.services.get(r.Context(), key)
 	var route *discovery.Route
 	var prof *discovery.Profile
-	if isServiceName(authority) {
+	if named {
 		prof = p.o.Discovery.Profile(key)
 		route = matchRoute(prof, r)
 		if prof != nil {
