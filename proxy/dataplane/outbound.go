@@ -134,7 +134,7 @@ func (p *Proxy) serveOutbound(w http.ResponseWriter, r *http.Request) {
 	svc := p.services.get(r.Context(), key)
 	var route *discovery.Route
 	var prof *discovery.Profile
-	if named {
+	if named && p.o.Discovery != nil {
 		prof = p.o.Discovery.Profile(key)
 		route = matchRoute(prof, r)
 		if prof != nil {
