@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/netip"
 	"sync"
-	"time"
 )
 
 // peekConn is a connection whose first bytes were read for detection; reads return
@@ -66,7 +65,6 @@ type meta struct {
 	hasTarget bool
 	tls       bool
 	peerID    string // verified client identity (inbound)
-	accepted  time.Time
 }
 
 type metaKey struct{}

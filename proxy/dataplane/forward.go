@@ -60,16 +60,13 @@ func forward(w http.ResponseWriter, r *http.Request, f fwd) {
 // seriesKey lets the outbound round tripper tell forward which series it chose.
 type seriesKey struct{}
 
-type seriesBox struct {
-	mu sync.Mutex
-	s  *metrics.HTTPSeries
-}
+// seriesBox needs no lock: ReverseProxy calls RoundTrip, ModifyResponse and
+// ErrorHandler one after another in the request's goroutine.
+type seriesBox struct{ s *metrics.HTTPSeries }
 
 func seriesOf(r *http.Request, def *metrics.HTTPSeries) *metrics.HTTPSeries {
 	if r != nil {
 		if b, ok := r.Context().Value(seriesKey{}).(*seriesBox); ok {
-			b.mu.Lock()
-			defer b.mu.Unlock()
 			if b.s != nil {
 				return b.s
 			}

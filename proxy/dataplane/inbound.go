@@ -31,7 +31,7 @@ func (p *Proxy) inboundTarget(c net.Conn) (target netip.AddrPort, direct bool) {
 
 func (p *Proxy) handleInbound(ctx context.Context, c net.Conn) {
 	target, direct := p.inboundTarget(c)
-	m := &meta{target: target, hasTarget: target.IsValid(), accepted: p.o.Now()}
+	m := &meta{target: target, hasTarget: target.IsValid()}
 	if !direct && p.o.OpaquePorts[target.Port()] {
 		p.inboundTCP(ctx, c, m)
 		return

@@ -31,7 +31,7 @@ func (p *Proxy) outboundTarget(c net.Conn) (netip.AddrPort, bool) {
 
 func (p *Proxy) handleOutbound(ctx context.Context, c net.Conn) {
 	target, ok := p.outboundTarget(c)
-	m := &meta{target: target, hasTarget: ok, accepted: p.o.Now()}
+	m := &meta{target: target, hasTarget: ok}
 	if ok {
 		// Opaque ports, from the proxy's configuration or from discovery, skip
 		// detection: server-speaks-first protocols must not wait.
@@ -149,7 +149,7 @@ func (p *Proxy) serveOutbound(w http.ResponseWriter, r *http.Request) {
 	}
 	box := &seriesBox{}
 	ctx = context.WithValue(ctx, seriesKey{}, box)
-	rt := &outboundRT{p: p, svc: svc, m: m, authority: authority, route: route, prof: prof, box: box, upgraded: r.ProtoMajor == 1}
+	rt := &outboundRT{p: p, svc: svc, m: m, authority: authority, route: route, box: box, upgraded: r.ProtoMajor == 1}
 	forward(w, r.WithContext(ctx), fwd{scheme: "http", host: key, rt: rt, log: p.o.Log, errLog: p.errLog, bufs: &p.hbufs})
 }
 
@@ -160,7 +160,6 @@ type outboundRT struct {
 	m         *meta
 	authority string
 	route     *discovery.Route
-	prof      *discovery.Profile
 	box       *seriesBox
 	upgraded  bool // an HTTP/1 request: upgrade it to HTTP/2 between proxies
 }
@@ -248,9 +247,7 @@ func (o *outboundRT) count(l metrics.HTTPLabels, first bool) {
 	}
 	s := o.p.o.Metrics.HTTP(l)
 	s.Request()
-	o.box.mu.Lock()
 	o.box.s = s
-	o.box.mu.Unlock()
 }
 
 func isUpgrade(r *http.Request) bool {
