@@ -43,8 +43,10 @@ func (p *Proxy) handleInbound(ctx context.Context, c net.Conn) {
 		return
 	}
 	switch proto {
-	case protoHTTP1, protoHTTP2:
+	case protoHTTP1:
 		p.pushHTTP(ctx, p.inLis, &metaConn{Conn: pc, m: m})
+	case protoHTTP2:
+		p.serveH2(ctx, pc, m)
 	case protoTLS:
 		p.inboundTLS(ctx, pc, m)
 	default:
@@ -96,7 +98,9 @@ func (p *Proxy) inboundTLS(ctx context.Context, c net.Conn, m *meta) {
 			m.hasTarget = true
 		}
 		p.inboundTCP(ctx, tc, m)
-	case alpnH2, alpnHTTP1:
+	case alpnH2:
+		p.serveH2(ctx, tc, m)
+	case alpnHTTP1:
 		p.pushHTTP(ctx, p.inLis, tc)
 	default:
 		proto, pc, err := detect(tc, p.o.DetectTimeout)
@@ -104,8 +108,12 @@ func (p *Proxy) inboundTLS(ctx context.Context, c net.Conn, m *meta) {
 			_ = tc.Close()
 			return
 		}
-		if proto == protoHTTP1 || proto == protoHTTP2 {
+		switch proto {
+		case protoHTTP1:
 			p.pushHTTP(ctx, p.inLis, &metaConn{Conn: pc, m: m})
+			return
+		case protoHTTP2:
+			p.serveH2(ctx, pc, m)
 			return
 		}
 		p.inboundTCP(ctx, pc, m)

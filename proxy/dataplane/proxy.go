@@ -85,10 +85,16 @@ type Proxy struct {
 	inPort          uint16
 
 	appH1, appH2 *http.Transport // inbound: to the application on localhost
+	appFast      *h1Client       // inbound: bodiless HTTP/1 requests to the application
 	plainH1      *http.Transport // outbound: to endpoints outside the mesh
 	plainH2      *http.Transport
 
 	services *serviceCache
+	work     workers // inbound HTTP/2 streams
+
+	// drainCtx is cancelled when Serve starts draining.
+	drainCtx   context.Context
+	startDrain context.CancelFunc
 
 	bufs   sync.Pool   // 16 KiB copy buffers (TCP splice)
 	hbufs  bufferPool  // 32 KiB body copy buffers (HTTP)
@@ -118,9 +124,11 @@ func New(o Options) *Proxy {
 	p.hbufs.New = func() any { b := make([]byte, 32<<10); return &b }
 	p.appH1 = plainTransport(o.InboundConnectTimeout, false)
 	p.appH2 = plainTransport(o.InboundConnectTimeout, true)
+	p.appFast = newH1Client(o.InboundConnectTimeout, o.Now)
 	p.plainH1 = plainTransport(o.OutboundConnectTimeout, false)
 	p.plainH2 = plainTransport(o.OutboundConnectTimeout, true)
 	p.services = newServiceCache(p)
+	p.drainCtx, p.startDrain = context.WithCancel(context.Background())
 	return p
 }
 
@@ -208,6 +216,7 @@ func (p *Proxy) Serve(ctx context.Context, inbound, outbound net.Listener, grace
 		}()
 	}
 	<-ctx.Done()
+	p.startDrain()
 	_ = inbound.Close()
 	_ = outbound.Close()
 	accept.Wait()
@@ -230,6 +239,7 @@ func (p *Proxy) Serve(ctx context.Context, inbound, outbound net.Listener, grace
 		_ = p.outHTTP.Close()
 	}
 	p.services.close()
+	p.appFast.CloseIdleConnections()
 	return nil
 }
 

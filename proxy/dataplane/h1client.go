@@ -1,0 +1,213 @@
+package dataplane
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// h1Client sends bodiless HTTP/1.1 requests to the application on localhost, in the
+// calling goroutine: http.Transport hands every request to a write goroutine and
+// every response from a read goroutine, which costs more than the request itself.
+// Requests with a body still go through http.Transport (it can read an early response
+// while the body is being sent).
+type h1Client struct {
+	connectTimeout time.Duration
+	now            func() time.Time
+
+	mu   sync.Mutex
+	idle map[string][]*h1Conn // by address, most recently used last
+}
+
+type h1Conn struct {
+	nc   net.Conn
+	br   *bufio.Reader
+	bw   *bufio.Writer
+	addr string
+	used time.Time // when it went idle
+}
+
+const (
+	h1MaxIdlePerAddr = 100
+	h1IdleTimeout    = 90 * time.Second
+	// h1FreshIdle: a request that must not be sent twice only reuses a connection idle
+	// for less than this (the application may close idle connections at any time).
+	h1FreshIdle = time.Second
+)
+
+func newH1Client(connectTimeout time.Duration, now func() time.Time) *h1Client {
+	if connectTimeout == 0 {
+		connectTimeout = time.Second
+	}
+	return &h1Client{connectTimeout: connectTimeout, now: now, idle: map[string][]*h1Conn{}}
+}
+
+// replayable is true when sending r twice is harmless (as http.Transport decides).
+func replayable(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return r.Header.Get("Idempotency-Key") != "" || r.Header.Get("X-Idempotency-Key") != ""
+}
+
+// RoundTrip sends r (which has no body) to r.URL.Host.
+func (h *h1Client) RoundTrip(r *http.Request) (*http.Response, error) {
+	addr := r.URL.Host
+	replay := replayable(r)
+	for attempt := 0; ; attempt++ {
+		c, reused := h.get(addr, replay)
+		if c == nil {
+			var err error
+			if c, err = h.dial(r.Context(), addr); err != nil {
+				return nil, err
+			}
+		}
+		resp, err := h.send(c, r)
+		if err == nil {
+			return resp, nil
+		}
+		_ = c.nc.Close()
+		// A reused connection the application had already closed: try a new one.
+		if reused && replay && attempt == 0 && r.Context().Err() == nil && errors.Is(err, errNothingRead) {
+			continue
+		}
+		return nil, err
+	}
+}
+
+var errNothingRead = errors.New("connection closed before any response")
+
+func (h *h1Client) send(c *h1Conn, r *http.Request) (*http.Response, error) {
+	stop := context.AfterFunc(r.Context(), func() { _ = c.nc.SetDeadline(time.Unix(1, 0)) })
+	if err := r.Write(c.bw); err != nil {
+		stop()
+		return nil, fmt.Errorf("%w: %w", errNothingRead, err)
+	}
+	if err := c.bw.Flush(); err != nil {
+		stop()
+		return nil, fmt.Errorf("%w: %w", errNothingRead, err)
+	}
+	for {
+		if _, err := c.br.Peek(1); err != nil {
+			stop()
+			return nil, fmt.Errorf("%w: %w", errNothingRead, err)
+		}
+		resp, err := http.ReadResponse(c.br, r)
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		if resp.StatusCode >= 100 && resp.StatusCode < 200 {
+			if resp.StatusCode == http.StatusSwitchingProtocols {
+				stop()
+				return nil, errors.New("unexpected 101 Switching Protocols")
+			}
+			continue // informational: wait for the final response
+		}
+		resp.Body = &h1Body{rc: resp.Body, c: c, h: h, stop: stop, keep: !resp.Close && !r.Close}
+		return resp, nil
+	}
+}
+
+func (h *h1Client) dial(ctx context.Context, addr string) (*h1Conn, error) {
+	d := net.Dialer{Timeout: h.connectTimeout, KeepAlive: 10 * time.Second}
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return &h1Conn{nc: nc, br: bufio.NewReaderSize(nc, 4<<10), bw: bufio.NewWriterSize(nc, 4<<10), addr: addr}, nil
+}
+
+// get takes an idle connection to addr; fresh asks for one idle only briefly.
+func (h *h1Client) get(addr string, replay bool) (*h1Conn, bool) {
+	now := h.now()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	cs := h.idle[addr]
+	for len(cs) > 0 {
+		c := cs[len(cs)-1]
+		cs = cs[:len(cs)-1]
+		h.idle[addr] = cs
+		idle := now.Sub(c.used)
+		if idle > h1IdleTimeout || !replay && idle > h1FreshIdle {
+			_ = c.nc.Close()
+			continue
+		}
+		return c, true
+	}
+	return nil, false
+}
+
+func (h *h1Client) put(c *h1Conn) {
+	c.used = h.now()
+	_ = c.nc.SetDeadline(time.Time{})
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	cs := h.idle[c.addr]
+	if len(cs) >= h1MaxIdlePerAddr {
+		_ = cs[0].nc.Close()
+		cs = append(cs[:0], cs[1:]...)
+	}
+	h.idle[c.addr] = append(cs, c)
+}
+
+// CloseIdleConnections closes the idle connections.
+func (h *h1Client) CloseIdleConnections() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for a, cs := range h.idle {
+		for _, c := range cs {
+			_ = c.nc.Close()
+		}
+		delete(h.idle, a)
+	}
+}
+
+// h1Body returns its connection to the pool once read to the end.
+type h1Body struct {
+	rc   io.ReadCloser
+	c    *h1Conn
+	h    *h1Client
+	stop func() bool
+	keep bool
+	done bool
+}
+
+func (b *h1Body) Read(p []byte) (int, error) {
+	if b.done {
+		return 0, io.EOF
+	}
+	n, err := b.rc.Read(p)
+	if err != nil {
+		b.finish(err == io.EOF)
+	}
+	return n, err
+}
+
+func (b *h1Body) Close() error {
+	if !b.done {
+		b.finish(false)
+	}
+	return nil
+}
+
+func (b *h1Body) finish(atEOF bool) {
+	b.done = true
+	stopped := b.stop()
+	if atEOF && b.keep && stopped {
+		_ = b.rc.Close()
+		b.h.put(b.c)
+		return
+	}
+	// Close the connection first: closing a body that is not at its end reads it
+	// to the end.
+	_ = b.c.nc.Close()
+	_ = b.rc.Close()
+}

@@ -1,0 +1,212 @@
+package dataplane
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http2"
+
+	"github.com/meshplane/mesh/proxy/metrics"
+)
+
+// serveInboundH2 forwards a request from the inbound HTTP/2 server to the
+// application, like serveInbound, writing the response straight to the stream.
+func (p *Proxy) serveInboundH2(s *h2stream, r *http.Request) {
+	m := s.c.m
+	tlsOn, reason := tlsLabels(m)
+	series := p.o.Metrics.HTTP(metrics.HTTPLabels{Direction: "inbound", Authority: r.Host, TargetAddr: m.target.String(),
+		TLS: tlsOn, NoTLSReason: reason, PeerID: m.peerID})
+	series.Request()
+	start := time.Now()
+	if !m.hasTarget {
+		s.proxyError(series, http.StatusBadGateway, "no target port: connection was not redirected", start)
+		return
+	}
+	rt := http.RoundTripper(p.appH2)
+	if r.Header.Get(headerOrigProto) != "" {
+		r.Header.Del(headerOrigProto)
+		rt = p.appH1
+		if r.Body == http.NoBody {
+			rt = p.appFast
+		}
+	}
+	removeHopHeaders(r.Header)
+	r.URL.Scheme, r.URL.Host, r.RequestURI = "http", m.target.String(), ""
+	r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/1.1", 1, 1
+	resp, err := rt.RoundTrip(r)
+	if err != nil {
+		if r.Context().Err() != nil {
+			// The peer went away (RST_STREAM or the connection closed).
+			series.Response(0, "", time.Since(start))
+			series.End(0, "")
+			return
+		}
+		status, msg := errorStatus(err)
+		p.o.Log.Debug("request failed", "authority", r.Host, "status", status, "err", err)
+		s.proxyError(series, status, msg, start)
+		return
+	}
+	defer func() { _ = resp.Body.Close() }()
+	grpc := resp.Header.Get("Grpc-Status")
+	series.Response(resp.StatusCode, grpc, time.Since(start))
+	removeHopHeaders(resp.Header)
+	copyErr := p.copyResponse(s, resp)
+	if grpc == "" {
+		grpc = resp.Trailer.Get("Grpc-Status")
+	}
+	if copyErr != nil {
+		p.o.Log.Debug("response copy", "authority", r.Host, "err", copyErr)
+	}
+	series.End(resp.StatusCode, grpc)
+}
+
+// copyResponse writes resp to s. A response of known length is read before its
+// headers go out, so that a small one leaves in a single write; a streamed one
+// (unknown length, gRPC) sends its headers at once and flushes every chunk.
+func (p *Proxy) copyResponse(s *h2stream, resp *http.Response) error {
+	if resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified ||
+		resp.Request != nil && resp.Request.Method == http.MethodHead {
+		return s.writeHeaders(resp.StatusCode, resp.Header, true, true)
+	}
+	bp := p.hbufs.Get()
+	defer p.hbufs.Put(bp)
+	buf := bp
+	var n int
+	var rerr error
+	if resp.ContentLength >= 0 {
+		n, rerr = io.ReadFull(resp.Body, buf[:min(int64(len(buf)), resp.ContentLength)])
+		switch {
+		case rerr != nil:
+			rerr = fmt.Errorf("response body shorter than its Content-Length: %w", io.ErrUnexpectedEOF)
+		case int64(n) == resp.ContentLength:
+			// All of it. With a known length the body reports its end at once
+			// (after the trailers, over HTTP/2).
+			var one [1]byte
+			if m, err := resp.Body.Read(one[:]); m > 0 {
+				rerr = errors.New("response body longer than its Content-Length")
+			} else {
+				rerr = err
+			}
+		}
+	}
+	trailers := func() http.Header {
+		var t http.Header
+		for k, vs := range resp.Trailer {
+			if len(vs) > 0 {
+				if t == nil {
+					t = http.Header{}
+				}
+				t[k] = vs
+			}
+		}
+		return t
+	}
+	if errors.Is(rerr, io.EOF) && len(trailers()) == 0 {
+		// The whole response is here.
+		if err := s.writeHeaders(resp.StatusCode, resp.Header, n == 0, false); err != nil || n == 0 {
+			return err
+		}
+		return s.writeData(buf[:n], true)
+	}
+	if rerr != nil && !errors.Is(rerr, io.EOF) {
+		return s.abortResponse(rerr)
+	}
+	if err := s.writeHeaders(resp.StatusCode, resp.Header, false, n == 0); err != nil {
+		return err
+	}
+	for {
+		if n > 0 {
+			if err := s.writeData(buf[:n], false); err != nil {
+				return err
+			}
+		}
+		if errors.Is(rerr, io.EOF) {
+			if t := trailers(); len(t) > 0 {
+				return s.writeHeaders(0, t, true, true)
+			}
+			return s.writeData(nil, true)
+		}
+		if rerr != nil {
+			return s.abortResponse(rerr)
+		}
+		n, rerr = resp.Body.Read(buf)
+	}
+}
+
+// abortResponse resets a stream whose response could not be completed.
+func (s *h2stream) abortResponse(err error) error {
+	s.c.resetStream(s.id, http2.ErrCodeInternal)
+	s.ended = true
+	return err
+}
+
+// proxyError answers a request the proxy could not forward (like proxyError).
+func (s *h2stream) proxyError(series *metrics.HTTPSeries, status int, msg string, start time.Time) {
+	h := http.Header{HeaderProxyError: {msg}, "Content-Type": {"text/plain; charset=utf-8"}}
+	_ = s.respond(status, h, []byte(msg+"\n"))
+	series.Response(status, "", time.Since(start))
+	series.End(status, "")
+}
+
+// hopHeaders are removed when forwarding (RFC 9110, 7.6.1), as ReverseProxy does.
+var hopHeaders = [...]string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Transfer-Encoding", "Upgrade"}
+
+func removeHopHeaders(h http.Header) {
+	for _, f := range h["Connection"] {
+		for _, k := range strings.Split(f, ",") {
+			if k = strings.TrimSpace(k); k != "" {
+				h.Del(k)
+			}
+		}
+	}
+	for _, k := range hopHeaders {
+		delete(h, k)
+	}
+	if te, ok := h["Te"]; ok && (len(te) != 1 || te[0] != "trailers") {
+		delete(h, "Te")
+	}
+}
+
+// workers runs functions on pooled goroutines, whose stacks have already grown to
+// what a request needs (a new goroutine per request spends much of its time growing
+// its stack).
+type workers struct {
+	ch   chan func()
+	idle time.Duration
+	once sync.Once
+}
+
+func (w *workers) run(f func()) {
+	w.once.Do(func() {
+		w.ch = make(chan func())
+		if w.idle == 0 {
+			w.idle = 30 * time.Second
+		}
+	})
+	select {
+	case w.ch <- f:
+	default:
+		go w.loop(f)
+	}
+}
+
+func (w *workers) loop(f func()) {
+	t := time.NewTimer(w.idle)
+	defer t.Stop()
+	for {
+		f()
+		f = nil
+		t.Reset(w.idle)
+		select {
+		case f = <-w.ch:
+		case <-t.C:
+			return
+		}
+	}
+}

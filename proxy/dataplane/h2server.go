@@ -1,0 +1,820 @@
+package dataplane
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// The inbound HTTP/2 server. Peer proxies send every request over HTTP/2, so this is
+// the proxy's hottest path; net/http's server spends most of its time handing each
+// frame between goroutines (a read loop, a serve loop, a goroutine per stream and one
+// per flush). This one reads frames in the connection's goroutine and runs each
+// stream in a pooled worker, which writes its own frames straight to the connection
+// under a lock: a small response is one HEADERS and one DATA frame in one write.
+//
+// It implements what a proxy needs of RFC 9113: streams up to h2MaxStreams, flow
+// control in both directions, SETTINGS, PING, RST_STREAM, GOAWAY (graceful drain),
+// trailers, and header size limits; no server push, priorities or CONNECT.
+
+const (
+	h2MaxStreams   = 250
+	h2StreamWindow = 1 << 20 // receive window per stream, as advertised
+	h2ConnWindow   = 1 << 20 // receive window per connection
+	h2DefaultWin   = 65535   // the protocol's initial window
+	h2DefaultFrame = 16384
+	h2IdleTimeout  = 10 * time.Minute
+	h2WriteBuf     = 32 << 10
+)
+
+var errStreamReset = errors.New("stream reset by peer")
+
+// h2conn is one HTTP/2 connection.
+type h2conn struct {
+	p   *Proxy
+	nc  net.Conn
+	m   *meta
+	ctx context.Context // the connection's; streams derive from it
+	fr  *http2.Framer   // reads: the serve goroutine only
+
+	wmu  sync.Mutex // frame writes and the hpack encoder
+	bw   *bufio.Writer
+	fw   *http2.Framer
+	henc *hpack.Encoder
+	hbuf bytes.Buffer
+
+	mu          sync.Mutex
+	cond        sync.Cond // a send window grew, or a stream or the connection ended
+	streams     map[uint32]*h2stream
+	sendWin     int64  // connection send window
+	peerInitWin int64  // the peer's SETTINGS_INITIAL_WINDOW_SIZE
+	peerFrame   int    // the peer's SETTINGS_MAX_FRAME_SIZE
+	recvWin     int64  // connection receive window left
+	recvUnacked int64  // consumed bytes not yet returned with WINDOW_UPDATE
+	lastID      uint32 // highest stream the peer opened
+	goingAway   bool
+	closed      bool
+	idle        *time.Timer
+}
+
+// h2stream is one request.
+type h2stream struct {
+	c       *h2conn
+	id      uint32
+	ctx     context.Context
+	cancel  context.CancelFunc
+	body    *h2body // nil when the request had no body
+	sendWin int64   // guarded by c.mu
+	reset   bool    // guarded by c.mu: the peer reset it, or the connection ended
+	ended   bool    // the response's END_STREAM was written (handler goroutine only)
+}
+
+// serveH2 serves an HTTP/2 connection until it ends; c has not yet sent its preface.
+func (p *Proxy) serveH2(ctx context.Context, nc net.Conn, m *meta) {
+	defer p.track(nc)()
+	cctx, cancel := context.WithCancel(context.WithValue(ctx, metaKey{}, m))
+	defer cancel()
+	c := &h2conn{p: p, nc: nc, m: m, ctx: cctx, streams: map[uint32]*h2stream{},
+		sendWin: h2DefaultWin, peerInitWin: h2DefaultWin, peerFrame: h2DefaultFrame, recvWin: h2ConnWindow}
+	c.cond.L = &c.mu
+	c.bw = bufio.NewWriterSize(nc, h2WriteBuf)
+	c.fw = http2.NewFramer(c.bw, nil)
+	c.henc = hpack.NewEncoder(&c.hbuf)
+	c.fr = http2.NewFramer(nil, nc)
+	c.fr.MaxHeaderListSize = maxHeaderBytes
+	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	c.fr.SetReuseFrames()
+	c.idle = time.AfterFunc(h2IdleTimeout, c.idleTimeout)
+	stopDrain := context.AfterFunc(p.drainCtx, c.goAway)
+	defer stopDrain()
+	defer c.close()
+	if err := c.serve(); !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+		p.o.Log.Debug("inbound HTTP/2 connection", "err", err)
+	}
+}
+
+func (c *h2conn) serve() error {
+	_ = c.nc.SetReadDeadline(time.Now().Add(c.p.o.HeaderTimeout))
+	var preface [len(http2.ClientPreface)]byte
+	if _, err := io.ReadFull(c.nc, preface[:]); err != nil {
+		return err
+	}
+	if string(preface[:]) != http2.ClientPreface {
+		return errors.New("bad HTTP/2 client preface")
+	}
+	_ = c.nc.SetReadDeadline(time.Time{})
+	if err := c.write(func() error {
+		if err := c.fw.WriteSettings(
+			http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: h2MaxStreams},
+			http2.Setting{ID: http2.SettingInitialWindowSize, Val: h2StreamWindow},
+			http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: maxHeaderBytes},
+		); err != nil {
+			return err
+		}
+		return c.fw.WriteWindowUpdate(0, h2ConnWindow-h2DefaultWin)
+	}, true); err != nil {
+		return err
+	}
+	for {
+		f, err := c.fr.ReadFrame()
+		if err != nil {
+			var se http2.StreamError
+			if errors.As(err, &se) {
+				c.resetStream(se.StreamID, se.Code)
+				continue
+			}
+			var ce http2.ConnectionError
+			if errors.As(err, &ce) {
+				c.fail(http2.ErrCode(ce))
+			}
+			return err
+		}
+		if err := c.frame(f); err != nil {
+			var ce http2.ConnectionError
+			if errors.As(err, &ce) {
+				c.fail(http2.ErrCode(ce))
+			}
+			return err
+		}
+	}
+}
+
+func (c *h2conn) frame(f http2.Frame) error {
+	switch f := f.(type) {
+	case *http2.MetaHeadersFrame:
+		return c.headers(f)
+	case *http2.DataFrame:
+		return c.data(f)
+	case *http2.SettingsFrame:
+		if f.IsAck() {
+			return nil
+		}
+		if err := c.settings(f); err != nil {
+			return err
+		}
+		return c.write(c.fw.WriteSettingsAck, true)
+	case *http2.WindowUpdateFrame:
+		return c.windowUpdate(f)
+	case *http2.PingFrame:
+		if f.IsAck() {
+			return nil
+		}
+		data := f.Data
+		return c.write(func() error { return c.fw.WritePing(true, data) }, true)
+	case *http2.RSTStreamFrame:
+		c.mu.Lock()
+		s := c.streams[f.StreamID]
+		c.mu.Unlock()
+		if s != nil {
+			s.abort(errStreamReset)
+		}
+		return nil
+	case *http2.GoAwayFrame, *http2.PriorityFrame:
+		return nil
+	case *http2.PushPromiseFrame:
+		return http2.ConnectionError(http2.ErrCodeProtocol)
+	default: // unknown frame types are ignored
+		return nil
+	}
+}
+
+func (c *h2conn) settings(f *http2.SettingsFrame) error {
+	return f.ForeachSetting(func(s http2.Setting) error {
+		if err := s.Valid(); err != nil {
+			return err
+		}
+		switch s.ID {
+		case http2.SettingInitialWindowSize:
+			c.mu.Lock()
+			delta := int64(s.Val) - c.peerInitWin
+			c.peerInitWin = int64(s.Val)
+			for _, st := range c.streams {
+				st.sendWin += delta
+			}
+			c.cond.Broadcast()
+			c.mu.Unlock()
+		case http2.SettingMaxFrameSize:
+			c.mu.Lock()
+			c.peerFrame = int(s.Val)
+			c.mu.Unlock()
+		case http2.SettingHeaderTableSize:
+			c.wmu.Lock()
+			c.henc.SetMaxDynamicTableSize(min(s.Val, 4096))
+			c.wmu.Unlock()
+		}
+		return nil
+	})
+}
+
+func (c *h2conn) windowUpdate(f *http2.WindowUpdateFrame) error {
+	inc := int64(f.Increment)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if f.StreamID == 0 {
+		if c.sendWin+inc > 1<<31-1 {
+			return http2.ConnectionError(http2.ErrCodeFlowControl)
+		}
+		c.sendWin += inc
+	} else if s := c.streams[f.StreamID]; s != nil {
+		s.sendWin += inc
+	}
+	c.cond.Broadcast()
+	return nil
+}
+
+func (c *h2conn) headers(f *http2.MetaHeadersFrame) error {
+	id := f.StreamID
+	c.mu.Lock()
+	if id <= c.lastID || id%2 == 0 {
+		s := c.streams[id]
+		c.mu.Unlock()
+		if s == nil || s.body == nil || !f.StreamEnded() {
+			if id > c.lastID || id%2 == 0 {
+				return http2.ConnectionError(http2.ErrCodeProtocol)
+			}
+			c.resetStream(id, http2.ErrCodeStreamClosed)
+			return nil
+		}
+		s.body.trailers(f.RegularFields())
+		return nil
+	}
+	c.lastID = id
+	if c.goingAway || len(c.streams) >= h2MaxStreams {
+		c.mu.Unlock()
+		c.resetStream(id, http2.ErrCodeRefusedStream)
+		return nil
+	}
+	s := &h2stream{c: c, id: id, sendWin: c.peerInitWin}
+	s.ctx, s.cancel = context.WithCancel(c.ctx)
+	if !f.StreamEnded() {
+		s.body = &h2body{s: s, win: h2StreamWindow}
+		s.body.cond.L = &s.body.mu
+	}
+	c.streams[id] = s
+	if len(c.streams) == 1 {
+		c.idle.Stop()
+	}
+	c.mu.Unlock()
+
+	req, status := c.request(f, s)
+	c.p.work.run(func() { c.runStream(s, req, status) })
+	return nil
+}
+
+// request builds the stream's request, or the status to refuse it with.
+func (c *h2conn) request(f *http2.MetaHeadersFrame, s *h2stream) (*http.Request, int) {
+	if f.Truncated {
+		return nil, http.StatusRequestHeaderFieldsTooLarge
+	}
+	method, path, authority := f.PseudoValue("method"), f.PseudoValue("path"), f.PseudoValue("authority")
+	if method == "" || method == http.MethodConnect || path == "" {
+		return nil, http.StatusBadRequest
+	}
+	u, err := url.ParseRequestURI(path)
+	if err != nil {
+		return nil, http.StatusBadRequest
+	}
+	fields := f.RegularFields()
+	h := make(http.Header, len(fields))
+	var cookies []string
+	for _, hf := range fields {
+		k := canonicalHeader(hf.Name)
+		if k == "Cookie" {
+			cookies = append(cookies, hf.Value)
+			continue
+		}
+		h[k] = append(h[k], hf.Value)
+	}
+	if len(cookies) > 0 {
+		h["Cookie"] = []string{strings.Join(cookies, "; ")}
+	}
+	if authority == "" {
+		authority = h.Get("Host")
+	}
+	h.Del("Host")
+	r := &http.Request{
+		Method: method, URL: u, Proto: "HTTP/2.0", ProtoMajor: 2, Header: h, Host: authority,
+		RemoteAddr: c.nc.RemoteAddr().String(), RequestURI: path, Body: http.NoBody,
+	}
+	if s.body != nil {
+		r.Body = s.body
+		r.ContentLength = -1
+		if cl := h.Get("Content-Length"); cl != "" {
+			n, err := strconv.ParseInt(cl, 10, 64)
+			if err != nil || n < 0 {
+				return nil, http.StatusBadRequest
+			}
+			r.ContentLength = n
+		}
+		for _, v := range h["Trailer"] {
+			for _, k := range strings.Split(v, ",") {
+				if k = http.CanonicalHeaderKey(strings.TrimSpace(k)); k != "" {
+					if r.Trailer == nil {
+						r.Trailer = http.Header{}
+					}
+					r.Trailer[k] = nil
+				}
+			}
+		}
+		s.body.trailer = r.Trailer
+	}
+	return r.WithContext(s.ctx), 0
+}
+
+func (c *h2conn) runStream(s *h2stream, r *http.Request, status int) {
+	defer c.endStream(s)
+	if r == nil {
+		_ = s.respond(status, http.Header{"Content-Type": {"text/plain; charset=utf-8"}}, []byte(http.StatusText(status)+"\n"))
+		return
+	}
+	c.p.serveInboundH2(s, r)
+}
+
+func (c *h2conn) data(f *http2.DataFrame) error {
+	n := int64(f.Length)
+	c.mu.Lock()
+	if n > c.recvWin {
+		c.mu.Unlock()
+		return http2.ConnectionError(http2.ErrCodeFlowControl)
+	}
+	c.recvWin -= n
+	s := c.streams[f.StreamID]
+	c.mu.Unlock()
+	if s == nil || s.body == nil {
+		// A stream that ended (its frames may still be in flight after our
+		// RST_STREAM): only the connection window matters.
+		c.giveBack(nil, n)
+		if f.StreamID > c.lastIDLocked() {
+			return http2.ConnectionError(http2.ErrCodeProtocol)
+		}
+		return nil
+	}
+	// Padding is flow-controlled but never read: give it back at once.
+	data := f.Data()
+	if pad := n - int64(len(data)); pad > 0 {
+		c.giveBack(nil, pad)
+	}
+	if !s.body.push(data, f.StreamEnded()) {
+		c.giveBack(nil, int64(len(data)))
+		c.resetStream(f.StreamID, http2.ErrCodeFlowControl)
+		s.abort(errors.New("peer overran the stream's flow-control window"))
+	}
+	return nil
+}
+
+func (c *h2conn) lastIDLocked() uint32 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lastID
+}
+
+// giveBack returns n consumed bytes to the peer's send windows (the connection's,
+// and s's when it is still open), in batches.
+func (c *h2conn) giveBack(s *h2stream, n int64) {
+	if n <= 0 {
+		return
+	}
+	var connInc, streamInc uint32
+	c.mu.Lock()
+	c.recvUnacked += n
+	if c.recvUnacked >= h2ConnWindow/4 {
+		connInc = uint32(c.recvUnacked)
+		c.recvWin += c.recvUnacked
+		c.recvUnacked = 0
+	}
+	c.mu.Unlock()
+	if s != nil && s.body != nil {
+		streamInc = s.body.consumed(n)
+	}
+	if connInc == 0 && streamInc == 0 {
+		return
+	}
+	_ = c.write(func() error {
+		if connInc > 0 {
+			if err := c.fw.WriteWindowUpdate(0, connInc); err != nil {
+				return err
+			}
+		}
+		if streamInc > 0 {
+			return c.fw.WriteWindowUpdate(s.id, streamInc)
+		}
+		return nil
+	}, true)
+}
+
+// write runs fn, which writes frames, under the write lock; flush sends them.
+func (c *h2conn) write(fn func() error, flush bool) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	err := fn()
+	if err == nil && flush {
+		err = c.bw.Flush()
+	}
+	if err != nil {
+		_ = c.nc.Close()
+	}
+	return err
+}
+
+func (c *h2conn) resetStream(id uint32, code http2.ErrCode) {
+	_ = c.write(func() error { return c.fw.WriteRSTStream(id, code) }, true)
+}
+
+// fail ends the connection with a GOAWAY carrying code.
+func (c *h2conn) fail(code http2.ErrCode) {
+	last := c.lastIDLocked()
+	_ = c.write(func() error { return c.fw.WriteGoAway(last, code, nil) }, true)
+	_ = c.nc.Close()
+}
+
+// goAway starts a graceful shutdown: no new streams; the connection closes once the
+// open ones finish (or when the proxy's grace period ends).
+func (c *h2conn) goAway() {
+	c.mu.Lock()
+	if c.goingAway || c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.goingAway = true
+	last, open := c.lastID, len(c.streams)
+	c.mu.Unlock()
+	_ = c.write(func() error { return c.fw.WriteGoAway(last, http2.ErrCodeNo, nil) }, true)
+	if open == 0 {
+		_ = c.nc.Close()
+	}
+}
+
+func (c *h2conn) idleTimeout() {
+	c.mu.Lock()
+	idle := len(c.streams) == 0
+	c.mu.Unlock()
+	if idle {
+		c.goAway()
+	}
+}
+
+func (c *h2conn) endStream(s *h2stream) {
+	s.cancel()
+	var unread int64
+	remoteOpen := false
+	if s.body != nil {
+		unread, remoteOpen = s.body.discard()
+	}
+	c.mu.Lock()
+	delete(c.streams, s.id)
+	reset := s.reset
+	last := len(c.streams) == 0
+	closeNow := last && c.goingAway
+	if last && !c.closed {
+		c.idle.Reset(h2IdleTimeout)
+	}
+	c.mu.Unlock()
+	c.giveBack(nil, unread)
+	if !reset && (!s.ended || remoteOpen) {
+		// The response ended early, or the request body was not read to its end:
+		// tell the peer to stop sending.
+		code := http2.ErrCodeNo
+		if !s.ended {
+			code = http2.ErrCodeInternal
+		}
+		c.resetStream(s.id, code)
+	}
+	if closeNow {
+		_ = c.nc.Close()
+	}
+}
+
+func (c *h2conn) close() {
+	_ = c.nc.Close()
+	c.mu.Lock()
+	c.closed = true
+	c.idle.Stop()
+	streams := make([]*h2stream, 0, len(c.streams))
+	for _, s := range c.streams {
+		streams = append(streams, s)
+	}
+	c.mu.Unlock()
+	for _, s := range streams {
+		s.abort(net.ErrClosed)
+	}
+}
+
+// abort ends the stream from the peer's side: its handler's context is cancelled, and
+// its body reads and response writes fail.
+func (s *h2stream) abort(err error) {
+	s.c.mu.Lock()
+	s.reset = true
+	s.c.cond.Broadcast()
+	s.c.mu.Unlock()
+	s.cancel()
+	if s.body != nil {
+		s.body.fail(err)
+	}
+}
+
+// reserve waits until up to n bytes may be sent on the stream and takes them from
+// both send windows.
+func (s *h2stream) reserve(n int) (int, error) {
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for {
+		if s.reset || c.closed {
+			return 0, errStreamReset
+		}
+		if w := min(s.sendWin, c.sendWin); w > 0 {
+			n = int(min(int64(n), w, int64(c.peerFrame)))
+			s.sendWin -= int64(n)
+			c.sendWin -= int64(n)
+			return n, nil
+		}
+		c.cond.Wait()
+	}
+}
+
+// writeHeaders sends a HEADERS frame (and CONTINUATIONs) with status (0 for
+// trailers) and h.
+func (s *h2stream) writeHeaders(status int, h http.Header, end, flush bool) error {
+	c := s.c
+	c.mu.Lock()
+	frame := c.peerFrame
+	reset := s.reset
+	c.mu.Unlock()
+	if reset {
+		return errStreamReset
+	}
+	if end {
+		s.ended = true
+	}
+	return c.write(func() error {
+		c.hbuf.Reset()
+		if status != 0 {
+			_ = c.henc.WriteField(hpack.HeaderField{Name: ":status", Value: statusText(status)})
+		}
+		for k, vs := range h {
+			lk, ok := lowerHeader(k)
+			if !ok {
+				continue
+			}
+			for _, v := range vs {
+				if lk == "te" && v != "trailers" {
+					continue
+				}
+				_ = c.henc.WriteField(hpack.HeaderField{Name: lk, Value: v})
+			}
+		}
+		block := c.hbuf.Bytes()
+		first := block
+		if len(first) > frame {
+			first = first[:frame]
+		}
+		block = block[len(first):]
+		if err := c.fw.WriteHeaders(http2.HeadersFrameParam{StreamID: s.id, BlockFragment: first, EndStream: end, EndHeaders: len(block) == 0}); err != nil {
+			return err
+		}
+		for len(block) > 0 {
+			n := min(len(block), frame)
+			if err := c.fw.WriteContinuation(s.id, n == len(block), block[:n]); err != nil {
+				return err
+			}
+			block = block[n:]
+		}
+		return nil
+	}, flush || end)
+}
+
+// writeData sends p in DATA frames within the flow-control windows; end sets
+// END_STREAM on the last one. The frames are flushed.
+func (s *h2stream) writeData(p []byte, end bool) error {
+	for {
+		if len(p) == 0 {
+			if !end {
+				return nil
+			}
+			s.ended = true
+			return s.c.write(func() error { return s.c.fw.WriteData(s.id, true, nil) }, true)
+		}
+		n, err := s.reserve(len(p))
+		if err != nil {
+			return err
+		}
+		last := n == len(p)
+		chunk := p[:n]
+		if last && end {
+			s.ended = true
+		}
+		if err := s.c.write(func() error { return s.c.fw.WriteData(s.id, last && end, chunk) }, last); err != nil {
+			return err
+		}
+		if last {
+			return nil
+		}
+		p = p[n:]
+	}
+}
+
+// respond sends a whole response.
+func (s *h2stream) respond(status int, h http.Header, body []byte) error {
+	if err := s.writeHeaders(status, h, len(body) == 0, false); err != nil || len(body) == 0 {
+		return err
+	}
+	return s.writeData(body, true)
+}
+
+// h2body is a request body: the connection's goroutine pushes DATA into it, the
+// handler reads it, and what is read goes back to the peer as window.
+type h2body struct {
+	s       *h2stream
+	mu      sync.Mutex
+	cond    sync.Cond
+	buf     []byte
+	err     error // io.EOF once the peer ended the stream
+	closed  bool  // the handler is done with it: further DATA is dropped
+	win     int64 // receive window the peer may still use
+	unacked int64
+	trailer http.Header // the request's Trailer, filled when trailers arrive
+}
+
+// push adds data; false if the peer overran the window.
+func (b *h2body) push(data []byte, end bool) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if int64(len(data)) > b.win {
+		return false
+	}
+	b.win -= int64(len(data))
+	if !b.closed && b.err == nil {
+		b.buf = append(b.buf, data...)
+	} else if len(data) > 0 {
+		// Nobody will read it: hand the window back right away (outside the lock).
+		defer b.s.c.giveBack(nil, int64(len(data)))
+	}
+	if end && b.err == nil {
+		b.err = io.EOF
+	}
+	b.cond.Broadcast()
+	return true
+}
+
+func (b *h2body) trailers(fields []hpack.HeaderField) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, hf := range fields {
+		k := canonicalHeader(hf.Name)
+		if b.trailer == nil {
+			b.trailer = http.Header{}
+		}
+		b.trailer[k] = append(b.trailer[k], hf.Value)
+	}
+	if b.err == nil {
+		b.err = io.EOF
+	}
+	b.cond.Broadcast()
+}
+
+func (b *h2body) fail(err error) {
+	b.mu.Lock()
+	if b.err == nil || errors.Is(b.err, io.EOF) && len(b.buf) > 0 {
+		b.err = err
+	}
+	b.cond.Broadcast()
+	b.mu.Unlock()
+}
+
+func (b *h2body) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	for len(b.buf) == 0 && b.err == nil && !b.closed {
+		b.cond.Wait()
+	}
+	if b.closed {
+		b.mu.Unlock()
+		return 0, errors.New("http2: request body closed")
+	}
+	n := copy(p, b.buf)
+	b.buf = b.buf[n:]
+	if len(b.buf) == 0 {
+		b.buf = b.buf[:0:0]
+	}
+	var err error
+	if len(b.buf) == 0 {
+		err = b.err
+	}
+	b.mu.Unlock()
+	b.s.c.giveBack(b.s, int64(n))
+	return n, err
+}
+
+func (b *h2body) Close() error {
+	unread, _ := b.discard()
+	b.s.c.giveBack(nil, unread)
+	return nil
+}
+
+// discard drops what is buffered; it returns how many bytes that was, and whether
+// the peer had not yet ended the stream.
+func (b *h2body) discard() (int64, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := int64(len(b.buf))
+	b.buf, b.closed = nil, true
+	b.cond.Broadcast()
+	return n, b.err == nil
+}
+
+// consumed notes n bytes read and returns the stream window to give back now.
+func (b *h2body) consumed(n int64) uint32 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.err != nil || b.closed {
+		return 0 // the peer sends no more on this stream
+	}
+	b.unacked += n
+	if b.unacked < h2StreamWindow/4 {
+		return 0
+	}
+	inc := b.unacked
+	b.win += inc
+	b.unacked = 0
+	return uint32(inc)
+}
+
+// statusText is the :status value for code.
+func statusText(code int) string {
+	switch code {
+	case 200:
+		return "200"
+	case 204:
+		return "204"
+	case 404:
+		return "404"
+	case 500:
+		return "500"
+	case 502:
+		return "502"
+	case 503:
+		return "503"
+	case 504:
+		return "504"
+	}
+	return strconv.Itoa(code)
+}
+
+// lowerHeader is k as an HTTP/2 field name; false for connection-specific fields,
+// which HTTP/2 forbids.
+func lowerHeader(k string) (string, bool) {
+	switch k {
+	case "Content-Type":
+		return "content-type", true
+	case "Content-Length":
+		return "content-length", true
+	case "Date":
+		return "date", true
+	case "Grpc-Status":
+		return "grpc-status", true
+	case "Grpc-Message":
+		return "grpc-message", true
+	case "Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade":
+		return "", false
+	}
+	for i := 0; i < len(k); i++ {
+		if c := k[i]; 'A' <= c && c <= 'Z' {
+			return strings.ToLower(k), true
+		}
+	}
+	return k, true
+}
+
+// canonicalHeader is the http.Header key for an HTTP/2 (lower-case) field name.
+func canonicalHeader(name string) string {
+	switch name {
+	case "content-type":
+		return "Content-Type"
+	case "content-length":
+		return "Content-Length"
+	case "user-agent":
+		return "User-Agent"
+	case "accept":
+		return "Accept"
+	case "accept-encoding":
+		return "Accept-Encoding"
+	case "te":
+		return "Te"
+	case "grpc-timeout":
+		return "Grpc-Timeout"
+	case "mesh-orig-proto":
+		return headerOrigProto
+	}
+	return http.CanonicalHeaderKey(name)
+}
