@@ -1,6 +1,8 @@
 package metrics
 
 import (
+	"fmt"
+	"io"
 	"testing"
 	"time"
 )
@@ -56,5 +58,25 @@ func BenchmarkTCPSeries(b *testing.B) {
 		s.Read(512)
 		s.Write(1024)
 		s.Close(false, time.Second)
+	}
+}
+
+// BenchmarkScrape is one exposition of 1,000 HTTP and 1,000 TCP series.
+func BenchmarkScrape(b *testing.B) {
+	r := New(WithoutProcessCollectors())
+	for i := range 1000 {
+		l := outboundLabels()
+		l.Authority = fmt.Sprintf("svc-%d:80", i)
+		s := r.HTTP(l)
+		s.Request()
+		s.Response(200, "", time.Millisecond)
+		s.End(200, "")
+		r.TCP(TCPLabels{Direction: "outbound", Peer: "dst", TargetAddr: l.Authority}).Open()
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := r.writeText(io.Discard); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

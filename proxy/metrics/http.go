@@ -6,23 +6,26 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // maxStatusChildren bounds the distinct (status, grpc status) children, and the
 // distinct status latency children, of one HTTP series.
 const maxStatusChildren = 64
 
+// responseChild is one response_total series of an HTTPSeries.
 type responseChild struct {
 	status int
 	grpc   string
-	total  prometheus.Counter
+	// values are the status_code, grpc_status_code and classification labels.
+	values [3]string
+	total  counter
 }
 
+// latencyChild is one response_latency_ms series of an HTTPSeries.
 type latencyChild struct {
 	status int
-	obs    prometheus.Observer
+	code   string // the status_code label
+	hist   histogram
 }
 
 // HTTPSeries counts one label set's requests and responses. Safe for concurrent
@@ -31,16 +34,16 @@ type HTTPSeries struct {
 	r        *Registry
 	labels   HTTPLabels // the cache key, as given
 	base     []string   // base label values, in httpLabelNames order
-	requests prometheus.Counter
+	requests counter
 
 	// Copy-on-write lists, read without locks; mu serializes writers.
-	responses atomic.Pointer[[]responseChild]
-	latencies atomic.Pointer[[]latencyChild]
+	responses atomic.Pointer[[]*responseChild]
+	latencies atomic.Pointer[[]*latencyChild]
 
 	mu sync.Mutex
-	// Children past the caps, by [grpc status set][failure].
-	responseOverflow [2][2]prometheus.Counter
-	latencyOverflow  prometheus.Observer
+	// Children past the caps, by [grpc status set][failure]; nil until used.
+	responseOverflow [2][2]*responseChild
+	latencyOverflow  *latencyChild
 }
 
 func newHTTPSeries(r *Registry, l HTTPLabels) *HTTPSeries {
@@ -53,7 +56,7 @@ func newHTTPSeries(r *Registry, l HTTPLabels) *HTTPSeries {
 	for i, v := range base {
 		base[i] = sanitize(v)
 	}
-	return &HTTPSeries{r: r, labels: l, base: base, requests: r.requests.WithLabelValues(base...)}
+	return &HTTPSeries{r: r, labels: l, base: base}
 }
 
 // Request counts a request received (before it is forwarded).
@@ -61,7 +64,7 @@ func (s *HTTPSeries) Request() {
 	if s == nil {
 		return
 	}
-	s.requests.Inc()
+	s.requests.inc()
 }
 
 // Response records the response latency: the time to the response headers, in the
@@ -72,16 +75,15 @@ func (s *HTTPSeries) Response(status int, grpcStatus string, latency time.Durati
 	if s == nil || status == 0 {
 		return
 	}
-	ms := float64(latency) / float64(time.Millisecond)
 	if p := s.latencies.Load(); p != nil {
-		for i := range *p {
-			if c := &(*p)[i]; c.status == status {
-				c.obs.Observe(ms)
+		for _, c := range *p {
+			if c.status == status {
+				c.hist.observe(&s.r.bounds, latency)
 				return
 			}
 		}
 	}
-	s.latencyChild(status).Observe(ms)
+	s.latencyChild(status).hist.observe(&s.r.bounds, latency)
 }
 
 // End counts the response in response_total at the end of its stream: status 0
@@ -93,37 +95,38 @@ func (s *HTTPSeries) End(status int, grpcStatus string) {
 		return
 	}
 	if p := s.responses.Load(); p != nil {
-		for i := range *p {
-			if c := &(*p)[i]; c.status == status && c.grpc == grpcStatus {
-				c.total.Inc()
+		for _, c := range *p {
+			if c.status == status && c.grpc == grpcStatus {
+				c.total.inc()
 				return
 			}
 		}
 	}
-	s.responseChild(status, grpcStatus).Inc()
+	s.responseChild(status, grpcStatus).total.inc()
 }
 
-func (s *HTTPSeries) responseChild(status int, grpcStatus string) prometheus.Counter {
+func (s *HTTPSeries) responseChild(status int, grpcStatus string) *responseChild {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var cur []responseChild
+	var cur []*responseChild
 	if p := s.responses.Load(); p != nil {
 		cur = *p
 		for _, c := range cur {
 			if c.status == status && c.grpc == grpcStatus {
-				return c.total
+				return c
 			}
 		}
 	}
 	failure := failed(status, grpcStatus)
 	if len(cur) < maxStatusChildren && s.r.admit() {
-		total := s.r.responses.WithLabelValues(slices.Concat(s.base,
-			[]string{statusValue(status), sanitize(grpcStatus), classification(failure)})...)
-		next := append(slices.Clip(cur), responseChild{status: status, grpc: strings.Clone(grpcStatus), total: total})
+		grpc := strings.Clone(grpcStatus)
+		c := &responseChild{status: status, grpc: grpc,
+			values: [3]string{statusValue(status), sanitize(grpc), classification(failure)}}
+		next := append(slices.Clip(cur), c)
 		s.responses.Store(&next)
-		return total
+		return c
 	}
-	s.r.overflows.Inc()
+	s.r.overflows.inc()
 	g, f, grpcValue := 0, 0, ""
 	if grpcStatus != "" {
 		g, grpcValue = 1, overflowValue
@@ -132,33 +135,65 @@ func (s *HTTPSeries) responseChild(status int, grpcStatus string) prometheus.Cou
 		f = 1
 	}
 	if s.responseOverflow[g][f] == nil {
-		s.responseOverflow[g][f] = s.r.responses.WithLabelValues(slices.Concat(s.base,
-			[]string{overflowValue, grpcValue, classification(failure)})...)
+		s.responseOverflow[g][f] = &responseChild{values: [3]string{overflowValue, grpcValue, classification(failure)}}
 	}
 	return s.responseOverflow[g][f]
 }
 
-func (s *HTTPSeries) latencyChild(status int) prometheus.Observer {
+func (s *HTTPSeries) latencyChild(status int) *latencyChild {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var cur []latencyChild
+	var cur []*latencyChild
 	if p := s.latencies.Load(); p != nil {
 		cur = *p
 		for _, c := range cur {
 			if c.status == status {
-				return c.obs
+				return c
 			}
 		}
 	}
 	if len(cur) < maxStatusChildren && s.r.admit() {
-		obs := s.r.latency.WithLabelValues(slices.Concat(s.base, []string{statusValue(status)})...)
-		next := append(slices.Clip(cur), latencyChild{status: status, obs: obs})
+		c := &latencyChild{status: status, code: statusValue(status)}
+		next := append(slices.Clip(cur), c)
 		s.latencies.Store(&next)
-		return obs
+		return c
 	}
-	s.r.overflows.Inc()
+	s.r.overflows.inc()
 	if s.latencyOverflow == nil {
-		s.latencyOverflow = s.r.latency.WithLabelValues(slices.Concat(s.base, []string{overflowValue})...)
+		s.latencyOverflow = &latencyChild{code: overflowValue}
 	}
 	return s.latencyOverflow
+}
+
+// collect adds the series' samples to the scrape.
+func (s *HTTPSeries) collect(sc *collection) {
+	sc.requests.add(s.base, nil, s.requests.value())
+	var responses []*responseChild
+	var latencies []*latencyChild
+	if p := s.responses.Load(); p != nil {
+		responses = *p
+	}
+	if p := s.latencies.Load(); p != nil {
+		latencies = *p
+	}
+	s.mu.Lock()
+	overflow := s.responseOverflow
+	latencyOverflow := s.latencyOverflow
+	s.mu.Unlock()
+	for _, c := range responses {
+		sc.responses.add(s.base, c.values[:], c.total.value())
+	}
+	for _, row := range overflow {
+		for _, c := range row {
+			if c != nil {
+				sc.responses.add(s.base, c.values[:], c.total.value())
+			}
+		}
+	}
+	for _, c := range latencies {
+		sc.latency.addHist(s.base, []string{c.code}, &c.hist)
+	}
+	if c := latencyOverflow; c != nil {
+		sc.latency.addHist(s.base, []string{c.code}, &c.hist)
+	}
 }

@@ -2,8 +2,11 @@
 // to Linkerd's (request_total, response_total, response_latency_ms, tcp_*), so
 // existing dashboards and queries port easily.
 //
-// Every metric lives in the Registry's own prometheus.Registry (never the default
-// one) and is served by Registry.Handler in the Prometheus text format.
+// Every metric lives in the Registry (there is no global registry) and is served by
+// Registry.Handler in the Prometheus text exposition format (text/plain;
+// version=0.0.4): metric families sorted by name, series sorted by label values.
+// The package has its own atomic counters, gauges and histograms and its own text
+// writer; it does not link the Prometheus client library.
 //
 // # HTTP
 //
@@ -52,15 +55,17 @@
 //
 //	identity_cert_expiration_timestamp_seconds  gauge: expiry of the proxy's certificate
 //	metrics_series_overflow_total              counter: label sets folded into overflow
-//	process_* and go_*                          the standard collectors
+//	process_* and go_*                          the standard collectors (see below)
 //
 // # Cost and cardinality
 //
-// Registry.HTTP and Registry.TCP cache one series per label struct, holding the
-// resolved Prometheus children, so the per-request path never hashes labels:
-// HTTPSeries.Request is one atomic add, and Response/End find their status child by
-// a lock-free scan of a small per-series copy-on-write list. Label values are made
-// valid UTF-8 and cut to 256 bytes.
+// Registry.HTTP and Registry.TCP cache one series per label struct, holding its
+// counters and histograms, so the per-request path never hashes labels and never
+// allocates: HTTPSeries.Request is one atomic add, and Response/End find their
+// status child by a lock-free scan of a small per-series copy-on-write list; a
+// histogram observation is two atomic adds. Label values are made valid UTF-8 and
+// cut to 256 bytes. Label sets that end up equal after that (e.g. TLS with and
+// without a NoTLSReason) are summed into one series when scraped.
 //
 // The number of label sets (HTTP and TCP label structs, and the status children of
 // each HTTP series) is capped (10,000 by default, WithMaxSeries). Past the cap, a new
@@ -71,19 +76,26 @@
 // 64 status children of each kind. So a client sending random Host headers or
 // statuses cannot grow the proxy's memory without bound.
 //
+// # Process and Go runtime
+//
+// Unless WithoutProcessCollectors: process_cpu_seconds_total,
+// process_resident_memory_bytes, process_virtual_memory_bytes, process_open_fds,
+// process_max_fds and process_start_time_seconds (read from /proc at scrape time; a
+// metric that cannot be read is left out), and go_goroutines, go_threads, go_info,
+// go_memstats_{alloc,heap_alloc,heap_inuse,heap_objects,next_gc,stack_inuse,sys}_bytes
+// and go_memstats_alloc_bytes_total, go_gc_gogc_percent, go_gc_gomemlimit_bytes,
+// go_sched_gomaxprocs_threads (from runtime/metrics, which does not stop the world).
+//
 // A nil *Registry hands out nil series, and the methods of nil series do nothing:
 // the data path can run with metrics off.
 package metrics
 
 import (
+	"math"
 	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // DefaultMaxSeries is the default cap on distinct label sets.
@@ -91,6 +103,9 @@ const DefaultMaxSeries = 10000
 
 // overflowValue replaces label values past the cardinality cap.
 const overflowValue = "overflow"
+
+// maxScrapes bounds the concurrent scrapes; more get 503.
+const maxScrapes = 4
 
 // HTTPLabels identify one series of HTTP traffic. The struct is the cache key, so it
 // must stay comparable.
@@ -142,21 +157,26 @@ func WithoutProcessCollectors() Option {
 	return func(o *options) { o.collectors = false }
 }
 
+// families are the descriptions of the Registry's own metric families.
+type families struct {
+	requests, responses, latency                               family
+	tcpOpen, tcpClose, tcpOpenConns, tcpRead, tcpWrite, tcpDur family
+	certExpiry, overflows                                      family
+}
+
 // Registry owns the proxy's metrics. Safe for concurrent use.
 type Registry struct {
-	prom *prometheus.Registry
+	fam families
+	// bounds are LatencyBuckets as durations, the histograms' upper bounds.
+	bounds bucketBounds
 
-	requests     *prometheus.CounterVec
-	responses    *prometheus.CounterVec
-	latency      *prometheus.HistogramVec
-	tcpOpen      *prometheus.CounterVec
-	tcpClose     *prometheus.CounterVec
-	tcpOpenConns *prometheus.GaugeVec
-	tcpRead      *prometheus.CounterVec
-	tcpWrite     *prometheus.CounterVec
-	tcpDuration  *prometheus.HistogramVec
-	certExpiry   prometheus.Gauge
-	overflows    prometheus.Counter
+	certExpiry atomic.Uint64 // float64 bits: seconds since the epoch
+	overflows  counter
+
+	collectors bool
+	// bootTime is the system boot time (seconds since the epoch), read once.
+	bootTime func() (float64, error)
+	scrapes  chan struct{} // a slot per running scrape
 
 	maxSeries int64
 	series    atomic.Int64 // label sets admitted so far
@@ -202,84 +222,71 @@ func New(opts ...Option) *Registry {
 		opt(&o)
 	}
 	r := &Registry{
-		prom:         prometheus.NewRegistry(),
+		collectors:   o.collectors,
+		bootTime:     sync.OnceValues(readBootTime),
+		scrapes:      make(chan struct{}, maxScrapes),
 		maxSeries:    int64(o.maxSeries),
 		http:         map[httpKey][]*HTTPSeries{},
 		httpOverflow: map[HTTPLabels]*HTTPSeries{},
 		tcp:          map[TCPLabels]*TCPSeries{},
 		tcpOverflow:  map[TCPLabels]*TCPSeries{},
 	}
-	r.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "request_total",
-		Help: "Total count of HTTP requests.",
-	}, httpLabelNames())
-	r.responses = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "response_total",
-		Help: "Total count of HTTP responses, counted at the end of the response stream.",
-	}, httpLabelNames("status_code", "grpc_status_code", "classification"))
-	r.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    "response_latency_ms",
-		Help:    "Elapsed times between a request's headers being received and its response headers being sent, in milliseconds.",
-		Buckets: LatencyBuckets(),
-	}, httpLabelNames("status_code"))
-	r.tcpOpen = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "tcp_open_total",
-		Help: "Total count of opened connections.",
-	}, tcpLabelNames())
-	r.tcpClose = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "tcp_close_total",
-		Help: "Total count of closed connections.",
-	}, tcpLabelNames("classification"))
-	r.tcpOpenConns = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "tcp_open_connections",
-		Help: "Number of currently-open connections.",
-	}, tcpLabelNames())
-	r.tcpRead = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "tcp_read_bytes_total",
-		Help: "Total count of bytes read from peers.",
-	}, tcpLabelNames())
-	r.tcpWrite = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "tcp_write_bytes_total",
-		Help: "Total count of bytes written to peers.",
-	}, tcpLabelNames())
-	r.tcpDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    "tcp_connection_duration_ms",
-		Help:    "Connection lifetimes, in milliseconds.",
-		Buckets: LatencyBuckets(),
-	}, tcpLabelNames("classification"))
-	r.certExpiry = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "identity_cert_expiration_timestamp_seconds",
-		Help: "Time when this proxy's current mTLS identity certificate will expire (in seconds since the UNIX epoch).",
-	})
-	r.overflows = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "metrics_series_overflow_total",
-		Help: "Label sets counted in an overflow series because the series cap was reached.",
-	})
-	r.prom.MustRegister(r.requests, r.responses, r.latency,
-		r.tcpOpen, r.tcpClose, r.tcpOpenConns, r.tcpRead, r.tcpWrite, r.tcpDuration,
-		r.certExpiry, r.overflows)
-	if o.collectors {
-		r.prom.MustRegister(
-			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-			collectors.NewGoCollector(),
-		)
+	for i, ms := range LatencyBuckets()[:numBuckets] {
+		r.bounds[i] = time.Duration(ms * float64(time.Millisecond))
+	}
+	r.fam = families{
+		requests: newFamily("request_total", "Total count of HTTP requests.",
+			kindCounter, httpLabelNames()),
+		responses: newFamily("response_total", "Total count of HTTP responses, counted at the end of the response stream.",
+			kindCounter, httpLabelNames("status_code", "grpc_status_code", "classification")),
+		latency: newFamily("response_latency_ms", "Elapsed times between a request's headers being received and its response headers being sent, in milliseconds.",
+			kindHistogram, httpLabelNames("status_code")),
+		tcpOpen: newFamily("tcp_open_total", "Total count of opened connections.",
+			kindCounter, tcpLabelNames()),
+		tcpClose: newFamily("tcp_close_total", "Total count of closed connections.",
+			kindCounter, tcpLabelNames("classification")),
+		tcpOpenConns: newFamily("tcp_open_connections", "Number of currently-open connections.",
+			kindGauge, tcpLabelNames()),
+		tcpRead: newFamily("tcp_read_bytes_total", "Total count of bytes read from peers.",
+			kindCounter, tcpLabelNames()),
+		tcpWrite: newFamily("tcp_write_bytes_total", "Total count of bytes written to peers.",
+			kindCounter, tcpLabelNames()),
+		tcpDur: newFamily("tcp_connection_duration_ms", "Connection lifetimes, in milliseconds.",
+			kindHistogram, tcpLabelNames("classification")),
+		certExpiry: newFamily("identity_cert_expiration_timestamp_seconds",
+			"Time when this proxy's current mTLS identity certificate will expire (in seconds since the UNIX epoch).",
+			kindGauge, nil),
+		overflows: newFamily("metrics_series_overflow_total",
+			"Label sets counted in an overflow series because the series cap was reached.",
+			kindCounter, nil),
 	}
 	return r
 }
 
-// Prometheus returns the underlying registry, to register further collectors on
-// (balancer gauges, error counters, ...); Handler serves them too.
-func (r *Registry) Prometheus() *prometheus.Registry { return r.prom }
-
-// Handler serves the Prometheus text format.
+// Handler serves the Prometheus text format (text/plain; version=0.0.4), at most
+// four scrapes at a time (503 past that).
 func (r *Registry) Handler() http.Handler {
 	if r == nil {
 		return http.NotFoundHandler()
 	}
-	return promhttp.HandlerFor(r.prom, promhttp.HandlerOpts{
-		ErrorHandling:       promhttp.ContinueOnError,
-		MaxRequestsInFlight: 4,
-	})
+	return http.HandlerFunc(r.serveHTTP)
+}
+
+func (r *Registry) serveHTTP(w http.ResponseWriter, req *http.Request) {
+	select {
+	case r.scrapes <- struct{}{}:
+		defer func() { <-r.scrapes }()
+	default:
+		http.Error(w, "Limit of concurrent requests reached (4), try again later.", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", contentType)
+	if req.Method == http.MethodHead {
+		return
+	}
+	// The status line is out: a failed write means the scraper went away, and
+	// there is no one to tell.
+	_ = r.writeText(w)
 }
 
 // IdentityExpiry records when the proxy's certificate expires.
@@ -287,7 +294,7 @@ func (r *Registry) IdentityExpiry(t time.Time) {
 	if r == nil {
 		return
 	}
-	r.certExpiry.Set(float64(t.UnixNano()) / 1e9)
+	r.certExpiry.Store(math.Float64bits(float64(t.UnixNano()) / 1e9))
 }
 
 // admit takes one label set from the budget; false when the cap is reached.
@@ -337,7 +344,7 @@ func (r *Registry) newHTTP(l HTTPLabels) *HTTPSeries {
 		s := r.httpOverflow[ok]
 		r.httpMu.RUnlock()
 		if s != nil {
-			r.overflows.Inc()
+			r.overflows.inc()
 			return s
 		}
 	}
@@ -352,7 +359,7 @@ func (r *Registry) newHTTP(l HTTPLabels) *HTTPSeries {
 		r.http[k] = append(r.http[k], s)
 		return s
 	}
-	r.overflows.Inc()
+	r.overflows.inc()
 	s := r.httpOverflow[ok]
 	if s == nil {
 		s = newHTTPSeries(r, ok)
@@ -386,7 +393,7 @@ func (r *Registry) newTCP(l TCPLabels) *TCPSeries {
 		s := r.tcpOverflow[ok]
 		r.tcpMu.RUnlock()
 		if s != nil {
-			r.overflows.Inc()
+			r.overflows.inc()
 			return s
 		}
 	}
@@ -400,7 +407,7 @@ func (r *Registry) newTCP(l TCPLabels) *TCPSeries {
 		r.tcp[l] = s
 		return s
 	}
-	r.overflows.Inc()
+	r.overflows.inc()
 	s := r.tcpOverflow[ok]
 	if s == nil {
 		s = newTCPSeries(r, ok)

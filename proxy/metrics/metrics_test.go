@@ -1,10 +1,16 @@
 package metrics
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"math"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -303,8 +309,87 @@ func TestIdentityExpiry(t *testing.T) {
 
 func TestProcessCollectors(t *testing.T) {
 	body := scrape(t, New())
-	if !strings.Contains(body, "\ngo_goroutines ") {
-		t.Error("no go_goroutines")
+	fams, err := parseExposition(body)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, body)
+	}
+	want := []string{"go_goroutines", "go_threads", "go_info", "go_memstats_heap_inuse_bytes", "go_memstats_sys_bytes"}
+	if runtime.GOOS == "linux" {
+		want = append(want, "process_cpu_seconds_total", "process_resident_memory_bytes", "process_virtual_memory_bytes",
+			"process_open_fds", "process_max_fds", "process_start_time_seconds")
+	}
+	for _, name := range want {
+		f := familyByName(fams, name)
+		if f == nil {
+			t.Errorf("no %s", name)
+			continue
+		}
+		if v := f.samples[0].value; v <= 0 && name != "process_cpu_seconds_total" {
+			t.Errorf("%s = %v", name, v)
+		}
+	}
+	if f := familyByName(fams, "process_start_time_seconds"); f != nil {
+		if d := time.Since(time.Unix(int64(f.samples[0].value), 0)); d < -time.Minute || d > 24*time.Hour {
+			t.Errorf("process_start_time_seconds is %v ago", d)
+		}
+	}
+	if f := familyByName(fams, "go_info"); f != nil {
+		if v, _ := f.samples[0].label("version"); v != runtime.Version() {
+			t.Errorf("go_info version %q", v)
+		}
+	}
+
+	body = scrape(t, New(WithoutProcessCollectors()))
+	if strings.Contains(body, "\ngo_") || strings.Contains(body, "\nprocess_") {
+		t.Errorf("WithoutProcessCollectors still exposes process or go metrics:\n%s", body)
+	}
+}
+
+func TestReadProcFiles(t *testing.T) {
+	dir := t.TempDir()
+	stat := filepath.Join(dir, "stat")
+	// comm holds a space and parentheses; utime 250 + stime 50 ticks, starttime 1234,
+	// vsize 4096000, rss 100 pages.
+	line := "42 (a) b (c) S 1 42 42 0 -1 4194560 1000 0 0 0 250 50 0 0 20 0 8 0 1234 4096000 100 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0\n"
+	if err := os.WriteFile(stat, []byte(line), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st, err := readProcStat(stat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := procStat{cpuSeconds: 3, startTicks: 1234, vsize: 4096000, rss: 100 * float64(os.Getpagesize())}
+	if st != want {
+		t.Errorf("readProcStat = %+v, want %+v", st, want)
+	}
+	if err := os.WriteFile(stat, []byte("42 (short) S 1 2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readProcStat(stat); err == nil {
+		t.Error("short stat accepted")
+	}
+	if _, err := readProcStat(filepath.Join(dir, "missing")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("missing file: %v, want a wrapped ErrNotExist", err)
+	}
+
+	limits := filepath.Join(dir, "limits")
+	for content, want := range map[string]float64{
+		"Limit                     Soft Limit           Hard Limit           Units     \n" +
+			"Max open files            1024                 524288               files     \n": 1024,
+		"Max open files            unlimited            unlimited            files     \n": math.MaxUint64,
+	} {
+		if err := os.WriteFile(limits, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := readMaxFDs(limits); err != nil || got != want {
+			t.Errorf("readMaxFDs = %v, %v; want %v", got, err, want)
+		}
+	}
+	if err := os.WriteFile(limits, []byte("Max processes 10 10 processes\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readMaxFDs(limits); err == nil {
+		t.Error("limits without open files accepted")
 	}
 }
 

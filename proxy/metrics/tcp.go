@@ -2,17 +2,17 @@ package metrics
 
 import (
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // TCPSeries counts one label set's connections. Safe for concurrent use; a nil
 // *TCPSeries does nothing.
 type TCPSeries struct {
-	open, read, write  prometheus.Counter
-	closeOK, closeFail prometheus.Counter
-	conns              prometheus.Gauge
-	durOK, durFail     prometheus.Observer
+	bounds             *bucketBounds
+	base               []string // label values, in tcpLabelNames order
+	open, read, write  counter
+	closeOK, closeFail counter
+	conns              gauge
+	durOK, durFail     histogram
 }
 
 func newTCPSeries(r *Registry, l TCPLabels) *TCPSeries {
@@ -22,18 +22,7 @@ func newTCPSeries(r *Registry, l TCPLabels) *TCPSeries {
 	for i, v := range base {
 		base[i] = sanitize(v)
 	}
-	ok := append(append([]string(nil), base...), classification(false))
-	fail := append(append([]string(nil), base...), classification(true))
-	return &TCPSeries{
-		open:      r.tcpOpen.WithLabelValues(base...),
-		read:      r.tcpRead.WithLabelValues(base...),
-		write:     r.tcpWrite.WithLabelValues(base...),
-		conns:     r.tcpOpenConns.WithLabelValues(base...),
-		closeOK:   r.tcpClose.WithLabelValues(ok...),
-		closeFail: r.tcpClose.WithLabelValues(fail...),
-		durOK:     r.tcpDuration.WithLabelValues(ok...),
-		durFail:   r.tcpDuration.WithLabelValues(fail...),
-	}
+	return &TCPSeries{bounds: &r.bounds, base: base}
 }
 
 // Open counts an opened connection.
@@ -41,8 +30,8 @@ func (s *TCPSeries) Open() {
 	if s == nil {
 		return
 	}
-	s.open.Inc()
-	s.conns.Inc()
+	s.open.inc()
+	s.conns.inc()
 }
 
 // Close counts a closed connection and its duration; failed when it ended in an
@@ -51,15 +40,14 @@ func (s *TCPSeries) Close(failed bool, d time.Duration) {
 	if s == nil {
 		return
 	}
-	s.conns.Dec()
-	ms := float64(d) / float64(time.Millisecond)
+	s.conns.dec()
 	if failed {
-		s.closeFail.Inc()
-		s.durFail.Observe(ms)
+		s.closeFail.inc()
+		s.durFail.observe(s.bounds, d)
 		return
 	}
-	s.closeOK.Inc()
-	s.durOK.Observe(ms)
+	s.closeOK.inc()
+	s.durOK.observe(s.bounds, d)
 }
 
 // Read counts bytes read from the peer.
@@ -67,7 +55,7 @@ func (s *TCPSeries) Read(n int64) {
 	if s == nil || n <= 0 {
 		return
 	}
-	s.read.Add(float64(n))
+	s.read.add(uint64(n))
 }
 
 // Write counts bytes written to the peer.
@@ -75,5 +63,18 @@ func (s *TCPSeries) Write(n int64) {
 	if s == nil || n <= 0 {
 		return
 	}
-	s.write.Add(float64(n))
+	s.write.add(uint64(n))
+}
+
+// collect adds the series' samples to the scrape.
+func (s *TCPSeries) collect(sc *collection) {
+	ok, fail := []string{classification(false)}, []string{classification(true)}
+	sc.tcpOpen.add(s.base, nil, s.open.value())
+	sc.tcpOpenConns.add(s.base, nil, s.conns.value())
+	sc.tcpRead.add(s.base, nil, s.read.value())
+	sc.tcpWrite.add(s.base, nil, s.write.value())
+	sc.tcpClose.add(s.base, ok, s.closeOK.value())
+	sc.tcpClose.add(s.base, fail, s.closeFail.value())
+	sc.tcpDur.addHist(s.base, ok, &s.durOK)
+	sc.tcpDur.addHist(s.base, fail, &s.durFail)
 }
