@@ -57,6 +57,84 @@ func forward(w http.ResponseWriter, r *http.Request, f fwd) {
 	rp.ServeHTTP(w, r)
 }
 
+// forwardDirect proxies r through f.rt like forward, without httputil.ReverseProxy's
+// per-request copies; not for upgrades. r becomes the outgoing request.
+func forwardDirect(w http.ResponseWriter, r *http.Request, f fwd) {
+	start := time.Now()
+	if f.series != nil {
+		f.series.Request()
+	}
+	out := r.WithContext(r.Context())
+	u := *r.URL
+	u.Scheme, u.Host = f.scheme, f.host
+	out.URL, out.RequestURI, out.Close = &u, "", false
+	if out.ContentLength == 0 {
+		out.Body = nil
+	}
+	removeHopHeaders(out.Header)
+	if _, ok := out.Header["User-Agent"]; !ok {
+		out.Header["User-Agent"] = []string{""} // not Go's default
+	}
+	resp, err := f.rt.RoundTrip(out)
+	if err != nil {
+		status, msg := errorStatus(err)
+		f.log.Debug("request failed", "authority", r.Host, "status", status, "err", err)
+		proxyError(w, seriesOf(out, f.series), status, msg, start)
+		return
+	}
+	s := seriesOf(out, f.series)
+	grpc := resp.Header.Get("Grpc-Status")
+	s.Response(resp.StatusCode, grpc, time.Since(start))
+	defer func() { _ = resp.Body.Close() }()
+	removeHopHeaders(resp.Header)
+	h := w.Header()
+	for k, vs := range resp.Header {
+		h[k] = vs
+	}
+	if len(resp.Trailer) > 0 {
+		keys := make([]string, 0, len(resp.Trailer))
+		for k := range resp.Trailer {
+			keys = append(keys, k)
+		}
+		h["Trailer"] = []string{strings.Join(keys, ", ")}
+	}
+	w.WriteHeader(resp.StatusCode)
+	flusher, _ := w.(http.Flusher)
+	streaming := resp.ContentLength < 0
+	if streaming && flusher != nil {
+		flusher.Flush()
+	}
+	buf := f.bufs.Get()
+	defer f.bufs.Put(buf)
+	for {
+		n, rerr := resp.Body.Read(buf)
+		if n > 0 {
+			if _, err := w.Write(buf[:n]); err != nil {
+				s.End(resp.StatusCode, grpc)
+				panic(http.ErrAbortHandler) // the client is gone
+			}
+			if streaming && flusher != nil {
+				flusher.Flush()
+			}
+		}
+		if errors.Is(rerr, io.EOF) {
+			break
+		}
+		if rerr != nil {
+			f.log.Debug("response copy", "authority", r.Host, "err", rerr)
+			s.End(resp.StatusCode, grpc)
+			panic(http.ErrAbortHandler) // a truncated response must not look complete
+		}
+	}
+	for k, vs := range resp.Trailer {
+		h[http.TrailerPrefix+k] = vs
+	}
+	if grpc == "" {
+		grpc = resp.Trailer.Get("Grpc-Status")
+	}
+	s.End(resp.StatusCode, grpc)
+}
+
 // seriesKey lets the outbound round tripper tell forward which series it chose.
 type seriesKey struct{}
 

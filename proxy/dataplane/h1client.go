@@ -133,10 +133,13 @@ func (h *h1Client) get(addr string, replay bool) (*h1Conn, bool) {
 	cs := h.idle[addr]
 	for len(cs) > 0 {
 		c := cs[len(cs)-1]
+		idle := now.Sub(c.used)
+		if !replay && idle > h1FreshIdle && idle <= h1IdleTimeout {
+			return nil, false // older ones are older still; they stay for replayable requests
+		}
 		cs = cs[:len(cs)-1]
 		h.idle[addr] = cs
-		idle := now.Sub(c.used)
-		if idle > h1IdleTimeout || !replay && idle > h1FreshIdle {
+		if idle > h1IdleTimeout {
 			_ = c.nc.Close()
 			continue
 		}

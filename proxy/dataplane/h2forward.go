@@ -36,6 +36,9 @@ func (p *Proxy) serveInboundH2(s *h2stream, r *http.Request) {
 		}
 	}
 	removeHopHeaders(r.Header)
+	if _, ok := r.Header["User-Agent"]; !ok {
+		r.Header["User-Agent"] = []string{""} // not Go's default
+	}
 	r.URL.Scheme, r.URL.Host, r.RequestURI = "http", m.target.String(), ""
 	r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/1.1", 1, 1
 	resp, err := rt.RoundTrip(r)
@@ -71,6 +74,8 @@ func (p *Proxy) serveInboundH2(s *h2stream, r *http.Request) {
 func (p *Proxy) copyResponse(s *h2stream, resp *http.Response) error {
 	if resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified ||
 		resp.Request != nil && resp.Request.Method == http.MethodHead {
+		var none [1]byte
+		_, _ = resp.Body.Read(none[:]) // reaches the (empty) end: the connection is reused
 		return s.writeHeaders(resp.StatusCode, resp.Header, true, true)
 	}
 	bp := p.hbufs.Get()

@@ -43,11 +43,12 @@ var errStreamReset = errors.New("stream reset by peer")
 
 // h2conn is one HTTP/2 connection.
 type h2conn struct {
-	p   *Proxy
-	nc  net.Conn
-	m   *meta
-	ctx context.Context // the connection's; streams derive from it
-	fr  *http2.Framer   // reads: the serve goroutine only
+	p       *Proxy
+	nc      net.Conn
+	m       *meta
+	inbound bool
+	ctx     context.Context // the connection's; streams derive from it
+	fr      *http2.Framer   // reads: the serve goroutine only
 
 	wmu  sync.Mutex // frame writes and the hpack encoder
 	bw   *bufio.Writer
@@ -82,11 +83,12 @@ type h2stream struct {
 }
 
 // serveH2 serves an HTTP/2 connection until it ends; c has not yet sent its preface.
-func (p *Proxy) serveH2(ctx context.Context, nc net.Conn, m *meta) {
+// inbound picks the handler: serveInboundH2, else serveOutbound.
+func (p *Proxy) serveH2(ctx context.Context, nc net.Conn, m *meta, inbound bool) {
 	defer p.track(nc)()
 	cctx, cancel := context.WithCancel(context.WithValue(ctx, metaKey{}, m))
 	defer cancel()
-	c := &h2conn{p: p, nc: nc, m: m, ctx: cctx, streams: map[uint32]*h2stream{},
+	c := &h2conn{p: p, nc: nc, m: m, inbound: inbound, ctx: cctx, streams: map[uint32]*h2stream{},
 		sendWin: h2DefaultWin, peerInitWin: h2DefaultWin, peerFrame: h2DefaultFrame, recvWin: h2ConnWindow}
 	c.cond.L = &c.mu
 	c.bw = bufio.NewWriterSize(nc, h2WriteBuf)
@@ -335,11 +337,28 @@ func (c *h2conn) request(f *http2.MetaHeadersFrame, s *h2stream) (*http.Request,
 
 func (c *h2conn) runStream(s *h2stream, r *http.Request, status int) {
 	defer c.endStream(s)
+	defer func() {
+		if v := recover(); v != nil {
+			if v != http.ErrAbortHandler { //nolint:errorlint // the sentinel is panicked, not wrapped
+				c.p.o.Log.Error("panic serving a request", "panic", v)
+			}
+			if !s.ended {
+				c.resetStream(s.id, http2.ErrCodeInternal)
+				s.ended = true
+			}
+		}
+	}()
 	if r == nil {
 		_ = s.respond(status, http.Header{"Content-Type": {"text/plain; charset=utf-8"}}, []byte(http.StatusText(status)+"\n"))
 		return
 	}
-	c.p.serveInboundH2(s, r)
+	if c.inbound {
+		c.p.serveInboundH2(s, r)
+		return
+	}
+	w := &h2rw{s: s, h: http.Header{}}
+	c.p.serveOutbound(w, r)
+	w.finish()
 }
 
 func (c *h2conn) data(f *http2.DataFrame) error {
@@ -597,7 +616,10 @@ func (s *h2stream) writeHeaders(status int, h http.Header, end, flush bool) erro
 
 // writeData sends p in DATA frames within the flow-control windows; end sets
 // END_STREAM on the last one. The frames are flushed.
-func (s *h2stream) writeData(p []byte, end bool) error {
+func (s *h2stream) writeData(p []byte, end bool) error { return s.writeDataFlush(p, end, true) }
+
+// writeDataFlush is writeData; flush false leaves the last frame buffered.
+func (s *h2stream) writeDataFlush(p []byte, end, flush bool) error {
 	for {
 		if len(p) == 0 {
 			if !end {
@@ -615,7 +637,7 @@ func (s *h2stream) writeData(p []byte, end bool) error {
 		if last && end {
 			s.ended = true
 		}
-		if err := s.c.write(func() error { return s.c.fw.WriteData(s.id, last && end, chunk) }, last); err != nil {
+		if err := s.c.write(func() error { return s.c.fw.WriteData(s.id, last && end, chunk) }, !last || flush || end); err != nil { // never wait for window with frames unsent
 			return err
 		}
 		if last {
@@ -631,190 +653,4 @@ func (s *h2stream) respond(status int, h http.Header, body []byte) error {
 		return err
 	}
 	return s.writeData(body, true)
-}
-
-// h2body is a request body: the connection's goroutine pushes DATA into it, the
-// handler reads it, and what is read goes back to the peer as window.
-type h2body struct {
-	s       *h2stream
-	mu      sync.Mutex
-	cond    sync.Cond
-	buf     []byte
-	err     error // io.EOF once the peer ended the stream
-	closed  bool  // the handler is done with it: further DATA is dropped
-	win     int64 // receive window the peer may still use
-	unacked int64
-	trailer http.Header // the request's Trailer, filled when trailers arrive
-}
-
-// push adds data; false if the peer overran the window.
-func (b *h2body) push(data []byte, end bool) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if int64(len(data)) > b.win {
-		return false
-	}
-	b.win -= int64(len(data))
-	if !b.closed && b.err == nil {
-		b.buf = append(b.buf, data...)
-	} else if len(data) > 0 {
-		// Nobody will read it: hand the window back right away (outside the lock).
-		defer b.s.c.giveBack(nil, int64(len(data)))
-	}
-	if end && b.err == nil {
-		b.err = io.EOF
-	}
-	b.cond.Broadcast()
-	return true
-}
-
-func (b *h2body) trailers(fields []hpack.HeaderField) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for _, hf := range fields {
-		k := canonicalHeader(hf.Name)
-		if b.trailer == nil {
-			b.trailer = http.Header{}
-		}
-		b.trailer[k] = append(b.trailer[k], hf.Value)
-	}
-	if b.err == nil {
-		b.err = io.EOF
-	}
-	b.cond.Broadcast()
-}
-
-func (b *h2body) fail(err error) {
-	b.mu.Lock()
-	if b.err == nil || errors.Is(b.err, io.EOF) && len(b.buf) > 0 {
-		b.err = err
-	}
-	b.cond.Broadcast()
-	b.mu.Unlock()
-}
-
-func (b *h2body) Read(p []byte) (int, error) {
-	b.mu.Lock()
-	for len(b.buf) == 0 && b.err == nil && !b.closed {
-		b.cond.Wait()
-	}
-	if b.closed {
-		b.mu.Unlock()
-		return 0, errors.New("http2: request body closed")
-	}
-	n := copy(p, b.buf)
-	b.buf = b.buf[n:]
-	if len(b.buf) == 0 {
-		b.buf = b.buf[:0:0]
-	}
-	var err error
-	if len(b.buf) == 0 {
-		err = b.err
-	}
-	b.mu.Unlock()
-	b.s.c.giveBack(b.s, int64(n))
-	return n, err
-}
-
-func (b *h2body) Close() error {
-	unread, _ := b.discard()
-	b.s.c.giveBack(nil, unread)
-	return nil
-}
-
-// discard drops what is buffered; it returns how many bytes that was, and whether
-// the peer had not yet ended the stream.
-func (b *h2body) discard() (int64, bool) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	n := int64(len(b.buf))
-	b.buf, b.closed = nil, true
-	b.cond.Broadcast()
-	return n, b.err == nil
-}
-
-// consumed notes n bytes read and returns the stream window to give back now.
-func (b *h2body) consumed(n int64) uint32 {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.err != nil || b.closed {
-		return 0 // the peer sends no more on this stream
-	}
-	b.unacked += n
-	if b.unacked < h2StreamWindow/4 {
-		return 0
-	}
-	inc := b.unacked
-	b.win += inc
-	b.unacked = 0
-	return uint32(inc)
-}
-
-// statusText is the :status value for code.
-func statusText(code int) string {
-	switch code {
-	case 200:
-		return "200"
-	case 204:
-		return "204"
-	case 404:
-		return "404"
-	case 500:
-		return "500"
-	case 502:
-		return "502"
-	case 503:
-		return "503"
-	case 504:
-		return "504"
-	}
-	return strconv.Itoa(code)
-}
-
-// lowerHeader is k as an HTTP/2 field name; false for connection-specific fields,
-// which HTTP/2 forbids.
-func lowerHeader(k string) (string, bool) {
-	switch k {
-	case "Content-Type":
-		return "content-type", true
-	case "Content-Length":
-		return "content-length", true
-	case "Date":
-		return "date", true
-	case "Grpc-Status":
-		return "grpc-status", true
-	case "Grpc-Message":
-		return "grpc-message", true
-	case "Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade":
-		return "", false
-	}
-	for i := 0; i < len(k); i++ {
-		if c := k[i]; 'A' <= c && c <= 'Z' {
-			return strings.ToLower(k), true
-		}
-	}
-	return k, true
-}
-
-// canonicalHeader is the http.Header key for an HTTP/2 (lower-case) field name.
-func canonicalHeader(name string) string {
-	switch name {
-	case "content-type":
-		return "Content-Type"
-	case "content-length":
-		return "Content-Length"
-	case "user-agent":
-		return "User-Agent"
-	case "accept":
-		return "Accept"
-	case "accept-encoding":
-		return "Accept-Encoding"
-	case "te":
-		return "Te"
-	case "grpc-timeout":
-		return "Grpc-Timeout"
-	case "mesh-orig-proto":
-		return headerOrigProto
-	}
-	return http.CanonicalHeaderKey(name)
 }

@@ -46,7 +46,7 @@ func (p *Proxy) handleInbound(ctx context.Context, c net.Conn) {
 	case protoHTTP1:
 		p.pushHTTP(ctx, p.inLis, &metaConn{Conn: pc, m: m})
 	case protoHTTP2:
-		p.serveH2(ctx, pc, m)
+		p.serveH2(ctx, pc, m, true)
 	case protoTLS:
 		p.inboundTLS(ctx, pc, m)
 	default:
@@ -99,7 +99,7 @@ func (p *Proxy) inboundTLS(ctx context.Context, c net.Conn, m *meta) {
 		}
 		p.inboundTCP(ctx, tc, m)
 	case alpnH2:
-		p.serveH2(ctx, tc, m)
+		p.serveH2(ctx, tc, m, true)
 	case alpnHTTP1:
 		p.pushHTTP(ctx, p.inLis, tc)
 	default:
@@ -113,7 +113,7 @@ func (p *Proxy) inboundTLS(ctx context.Context, c net.Conn, m *meta) {
 			p.pushHTTP(ctx, p.inLis, &metaConn{Conn: pc, m: m})
 			return
 		case protoHTTP2:
-			p.serveH2(ctx, pc, m)
+			p.serveH2(ctx, pc, m, true)
 			return
 		}
 		p.inboundTCP(ctx, pc, m)

@@ -50,8 +50,10 @@ func (p *Proxy) handleOutbound(ctx context.Context, c net.Conn) {
 		return
 	}
 	switch proto {
-	case protoHTTP1, protoHTTP2:
+	case protoHTTP1:
 		p.pushHTTP(ctx, p.outLis, &metaConn{Conn: pc, m: m})
+	case protoHTTP2:
+		p.serveH2(ctx, pc, m, false)
 	default:
 		p.outboundTCP(ctx, pc, m)
 	}
@@ -150,7 +152,12 @@ func (p *Proxy) serveOutbound(w http.ResponseWriter, r *http.Request) {
 	box := &seriesBox{}
 	ctx = context.WithValue(ctx, seriesKey{}, box)
 	rt := &outboundRT{p: p, svc: svc, m: m, authority: authority, route: route, box: box, upgraded: r.ProtoMajor == 1}
-	forward(w, r.WithContext(ctx), fwd{scheme: "http", host: key, rt: rt, log: p.o.Log, errLog: p.errLog, bufs: &p.hbufs})
+	f := fwd{scheme: "http", host: key, rt: rt, log: p.o.Log, errLog: p.errLog, bufs: &p.hbufs}
+	if isUpgrade(r) {
+		forward(w, r.WithContext(ctx), f)
+		return
+	}
+	forwardDirect(w, r.WithContext(ctx), f)
 }
 
 // outboundRT picks an endpoint per attempt and retries retryable routes.
@@ -231,7 +238,7 @@ func (o *outboundRT) attempt(req *http.Request, first bool) (*http.Response, err
 			if o.upgraded {
 				out.Header.Set(headerOrigProto, "HTTP/1.1")
 			}
-			rt = b.h2t
+			rt = b.h2c
 		}
 		t0 := ep.Begin()
 		defer ep.Finish(t0)
@@ -298,7 +305,8 @@ type backend struct {
 	id         string
 	opaquePort uint32
 	labels     dstLabels
-	h2t, h1t   *http.Transport
+	h2c        *h2Pool         // HTTP/2 to the peer proxy
+	h1t        *http.Transport // HTTP/1 upgrades (websockets) to the peer proxy
 }
 
 type dstLabels struct{ ns, svc, pod, kind, name string }
@@ -381,13 +389,16 @@ func (b *backend) makeTransports(p *Proxy) {
 		t.Protocols = &ps
 		return t
 	}
-	b.h2t, b.h1t = mk(alpnH2), mk(alpnHTTP1)
+	b.h1t = mk(alpnHTTP1)
+	b.h2c = &h2Pool{dial: func(ctx context.Context) (net.Conn, error) {
+		return b.dialTLS(ctx, p, b.addr.String(), alpnH2)
+	}}
 }
 
 // drain stops using the endpoint's idle connections; busy ones finish their requests
 // and then close after the idle timeout, since nothing picks the endpoint any more.
 func (b *backend) drain() {
-	b.h2t.CloseIdleConnections()
+	b.h2c.CloseIdleConnections()
 	b.h1t.CloseIdleConnections()
 }
 

@@ -1,0 +1,500 @@
+package dataplane
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// The HTTP/2 client between proxies (over mTLS). Like the inbound server it writes a
+// request's frames in the caller's goroutine, and one goroutine per connection reads
+// frames and hands each response to its caller: net/http's client also starts a
+// goroutine per request. Only a request body gets a goroutine of its own.
+
+var (
+	// errH2Retry: the request was certainly not processed (the connection was
+	// going away, or the peer refused the stream); it may go on another connection.
+	errH2Retry   = errors.New("http2: request not processed, retry")
+	errH2Closed  = errors.New("http2: connection closed")
+	errH2Aborted = errors.New("http2: stream reset")
+)
+
+// h2Pool holds the connections to one endpoint.
+type h2Pool struct {
+	dial func(ctx context.Context) (net.Conn, error)
+
+	mu      sync.Mutex
+	conns   []*h2cc
+	dialing chan struct{} // closed when the dial in progress ends
+}
+
+func (p *h2Pool) RoundTrip(req *http.Request) (*http.Response, error) {
+	for attempt := 0; ; attempt++ {
+		cc, err := p.conn(req.Context())
+		if err != nil {
+			return nil, err
+		}
+		resp, err := cc.roundTrip(req)
+		bodiless := req.Body == nil || req.Body == http.NoBody || req.ContentLength == 0
+		if errors.Is(err, errH2Retry) && bodiless && attempt < 3 && req.Context().Err() == nil {
+			continue
+		}
+		return resp, err
+	}
+}
+
+// conn returns a connection with room for one more stream, which it reserves.
+func (p *h2Pool) conn(ctx context.Context) (*h2cc, error) {
+	for {
+		p.mu.Lock()
+		for _, cc := range p.conns {
+			if cc.reserve() {
+				p.mu.Unlock()
+				return cc, nil
+			}
+		}
+		if ch := p.dialing; ch != nil {
+			p.mu.Unlock()
+			select {
+			case <-ch:
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		ch := make(chan struct{})
+		p.dialing = ch
+		p.mu.Unlock()
+		cc, err := p.newConn(ctx)
+		p.mu.Lock()
+		p.dialing = nil
+		close(ch)
+		if err != nil {
+			p.mu.Unlock()
+			return nil, err
+		}
+		p.conns = append(p.conns, cc)
+		p.mu.Unlock()
+	}
+}
+
+func (p *h2Pool) remove(cc *h2cc) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, c := range p.conns {
+		if c == cc {
+			p.conns = append(p.conns[:i], p.conns[i+1:]...)
+			return
+		}
+	}
+}
+
+// CloseIdleConnections stops using the pool's connections: idle ones close now,
+// busy ones once their streams end.
+func (p *h2Pool) CloseIdleConnections() {
+	p.mu.Lock()
+	conns := p.conns
+	p.conns = nil
+	p.mu.Unlock()
+	for _, cc := range conns {
+		cc.retire()
+	}
+}
+
+// h2cc is one client connection.
+type h2cc struct {
+	pool *h2Pool
+	nc   net.Conn
+	fr   *http2.Framer // the read goroutine's
+
+	wmu  sync.Mutex
+	bw   *bufio.Writer
+	fw   *http2.Framer
+	henc *hpack.Encoder
+	hbuf bytes.Buffer
+
+	mu          sync.Mutex
+	cond        sync.Cond
+	streams     map[uint32]*h2cs
+	reserved    int // streams reserved or open
+	nextID      uint32
+	maxStreams  int
+	sendWin     int64
+	peerInitWin int64
+	peerFrame   int
+	recvWin     int64
+	recvUnacked int64
+	retired     bool // no new streams (GOAWAY, drained, or broken)
+	closed      bool
+	idle        *time.Timer
+}
+
+// h2cs is one request's stream.
+type h2cs struct {
+	cc      *h2cc
+	id      uint32
+	req     *http.Request
+	sendWin int64 // guarded by cc.mu
+	done    chan struct{}
+	resp    *http.Response
+	err     error
+	body    *h2rbody
+	// delivered: resp or err was handed to the caller (done closed); guarded by cc.mu.
+	delivered bool
+	reset     bool // guarded by cc.mu
+	sent      bool // guarded by cc.mu: request fully sent
+	recvd     bool // guarded by cc.mu: response fully received
+	stop      func() bool
+}
+
+func (p *h2Pool) newConn(ctx context.Context) (*h2cc, error) {
+	nc, err := p.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cc := &h2cc{pool: p, nc: nc, streams: map[uint32]*h2cs{}, nextID: 1, maxStreams: 100,
+		sendWin: h2DefaultWin, peerInitWin: h2DefaultWin, peerFrame: h2DefaultFrame, recvWin: h2ConnWindow}
+	cc.cond.L = &cc.mu
+	cc.bw = bufio.NewWriterSize(nc, h2WriteBuf)
+	cc.fw = http2.NewFramer(cc.bw, nil)
+	cc.henc = hpack.NewEncoder(&cc.hbuf)
+	cc.fr = http2.NewFramer(nil, nc)
+	cc.fr.MaxHeaderListSize = maxHeaderBytes
+	cc.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	cc.fr.SetReuseFrames()
+	err = cc.write(func() error {
+		if _, err := cc.bw.WriteString(http2.ClientPreface); err != nil {
+			return err
+		}
+		if err := cc.fw.WriteSettings(
+			http2.Setting{ID: http2.SettingEnablePush, Val: 0},
+			http2.Setting{ID: http2.SettingInitialWindowSize, Val: h2StreamWindow},
+			http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: maxHeaderBytes},
+		); err != nil {
+			return err
+		}
+		return cc.fw.WriteWindowUpdate(0, h2ConnWindow-h2DefaultWin)
+	}, true)
+	if err != nil {
+		_ = nc.Close()
+		return nil, err
+	}
+	cc.idle = time.AfterFunc(h1IdleTimeout, cc.idleTimeout)
+	go cc.readLoop()
+	return cc, nil
+}
+
+func (cc *h2cc) reserve() bool {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if cc.retired || cc.closed || cc.reserved >= cc.maxStreams {
+		return false
+	}
+	cc.reserved++
+	if cc.reserved == 1 {
+		cc.idle.Stop()
+	}
+	return true
+}
+
+func (cc *h2cc) write(fn func() error, flush bool) error {
+	cc.wmu.Lock()
+	defer cc.wmu.Unlock()
+	err := fn()
+	if err == nil && flush {
+		err = cc.bw.Flush()
+	}
+	if err != nil {
+		_ = cc.nc.Close()
+	}
+	return err
+}
+
+// roundTrip sends req on a stream reserved by the pool.
+func (cc *h2cc) roundTrip(req *http.Request) (*http.Response, error) {
+	hasBody := req.Body != nil && req.Body != http.NoBody && req.ContentLength != 0
+	cs := &h2cs{cc: cc, req: req, done: make(chan struct{}), sent: !hasBody}
+	var werr error
+	cc.wmu.Lock()
+	cc.mu.Lock()
+	if cc.retired || cc.closed {
+		cc.reserved--
+		cc.mu.Unlock()
+		cc.wmu.Unlock()
+		return nil, errH2Retry
+	}
+	cs.id = cc.nextID
+	cc.nextID += 2
+	cs.sendWin = cc.peerInitWin
+	cc.streams[cs.id] = cs
+	cs.stop = context.AfterFunc(req.Context(), func() { cs.cancel(req.Context().Err()) })
+	frame := cc.peerFrame
+	cc.mu.Unlock()
+	if werr = cc.encodeRequest(req, hasBody); werr == nil {
+		werr = writeHeaderBlock(cc.fw, cs.id, cc.hbuf.Bytes(), frame, !hasBody)
+	}
+	if werr == nil {
+		werr = cc.bw.Flush()
+	}
+	cc.wmu.Unlock()
+	if werr != nil {
+		_ = cc.nc.Close()
+		werr = fmt.Errorf("%w: %w", errH2Retry, werr)
+		cc.endStream(cs, werr)
+		return nil, werr
+	}
+	if hasBody {
+		go cs.writeBody()
+	}
+	<-cs.done
+	if cs.err != nil {
+		if req.Context().Err() != nil {
+			return nil, req.Context().Err()
+		}
+		return nil, cs.err
+	}
+	return cs.resp, nil
+}
+
+func (cc *h2cc) encodeRequest(req *http.Request, hasBody bool) error {
+	cc.hbuf.Reset()
+	host := req.Host
+	if host == "" {
+		host = req.URL.Host
+	}
+	path := req.URL.RequestURI()
+	enc := cc.henc
+	_ = enc.WriteField(hpack.HeaderField{Name: ":method", Value: req.Method})
+	_ = enc.WriteField(hpack.HeaderField{Name: ":scheme", Value: "https"})
+	_ = enc.WriteField(hpack.HeaderField{Name: ":authority", Value: host})
+	_ = enc.WriteField(hpack.HeaderField{Name: ":path", Value: path})
+	for k, vs := range req.Header {
+		if k == "Host" || k == "Content-Length" {
+			continue
+		}
+		lk, ok := lowerHeader(k)
+		if !ok {
+			continue
+		}
+		for _, v := range vs {
+			if lk == "te" && v != "trailers" || lk == "user-agent" && v == "" {
+				continue
+			}
+			_ = enc.WriteField(hpack.HeaderField{Name: lk, Value: v})
+		}
+	}
+	if hasBody && req.ContentLength > 0 {
+		_ = enc.WriteField(hpack.HeaderField{Name: "content-length", Value: strconv.FormatInt(req.ContentLength, 10)})
+	}
+	if len(req.Trailer) > 0 {
+		keys := make([]string, 0, len(req.Trailer))
+		for k := range req.Trailer {
+			keys = append(keys, k)
+		}
+		_ = enc.WriteField(hpack.HeaderField{Name: "trailer", Value: strings.Join(keys, ",")})
+	}
+	return nil
+}
+
+// writeHeaderBlock writes a HEADERS frame, and CONTINUATIONs for what does not fit.
+func writeHeaderBlock(fw *http2.Framer, id uint32, block []byte, frame int, end bool) error {
+	first := block[:min(len(block), frame)]
+	block = block[len(first):]
+	if err := fw.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: first, EndStream: end, EndHeaders: len(block) == 0}); err != nil {
+		return err
+	}
+	for len(block) > 0 {
+		n := min(len(block), frame)
+		if err := fw.WriteContinuation(id, n == len(block), block[:n]); err != nil {
+			return err
+		}
+		block = block[n:]
+	}
+	return nil
+}
+
+// writeBody sends the request body, then END_STREAM or the trailers.
+func (cs *h2cs) writeBody() {
+	cc := cs.cc
+	body := cs.req.Body
+	defer func() { _ = body.Close() }()
+	buf := make([]byte, 16<<10)
+	trailers := len(cs.req.Trailer) > 0
+	for {
+		n, rerr := body.Read(buf)
+		eof := errors.Is(rerr, io.EOF)
+		p := buf[:n]
+		for len(p) > 0 {
+			m, err := cs.reserveSend(len(p))
+			if err != nil {
+				return
+			}
+			chunk := p[:m]
+			// The body's last bytes carry END_STREAM when no trailers follow.
+			end := eof && m == len(p) && !trailers
+			if err := cc.write(func() error { return cc.fw.WriteData(cs.id, end, chunk) }, true); err != nil {
+				return
+			}
+			p = p[m:]
+			if end {
+				cs.bodySent()
+				return
+			}
+		}
+		if eof {
+			break
+		}
+		if rerr != nil {
+			cs.cancel(fmt.Errorf("reading the request body: %w", rerr))
+			return
+		}
+	}
+	var err error
+	if t := cs.req.Trailer; len(t) > 0 {
+		err = cc.write(func() error {
+			cc.hbuf.Reset()
+			for k, vs := range t {
+				lk, _ := lowerHeader(k)
+				for _, v := range vs {
+					_ = cc.henc.WriteField(hpack.HeaderField{Name: lk, Value: v})
+				}
+			}
+			cc.mu.Lock()
+			frame := cc.peerFrame
+			cc.mu.Unlock()
+			return writeHeaderBlock(cc.fw, cs.id, cc.hbuf.Bytes(), frame, true)
+		}, true)
+	} else {
+		err = cc.write(func() error { return cc.fw.WriteData(cs.id, true, nil) }, true)
+	}
+	if err == nil {
+		cs.bodySent()
+	}
+}
+
+// bodySent: the request is fully sent; the stream is done once the response is too.
+func (cs *h2cs) bodySent() {
+	cc := cs.cc
+	cc.mu.Lock()
+	cs.sent = true
+	finished := cs.recvd
+	cc.mu.Unlock()
+	if finished {
+		cc.endStream(cs, nil)
+	}
+}
+
+func (cs *h2cs) reserveSend(n int) (int, error) {
+	cc := cs.cc
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	for {
+		if cs.reset || cc.closed {
+			return 0, errH2Aborted
+		}
+		if w := min(cs.sendWin, cc.sendWin); w > 0 {
+			n = int(min(int64(n), w, int64(cc.peerFrame)))
+			cs.sendWin -= int64(n)
+			cc.sendWin -= int64(n)
+			return n, nil
+		}
+		cc.cond.Wait()
+	}
+}
+
+// cancel resets the stream from our side.
+func (cs *h2cs) cancel(err error) {
+	cc := cs.cc
+	cc.mu.Lock()
+	_, open := cc.streams[cs.id]
+	cc.mu.Unlock()
+	if !open {
+		return
+	}
+	_ = cc.write(func() error { return cc.fw.WriteRSTStream(cs.id, http2.ErrCodeCancel) }, true)
+	cc.endStream(cs, err)
+}
+
+// endStream forgets the stream; err (if any) fails its waiter and its body.
+func (cc *h2cc) endStream(cs *h2cs, err error) {
+	cc.mu.Lock()
+	if _, ok := cc.streams[cs.id]; !ok {
+		cc.mu.Unlock()
+		return
+	}
+	delete(cc.streams, cs.id)
+	cs.reset = true // a request body still being sent stops
+	cc.reserved--
+	idle := cc.reserved == 0
+	closeNow := idle && cc.retired
+	if idle && !cc.closed {
+		cc.idle.Reset(h1IdleTimeout)
+	}
+	stop := cs.stop
+	deliver := err != nil && !cs.delivered
+	if deliver {
+		cs.delivered, cs.err = true, err
+	}
+	cc.cond.Broadcast()
+	cc.mu.Unlock()
+	switch {
+	case deliver:
+		close(cs.done)
+	case err != nil && cs.body != nil:
+		cs.body.fail(err)
+	}
+	if stop != nil {
+		stop()
+	}
+	if closeNow {
+		cc.close(errH2Closed)
+	}
+}
+
+func (cc *h2cc) retire() {
+	cc.mu.Lock()
+	cc.retired = true
+	idle := cc.reserved == 0
+	cc.mu.Unlock()
+	if idle {
+		cc.close(errH2Closed)
+	}
+}
+
+func (cc *h2cc) idleTimeout() {
+	cc.pool.remove(cc)
+	cc.retire()
+}
+
+func (cc *h2cc) close(err error) {
+	_ = cc.nc.Close()
+	cc.mu.Lock()
+	if cc.closed {
+		cc.mu.Unlock()
+		return
+	}
+	cc.closed, cc.retired = true, true
+	cc.idle.Stop()
+	streams := make([]*h2cs, 0, len(cc.streams))
+	for _, cs := range cc.streams {
+		streams = append(streams, cs)
+	}
+	cc.cond.Broadcast()
+	cc.mu.Unlock()
+	cc.pool.remove(cc)
+	for _, cs := range streams {
+		cc.endStream(cs, err)
+	}
+}
