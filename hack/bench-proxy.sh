@@ -28,7 +28,8 @@
 # Environment: ROUNDS (3), BENCH_SECONDS (30), WARMUP (5, less for short runs),
 # QPS (1000), CONNS (10), CASES, OUT (a new /tmp/bench-proxy.* directory),
 # PORT_BASE (20000; ports PORT_BASE+79..+194 on 127.0.0.1), MESH_GOMAXPROCS (1),
-# MESH_PROXY_BIN (a prebuilt mesh-proxy instead of building ./proxy/mesh-proxy),
+# MESH_PROXY_BIN (a prebuilt mesh-proxy instead of building ./proxy/mesh-proxy as the
+# release does, with -trimpath -tags grpcnotrace),
 # MESH_BENCH_CACHE (~/.cache/mesh-bench: fortio and ghz are installed into its bin),
 # DOCS=1 copies the chart to docs/bench-proxy.svg.
 # Runs itself under `nice -n -19` when allowed (never SCHED_FIFO), every command under
@@ -174,7 +175,7 @@ if [ -n "${MESH_PROXY_BIN:-}" ]; then
   [ -x "$MESH_BIN" ] || MESH_ERR="MESH_PROXY_BIN=$MESH_BIN is not executable"
 else
   MESH_BIN=$OUT/bin/mesh-proxy
-  if ! timeout 600 go build -trimpath -o "$MESH_BIN" ./proxy/mesh-proxy >"$OUT/logs/mesh-build.log" 2>&1; then
+  if ! timeout 600 go build -trimpath -tags grpcnotrace -o "$MESH_BIN" ./proxy/mesh-proxy >"$OUT/logs/mesh-build.log" 2>&1; then
     MESH_ERR="go build ./proxy/mesh-proxy failed: $(tr '\n' ' ' <"$OUT/logs/mesh-build.log" | cut -c1-300)"
     log "$MESH_ERR"
   fi
