@@ -2,10 +2,8 @@ package dataplane
 
 import (
 	"bufio"
-	"context"
 	"net"
 	"net/netip"
-	"sync"
 )
 
 // peekConn is a connection whose first bytes were read for detection; reads return
@@ -68,50 +66,3 @@ type meta struct {
 }
 
 type metaKey struct{}
-
-// metaConn carries meta through http.Server to ConnContext.
-type metaConn struct {
-	net.Conn
-	m *meta
-}
-
-// connListener hands connections the proxy accepted and detected as HTTP to an
-// http.Server.
-type connListener struct {
-	addr   net.Addr
-	ch     chan net.Conn
-	done   chan struct{}
-	closed sync.Once
-}
-
-func newConnListener(addr net.Addr) *connListener {
-	return &connListener{addr: addr, ch: make(chan net.Conn), done: make(chan struct{})}
-}
-
-func (l *connListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.ch:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-// push hands c to the server; false if the listener is closed.
-func (l *connListener) push(ctx context.Context, c net.Conn) bool {
-	select {
-	case l.ch <- c:
-		return true
-	case <-l.done:
-		return false
-	case <-ctx.Done():
-		return false
-	}
-}
-
-func (l *connListener) Close() error {
-	l.closed.Do(func() { close(l.done) })
-	return nil
-}
-
-func (l *connListener) Addr() net.Addr { return l.addr }

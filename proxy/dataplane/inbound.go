@@ -44,7 +44,7 @@ func (p *Proxy) handleInbound(ctx context.Context, c net.Conn) {
 	}
 	switch proto {
 	case protoHTTP1:
-		p.pushHTTP(ctx, p.inLis, &metaConn{Conn: pc, m: m})
+		p.serveH1(ctx, pc, m, p.serveInbound)
 	case protoHTTP2:
 		p.serveH2(ctx, pc, m, true)
 	case protoTLS:
@@ -68,7 +68,7 @@ func (p *Proxy) inboundTLS(ctx context.Context, c net.Conn, m *meta) {
 		}
 		return nil, nil
 	}
-	tc := tls.Server(&metaConn{Conn: rc, m: m}, cfg)
+	tc := tls.Server(rc, cfg)
 	hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	err := tc.HandshakeContext(hctx)
 	cancel()
@@ -101,7 +101,7 @@ func (p *Proxy) inboundTLS(ctx context.Context, c net.Conn, m *meta) {
 	case alpnH2:
 		p.serveH2(ctx, tc, m, true)
 	case alpnHTTP1:
-		p.pushHTTP(ctx, p.inLis, tc)
+		p.serveH1(ctx, tc, m, p.serveInbound)
 	default:
 		proto, pc, err := detect(tc, p.o.DetectTimeout)
 		if err != nil {
@@ -110,19 +110,13 @@ func (p *Proxy) inboundTLS(ctx context.Context, c net.Conn, m *meta) {
 		}
 		switch proto {
 		case protoHTTP1:
-			p.pushHTTP(ctx, p.inLis, &metaConn{Conn: pc, m: m})
+			p.serveH1(ctx, pc, m, p.serveInbound)
 			return
 		case protoHTTP2:
 			p.serveH2(ctx, pc, m, true)
 			return
 		}
 		p.inboundTCP(ctx, pc, m)
-	}
-}
-
-func (p *Proxy) pushHTTP(ctx context.Context, l *connListener, c net.Conn) {
-	if !l.push(ctx, c) {
-		_ = c.Close()
 	}
 }
 

@@ -51,7 +51,7 @@ func (p *Proxy) handleOutbound(ctx context.Context, c net.Conn) {
 	}
 	switch proto {
 	case protoHTTP1:
-		p.pushHTTP(ctx, p.outLis, &metaConn{Conn: pc, m: m})
+		p.serveH1(ctx, pc, m, p.serveOutbound)
 	case protoHTTP2:
 		p.serveH2(ctx, pc, m, false)
 	default:

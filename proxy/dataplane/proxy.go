@@ -80,9 +80,7 @@ const maxHeaderBytes = 64 << 10
 type Proxy struct {
 	o Options
 
-	inHTTP, outHTTP *http.Server
-	inLis, outLis   *connListener
-	inPort          uint16
+	inPort uint16
 
 	appH1, appH2 *http.Transport // inbound: to the application on localhost
 	appFast      *h1Client       // inbound: bodiless HTTP/1 requests to the application
@@ -132,56 +130,12 @@ func New(o Options) *Proxy {
 	return p
 }
 
-func protocols() *http.Protocols {
-	var ps http.Protocols
-	ps.SetHTTP1(true)
-	ps.SetHTTP2(true)
-	ps.SetUnencryptedHTTP2(true)
-	return &ps
-}
-
-func (p *Proxy) httpServer(h http.Handler) *http.Server {
-	return &http.Server{
-		Handler:           h,
-		Protocols:         protocols(),
-		ReadHeaderTimeout: p.o.HeaderTimeout, // slowloris
-		MaxHeaderBytes:    maxHeaderBytes,
-		IdleTimeout:       10 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(p.o.Log.Handler(), slog.LevelDebug),
-		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			if m := connMeta(c); m != nil {
-				return context.WithValue(ctx, metaKey{}, m)
-			}
-			return ctx
-		},
-	}
-}
-
-// connMeta finds the meta of a connection handed to an http.Server.
-func connMeta(c net.Conn) *meta {
-	for {
-		switch t := c.(type) {
-		case *metaConn:
-			return t.m
-		case *tls.Conn:
-			c = t.NetConn()
-		default:
-			return nil
-		}
-	}
-}
-
 // Serve accepts on both listeners until ctx ends, then stops accepting and drains:
 // in-flight requests and connections get until grace ends, then are closed.
 func (p *Proxy) Serve(ctx context.Context, inbound, outbound net.Listener, grace time.Duration) error {
 	if ap, err := netip.ParseAddrPort(inbound.Addr().String()); err == nil {
 		p.inPort = ap.Port()
 	}
-	p.inLis, p.outLis = newConnListener(inbound.Addr()), newConnListener(outbound.Addr())
-	p.inHTTP = p.httpServer(http.HandlerFunc(p.serveInbound))
-	p.outHTTP = p.httpServer(http.HandlerFunc(p.serveOutbound))
-	go func() { _ = p.inHTTP.Serve(p.inLis) }()
-	go func() { _ = p.outHTTP.Serve(p.outLis) }()
 
 	connCtx, cancelConns := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelConns()
@@ -223,20 +177,14 @@ func (p *Proxy) Serve(ctx context.Context, inbound, outbound net.Listener, grace
 	p.o.Log.Info("draining", "grace", grace)
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
-	var wg sync.WaitGroup
-	for _, s := range []*http.Server{p.inHTTP, p.outHTTP} {
-		wg.Add(1)
-		go func() { defer wg.Done(); _ = s.Shutdown(sctx) }()
-	}
+	// Connections end as their in-flight requests finish (startDrain told them).
 	done := make(chan struct{})
-	go func() { wg.Wait(); p.wg.Wait(); close(done) }()
+	go func() { p.wg.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-sctx.Done():
 		cancelConns()
 		p.closeAll()
-		_ = p.inHTTP.Close()
-		_ = p.outHTTP.Close()
 	}
 	p.services.close()
 	p.appFast.CloseIdleConnections()

@@ -74,8 +74,6 @@ func unwrapHalf(c net.Conn) (halfCloser, bool) {
 			c = t.Conn
 		case *replayConn:
 			c = t.Conn
-		case *metaConn:
-			c = t.Conn
 		case *recordConn:
 			c = t.Conn
 		default:
