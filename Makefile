@@ -83,8 +83,9 @@ go-test:
 
 ## generate: regenerate code (the gRPC API) with the pinned protoc plugins and Debian's protoc.
 generate: bin/protoc-gen-go bin/protoc-gen-go-grpc
-	@command -v protoc >/dev/null || { echo "installing protoc (Debian's protobuf-compiler)"; \
-		$(SUDO) apt-get update -q >/dev/null && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q protobuf-compiler >/dev/null </dev/null; }
+	@{ command -v protoc && test -f /usr/include/google/protobuf/timestamp.proto; } >/dev/null || { \
+		echo "installing protoc and its well-known types (Debian's protobuf-compiler, libprotobuf-dev)"; \
+		$(SUDO) apt-get update -q >/dev/null && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q protobuf-compiler libprotobuf-dev >/dev/null </dev/null; }
 	$(GO) generate ./...
 
 bin/protoc-gen-go bin/protoc-gen-go-grpc: $(TOOLS_MODFILE)

@@ -1,141 +1,46 @@
 package dataplane
 
 import (
-	"errors"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
-
-	"golang.org/x/net/http2/hpack"
 )
 
-// h2body is a request body: the connection's goroutine pushes DATA into it, the
-// handler reads it, and what is read goes back to the peer as window.
+// h2body is a request body of the HTTP/2 server.
 type h2body struct {
+	h2pipe
 	s       *h2stream
-	mu      sync.Mutex
-	cond    sync.Cond
-	buf     []byte
-	err     error // io.EOF once the peer ended the stream
-	closed  bool  // the handler is done with it: further DATA is dropped
-	win     int64 // receive window the peer may still use
-	unacked int64
-	trailer http.Header // the request's Trailer: filled by Read at the end
-	got     http.Header // trailers received, until Read hands them over
+	trailer http.Header // the request's Trailer: declared names, filled at the end
 }
 
-// push adds data; false if the peer overran the window.
-func (b *h2body) push(data []byte, end bool) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if int64(len(data)) > b.win {
-		return false
-	}
-	b.win -= int64(len(data))
-	if !b.closed && b.err == nil {
-		b.buf = append(b.buf, data...)
-	} else if len(data) > 0 {
-		// Nobody will read it: hand the window back right away (outside the lock).
-		defer b.s.c.giveBack(nil, int64(len(data)))
-	}
-	if end && b.err == nil {
-		b.err = io.EOF
-	}
-	b.cond.Broadcast()
-	return true
+func newH2Body(s *h2stream) *h2body {
+	b := &h2body{s: s}
+	b.init(b)
+	return b
 }
 
-func (b *h2body) trailers(fields []hpack.HeaderField) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	// Kept aside: the request's Trailer map belongs to the goroutine reading the
-	// body (http.Transport reads it when the body ends), so Read fills it.
-	for _, hf := range fields {
-		k := canonicalHeader(hf.Name)
-		if b.got == nil {
-			b.got = http.Header{}
-		}
-		b.got[k] = append(b.got[k], hf.Value)
+func (b *h2body) released(n int64, read bool) {
+	if read {
+		b.s.c.giveBack(b.s.id, &b.h2pipe, n)
+	} else {
+		b.s.c.giveBack(0, nil, n)
 	}
-	if b.err == nil {
-		b.err = io.EOF
-	}
-	b.cond.Broadcast()
 }
 
-func (b *h2body) fail(err error) {
-	b.mu.Lock()
-	if b.err == nil {
-		b.err = err
-	}
-	b.cond.Broadcast()
-	b.mu.Unlock()
-}
-
-func (b *h2body) Read(p []byte) (int, error) {
-	b.mu.Lock()
-	for len(b.buf) == 0 && b.err == nil && !b.closed {
-		b.cond.Wait()
-	}
-	if b.closed {
-		b.mu.Unlock()
-		return 0, errors.New("http2: request body closed")
-	}
-	n := copy(p, b.buf)
-	b.buf = b.buf[n:]
-	if len(b.buf) == 0 {
-		b.buf = b.buf[:0:0]
-	}
-	var err error
-	if len(b.buf) == 0 {
-		err = b.err
-	}
-	if errors.Is(err, io.EOF) && b.trailer != nil {
-		for k, vs := range b.got {
-			if _, declared := b.trailer[k]; declared {
-				b.trailer[k] = vs
-			}
+// atEnd fills the declared trailers (http.Transport sends the request's Trailer map
+// once the body ends).
+func (b *h2body) atEnd(got http.Header) {
+	for k, vs := range got {
+		if _, declared := b.trailer[k]; declared {
+			b.trailer[k] = vs
 		}
 	}
-	b.mu.Unlock()
-	b.s.c.giveBack(b.s, int64(n))
-	return n, err
 }
 
 func (b *h2body) Close() error {
 	unread, _ := b.discard()
-	b.s.c.giveBack(nil, unread)
+	b.s.c.giveBack(0, nil, unread)
 	return nil
-}
-
-// discard drops what is buffered; it returns how many bytes that was, and whether
-// the peer had not yet ended the stream.
-func (b *h2body) discard() (int64, bool) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	n := int64(len(b.buf))
-	b.buf, b.closed = nil, true
-	b.cond.Broadcast()
-	return n, b.err == nil
-}
-
-// consumed notes n bytes read and returns the stream window to give back now.
-func (b *h2body) consumed(n int64) uint32 {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.err != nil || b.closed {
-		return 0 // the peer sends no more on this stream
-	}
-	b.unacked += n
-	if b.unacked < h2StreamWindow/4 {
-		return 0
-	}
-	inc := b.unacked
-	b.win += inc
-	b.unacked = 0
-	return uint32(inc)
 }
 
 // statusText is the :status value for code.

@@ -1,8 +1,6 @@
 package dataplane
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -60,7 +58,7 @@ func (p *h2Pool) conn(ctx context.Context) (*h2cc, error) {
 	for {
 		p.mu.Lock()
 		for _, cc := range p.conns {
-			if cc.reserve() {
+			if cc.takeSlot() {
 				p.mu.Unlock()
 				return cc, nil
 			}
@@ -115,30 +113,16 @@ func (p *h2Pool) CloseIdleConnections() {
 
 // h2cc is one client connection.
 type h2cc struct {
+	h2wire
 	pool *h2Pool
-	nc   net.Conn
-	fr   *http2.Framer // the read goroutine's
 
-	wmu  sync.Mutex
-	bw   *bufio.Writer
-	fw   *http2.Framer
-	henc *hpack.Encoder
-	hbuf bytes.Buffer
-
-	mu          sync.Mutex
-	cond        sync.Cond
-	streams     map[uint32]*h2cs
-	reserved    int // streams reserved or open
-	nextID      uint32
-	maxStreams  int
-	sendWin     int64
-	peerInitWin int64
-	peerFrame   int
-	recvWin     int64
-	recvUnacked int64
-	retired     bool // no new streams (GOAWAY, drained, or broken)
-	closed      bool
-	idle        *time.Timer
+	// Guarded by mu:
+	streams    map[uint32]*h2cs
+	reserved   int // streams reserved or open
+	nextID     uint32
+	maxStreams int
+	retired    bool // no new streams (GOAWAY, drained, or broken)
+	idle       *time.Timer
 }
 
 // h2cs is one request's stream.
@@ -164,16 +148,8 @@ func (p *h2Pool) newConn(ctx context.Context) (*h2cc, error) {
 	if err != nil {
 		return nil, err
 	}
-	cc := &h2cc{pool: p, nc: nc, streams: map[uint32]*h2cs{}, nextID: 1, maxStreams: 100,
-		sendWin: h2DefaultWin, peerInitWin: h2DefaultWin, peerFrame: h2DefaultFrame, recvWin: h2ConnWindow}
-	cc.cond.L = &cc.mu
-	cc.bw = bufio.NewWriterSize(nc, h2WriteBuf)
-	cc.fw = http2.NewFramer(cc.bw, nil)
-	cc.henc = hpack.NewEncoder(&cc.hbuf)
-	cc.fr = http2.NewFramer(nil, nc)
-	cc.fr.MaxHeaderListSize = maxHeaderBytes
-	cc.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	cc.fr.SetReuseFrames()
+	cc := &h2cc{pool: p, streams: map[uint32]*h2cs{}, nextID: 1, maxStreams: 100}
+	cc.init(nc)
 	err = cc.write(func() error {
 		if _, err := cc.bw.WriteString(http2.ClientPreface); err != nil {
 			return err
@@ -196,7 +172,7 @@ func (p *h2Pool) newConn(ctx context.Context) (*h2cc, error) {
 	return cc, nil
 }
 
-func (cc *h2cc) reserve() bool {
+func (cc *h2cc) takeSlot() bool {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
 	if cc.retired || cc.closed || cc.reserved >= cc.maxStreams {
@@ -207,19 +183,6 @@ func (cc *h2cc) reserve() bool {
 		cc.idle.Stop()
 	}
 	return true
-}
-
-func (cc *h2cc) write(fn func() error, flush bool) error {
-	cc.wmu.Lock()
-	defer cc.wmu.Unlock()
-	err := fn()
-	if err == nil && flush {
-		err = cc.bw.Flush()
-	}
-	if err != nil {
-		_ = cc.nc.Close()
-	}
-	return err
 }
 
 // roundTrip sends req on a stream reserved by the pool.
@@ -396,23 +359,7 @@ func (cs *h2cs) bodySent() {
 	}
 }
 
-func (cs *h2cs) reserveSend(n int) (int, error) {
-	cc := cs.cc
-	cc.mu.Lock()
-	defer cc.mu.Unlock()
-	for {
-		if cs.reset || cc.closed {
-			return 0, errH2Aborted
-		}
-		if w := min(cs.sendWin, cc.sendWin); w > 0 {
-			n = int(min(int64(n), w, int64(cc.peerFrame)))
-			cs.sendWin -= int64(n)
-			cc.sendWin -= int64(n)
-			return n, nil
-		}
-		cc.cond.Wait()
-	}
-}
+func (cs *h2cs) reserveSend(n int) (int, error) { return cs.cc.reserve(&cs.sendWin, &cs.reset, n) }
 
 // cancel resets the stream from our side.
 func (cs *h2cs) cancel(err error) {

@@ -7,10 +7,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 )
 
 // readLoop reads the connection's frames until it breaks.
@@ -211,8 +209,7 @@ func (cc *h2cc) headers(f *http2.MetaHeadersFrame) {
 		return
 	}
 	if !f.StreamEnded() {
-		cs.body = &h2rbody{cs: cs, resp: resp, win: h2StreamWindow}
-		cs.body.cond.L = &cs.body.mu
+		cs.body = newH2RBody(cs, resp)
 		resp.Body = cs.body
 	}
 	cs.resp, cs.delivered = resp, true
@@ -236,24 +233,20 @@ func (cc *h2cc) received(cs *h2cs) {
 
 func (cc *h2cc) data(f *http2.DataFrame) error {
 	n := int64(f.Length)
-	cc.mu.Lock()
-	if n > cc.recvWin {
-		cc.mu.Unlock()
+	if !cc.takeRecv(n) {
 		return http2.ConnectionError(http2.ErrCodeFlowControl)
 	}
-	cc.recvWin -= n
-	cs := cc.streams[f.StreamID]
-	cc.mu.Unlock()
+	cs := cc.stream(f.StreamID)
 	data := f.Data()
 	if cs == nil || cs.body == nil {
-		cc.giveBack(nil, n)
+		cc.giveBack(0, nil, n)
 		return nil
 	}
 	if pad := n - int64(len(data)); pad > 0 {
-		cc.giveBack(nil, pad)
+		cc.giveBack(0, nil, pad)
 	}
 	if !cs.body.push(data, f.StreamEnded()) {
-		cc.giveBack(nil, int64(len(data)))
+		cc.giveBack(0, nil, int64(len(data)))
 		cs.cancel(errors.New("http2: peer overran the stream's flow-control window"))
 		return nil
 	}
@@ -263,166 +256,43 @@ func (cc *h2cc) data(f *http2.DataFrame) error {
 	return nil
 }
 
-// giveBack returns consumed bytes to the peer's windows, in batches.
-func (cc *h2cc) giveBack(cs *h2cs, n int64) {
-	if n <= 0 {
-		return
-	}
-	var connInc, streamInc uint32
-	cc.mu.Lock()
-	cc.recvUnacked += n
-	if cc.recvUnacked >= h2ConnWindow/4 {
-		connInc = uint32(cc.recvUnacked)
-		cc.recvWin += cc.recvUnacked
-		cc.recvUnacked = 0
-	}
-	_, open := cc.streams[cs.idOrZero()]
-	cc.mu.Unlock()
-	if open && cs.body != nil {
-		streamInc = cs.body.consumed(n)
-	}
-	if connInc == 0 && streamInc == 0 {
-		return
-	}
-	_ = cc.write(func() error {
-		if connInc > 0 {
-			if err := cc.fw.WriteWindowUpdate(0, connInc); err != nil {
-				return err
-			}
-		}
-		if streamInc > 0 {
-			return cc.fw.WriteWindowUpdate(cs.id, streamInc)
-		}
-		return nil
-	}, true)
-}
-
-func (cs *h2cs) idOrZero() uint32 {
-	if cs == nil {
-		return 0
-	}
-	return cs.id
-}
-
-// h2rbody is a response body, fed by the read loop.
+// h2rbody is a response body of the HTTP/2 client.
 type h2rbody struct {
-	cs      *h2cs
-	resp    *http.Response
-	mu      sync.Mutex
-	cond    sync.Cond
-	buf     []byte
-	err     error
-	closed  bool
-	win     int64
-	unacked int64
-	got     http.Header // trailers received, until Read hands them over
+	h2pipe
+	cs   *h2cs
+	resp *http.Response
 }
 
-func (b *h2rbody) push(data []byte, end bool) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if int64(len(data)) > b.win {
-		return false
-	}
-	b.win -= int64(len(data))
-	if b.closed {
-		defer b.cs.cc.giveBack(nil, int64(len(data)))
+func newH2RBody(cs *h2cs, resp *http.Response) *h2rbody {
+	b := &h2rbody{cs: cs, resp: resp}
+	b.init(b)
+	return b
+}
+
+func (b *h2rbody) released(n int64, read bool) {
+	if read {
+		b.cs.cc.giveBack(b.cs.id, &b.h2pipe, n)
 	} else {
-		b.buf = append(b.buf, data...)
+		b.cs.cc.giveBack(0, nil, n)
 	}
-	if end && b.err == nil {
-		b.err = io.EOF
-	}
-	b.cond.Broadcast()
-	return true
 }
 
-func (b *h2rbody) trailers(fields []hpack.HeaderField) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	// Kept aside: resp.Trailer belongs to the goroutine reading the body; Read
-	// fills it at the end.
-	for _, hf := range fields {
-		k := canonicalHeader(hf.Name)
-		if b.got == nil {
-			b.got = http.Header{}
-		}
-		b.got[k] = append(b.got[k], hf.Value)
+// atEnd fills resp.Trailer, which belongs to the goroutine reading the body.
+func (b *h2rbody) atEnd(got http.Header) {
+	if b.resp.Trailer == nil {
+		b.resp.Trailer = http.Header{}
 	}
-	if b.err == nil {
-		b.err = io.EOF
+	for k, vs := range got {
+		b.resp.Trailer[k] = vs
 	}
-	b.cond.Broadcast()
-}
-
-func (b *h2rbody) fail(err error) {
-	b.mu.Lock()
-	if b.err == nil {
-		b.err = err
-	}
-	b.cond.Broadcast()
-	b.mu.Unlock()
-}
-
-func (b *h2rbody) Read(p []byte) (int, error) {
-	b.mu.Lock()
-	for len(b.buf) == 0 && b.err == nil && !b.closed {
-		b.cond.Wait()
-	}
-	if b.closed {
-		b.mu.Unlock()
-		return 0, errors.New("http2: response body closed")
-	}
-	n := copy(p, b.buf)
-	b.buf = b.buf[n:]
-	if len(b.buf) == 0 {
-		b.buf = b.buf[:0:0]
-	}
-	var err error
-	if len(b.buf) == 0 {
-		err = b.err
-	}
-	if errors.Is(err, io.EOF) && b.got != nil {
-		if b.resp.Trailer == nil {
-			b.resp.Trailer = http.Header{}
-		}
-		for k, vs := range b.got {
-			b.resp.Trailer[k] = vs
-		}
-		b.got = nil
-	}
-	b.mu.Unlock()
-	b.cs.cc.giveBack(b.cs, int64(n))
-	return n, err
 }
 
 // Close stops the response: a stream still open is reset.
 func (b *h2rbody) Close() error {
-	b.mu.Lock()
-	unread := int64(len(b.buf))
-	b.buf, b.closed = nil, true
-	ended := b.err != nil
-	b.cond.Broadcast()
-	b.mu.Unlock()
-	b.cs.cc.giveBack(nil, unread)
-	if !ended {
+	unread, open := b.discard()
+	b.cs.cc.giveBack(0, nil, unread)
+	if open {
 		b.cs.cancel(errors.New("response body closed"))
 	}
 	return nil
-}
-
-func (b *h2rbody) consumed(n int64) uint32 {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.err != nil || b.closed {
-		return 0
-	}
-	b.unacked += n
-	if b.unacked < h2StreamWindow/4 {
-		return 0
-	}
-	inc := b.unacked
-	b.win += inc
-	b.unacked = 0
-	return uint32(inc)
 }

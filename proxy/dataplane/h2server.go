@@ -1,8 +1,6 @@
 package dataplane
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -11,7 +9,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -41,33 +38,19 @@ const (
 
 var errStreamReset = errors.New("stream reset by peer")
 
-// h2conn is one HTTP/2 connection.
+// h2conn is one HTTP/2 server connection.
 type h2conn struct {
+	h2wire
 	p       *Proxy
-	nc      net.Conn
 	m       *meta
 	inbound bool
 	ctx     context.Context // the connection's; streams derive from it
-	fr      *http2.Framer   // reads: the serve goroutine only
 
-	wmu  sync.Mutex // frame writes and the hpack encoder
-	bw   *bufio.Writer
-	fw   *http2.Framer
-	henc *hpack.Encoder
-	hbuf bytes.Buffer
-
-	mu          sync.Mutex
-	cond        sync.Cond // a send window grew, or a stream or the connection ended
-	streams     map[uint32]*h2stream
-	sendWin     int64  // connection send window
-	peerInitWin int64  // the peer's SETTINGS_INITIAL_WINDOW_SIZE
-	peerFrame   int    // the peer's SETTINGS_MAX_FRAME_SIZE
-	recvWin     int64  // connection receive window left
-	recvUnacked int64  // consumed bytes not yet returned with WINDOW_UPDATE
-	lastID      uint32 // highest stream the peer opened
-	goingAway   bool
-	closed      bool
-	idle        *time.Timer
+	// Guarded by mu:
+	streams   map[uint32]*h2stream
+	lastID    uint32 // highest stream the peer opened
+	goingAway bool
+	idle      *time.Timer
 }
 
 // h2stream is one request.
@@ -88,16 +71,8 @@ func (p *Proxy) serveH2(ctx context.Context, nc net.Conn, m *meta, inbound bool)
 	defer p.track(nc)()
 	cctx, cancel := context.WithCancel(context.WithValue(ctx, metaKey{}, m))
 	defer cancel()
-	c := &h2conn{p: p, nc: nc, m: m, inbound: inbound, ctx: cctx, streams: map[uint32]*h2stream{},
-		sendWin: h2DefaultWin, peerInitWin: h2DefaultWin, peerFrame: h2DefaultFrame, recvWin: h2ConnWindow}
-	c.cond.L = &c.mu
-	c.bw = bufio.NewWriterSize(nc, h2WriteBuf)
-	c.fw = http2.NewFramer(c.bw, nil)
-	c.henc = hpack.NewEncoder(&c.hbuf)
-	c.fr = http2.NewFramer(nil, nc)
-	c.fr.MaxHeaderListSize = maxHeaderBytes
-	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	c.fr.SetReuseFrames()
+	c := &h2conn{p: p, m: m, inbound: inbound, ctx: cctx, streams: map[uint32]*h2stream{}}
+	c.init(nc)
 	c.idle = time.AfterFunc(h2IdleTimeout, c.idleTimeout)
 	stopDrain := context.AfterFunc(p.drainCtx, c.goAway)
 	defer stopDrain()
@@ -261,8 +236,7 @@ func (c *h2conn) headers(f *http2.MetaHeadersFrame) error {
 	s := &h2stream{c: c, id: id, sendWin: c.peerInitWin}
 	s.ctx, s.cancel = context.WithCancel(c.ctx)
 	if !f.StreamEnded() {
-		s.body = &h2body{s: s, win: h2StreamWindow}
-		s.body.cond.L = &s.body.mu
+		s.body = newH2Body(s)
 	}
 	c.streams[id] = s
 	if len(c.streams) == 1 {
@@ -363,18 +337,16 @@ func (c *h2conn) runStream(s *h2stream, r *http.Request, status int) {
 
 func (c *h2conn) data(f *http2.DataFrame) error {
 	n := int64(f.Length)
-	c.mu.Lock()
-	if n > c.recvWin {
-		c.mu.Unlock()
+	if !c.takeRecv(n) {
 		return http2.ConnectionError(http2.ErrCodeFlowControl)
 	}
-	c.recvWin -= n
+	c.mu.Lock()
 	s := c.streams[f.StreamID]
 	c.mu.Unlock()
 	if s == nil || s.body == nil {
 		// A stream that ended (its frames may still be in flight after our
 		// RST_STREAM): only the connection window matters.
-		c.giveBack(nil, n)
+		c.giveBack(0, nil, n)
 		if f.StreamID > c.lastIDLocked() {
 			return http2.ConnectionError(http2.ErrCodeProtocol)
 		}
@@ -383,10 +355,10 @@ func (c *h2conn) data(f *http2.DataFrame) error {
 	// Padding is flow-controlled but never read: give it back at once.
 	data := f.Data()
 	if pad := n - int64(len(data)); pad > 0 {
-		c.giveBack(nil, pad)
+		c.giveBack(0, nil, pad)
 	}
 	if !s.body.push(data, f.StreamEnded()) {
-		c.giveBack(nil, int64(len(data)))
+		c.giveBack(0, nil, int64(len(data)))
 		c.resetStream(f.StreamID, http2.ErrCodeFlowControl)
 		s.abort(errors.New("peer overran the stream's flow-control window"))
 	}
@@ -397,54 +369,6 @@ func (c *h2conn) lastIDLocked() uint32 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.lastID
-}
-
-// giveBack returns n consumed bytes to the peer's send windows (the connection's,
-// and s's when it is still open), in batches.
-func (c *h2conn) giveBack(s *h2stream, n int64) {
-	if n <= 0 {
-		return
-	}
-	var connInc, streamInc uint32
-	c.mu.Lock()
-	c.recvUnacked += n
-	if c.recvUnacked >= h2ConnWindow/4 {
-		connInc = uint32(c.recvUnacked)
-		c.recvWin += c.recvUnacked
-		c.recvUnacked = 0
-	}
-	c.mu.Unlock()
-	if s != nil && s.body != nil {
-		streamInc = s.body.consumed(n)
-	}
-	if connInc == 0 && streamInc == 0 {
-		return
-	}
-	_ = c.write(func() error {
-		if connInc > 0 {
-			if err := c.fw.WriteWindowUpdate(0, connInc); err != nil {
-				return err
-			}
-		}
-		if streamInc > 0 {
-			return c.fw.WriteWindowUpdate(s.id, streamInc)
-		}
-		return nil
-	}, true)
-}
-
-// write runs fn, which writes frames, under the write lock; flush sends them.
-func (c *h2conn) write(fn func() error, flush bool) error {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	err := fn()
-	if err == nil && flush {
-		err = c.bw.Flush()
-	}
-	if err != nil {
-		_ = c.nc.Close()
-	}
-	return err
 }
 
 func (c *h2conn) resetStream(id uint32, code http2.ErrCode) {
@@ -500,7 +424,7 @@ func (c *h2conn) endStream(s *h2stream) {
 		c.idle.Reset(h2IdleTimeout)
 	}
 	c.mu.Unlock()
-	c.giveBack(nil, unread)
+	c.giveBack(0, nil, unread)
 	if !reset && (!s.ended || remoteOpen) {
 		// The response ended early, or the request body was not read to its end:
 		// tell the peer to stop sending.
@@ -545,23 +469,7 @@ func (s *h2stream) abort(err error) {
 
 // reserve waits until up to n bytes may be sent on the stream and takes them from
 // both send windows.
-func (s *h2stream) reserve(n int) (int, error) {
-	c := s.c
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for {
-		if s.reset || c.closed {
-			return 0, errStreamReset
-		}
-		if w := min(s.sendWin, c.sendWin); w > 0 {
-			n = int(min(int64(n), w, int64(c.peerFrame)))
-			s.sendWin -= int64(n)
-			c.sendWin -= int64(n)
-			return n, nil
-		}
-		c.cond.Wait()
-	}
-}
+func (s *h2stream) reserve(n int) (int, error) { return s.c.reserve(&s.sendWin, &s.reset, n) }
 
 // writeHeaders sends a HEADERS frame (and CONTINUATIONs) with status (0 for
 // trailers) and h.

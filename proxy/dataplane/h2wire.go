@@ -1,0 +1,259 @@
+package dataplane
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// h2wire is what the HTTP/2 server and client connections share: the framers, the
+// write lock, and the flow-control windows.
+type h2wire struct {
+	nc net.Conn
+	fr *http2.Framer // reads: the connection's read goroutine only
+
+	wmu  sync.Mutex // frame writes and the hpack encoder
+	bw   *bufio.Writer
+	fw   *http2.Framer
+	henc *hpack.Encoder
+	hbuf bytes.Buffer
+
+	mu          sync.Mutex
+	cond        sync.Cond // a send window grew, or a stream or the connection ended
+	sendWin     int64     // connection send window
+	peerInitWin int64     // the peer's SETTINGS_INITIAL_WINDOW_SIZE
+	peerFrame   int       // the peer's SETTINGS_MAX_FRAME_SIZE
+	recvWin     int64     // connection receive window left
+	recvUnacked int64     // consumed bytes not yet returned with WINDOW_UPDATE
+	closed      bool
+}
+
+func (w *h2wire) init(nc net.Conn) {
+	w.nc = nc
+	w.sendWin, w.peerInitWin, w.peerFrame, w.recvWin = h2DefaultWin, h2DefaultWin, h2DefaultFrame, h2ConnWindow
+	w.cond.L = &w.mu
+	w.bw = bufio.NewWriterSize(nc, h2WriteBuf)
+	w.fw = http2.NewFramer(w.bw, nil)
+	w.henc = hpack.NewEncoder(&w.hbuf)
+	w.fr = http2.NewFramer(nil, nc)
+	w.fr.MaxHeaderListSize = maxHeaderBytes
+	w.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	w.fr.SetReuseFrames()
+}
+
+// write runs fn, which writes frames, under the write lock; flush sends them. A
+// failed write closes the connection.
+func (w *h2wire) write(fn func() error, flush bool) error {
+	w.wmu.Lock()
+	defer w.wmu.Unlock()
+	err := fn()
+	if err == nil && flush {
+		err = w.bw.Flush()
+	}
+	if err != nil {
+		_ = w.nc.Close()
+	}
+	return err
+}
+
+// reserve waits until up to n bytes may be sent on a stream whose send window is
+// *win, and takes them from both windows; it fails once *reset is set.
+func (w *h2wire) reserve(win *int64, reset *bool, n int) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for {
+		if *reset || w.closed {
+			return 0, errStreamReset
+		}
+		if avail := min(*win, w.sendWin); avail > 0 {
+			n = int(min(int64(n), avail, int64(w.peerFrame)))
+			*win -= int64(n)
+			w.sendWin -= int64(n)
+			return n, nil
+		}
+		w.cond.Wait()
+	}
+}
+
+// giveBack returns n consumed bytes to the peer's send windows, in batches: the
+// connection's, and the stream's (id) when body is still open.
+func (w *h2wire) giveBack(id uint32, body *h2pipe, n int64) {
+	if n <= 0 {
+		return
+	}
+	var connInc, streamInc uint32
+	w.mu.Lock()
+	w.recvUnacked += n
+	if w.recvUnacked >= h2ConnWindow/4 {
+		connInc = uint32(w.recvUnacked)
+		w.recvWin += w.recvUnacked
+		w.recvUnacked = 0
+	}
+	w.mu.Unlock()
+	if body != nil {
+		streamInc = body.consumed(n)
+	}
+	if connInc == 0 && streamInc == 0 {
+		return
+	}
+	_ = w.write(func() error {
+		if connInc > 0 {
+			if err := w.fw.WriteWindowUpdate(0, connInc); err != nil {
+				return err
+			}
+		}
+		if streamInc > 0 {
+			return w.fw.WriteWindowUpdate(id, streamInc)
+		}
+		return nil
+	}, true)
+}
+
+// takeRecv accounts for n bytes of DATA received; false if the peer overran the
+// connection's window.
+func (w *h2wire) takeRecv(n int64) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if n > w.recvWin {
+		return false
+	}
+	w.recvWin -= n
+	return true
+}
+
+// h2pipe is a body that a connection's read goroutine feeds with DATA and a handler
+// reads; what is read goes back to the peer as window (through owner).
+type h2pipe struct {
+	owner   h2pipeOwner
+	mu      sync.Mutex
+	cond    sync.Cond
+	buf     []byte
+	err     error // io.EOF once the peer ended the stream
+	closed  bool  // the reader is done with it: further DATA is dropped
+	win     int64 // receive window the peer may still use
+	unacked int64
+	got     http.Header // trailers received, until Read hands them over
+}
+
+// h2pipeOwner is the server's request body or the client's response body.
+type h2pipeOwner interface {
+	// released gives back n bytes, read (from an open stream) or dropped.
+	released(n int64, read bool)
+	// atEnd hands over the trailers received, in the goroutine that read the body to
+	// its end (which owns the request's or response's Trailer map).
+	atEnd(got http.Header)
+}
+
+func (b *h2pipe) init(owner h2pipeOwner) {
+	b.owner, b.win = owner, h2StreamWindow
+	b.cond.L = &b.mu
+}
+
+// push adds data; false if the peer overran the stream's window.
+func (b *h2pipe) push(data []byte, end bool) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if int64(len(data)) > b.win {
+		return false
+	}
+	b.win -= int64(len(data))
+	if !b.closed && b.err == nil {
+		b.buf = append(b.buf, data...)
+	} else if len(data) > 0 {
+		// Nobody will read it: hand the window back at once.
+		defer b.owner.released(int64(len(data)), false)
+	}
+	if end && b.err == nil {
+		b.err = io.EOF
+	}
+	b.cond.Broadcast()
+	return true
+}
+
+// trailers keeps the trailers for Read to hand over, and ends the body.
+func (b *h2pipe) trailers(fields []hpack.HeaderField) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, hf := range fields {
+		k := canonicalHeader(hf.Name)
+		if b.got == nil {
+			b.got = http.Header{}
+		}
+		b.got[k] = append(b.got[k], hf.Value)
+	}
+	if b.err == nil {
+		b.err = io.EOF
+	}
+	b.cond.Broadcast()
+}
+
+func (b *h2pipe) fail(err error) {
+	b.mu.Lock()
+	if b.err == nil {
+		b.err = err
+	}
+	b.cond.Broadcast()
+	b.mu.Unlock()
+}
+
+var errBodyClosed = errors.New("http2: body closed")
+
+func (b *h2pipe) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	for len(b.buf) == 0 && b.err == nil && !b.closed {
+		b.cond.Wait()
+	}
+	if b.closed {
+		b.mu.Unlock()
+		return 0, errBodyClosed
+	}
+	n := copy(p, b.buf)
+	b.buf = b.buf[n:]
+	var err error
+	if len(b.buf) == 0 {
+		b.buf = b.buf[:0:0]
+		err = b.err
+	}
+	if errors.Is(err, io.EOF) && b.got != nil {
+		b.owner.atEnd(b.got)
+		b.got = nil
+	}
+	b.mu.Unlock()
+	b.owner.released(int64(n), true)
+	return n, err
+}
+
+// discard drops what is buffered; it returns how many bytes that was, and whether
+// the peer had not yet ended the stream.
+func (b *h2pipe) discard() (int64, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := int64(len(b.buf))
+	b.buf, b.closed = nil, true
+	b.cond.Broadcast()
+	return n, b.err == nil
+}
+
+// consumed notes n bytes read and returns the stream window to give back now.
+func (b *h2pipe) consumed(n int64) uint32 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.err != nil || b.closed {
+		return 0 // the peer sends no more on this stream
+	}
+	b.unacked += n
+	if b.unacked < h2StreamWindow/4 {
+		return 0
+	}
+	inc := b.unacked
+	b.win += inc
+	b.unacked = 0
+	return uint32(inc)
+}
