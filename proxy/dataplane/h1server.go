@@ -258,13 +258,7 @@ func (w *h1rw) writeHead() {
 			w.chunked = true
 		}
 	}
-	for _, v := range h["Trailer"] {
-		for _, k := range strings.Split(v, ",") {
-			if k = http.CanonicalHeaderKey(strings.TrimSpace(k)); k != "" {
-				w.declared = append(w.declared, k)
-			}
-		}
-	}
+	w.declared = declaredTrailers(h)
 	bw := w.c.bw
 	_, _ = bw.WriteString(statusLine(w.status))
 	for k, vs := range h {

@@ -43,6 +43,32 @@ func (b *h2body) Close() error {
 	return nil
 }
 
+// declaredTrailers lists the trailer names h announces in its Trailer header.
+func declaredTrailers(h http.Header) []string {
+	var names []string
+	for _, v := range h["Trailer"] {
+		for _, k := range strings.Split(v, ",") {
+			if k = http.CanonicalHeaderKey(strings.TrimSpace(k)); k != "" {
+				names = append(names, k)
+			}
+		}
+	}
+	return names
+}
+
+// trailerMap is a Trailer map with h's declared names (nil values), or nil.
+func trailerMap(h http.Header) http.Header {
+	names := declaredTrailers(h)
+	if len(names) == 0 {
+		return nil
+	}
+	t := make(http.Header, len(names))
+	for _, k := range names {
+		t[k] = nil
+	}
+	return t
+}
+
 // statusText is the :status value for code.
 func statusText(code int) string {
 	switch code {

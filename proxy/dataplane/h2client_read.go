@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"golang.org/x/net/http2"
 )
@@ -190,16 +189,7 @@ func (cc *h2cc) headers(f *http2.MetaHeadersFrame) {
 			resp.ContentLength = n
 		}
 	}
-	for _, v := range h["Trailer"] {
-		for _, k := range strings.Split(v, ",") {
-			if k = http.CanonicalHeaderKey(strings.TrimSpace(k)); k != "" {
-				if resp.Trailer == nil {
-					resp.Trailer = http.Header{}
-				}
-				resp.Trailer[k] = nil
-			}
-		}
-	}
+	resp.Trailer = trailerMap(h)
 	if f.StreamEnded() {
 		resp.ContentLength = 0
 	}

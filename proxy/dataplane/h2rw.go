@@ -34,13 +34,7 @@ func (w *h2rw) WriteHeader(code int) {
 			w.length = n
 		}
 	}
-	for _, v := range w.h["Trailer"] {
-		for _, k := range strings.Split(v, ",") {
-			if k = http.CanonicalHeaderKey(strings.TrimSpace(k)); k != "" {
-				w.declared = append(w.declared, k)
-			}
-		}
-	}
+	w.declared = declaredTrailers(w.h)
 	w.hdr = make(http.Header, len(w.h))
 	for k, vs := range w.h {
 		if k != "Trailer" && !strings.HasPrefix(k, http.TrailerPrefix) {

@@ -294,16 +294,7 @@ func (c *h2conn) request(f *http2.MetaHeadersFrame, s *h2stream) (*http.Request,
 			}
 			r.ContentLength = n
 		}
-		for _, v := range h["Trailer"] {
-			for _, k := range strings.Split(v, ",") {
-				if k = http.CanonicalHeaderKey(strings.TrimSpace(k)); k != "" {
-					if r.Trailer == nil {
-						r.Trailer = http.Header{}
-					}
-					r.Trailer[k] = nil
-				}
-			}
-		}
+		r.Trailer = trailerMap(h)
 		s.body.trailer = r.Trailer
 	}
 	return r.WithContext(s.ctx), 0
