@@ -58,13 +58,14 @@ func forward(w http.ResponseWriter, r *http.Request, f fwd) {
 }
 
 // forwardDirect proxies r through f.rt like forward, without httputil.ReverseProxy's
-// per-request copies; not for upgrades. r becomes the outgoing request.
+// per-request copies; not for upgrades. r becomes the outgoing request: the caller
+// passes its own shallow copy (r.WithContext), whose URL and headers this changes.
 func forwardDirect(w http.ResponseWriter, r *http.Request, f fwd) {
 	start := time.Now()
 	if f.series != nil {
 		f.series.Request()
 	}
-	out := r.WithContext(r.Context())
+	out := r
 	u := *r.URL
 	u.Scheme, u.Host = f.scheme, f.host
 	out.URL, out.RequestURI, out.Close = &u, "", false

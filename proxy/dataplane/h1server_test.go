@@ -25,6 +25,18 @@ func h1Exchange(t *testing.T, c net.Conn, br *bufio.Reader, raw string, method s
 	return resp
 }
 
+// dialRaw connects to addr, with a 10 s deadline; the connection closes at the end.
+func dialRaw(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	return c, bufio.NewReader(c)
+}
+
 func body(t *testing.T, resp *http.Response) string {
 	t.Helper()
 	b, err := io.ReadAll(resp.Body)
@@ -68,15 +80,7 @@ func TestH1Server(t *testing.T) {
 		}
 	}))
 	tp := plainProxy(t, app, 5*time.Second)
-	dial := func() (net.Conn, *bufio.Reader) {
-		c, err := net.Dial("tcp", tp.in.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = c.Close() })
-		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-		return c, bufio.NewReader(c)
-	}
+	dial := func() (net.Conn, *bufio.Reader) { return dialRaw(t, tp.in.Addr().String()) }
 
 	t.Run("keep-alive and chunked trailers", func(t *testing.T) {
 		c, br := dial()
@@ -168,15 +172,7 @@ func TestH1ServerDrain(t *testing.T) {
 		_, _ = io.WriteString(w, "done")
 	}))
 	tp := plainProxy(t, app, 10*time.Second)
-	dial := func() (net.Conn, *bufio.Reader) {
-		c, err := net.Dial("tcp", tp.in.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = c.Close() })
-		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-		return c, bufio.NewReader(c)
-	}
+	dial := func() (net.Conn, *bufio.Reader) { return dialRaw(t, tp.in.Addr().String()) }
 	idle, idleBR := dial()
 	if got := body(t, h1Exchange(t, idle, idleBR, "GET / HTTP/1.1\r\nHost: web\r\n\r\n", "GET")); got != "done" {
 		t.Fatalf("warm-up: %q", got)
