@@ -34,8 +34,8 @@ type h1Conn struct {
 }
 
 const (
-	h1MaxIdlePerAddr = 100
-	h1IdleTimeout    = 90 * time.Second
+	h1MaxIdlePerAddr  = 100
+	clientIdleTimeout = 90 * time.Second // idle connections of the HTTP/1 and HTTP/2 clients
 	// h1FreshIdle: a request that must not be sent twice only reuses a connection idle
 	// for less than this (the application may close idle connections at any time).
 	h1FreshIdle = time.Second
@@ -134,12 +134,12 @@ func (h *h1Client) get(addr string, replay bool) (*h1Conn, bool) {
 	for len(cs) > 0 {
 		c := cs[len(cs)-1]
 		idle := now.Sub(c.used)
-		if !replay && idle > h1FreshIdle && idle <= h1IdleTimeout {
+		if !replay && idle > h1FreshIdle && idle <= clientIdleTimeout {
 			return nil, false // older ones are older still; they stay for replayable requests
 		}
 		cs = cs[:len(cs)-1]
 		h.idle[addr] = cs
-		if idle > h1IdleTimeout {
+		if idle > clientIdleTimeout {
 			_ = c.nc.Close()
 			continue
 		}

@@ -228,11 +228,11 @@ func TestH1ClientFreshIdleForUnreplayable(t *testing.T) {
 			t.Errorf("%s after %v idle went on connection %d, want %d", step.method, step.idle, r.conn, step.wantConn)
 		}
 	}
-	// Past h1IdleTimeout nothing is reused.
-	clock.advance(h1IdleTimeout + time.Second)
+	// Past clientIdleTimeout nothing is reused.
+	clock.advance(clientIdleTimeout + time.Second)
 	h1Do(t, h, "GET", url)
 	if r := seen(); r.conn != 4 {
-		t.Errorf("GET after %v idle went on connection %d, want a new one", h1IdleTimeout, r.conn)
+		t.Errorf("GET after %v idle went on connection %d, want a new one", clientIdleTimeout, r.conn)
 	}
 }
 

@@ -137,7 +137,10 @@ func (c *h1conn) refuse(err error) {
 
 // serve runs h for r; false when the connection must not be reused.
 func (c *h1conn) serve(r *http.Request, h http.HandlerFunc) (keep bool) {
-	w := &h1rw{c: c, r: r, h: http.Header{}}
+	// Read before the handler runs: forwarding strips the request's hop-by-hop headers.
+	http10 := !r.ProtoAtLeast(1, 1)
+	w := &h1rw{c: c, r: r, h: http.Header{}, http10: http10, closeReq: r.Close,
+		keepAlive10: http10 && strings.EqualFold(r.Header.Get("Connection"), "keep-alive")}
 	if r.Header.Get("Expect") != "" && r.Body != http.NoBody {
 		if strings.EqualFold(r.Header.Get("Expect"), "100-continue") && r.ProtoAtLeast(1, 1) {
 			r.Body = &continueReader{ReadCloser: r.Body, w: w}
@@ -168,7 +171,7 @@ func (c *h1conn) serve(r *http.Request, h http.HandlerFunc) (keep bool) {
 		return false
 	}
 	w.finish()
-	if w.err != nil || w.closeAfter || r.Close {
+	if w.err != nil || w.closeAfter || w.closeReq {
 		return false
 	}
 	// Read what is left of the request body (within reason) to reuse the connection.
@@ -214,16 +217,19 @@ func (cr *continueReader) Read(p []byte) (int, error) {
 
 // h1rw is the server's http.ResponseWriter (and Flusher, and Hijacker).
 type h1rw struct {
-	c          *h1conn
-	r          *http.Request
-	h          http.Header
-	status     int
-	sent       bool // status line and headers written
-	chunked    bool
-	noBody     bool
-	closeAfter bool
-	declared   []string
-	err        error
+	c           *h1conn
+	r           *http.Request
+	h           http.Header
+	status      int
+	sent        bool // status line and headers written
+	chunked     bool
+	noBody      bool
+	closeAfter  bool
+	closeReq    bool // the client asked to close (Connection: close)
+	http10      bool // an HTTP/1.0 request
+	keepAlive10 bool // ... that asked for keep-alive
+	declared    []string
+	err         error
 }
 
 func (w *h1rw) Header() http.Header { return w.h }
@@ -246,13 +252,11 @@ func (w *h1rw) writeHead() {
 	}
 	h := w.h
 	w.noBody = w.r.Method == http.MethodHead || w.status == http.StatusNoContent || w.status == http.StatusNotModified
-	http10 := !w.r.ProtoAtLeast(1, 1)
-	keepAlive10 := http10 && strings.EqualFold(w.r.Header.Get("Connection"), "keep-alive")
-	if http10 && !keepAlive10 {
+	if w.http10 && !w.keepAlive10 {
 		w.closeAfter = true
 	}
 	if _, ok := h["Content-Length"]; !ok && !w.noBody {
-		if http10 {
+		if w.http10 {
 			w.closeAfter = true // the body ends when the connection does
 		} else {
 			w.chunked = true
@@ -277,9 +281,9 @@ func (w *h1rw) writeHead() {
 		_, _ = bw.WriteString("Transfer-Encoding: chunked\r\n")
 	}
 	switch {
-	case w.closeAfter || w.r.Close:
+	case w.closeAfter || w.closeReq:
 		_, _ = bw.WriteString("Connection: close\r\n")
-	case keepAlive10:
+	case w.keepAlive10:
 		_, _ = bw.WriteString("Connection: keep-alive\r\n")
 	}
 	_, _ = bw.WriteString("\r\n")

@@ -113,6 +113,17 @@ func TestH1Server(t *testing.T) {
 		}
 	})
 
+	t.Run("HTTP/1.1 Connection: close", func(t *testing.T) {
+		c, br := dial()
+		r := h1Exchange(t, c, br, "GET / HTTP/1.1\r\nHost: web\r\nConnection: close\r\n\r\n", "GET")
+		if got := body(t, r); got != "hello HTTP/1.1" || !r.Close {
+			t.Fatalf("Connection: close: %q close=%v", got, r.Close)
+		}
+		if _, err := br.ReadByte(); !errors.Is(err, io.EOF) {
+			t.Fatalf("connection still open after Connection: close: %v", err)
+		}
+	})
+
 	t.Run("100-continue", func(t *testing.T) {
 		c, br := dial()
 		_, _ = io.WriteString(c, "POST /upload HTTP/1.1\r\nHost: web\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")

@@ -15,16 +15,8 @@ type h2body struct {
 
 func newH2Body(s *h2stream) *h2body {
 	b := &h2body{s: s}
-	b.init(b)
+	b.init(&s.c.h2wire, s.id, b)
 	return b
-}
-
-func (b *h2body) released(n int64, read bool) {
-	if read {
-		b.s.c.giveBack(b.s.id, &b.h2pipe, n)
-	} else {
-		b.s.c.giveBack(0, nil, n)
-	}
 }
 
 // atEnd fills the declared trailers (http.Transport sends the request's Trailer map
@@ -38,8 +30,7 @@ func (b *h2body) atEnd(got http.Header) {
 }
 
 func (b *h2body) Close() error {
-	unread, _ := b.discard()
-	b.s.c.giveBack(0, nil, unread)
+	b.discard()
 	return nil
 }
 

@@ -167,7 +167,7 @@ func (p *h2Pool) newConn(ctx context.Context) (*h2cc, error) {
 		_ = nc.Close()
 		return nil, err
 	}
-	cc.idle = time.AfterFunc(h1IdleTimeout, cc.idleTimeout)
+	cc.idle = time.AfterFunc(clientIdleTimeout, cc.idleTimeout)
 	go cc.readLoop()
 	return cc, nil
 }
@@ -387,7 +387,7 @@ func (cc *h2cc) endStream(cs *h2cs, err error) {
 	idle := cc.reserved == 0
 	closeNow := idle && cc.retired
 	if idle && !cc.closed {
-		cc.idle.Reset(h1IdleTimeout)
+		cc.idle.Reset(clientIdleTimeout)
 	}
 	stop := cs.stop
 	deliver := err != nil && !cs.delivered

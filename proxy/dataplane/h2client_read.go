@@ -255,16 +255,8 @@ type h2rbody struct {
 
 func newH2RBody(cs *h2cs, resp *http.Response) *h2rbody {
 	b := &h2rbody{cs: cs, resp: resp}
-	b.init(b)
+	b.init(&cs.cc.h2wire, cs.id, b)
 	return b
-}
-
-func (b *h2rbody) released(n int64, read bool) {
-	if read {
-		b.cs.cc.giveBack(b.cs.id, &b.h2pipe, n)
-	} else {
-		b.cs.cc.giveBack(0, nil, n)
-	}
 }
 
 // atEnd fills resp.Trailer, which belongs to the goroutine reading the body.
@@ -279,9 +271,7 @@ func (b *h2rbody) atEnd(got http.Header) {
 
 // Close stops the response: a stream still open is reset.
 func (b *h2rbody) Close() error {
-	unread, open := b.discard()
-	b.cs.cc.giveBack(0, nil, unread)
-	if open {
+	if b.discard() {
 		b.cs.cancel(errors.New("response body closed"))
 	}
 	return nil

@@ -113,8 +113,7 @@ func (w *h2rw) finish() {
 		}
 	}
 	if w.hdr != nil && len(t) == 0 {
-		w.sendHeaders(true)
-		_ = w.s.c.write(func() error { return nil }, true)
+		w.sendHeaders(true) // END_STREAM headers are flushed
 		return
 	}
 	w.sendHeaders(false)

@@ -401,11 +401,7 @@ func (c *h2conn) idleTimeout() {
 
 func (c *h2conn) endStream(s *h2stream) {
 	s.cancel()
-	var unread int64
-	remoteOpen := false
-	if s.body != nil {
-		unread, remoteOpen = s.body.discard()
-	}
+	remoteOpen := s.body != nil && s.body.discard()
 	c.mu.Lock()
 	delete(c.streams, s.id)
 	reset := s.reset
@@ -415,7 +411,6 @@ func (c *h2conn) endStream(s *h2stream) {
 		c.idle.Reset(h2IdleTimeout)
 	}
 	c.mu.Unlock()
-	c.giveBack(0, nil, unread)
 	if !reset && (!s.ended || remoteOpen) {
 		// The response ended early, or the request body was not read to its end:
 		// tell the peer to stop sending.

@@ -129,8 +129,10 @@ func (w *h2wire) takeRecv(n int64) bool {
 }
 
 // h2pipe is a body that a connection's read goroutine feeds with DATA and a handler
-// reads; what is read goes back to the peer as window (through owner).
+// reads; what is read, or dropped, goes back to the peer as window.
 type h2pipe struct {
+	wire    *h2wire
+	id      uint32 // the stream
 	owner   h2pipeOwner
 	mu      sync.Mutex
 	cond    sync.Cond
@@ -144,15 +146,13 @@ type h2pipe struct {
 
 // h2pipeOwner is the server's request body or the client's response body.
 type h2pipeOwner interface {
-	// released gives back n bytes, read (from an open stream) or dropped.
-	released(n int64, read bool)
 	// atEnd hands over the trailers received, in the goroutine that read the body to
 	// its end (which owns the request's or response's Trailer map).
 	atEnd(got http.Header)
 }
 
-func (b *h2pipe) init(owner h2pipeOwner) {
-	b.owner, b.win = owner, h2StreamWindow
+func (b *h2pipe) init(w *h2wire, id uint32, owner h2pipeOwner) {
+	b.wire, b.id, b.owner, b.win = w, id, owner, h2StreamWindow
 	b.cond.L = &b.mu
 }
 
@@ -168,7 +168,7 @@ func (b *h2pipe) push(data []byte, end bool) bool {
 		b.buf = append(b.buf, data...)
 	} else if len(data) > 0 {
 		// Nobody will read it: hand the window back at once.
-		defer b.owner.released(int64(len(data)), false)
+		defer b.wire.giveBack(0, nil, int64(len(data)))
 	}
 	if end && b.err == nil {
 		b.err = io.EOF
@@ -226,19 +226,21 @@ func (b *h2pipe) Read(p []byte) (int, error) {
 		b.got = nil
 	}
 	b.mu.Unlock()
-	b.owner.released(int64(n), true)
+	b.wire.giveBack(b.id, b, int64(n))
 	return n, err
 }
 
-// discard drops what is buffered; it returns how many bytes that was, and whether
-// the peer had not yet ended the stream.
-func (b *h2pipe) discard() (int64, bool) {
+// discard drops what is buffered (giving its window back) and what comes later; it
+// reports whether the peer had not yet ended the stream.
+func (b *h2pipe) discard() bool {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	n := int64(len(b.buf))
 	b.buf, b.closed = nil, true
+	open := b.err == nil
 	b.cond.Broadcast()
-	return n, b.err == nil
+	b.mu.Unlock()
+	b.wire.giveBack(0, nil, n)
+	return open
 }
 
 // consumed notes n bytes read and returns the stream window to give back now.

@@ -169,5 +169,10 @@ func (p *Proxy) serveInbound(w http.ResponseWriter, r *http.Request) {
 	} else if r.ProtoMajor == 2 {
 		rt = p.appH2
 	}
-	forward(w, r, fwd{scheme: "http", host: m.target.String(), rt: rt, series: series, log: p.o.Log, errLog: p.errLog, bufs: &p.hbufs})
+	f := fwd{scheme: "http", host: m.target.String(), rt: rt, series: series, log: p.o.Log, errLog: p.errLog, bufs: &p.hbufs}
+	if isUpgrade(r) {
+		forward(w, r, f)
+		return
+	}
+	forwardDirect(w, r, f) // r is the HTTP/1 server's own request, made for this call
 }
