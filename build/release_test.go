@@ -1,54 +1,26 @@
 package build
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
-	"text/template"
-
-	"sigs.k8s.io/yaml"
 
 	"github.com/meshplane/mesh/render/inject"
 	"github.com/meshplane/mesh/render/install"
 )
 
-// goreleaser is the part of .goreleaser.yaml this test reads.
-type goreleaser struct {
-	Builds []struct {
-		ID      string   `json:"id"`
-		Main    string   `json:"main"`
-		Ldflags []string `json:"ldflags"`
-		Tags    []string `json:"tags"`
-	} `json:"builds"`
-	DockersV2 []struct {
-		ID         string   `json:"id"`
-		IDs        []string `json:"ids"`
-		Dockerfile string   `json:"dockerfile"`
-		Images     []string `json:"images"`
-		Tags       []string `json:"tags"`
-		Platforms  []string `json:"platforms"`
-	} `json:"dockers_v2"`
-}
-
 // expand evaluates a goreleaser template for a release of version (the tag without its
 // v), with no environment set.
 func expand(t *testing.T, text, version string) string {
 	t.Helper()
-	tmpl, err := template.New("").Funcs(template.FuncMap{
-		"envOrDefault": func(_, def string) string { return def },
-	}).Parse(text)
+	s, err := Vars{Version: version}.Expand(text)
 	if err != nil {
-		t.Fatalf("template %q: %v", text, err)
+		t.Fatal(err)
 	}
-	var b bytes.Buffer
-	if err := tmpl.Execute(&b, map[string]any{"Version": version, "Env": map[string]string{}}); err != nil {
-		t.Fatalf("template %q: %v", text, err)
-	}
-	return b.String()
+	return s
 }
 
 // The images a release builds are exactly those `mesh install` of that release (its
@@ -57,12 +29,8 @@ func expand(t *testing.T, text, version string) string {
 // image is built for linux/amd64 and linux/arm64 from a binary of the same name, and
 // runs as the user the chart's values name.
 func TestReleaseImagesMatchInstall(t *testing.T) {
-	raw, err := os.ReadFile("../.goreleaser.yaml")
+	cfg, err := LoadConfig("..", ReleaseFile)
 	if err != nil {
-		t.Fatal(err)
-	}
-	var cfg goreleaser
-	if err := yaml.Unmarshal(raw, &cfg); err != nil {
 		t.Fatal(err)
 	}
 	const release = "1.2.3" // goreleaser's .Version for the tag v1.2.3
