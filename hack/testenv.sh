@@ -43,9 +43,15 @@ install() {
 	built || build
 	log "$BIN: $("$BIN/kube-apiserver" --version); $("$ETCD" --version 2>&1 | sed -n 1p)"
 }
-built() { [ -x "$BIN/kube-apiserver" ] && [ -x "$BIN/kube-controller-manager" ] && [ -x "$BIN/kubectl" ]; }
+# Every Kubernetes command the project runs: this cluster's, and the real node's
+# (hack/cluster.sh), built together so they share one build and one cache.
+K8S_CMDS=(kube-apiserver kube-controller-manager kubectl kube-scheduler kubelet kube-proxy)
+built() {
+	local c
+	for c in "${K8S_CMDS[@]}"; do [ -x "$BIN/$c" ] || return 1; done
+}
 
-# build: kube-apiserver, kube-controller-manager and kubectl from the k8s.io/kubernetes module.
+# build: the commands in K8S_CMDS from the k8s.io/kubernetes module.
 # `go install k8s.io/kubernetes/cmd/...@v` refuses (the module has replace directives), so a
 # throwaway module requires it and pins each staging module it replaces (k8s.io/api,
 # k8s.io/apiserver, ...) to the matching v0.X.Y. Always the same flags: the Go build cache
@@ -68,7 +74,9 @@ build() {
 			printf 'module mesh-testenv-build\n\n%s\n\nrequire k8s.io/kubernetes v%s\n\nreplace (\n' \
 				"$(grep -m1 '^go ' "$kmod")" "$K8S_VERSION"
 			sed -n '/^replace (/,/^)/p' "$kmod" | awk -v v="v0.${K8S_VERSION#*.}" '/=> *\.\/staging\// { printf "\t%s => %s %s\n", $1, $1, v }'
-			printf ')\n\ntool (\n\tk8s.io/kubernetes/cmd/kube-apiserver\n\tk8s.io/kubernetes/cmd/kube-controller-manager\n\tk8s.io/kubernetes/cmd/kubectl\n)\n'
+			printf ')\n\ntool (\n'
+			printf '\tk8s.io/kubernetes/cmd/%s\n' "${K8S_CMDS[@]}"
+			printf ')\n'
 		} >go.mod
 		go mod tidy
 		# Without these, /version reports v0.0.0 and kubectl warns about version skew.
@@ -77,33 +85,38 @@ build() {
 			ldflags+=" -X $pkg.gitVersion=v$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
 		done
 		rm -rf out && mkdir out
-		go build -ldflags "$ldflags" -o out/ k8s.io/kubernetes/cmd/kube-apiserver \
-			k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kubectl
+		go build -ldflags "$ldflags" -o out/ "${K8S_CMDS[@]/#/k8s.io/kubernetes/cmd/}"
 		mv out/* "$BIN/"
 	)
 	exec 9>&-
 }
 
-# certs: CA, apiserver serving cert, admin client cert (O=system:masters) and the
-# service-account signing key; made once and kept in $PKI (they name no port).
+# PKI helpers: an EC P-256 key; a certificate signed by the CA in the current directory.
+ossl() { openssl "$@" 2>>openssl.log || { tail -5 openssl.log >&2; die "openssl $1 failed"; }; }
+newkey() { ossl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1"; }
+sign() { # name subject extensions
+	newkey "$1.key"
+	ossl req -new -key "$1.key" -subj "$2" |
+		ossl x509 -req -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 -out "$1.crt" -extfile <(printf '%b\n' "$3")
+}
+
+# certs: CA, apiserver serving cert (SANs: API_SANS), admin client cert (O=system:masters),
+# the service-account signing key, and what the caller's extra_certs function makes; made
+# once and kept in $PKI (they name no port).
+API_SANS=${API_SANS:-IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes.default.svc}
+extra_certs() { :; }
 certs() {
 	local tmp=$PKI.tmp
 	[ -s "$PKI/sa.pub" ] && return 0 # made last, and the set is moved into place at once
 	rm -rf "$tmp" && mkdir -p "$tmp"
 	(
 		cd "$tmp"
-		ossl() { openssl "$@" 2>>openssl.log || { tail -5 openssl.log >&2; die "openssl $1 failed"; }; }
-		newkey() { ossl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1"; }
-		sign() { # name subject extensions
-			newkey "$1.key"
-			ossl req -new -key "$1.key" -subj "$2" |
-				ossl x509 -req -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 -out "$1.crt" -extfile <(printf '%b\n' "$3")
-		}
 		newkey ca.key
 		ossl req -x509 -new -key ca.key -out ca.crt -days 3650 -subj /CN=mesh-testenv-ca \
 			-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign
-		sign apiserver /CN=kube-apiserver "extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes.default.svc"
+		sign apiserver /CN=kube-apiserver "extendedKeyUsage=serverAuth\nsubjectAltName=$API_SANS"
 		sign admin /O=system:masters/CN=mesh-testenv-admin "extendedKeyUsage=clientAuth"
+		extra_certs
 		newkey sa.key
 		ossl pkey -in sa.key -pubout -out sa.pub
 	)
@@ -112,7 +125,7 @@ certs() {
 
 api() { # path: GET it as admin; fails unless 2xx
 	curl -sf --max-time 5 --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" \
-		"https://127.0.0.1:$API_PORT$1" >/dev/null 2>&1
+		"https://${API_HOST:-127.0.0.1}:$API_PORT$1" >/dev/null 2>&1
 }
 binary() { if [ "$1" = etcd ]; then echo "$ETCD"; else echo "$BIN/$1"; fi; }
 alive() { # name: the process in $RUN/name.pid runs, and is that program (not a reused pid)
@@ -238,8 +251,11 @@ status() {
 	return 1
 }
 
-case ${1:-} in
-install | start | stop | status) "$1" ;;
-env) env_ ;;
-*) die "usage: $0 install|start|stop|env|status" ;;
-esac
+# Sourced (hack/cluster.sh shares the build and these functions), it only defines them.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+	case ${1:-} in
+	install | start | stop | status) "$1" ;;
+	env) env_ ;;
+	*) die "usage: $0 install|start|stop|env|status" ;;
+	esac
+fi
