@@ -495,8 +495,19 @@ func grep(s, prefix string) string {
 }
 
 // A ServiceProfile's retryable route retries a failed idempotent request; its timeout
-// answers 504 with the proxy's error.
+// answers 504 with the proxy's error. The profile is found by the service's name, and
+// for a short name or a cluster IP (no ".svc." in Host) by the original destination.
 func TestProfileRetriesAndTimeouts(t *testing.T) {
+	for _, c := range []struct{ name, host, key string }{
+		{"by name", "web.default.svc.cluster.local", "web.default.svc.cluster.local:80"},
+		{"by short name", "web", "10.96.0.14:80"},
+		{"by cluster IP", "10.96.0.14", "10.96.0.14:80"},
+	} {
+		t.Run(c.name, func(t *testing.T) { testProfile(t, c.host, c.key) })
+	}
+}
+
+func testProfile(t *testing.T, host, key string) {
 	cp := startCP(t)
 	var mu sync.Mutex
 	calls := 0
@@ -522,9 +533,8 @@ func TestProfileRetriesAndTimeouts(t *testing.T) {
 	t.Cleanup(srv.Close)
 	appAddr := netip.MustParseAddrPort(strings.TrimPrefix(srv.URL, "http://"))
 	server := startProxy(t, cp, serverID, appAddr, netip.AddrPort{})
-	const name = "web.default.svc.cluster.local:80"
-	cp.Set(name, proxytest.Endpoint{Addr: server.inAddr(), Identity: serverID})
-	cp.SetProfile(name, &meshv1.DestinationProfile{FullyQualifiedName: "web.default.svc.cluster.local", Routes: []*meshv1.Route{
+	cp.Set(key, proxytest.Endpoint{Addr: server.inAddr(), Identity: serverID})
+	cp.SetProfile(key, &meshv1.DestinationProfile{FullyQualifiedName: "web.default.svc.cluster.local", Routes: []*meshv1.Route{
 		{Name: "flaky", Condition: &meshv1.RequestMatch{Method: "GET", PathRegex: "/flaky"}, IsRetryable: true},
 		{Name: "slow", Condition: &meshv1.RequestMatch{PathRegex: "/slow"}, Timeout: durationpb.New(200 * time.Millisecond)},
 	}, RetryBudget: &meshv1.RetryBudget{RetryRatio: 0.2, MinRetriesPerSecond: 10, Ttl: durationpb.New(10 * time.Second)}})
@@ -532,7 +542,7 @@ func TestProfileRetriesAndTimeouts(t *testing.T) {
 
 	do := func(path string) *http.Response {
 		req, _ := http.NewRequest("GET", client.outURL(path), nil)
-		req.Host = "web.default.svc.cluster.local"
+		req.Host = host
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)

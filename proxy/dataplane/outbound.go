@@ -136,7 +136,10 @@ func (p *Proxy) serveOutbound(w http.ResponseWriter, r *http.Request) {
 	svc := p.services.get(r.Context(), key)
 	var route *discovery.Route
 	var prof *discovery.Profile
-	if named && p.o.Discovery != nil {
+	// By the service name, else by the original destination (a short name such as
+	// "web:8080" or a cluster IP): destination resolves a cluster IP to its service's
+	// profile, as Linkerd's does.
+	if p.o.Discovery != nil {
 		prof = p.o.Discovery.Profile(key)
 		route = matchRoute(prof, r)
 		if prof != nil {
