@@ -168,7 +168,9 @@ func joinNonEmpty(parts ...string) string {
 func env(name, value string) corev1.EnvVar { return corev1.EnvVar{Name: name, Value: value} }
 
 func fieldEnv(name, path string) corev1.EnvVar {
-	return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: path}}}
+	// APIVersion as the API server defaults it (the selector is atomic: without it a
+	// server-side apply conflicts with the live object and GitOps tools see drift).
+	return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: path}}}
 }
 
 // proxy builds the proxy container, the init container (nil in CNI mode) and the volumes.
