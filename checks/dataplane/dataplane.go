@@ -96,6 +96,9 @@ func Suite(cs kubernetes.Interface, o Options) []checks.Check {
 			}
 			return nil
 		}),
+		check("proxy.injected", "every pod meant to be meshed has a proxy", false, func(ctx context.Context) error {
+			return uninjected(ctx, cs, o)
+		}),
 		check("proxy.ready", "every proxy is ready", true, func(ctx context.Context) error {
 			ps, err := meshedOrSkip(ctx, cs, o.Namespace)
 			if err != nil {
@@ -144,4 +147,58 @@ func Suite(cs kubernetes.Interface, o Options) []checks.Check {
 			return certificates(ctx, cs, o)
 		}, "proxy.ready"),
 	}
+}
+
+// uninjected fails for running pods that the injector should have meshed (annotated,
+// or in an annotated namespace, and not opted out or on the host network) but that
+// have no proxy: created while the injector was unreachable and its failurePolicy
+// Ignore let them through, or created before the annotation was set.
+func uninjected(ctx context.Context, cs kubernetes.Interface, o Options) error {
+	nsAnnotated := map[string]bool{}
+	if o.Namespace != "" {
+		ns, err := cs.CoreV1().Namespaces().Get(ctx, o.Namespace, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		nsAnnotated[ns.Name] = ns.Annotations[inject.InjectAnnotation] == inject.Enabled
+	} else {
+		list, err := cs.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return err
+		}
+		for _, ns := range list.Items {
+			nsAnnotated[ns.Name] = ns.Annotations[inject.InjectAnnotation] == inject.Enabled
+		}
+	}
+	pods, err := cs.CoreV1().Pods(o.Namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	var p []string
+	wanted := 0
+	for _, pod := range pods.Items {
+		ann := pod.Annotations[inject.InjectAnnotation]
+		want := ann == inject.Enabled || nsAnnotated[pod.Namespace] && ann != inject.Disabled
+		if !want || pod.Namespace == o.ControlPlaneNamespace || pod.Spec.HostNetwork ||
+			pod.DeletionTimestamp != nil || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+			continue
+		}
+		wanted++
+		has := false
+		for _, c := range append(pod.Spec.InitContainers, pod.Spec.Containers...) {
+			has = has || c.Name == inject.ProxyContainer
+		}
+		if !has {
+			p = append(p, pod.Namespace+"/"+pod.Name)
+		}
+	}
+	if wanted == 0 {
+		return checks.Skip("no pod is meant to be meshed")
+	}
+	if len(p) > 0 {
+		sort.Strings(p)
+		return fmt.Errorf("pods without a proxy although %s is enabled for them (made while the injector was unreachable, or before the annotation; restart their workloads): %s",
+			inject.InjectAnnotation, strings.Join(p, ", "))
+	}
+	return nil
 }

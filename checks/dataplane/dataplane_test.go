@@ -114,4 +114,31 @@ func TestProxies(t *testing.T) {
 	if r := got["proxy.version"]; r.Status != checks.Failed || !strings.Contains(r.Message, ns+"/old runs v1.0.0") || !strings.Contains(r.Message, "this CLI is v1.2.3") {
 		t.Errorf("proxy.version: %s %q", r.Status, r.Message)
 	}
+	if r := got["proxy.injected"]; r.Status != checks.Passed {
+		t.Errorf("proxy.injected, every pod with a proxy: %s %q", r.Status, r.Message)
+	}
+
+	// A pod the injector let through without a proxy (failurePolicy: Ignore while it was
+	// down), in a namespace annotated for injection; one that opted out is fine.
+	ctx := context.Background()
+	nsObj, err := cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nsObj.Annotations = map[string]string{inject.InjectAnnotation: inject.Enabled}
+	if _, err := cs.CoreV1().Namespaces().Update(ctx, nsObj, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for name, ann := range map[string]string{"plain": "", "optout": inject.Disabled} {
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{}}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app:1"}}}}
+		if ann != "" {
+			pod.Annotations[inject.InjectAnnotation] = ann
+		}
+		if _, err := cs.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := run(t, o)["proxy.injected"]; r.Status != checks.Failed || !strings.Contains(r.Message, ns+"/plain") || strings.Contains(r.Message, "optout") {
+		t.Errorf("proxy.injected with an unmeshed pod: %s %q", r.Status, r.Message)
+	}
 }
