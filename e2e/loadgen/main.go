@@ -15,7 +15,9 @@
 // On -listen it serves GET /stats, the JSON {"requests","ok","failed","errors":
 // {KEY: N},"byPod":{POD: N},"latencyMs":{"p50","p95","p99"}} where KEY is the HTTP
 // status, gRPC code or a short error of the failures; POST /reset, which zeroes the
-// stats and answers with what they were; and GET /healthz.
+// stats and answers with what they were; GET /healthz; and POST /run?mode=M&target=T&
+// count=N[&concurrency=C][&rps=R], which sends N requests with fresh counters and
+// answers with those. Without -target it only serves (a client the tests drive by /run).
 //
 // It sends until -duration is over or -count requests were sent (0: no limit), or
 // until SIGTERM/SIGINT, waits for the requests in flight, prints the final stats on
@@ -73,10 +75,16 @@ func main() {
 	}
 }
 
+// idle is the requester of a loadgen without -target.
+type idle struct{}
+
+func (idle) do(context.Context) result { return result{} }
+func (idle) close() error              { return nil }
+
 func (c config) validate() error {
 	switch {
-	case c.target == "":
-		return errors.New("-target is required")
+	case c.target == "" && (c.once || c.listen == ""):
+		return errors.New("-target is required (without -listen, or with -once)")
 	case c.concurrency < 1:
 		return fmt.Errorf("-concurrency %d: want at least 1", c.concurrency)
 	case c.rps < 0:
@@ -93,9 +101,11 @@ func run(ctx context.Context, cfg config, stdout io.Writer, logger *log.Logger) 
 	if err := cfg.validate(); err != nil {
 		return err
 	}
-	req, err := newRequester(cfg.mode, cfg.target, cfg.concurrency)
-	if err != nil {
-		return err
+	var req requester = idle{}
+	if cfg.target != "" {
+		if req, err = newRequester(cfg.mode, cfg.target, cfg.concurrency); err != nil {
+			return err
+		}
 	}
 	defer func() { err = errors.Join(err, req.close()) }()
 
@@ -139,6 +149,11 @@ func run(ctx context.Context, cfg config, stdout io.Writer, logger *log.Logger) 
 		var cancel context.CancelFunc
 		loadCtx, cancel = context.WithTimeout(ctx, cfg.duration)
 		defer cancel()
+	}
+	if cfg.target == "" {
+		logger.Printf("no -target: serving /run only")
+		<-ctx.Done()
+		return nil
 	}
 	logger.Printf("%s %s: %g rps, concurrency %d, duration %s, count %d", cfg.mode, cfg.target, cfg.rps, cfg.concurrency, cfg.duration, cfg.count)
 	generate(loadCtx, cfg, req, st)

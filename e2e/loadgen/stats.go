@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -156,7 +157,46 @@ func (s *stats) handler() http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok"))
 	})
+	mux.HandleFunc("POST /run", serveRun)
 	return mux
+}
+
+// serveRun is POST /run?mode=M&target=T&count=N[&concurrency=C][&rps=R]: it sends N
+// requests (at most 10,000) from this pod with fresh counters, and answers with them.
+// The tests drive a meshed client pod this way.
+func serveRun(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	cfg := config{mode: q.Get("mode"), target: q.Get("target"), concurrency: 1}
+	var err error
+	if cfg.count, err = strconv.ParseInt(q.Get("count"), 10, 64); err != nil || cfg.count < 1 || cfg.count > 10000 {
+		http.Error(w, "count: want 1 to 10000", http.StatusBadRequest)
+		return
+	}
+	if c := q.Get("concurrency"); c != "" {
+		if cfg.concurrency, err = strconv.Atoi(c); err != nil {
+			http.Error(w, "concurrency: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+	}
+	if v := q.Get("rps"); v != "" {
+		if cfg.rps, err = strconv.ParseFloat(v, 64); err != nil {
+			http.Error(w, "rps: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+	}
+	if err := cfg.validate(); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	req, err := newRequester(cfg.mode, cfg.target, cfg.concurrency)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	defer req.close()
+	st := newStats()
+	generate(r.Context(), cfg, req, st)
+	writeJSON(w, st.snapshot(false))
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
