@@ -4,11 +4,13 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -204,5 +206,97 @@ func layerFiles(t *testing.T, archive, ref string) map[string]*tar.Header {
 			t.Fatal(err)
 		}
 		out[h.Name] = h
+	}
+}
+
+// The proxy image's own iptables binaries run `mesh-proxy init` with both backends: its
+// layer, unpacked, is the root of the init command in a network namespace of the test's.
+func TestProxyImageInit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("compiles the proxy")
+	}
+	require := os.Getenv("MESH_REQUIRE_NETNS") == "1"
+	for _, cmd := range []string{"ip", "unshare", "chroot", "mount"} {
+		if _, err := exec.LookPath(cmd); err != nil || os.Geteuid() != 0 {
+			if require {
+				t.Fatalf("needs root and %s: %v", cmd, err)
+			}
+			t.Skipf("needs root and %s", cmd)
+		}
+	}
+	debianWithIptables(t)
+	dir := t.TempDir()
+	archive := buildImages(t, dir, "proxy")["proxy"]
+	root := filepath.Join(dir, "rootfs")
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	unpack(t, archive, "ghcr.io/meshplane/proxy:0.0.0-test", root)
+	for _, d := range []string{"proc", "dev"} { // what the container runtime mounts
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ns := "mesh-image-" + strconv.Itoa(os.Getpid())
+	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "delete", ns).Run() })
+	for _, mode := range []string{"nft", "legacy"} {
+		script := fmt.Sprintf("mount -t proc proc %[1]s/proc && mount --rbind /dev %[1]s/dev && "+
+			"chroot %[1]s /usr/local/bin/mesh-proxy init -iptables-mode %[2]s -ipv6=false && "+
+			"chroot %[1]s /usr/sbin/iptables-%[2]s-save -t nat && "+
+			"chroot %[1]s /usr/local/bin/mesh-proxy init -iptables-mode %[2]s -ipv6=false -remove", root, mode)
+		out, err := exec.Command("ip", "netns", "exec", ns, "unshare", "--mount", "sh", "-c", script).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", mode, err, out)
+		}
+		if !strings.Contains(string(out), "-j REDIRECT --to-ports 4143") || !strings.Contains(string(out), "-j REDIRECT --to-ports 4140") {
+			t.Errorf("%s: the image's iptables-%s-save shows no redirect rules:\n%s", mode, mode, out)
+		}
+	}
+}
+
+// unpack extracts an archive's single layer into root.
+func unpack(t *testing.T, archive, ref, root string) {
+	t.Helper()
+	tag, _ := name.NewTag(ref)
+	img, err := tarball.ImageFromPath(archive, &tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := layers[0].Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(root, h.Name)
+		switch h.Typeflag {
+		case tar.TypeDir:
+			err = os.MkdirAll(p, os.FileMode(h.Mode)&os.ModePerm)
+		case tar.TypeSymlink:
+			err = os.Symlink(h.Linkname, p)
+		case tar.TypeReg:
+			var data []byte
+			if data, err = io.ReadAll(tr); err == nil {
+				err = os.WriteFile(p, data, os.FileMode(h.Mode)&os.ModePerm)
+			}
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 }
