@@ -19,10 +19,12 @@ GO_TEST_FLAGS = -count=1
 FORBIDDEN_SEGMENTS = pkg|util|utils|common
 
 TESTENV = hack/testenv.sh
+CLUSTER = hack/cluster.sh
+IMAGES_DIR = _output/images
 # apt-get as root, or through sudo -n otherwise.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
 
-.PHONY: all tools build lint lint-layout release-check unit test go-test go-test-cluster generate check-generated fmt
+.PHONY: all tools build images lint lint-layout release-check unit test go-test go-test-cluster e2e-node generate check-generated fmt
 
 all: build
 
@@ -34,6 +36,12 @@ tools:
 ## build: compile every package.
 build:
 	$(GO) build ./...
+
+## images: the release images (controller, proxy) and the test node's (pause, CoreDNS,
+## demo app, load generator) as docker-archive tarballs in _output/images, built from
+## the Go binaries without a container engine (build/images; reproducible).
+images:
+	$(GO) run ./build/images -o $(IMAGES_DIR)
 
 ## lint: golangci-lint (.golangci.yml, incl. the depguard layout rules) + lint-layout.
 lint: lint-layout
@@ -68,6 +76,7 @@ test:
 	$(MAKE) check-generated
 	$(TESTENV) install
 	$(MAKE) go-test-cluster
+	$(MAKE) e2e-node
 
 ## go-test-cluster: start the test cluster (hack/testenv.sh), run go-test against it with
 ## MESH_REQUIRE_TEST_CLUSTER=1 and MESH_REQUIRE_NETNS=1 (tests that need the cluster or
@@ -80,6 +89,14 @@ go-test-cluster:
 
 go-test:
 	$(GO) test $(GO_TEST_FLAGS) ./...
+
+## e2e-node: bring up the real node (hack/cluster.sh: kubelet, containerd, CNI, CoreDNS;
+## root), import the images, run the end-to-end suite (e2e/node) on it with
+## MESH_REQUIRE_NODE=1, and tear the node down, even on failure or Ctrl-C.
+e2e-node: images
+	@trap '$(CLUSTER) down' EXIT; trap 'exit 130' INT TERM; \
+	$(CLUSTER) up && eval "$$($(CLUSTER) env)" && \
+	MESH_REQUIRE_NODE=1 $(GO) test $(GO_TEST_FLAGS) -v ./e2e/node
 
 ## generate: regenerate code (the gRPC API) with the pinned protoc plugins and Debian's protoc.
 generate: bin/protoc-gen-go bin/protoc-gen-go-grpc
