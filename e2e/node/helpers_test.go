@@ -19,7 +19,7 @@ import (
 // node is the cluster of hack/cluster.sh, as `hack/cluster.sh env` describes it, and the
 // mesh CLI built from this checkout.
 type node struct {
-	t          *testing.T
+	t          testing.TB
 	kubeconfig string
 	kubectl    string
 	mesh       string
@@ -28,7 +28,7 @@ type node struct {
 	injected   []byte // the demo as mesh inject --manual wrote it
 }
 
-func newNode(t *testing.T) *node {
+func newNode(t testing.TB) *node {
 	t.Helper()
 	kc, kubectl := os.Getenv("MESH_NODE_KUBECONFIG"), os.Getenv("MESH_NODE_KUBECTL")
 	if kc == "" || kubectl == "" {
@@ -282,7 +282,7 @@ func (n *node) loadStats(load pod, reset bool) stats {
 }
 
 // metrics is a proxy's Prometheus text from its admin port.
-func metrics(t *testing.T, p pod) string {
+func metrics(t testing.TB, p pod) string {
 	t.Helper()
 	code, body, err := podHTTP(http.MethodGet, "http://"+p.Status.PodIP+":4191/metrics")
 	if err != nil || code != http.StatusOK {
@@ -311,7 +311,7 @@ func samples(text, name string, labels ...string) []string {
 
 // eventually retries f (which reports what is not yet true) until it returns "" or
 // the timeout passes.
-func eventually(t *testing.T, timeout time.Duration, f func() string) {
+func eventually(t testing.TB, timeout time.Duration, f func() string) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
