@@ -251,16 +251,25 @@ func podHTTP(method, url string) (int, []byte, error) {
 // load sends count requests from a loadgen pod (POST /run) and returns its counters.
 func (n *node) load(client pod, mode, target string, count, concurrency int, rps float64) stats {
 	n.t.Helper()
-	url := fmt.Sprintf("http://%s:8081/run?mode=%s&target=%s&count=%d&concurrency=%d&rps=%g", client.Status.PodIP, mode, target, count, concurrency, rps)
-	code, body, err := podHTTP(http.MethodPost, url)
-	if err != nil || code != http.StatusOK {
-		n.t.Fatalf("POST %s: %d %v %s", url, code, err, body)
-	}
-	var s stats
-	if err := json.Unmarshal(body, &s); err != nil {
-		n.t.Fatalf("POST %s: %v: %s", url, err, body)
+	s, err := runLoad(client, mode, target, count, concurrency, rps)
+	if err != nil {
+		n.t.Fatal(err)
 	}
 	return s
+}
+
+// runLoad is load for any goroutine: it reports failures as an error.
+func runLoad(client pod, mode, target string, count, concurrency int, rps float64) (stats, error) {
+	url := fmt.Sprintf("http://%s:8081/run?mode=%s&target=%s&count=%d&concurrency=%d&rps=%g", client.Status.PodIP, mode, target, count, concurrency, rps)
+	var s stats
+	code, body, err := podHTTP(http.MethodPost, url)
+	if err != nil || code != http.StatusOK {
+		return s, fmt.Errorf("POST %s: %d %v %s", url, code, err, body)
+	}
+	if err := json.Unmarshal(body, &s); err != nil {
+		return s, fmt.Errorf("POST %s: %w: %s", url, err, body)
+	}
+	return s, nil
 }
 
 // loadStats reads (reset: and zeroes) the counters of the continuous load generator.
