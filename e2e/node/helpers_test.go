@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -105,7 +106,8 @@ func (n *node) apply(ns string, manifest []byte, extra ...string) {
 func (n *node) meshCmd(stdin []byte, args ...string) (int, string, string) {
 	o, e, err := n.run(stdin, n.mesh, args...)
 	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
 		code = ee.ExitCode()
 	} else if err != nil {
 		n.t.Fatalf("mesh %s: %v", strings.Join(args, " "), err)
