@@ -170,33 +170,40 @@ func run(ctx context.Context, cfg config, stdout io.Writer, logger *log.Logger) 
 
 // generate sends requests from cfg.concurrency workers, paced to cfg.rps in total,
 // until ctx ends or cfg.count were sent, and returns when the last one is answered.
-// Requests in flight are not canceled with ctx: they end by their own timeout.
+// Request k is due at start + k/rps: a worker that falls behind sends at once, so the
+// average rate is the one asked for while the workers keep up (like wrk2 and fortio's
+// constant rate). Requests in flight are not canceled with ctx: they end by their own
+// timeout.
 func generate(ctx context.Context, cfg config, req requester, st *stats) {
-	var ticks <-chan time.Time
+	var interval time.Duration
 	if cfg.rps > 0 {
-		t := time.NewTicker(max(time.Duration(float64(time.Second)/cfg.rps), time.Nanosecond))
-		defer t.Stop()
-		ticks = t.C
+		interval = max(time.Duration(float64(time.Second)/cfg.rps), time.Nanosecond)
 	}
+	start := time.Now()
 	reqCtx := context.WithoutCancel(ctx)
 	var sent atomic.Int64
 	var wg sync.WaitGroup
 	for range cfg.concurrency {
 		wg.Go(func() {
 			for {
-				if ticks != nil {
-					select {
-					case <-ctx.Done():
-						return
-					case <-ticks:
-					}
-				}
-				if ctx.Err() != nil || (cfg.count > 0 && sent.Add(1) > cfg.count) {
+				k := sent.Add(1)
+				if ctx.Err() != nil || (cfg.count > 0 && k > cfg.count) {
 					return
 				}
-				start := time.Now()
+				if interval > 0 {
+					if wait := time.Until(start.Add(time.Duration(k-1) * interval)); wait > 0 {
+						t := time.NewTimer(wait)
+						select {
+						case <-ctx.Done():
+							t.Stop()
+							return
+						case <-t.C:
+						}
+					}
+				}
+				begin := time.Now()
 				r := req.do(reqCtx)
-				st.record(r, time.Since(start))
+				st.record(r, time.Since(begin))
 			}
 		})
 	}
