@@ -179,8 +179,8 @@ func TestLocalImagesReproducible(t *testing.T) {
 	}
 }
 
-// layerFiles reads the one layer of an archive: name -> header.
-func layerFiles(t *testing.T, archive, ref string) map[string]*tar.Header {
+// layer opens the one layer of an archive's image ref; close it with t.Cleanup.
+func layer(t *testing.T, archive, ref string) *tar.Reader {
 	t.Helper()
 	tag, _ := name.NewTag(ref)
 	img, err := tarball.ImageFromPath(archive, &tag)
@@ -195,9 +195,15 @@ func layerFiles(t *testing.T, archive, ref string) map[string]*tar.Header {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rc.Close()
+	t.Cleanup(func() { _ = rc.Close() })
+	return tar.NewReader(rc)
+}
+
+// layerFiles reads the one layer of an archive: name -> header.
+func layerFiles(t *testing.T, archive, ref string) map[string]*tar.Header {
+	t.Helper()
 	out := map[string]*tar.Header{}
-	tr := tar.NewReader(rc)
+	tr := layer(t, archive, ref)
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -261,21 +267,7 @@ func TestProxyImageInit(t *testing.T) {
 // unpack extracts an archive's single layer into root.
 func unpack(t *testing.T, archive, ref, root string) {
 	t.Helper()
-	tag, _ := name.NewTag(ref)
-	img, err := tarball.ImageFromPath(archive, &tag)
-	if err != nil {
-		t.Fatal(err)
-	}
-	layers, err := img.Layers()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc, err := layers[0].Uncompressed()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	tr := tar.NewReader(rc)
+	tr := layer(t, archive, ref)
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
