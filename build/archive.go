@@ -62,7 +62,7 @@ func LayerTar(files []File, epoch time.Time) ([]byte, error) {
 // the compiled binaries (name -> path of the binary built for arch).
 func Assemble(img Image, arch string, binaries map[string]string, host Host, epoch time.Time) (v1.Image, error) {
 	d := img.Dockerfile
-	base, ok := Bases[d.From]
+	base, ok := LocalBase(d.From)
 	if !ok {
 		return nil, fmt.Errorf("image %s: FROM %s: the local build knows only the bases in build/local.go", img.ID, d.From)
 	}

@@ -66,7 +66,7 @@ func TestImageDefinitions(t *testing.T) {
 				t.Errorf("%s: image id %s twice", f, img.ID)
 			}
 			ids[img.ID] = true
-			if _, ok := Bases[img.Dockerfile.From]; !ok {
+			if _, ok := LocalBase(img.Dockerfile.From); !ok {
 				t.Errorf("%s: FROM %s has no local base", img.ID, img.Dockerfile.From)
 			}
 			if len(img.Refs) == 0 {

@@ -57,43 +57,50 @@ func (r Rootfs) Sorted() []File {
 // assembles the same parts from them.
 type Base func(r Rootfs, packages []string, host Host) error
 
-// Bases are the FROM lines the project's Dockerfiles may use.
-var Bases = map[string]Base{
-	"scratch": func(_ Rootfs, pkgs []string, _ Host) error {
-		return noPackages("scratch", pkgs)
-	},
-	// distroless/static: CA certificates, passwd/group with root, nobody and nonroot,
-	// a world-writable /tmp.
-	"gcr.io/distroless/static-debian12:nonroot": func(r Rootfs, pkgs []string, h Host) error {
-		if err := noPackages("distroless", pkgs); err != nil {
-			return err
-		}
-		ca, err := h.ReadFile("/etc/ssl/certs/ca-certificates.crt")
-		if err != nil {
-			return fmt.Errorf("the CA bundle of distroless/static comes from this machine's ca-certificates package: %w", err)
-		}
-		baseFiles(r, "nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n", "nonroot:x:65532:\n")
-		r.Add(File{Path: "/etc/ssl/certs/ca-certificates.crt", Mode: 0o644, Data: ca})
-		r.Add(File{Path: "/home/nonroot", Mode: fs.ModeDir | 0o700})
-		return nil
-	},
-	// debian:bookworm-slim with the Dockerfile's packages: the packages' files (without
-	// documentation) and the shared libraries they load, taken from this machine, which
-	// must be Debian 12 with those packages installed.
-	"debian:bookworm-slim": func(r Rootfs, pkgs []string, h Host) error {
-		v, err := h.ReadFile("/etc/debian_version")
-		if err != nil || !bytes.HasPrefix(v, []byte("12.")) {
-			return fmt.Errorf("a local build of a debian:bookworm-slim image takes its packages %v from this machine, which is not Debian 12 (/etc/debian_version %q)", pkgs, bytes.TrimSpace(v))
-		}
-		baseFiles(r, "", "")
-		c := collector{r: r, host: h}
-		for _, p := range pkgs {
-			if err := c.addPackage(p); err != nil {
+// LocalBase is what the local build puts in an image for a FROM line, for the bases the
+// project's Dockerfiles may use; false for any other.
+func LocalBase(from string) (Base, bool) {
+	switch from {
+	case "scratch":
+		return func(_ Rootfs, pkgs []string, _ Host) error {
+			return noPackages("scratch", pkgs)
+		}, true
+	case "gcr.io/distroless/static-debian12:nonroot":
+		// distroless/static: CA certificates, passwd/group with root, nobody and
+		// nonroot, a world-writable /tmp.
+		return func(r Rootfs, pkgs []string, h Host) error {
+			if err := noPackages("distroless", pkgs); err != nil {
 				return err
 			}
-		}
-		return c.addAlternatives()
-	},
+			ca, err := h.ReadFile("/etc/ssl/certs/ca-certificates.crt")
+			if err != nil {
+				return fmt.Errorf("the CA bundle of distroless/static comes from this machine's ca-certificates package: %w", err)
+			}
+			baseFiles(r, "nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n", "nonroot:x:65532:\n")
+			r.Add(File{Path: "/etc/ssl/certs/ca-certificates.crt", Mode: 0o644, Data: ca})
+			r.Add(File{Path: "/home/nonroot", Mode: fs.ModeDir | 0o700})
+			return nil
+		}, true
+	case "debian:bookworm-slim":
+		// With the Dockerfile's packages: the packages' files (without documentation)
+		// and the shared libraries they load, taken from this machine, which must be
+		// Debian 12 with those packages installed.
+		return func(r Rootfs, pkgs []string, h Host) error {
+			v, err := h.ReadFile("/etc/debian_version")
+			if err != nil || !bytes.HasPrefix(v, []byte("12.")) {
+				return fmt.Errorf("a local build of a debian:bookworm-slim image takes its packages %v from this machine, which is not Debian 12 (/etc/debian_version %q)", pkgs, bytes.TrimSpace(v))
+			}
+			baseFiles(r, "", "")
+			c := collector{r: r, host: h}
+			for _, p := range pkgs {
+				if err := c.addPackage(p); err != nil {
+					return err
+				}
+			}
+			return c.addAlternatives()
+		}, true
+	}
+	return nil, false
 }
 
 func noPackages(base string, pkgs []string) error {

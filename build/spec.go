@@ -99,7 +99,7 @@ func (v Vars) Expand(text string) (string, error) {
 // Dockerfile is what a Dockerfile of this project says. Only the instructions below are
 // allowed, so that a machine without Docker can build the same image from it:
 //
-//	FROM <base>                    one of the bases Bases knows
+//	FROM <base>                    one of the bases LocalBase knows
 //	ARG TARGETPLATFORM
 //	RUN apt-get ... install <pkgs> Debian packages (only over a Debian base)
 //	COPY $TARGETPLATFORM/<binary> <path>

@@ -50,18 +50,26 @@ func (n *node) testInstall(t *testing.T) {
 		t.Fatalf("mesh check --pre on an empty cluster: exit %d\n%s%s", code, o, e)
 	}
 	manifests := []byte(n.mustMesh(nil, "install"))
-	n.apply("", manifests)
-	n.waitAvailable("mesh-system")
-	// The same manifests through server-side apply (Argo CD and Flux apply this way):
-	// no conflict with kubectl's client-side apply, nothing changes.
+	check := func() {
+		eventually(t, 90*time.Second, func() string {
+			if code, o, e := n.meshCmd(nil, "check"); code != 0 {
+				return fmt.Sprintf("mesh check: exit %d\n%s%s", code, o, e)
+			}
+			return ""
+		})
+	}
+	// Server-side apply on the empty cluster (as Flux applies), then uninstall.
 	n.must(manifests, n.kubectl, "apply", "--server-side", "--field-manager=mesh-e2e", "-f", "-")
 	n.waitAvailable("mesh-system")
-	eventually(t, 90*time.Second, func() string {
-		if code, o, e := n.meshCmd(nil, "check"); code != 0 {
-			return fmt.Sprintf("mesh check: exit %d\n%s%s", code, o, e)
-		}
-		return ""
-	})
+	check()
+	n.must(manifests, n.kubectl, "delete", "-f", "-", "--wait=true", "--timeout=180s")
+	// kubectl apply on the empty cluster, as the README says; then the same manifests
+	// through server-side apply: no conflict with kubectl's client-side apply.
+	n.apply("", manifests)
+	n.waitAvailable("mesh-system")
+	n.must(manifests, n.kubectl, "apply", "--server-side", "--field-manager=mesh-e2e", "-f", "-")
+	n.waitAvailable("mesh-system")
+	check()
 }
 
 func (n *node) testDemo(t *testing.T) {
