@@ -181,10 +181,12 @@ func (n *node) testTraffic(t *testing.T) {
 func (n *node) testBalancing(t *testing.T) {
 	client := n.onePod(auto, "client")
 	webs := n.pods(auto, "app=web")
+	// Peak-EWMA spreads by latency, not evenly: every replica takes a part.
 	s := n.load(client, "http", "http://web:8080/", 300, 6, 0)
+	t.Logf("all replicas alike: %v", s.ByPod)
 	for _, w := range webs {
-		if got := s.ByPod[w.Metadata.Name]; got < 300/len(webs)/3 {
-			t.Errorf("even load: %s got %d of 300 (%v)", w.Metadata.Name, got, s.ByPod)
+		if got := s.ByPod[w.Metadata.Name]; got < 15 {
+			t.Errorf("all replicas alike: %s got %d of 300, want at least 5%% (%v)", w.Metadata.Name, got, s.ByPod)
 		}
 	}
 	slow := webs[0]
@@ -197,8 +199,9 @@ func (n *node) testBalancing(t *testing.T) {
 	defer setDelay("0")
 	n.load(client, "http", "http://web:8080/", 100, 6, 0) // the balancer learns the latency
 	s = n.load(client, "http", "http://web:8080/", 300, 6, 0)
-	if share := float64(s.ByPod[slow.Metadata.Name]) / float64(s.Requests); s.OK != 300 || share > 0.15 {
-		t.Errorf("with %s 250 ms slower it still got %.0f%% of the requests (%v, errors %v); want under 15%%", slow.Metadata.Name, share*100, s.ByPod, s.Errors)
+	t.Logf("%s 250 ms slower: %v", slow.Metadata.Name, s.ByPod)
+	if share := float64(s.ByPod[slow.Metadata.Name]) / float64(s.Requests); s.OK != 300 || share >= 0.05 {
+		t.Errorf("with %s 250 ms slower it still got %.1f%% of the requests (%v, errors %v); want under 5%%", slow.Metadata.Name, share*100, s.ByPod, s.Errors)
 	}
 }
 
