@@ -16,6 +16,11 @@ import (
 // (SMTP, MySQL, Galera, PostgreSQL, Redis, Elasticsearch, memcached), as Linkerd does.
 const DefaultOpaquePorts = "25,587,3306,4444,5432,6379,9300,11211"
 
+// DefaultProfileNetworks are the destinations whose ServiceProfile is looked up by IP
+// when the Host is not a service name (Linkerd's default cluster networks: the private
+// and shared ranges where cluster and pod IPs live).
+const DefaultProfileNetworks = "10.0.0.0/8,100.64.0.0/10,172.16.0.0/12,192.168.0.0/16"
+
 // Config is everything `mesh-proxy run` needs.
 type Config struct {
 	LogLevel  string // debug, info, warn, error
@@ -30,6 +35,10 @@ type Config struct {
 	InboundPorts []uint16
 	// OpaquePorts skip protocol detection, inbound and outbound.
 	OpaquePorts map[uint16]bool
+	// ProfileNetworks: MESH_PROXY_DESTINATION_PROFILE_NETWORKS (CIDRs; set but empty:
+	// none), where a request whose Host is not a service name gets the profile of its
+	// original destination.
+	ProfileNetworks []netip.Prefix
 
 	InboundConnectTimeout  time.Duration
 	OutboundConnectTimeout time.Duration
@@ -127,6 +136,21 @@ func FromEnv(lookupEnv LookupEnv) (*Config, error) {
 	c.OpaquePorts = map[uint16]bool{}
 	for _, p := range ports {
 		c.OpaquePorts[p] = true
+	}
+	nets, ok := lookupEnv("MESH_PROXY_DESTINATION_PROFILE_NETWORKS")
+	if !ok {
+		nets = DefaultProfileNetworks
+	}
+	for n := range strings.SplitSeq(nets, ",") {
+		if n = strings.TrimSpace(n); n == "" {
+			continue
+		}
+		pfx, err := netip.ParsePrefix(n)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("MESH_PROXY_DESTINATION_PROFILE_NETWORKS: %q is not a CIDR such as 10.0.0.0/8", n))
+			continue
+		}
+		c.ProfileNetworks = append(c.ProfileNetworks, pfx.Masked())
 	}
 	for name, addr := range map[string]string{
 		"MESH_PROXY_INBOUND_LISTEN_ADDR": c.InboundAddr, "MESH_PROXY_OUTBOUND_LISTEN_ADDR": c.OutboundAddr,

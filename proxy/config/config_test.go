@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -34,6 +35,9 @@ func TestDefaults(t *testing.T) {
 			t.Errorf("default opaque port %d missing", p)
 		}
 	}
+	if fmt.Sprint(c.ProfileNetworks) != "[10.0.0.0/8 100.64.0.0/10 172.16.0.0/12 192.168.0.0/16]" {
+		t.Errorf("default profile networks %v", c.ProfileNetworks)
+	}
 }
 
 func TestValues(t *testing.T) {
@@ -53,6 +57,14 @@ func TestValues(t *testing.T) {
 	if c, err = FromEnv(env(m)); err != nil || len(c.OpaquePorts) != 0 {
 		t.Errorf("empty opaque ports: %v %v", c.OpaquePorts, err)
 	}
+	m["MESH_PROXY_DESTINATION_PROFILE_NETWORKS"] = "10.96.0.0/12, 10.244.1.7/16"
+	if c, err = FromEnv(env(m)); err != nil || fmt.Sprint(c.ProfileNetworks) != "[10.96.0.0/12 10.244.0.0/16]" {
+		t.Errorf("profile networks: %v %v", c.ProfileNetworks, err)
+	}
+	m["MESH_PROXY_DESTINATION_PROFILE_NETWORKS"] = ""
+	if c, err = FromEnv(env(m)); err != nil || len(c.ProfileNetworks) != 0 {
+		t.Errorf("no profile networks: %v %v", c.ProfileNetworks, err)
+	}
 }
 
 func TestErrorsNameTheVariable(t *testing.T) {
@@ -63,6 +75,7 @@ func TestErrorsNameTheVariable(t *testing.T) {
 	}{
 		"bad duration": {set: map[string]string{"MESH_PROXY_DETECT_TIMEOUT": "ten"}, want: `MESH_PROXY_DETECT_TIMEOUT="ten"`},
 		"bad port":     {set: map[string]string{"MESH_PROXY_OPAQUE_PORTS": "3306,http"}, want: `MESH_PROXY_OPAQUE_PORTS: "http" is not a port`},
+		"bad network":  {set: map[string]string{"MESH_PROXY_DESTINATION_PROFILE_NETWORKS": "10.0.0.0"}, want: `MESH_PROXY_DESTINATION_PROFILE_NETWORKS: "10.0.0.0" is not a CIDR`},
 		"bad range":    {set: map[string]string{"MESH_PROXY_INBOUND_PORTS": "90-80"}, want: "MESH_PROXY_INBOUND_PORTS"},
 		"bad addr":     {set: map[string]string{"MESH_PROXY_ADMIN_LISTEN_ADDR": "localhost"}, want: `MESH_PROXY_ADMIN_LISTEN_ADDR="localhost"`},
 		"no identity":  {drop: "MESH_PROXY_IDENTITY_LOCAL_NAME", want: "MESH_PROXY_IDENTITY_LOCAL_NAME"},

@@ -84,7 +84,8 @@ func startProxy(t testing.TB, cp *proxytest.ControlPlane, name string, inboundOr
 	tp.in, _ = net.Listen("tcp", "127.0.0.1:0")
 	tp.out, _ = net.Listen("tcp", "127.0.0.1:0")
 	o := Options{Identity: id, Discovery: disc, Metrics: tp.reg, InboundOrigDst: inboundOrig, OutboundOrigDst: outboundOrig,
-		DetectTimeout: 10 * time.Second, InboundConnectTimeout: time.Second, OutboundConnectTimeout: time.Second, DiscoveryTimeout: 3 * time.Second}
+		DetectTimeout: 10 * time.Second, InboundConnectTimeout: time.Second, OutboundConnectTimeout: time.Second, DiscoveryTimeout: 3 * time.Second,
+		ProfileNetworks: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}
 	for _, f := range tweak {
 		f(&o)
 	}
@@ -504,6 +505,20 @@ func TestProfileRetriesAndTimeouts(t *testing.T) {
 		{"by cluster IP", "10.96.0.14", "10.96.0.14:80"},
 	} {
 		t.Run(c.name, func(t *testing.T) { testProfile(t, c.host, c.key) })
+	}
+}
+
+// Only destinations in the profile networks are looked up by IP.
+func TestInNetworks(t *testing.T) {
+	t.Parallel()
+	nets := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.0.0/16")}
+	for a, want := range map[string]bool{"10.96.0.14": true, "192.168.1.1": true, "::ffff:10.1.2.3": true, "127.0.0.1": false, "203.0.113.9": false, "fd00::1": false} {
+		if got := inNetworks(nets, netip.MustParseAddr(a)); got != want {
+			t.Errorf("%s: %v, want %v", a, got, want)
+		}
+	}
+	if inNetworks(nil, netip.MustParseAddr("10.0.0.1")) {
+		t.Error("no networks: looked up")
 	}
 }
 

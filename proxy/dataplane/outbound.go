@@ -137,9 +137,9 @@ func (p *Proxy) serveOutbound(w http.ResponseWriter, r *http.Request) {
 	var route *discovery.Route
 	var prof *discovery.Profile
 	// By the service name, else by the original destination (a short name such as
-	// "web:8080" or a cluster IP): destination resolves a cluster IP to its service's
-	// profile, as Linkerd's does.
-	if p.o.Discovery != nil {
+	// "web:8080" or a cluster IP) when it is in the profile networks: destination
+	// resolves a cluster IP to its service's profile, as Linkerd's does.
+	if p.o.Discovery != nil && (named || m.hasTarget && inNetworks(p.o.ProfileNetworks, m.target.Addr())) {
 		prof = p.o.Discovery.Profile(key)
 		route = matchRoute(prof, r)
 		if prof != nil {
@@ -279,6 +279,16 @@ func matchRoute(prof *discovery.Profile, r *http.Request) *discovery.Route {
 		return rt
 	}
 	return nil
+}
+
+func inNetworks(nets []netip.Prefix, a netip.Addr) bool {
+	a = a.Unmap()
+	for _, n := range nets {
+		if n.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // isServiceName is true for cluster service names (name.ns.svc.…).

@@ -61,9 +61,12 @@ type Options struct {
 	// InboundOrigDst and OutboundOrigDst stand in when a connection was not redirected.
 	InboundOrigDst, OutboundOrigDst netip.AddrPort
 	OpaquePorts                     map[uint16]bool
-	DetectTimeout                   time.Duration
-	InboundConnectTimeout           time.Duration
-	OutboundConnectTimeout          time.Duration
+	// ProfileNetworks: where a request whose Host is not a service name gets the
+	// ServiceProfile of its original destination (cluster IPs); none if empty.
+	ProfileNetworks        []netip.Prefix
+	DetectTimeout          time.Duration
+	InboundConnectTimeout  time.Duration
+	OutboundConnectTimeout time.Duration
 	// DiscoveryTimeout bounds the wait for a first discovery answer before the proxy
 	// falls back to the original destination.
 	DiscoveryTimeout time.Duration
