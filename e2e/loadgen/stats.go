@@ -173,8 +173,8 @@ func serveRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if c := q.Get("concurrency"); c != "" {
-		if cfg.concurrency, err = strconv.Atoi(c); err != nil {
-			http.Error(w, "concurrency: "+err.Error(), http.StatusBadRequest)
+		if cfg.concurrency, err = strconv.Atoi(c); err != nil || cfg.concurrency > 256 {
+			http.Error(w, "concurrency: want 1 to 256", http.StatusBadRequest)
 			return
 		}
 	}

@@ -247,7 +247,14 @@ func (n *node) testRollingRestart(t *testing.T) {
 	n.loadStats(load, true)
 	n.kc("rollout", "restart", "deploy/web", "-n", auto)
 	n.kc("rollout", "status", "deploy/web", "-n", auto, "--timeout=300s")
-	time.Sleep(5 * time.Second) // load keeps going on the new pods: a window, not a wait
+	// Then 100 more requests on the new pods alone.
+	after := n.loadStats(load, false).Requests
+	eventually(t, 60*time.Second, func() string {
+		if got := n.loadStats(load, false).Requests; got < after+100 {
+			return fmt.Sprintf("the load sent %d requests since the rollout ended, want 100", got-after)
+		}
+		return ""
+	})
 	s := n.loadStats(load, false)
 	if s.Failed != 0 || s.OK < 100 {
 		t.Errorf("rolling restart under load: %d ok, %d failed %v", s.OK, s.Failed, s.Errors)
