@@ -158,8 +158,9 @@ func (cc *h2cc) headers(f *http2.MetaHeadersFrame) {
 	delivered := cs.delivered
 	cc.mu.Unlock()
 	if delivered { // trailers
-		if cs.body != nil {
-			cs.body.trailers(f.RegularFields())
+		if cs.body != nil && !cs.body.trailers(f.RegularFields()) {
+			cs.cancel(errContentLength)
+			return
 		}
 		if f.StreamEnded() {
 			cc.received(cs)
@@ -201,6 +202,9 @@ func (cc *h2cc) headers(f *http2.MetaHeadersFrame) {
 	if !f.StreamEnded() {
 		cs.body = newH2RBody(cs, resp)
 		resp.Body = cs.body
+		if resp.ContentLength >= 0 && cs.req.Method != http.MethodHead && status != http.StatusNotModified && status != http.StatusNoContent {
+			cs.body.want = resp.ContentLength // RFC 9113 §8.1.1
+		}
 	}
 	cs.resp, cs.delivered = resp, true
 	cc.mu.Unlock()
@@ -235,9 +239,13 @@ func (cc *h2cc) data(f *http2.DataFrame) error {
 	if pad := n - int64(len(data)); pad > 0 {
 		cc.giveBack(0, nil, pad)
 	}
-	if !cs.body.push(data, f.StreamEnded()) {
+	switch cs.body.push(data, f.StreamEnded()) {
+	case h2PushWindow:
 		cc.giveBack(0, nil, int64(len(data)))
 		cs.cancel(errors.New("http2: peer overran the stream's flow-control window"))
+		return nil
+	case h2PushLength:
+		cs.cancel(errContentLength)
 		return nil
 	}
 	if f.StreamEnded() {

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -49,6 +48,7 @@ type h2conn struct {
 	// Guarded by mu:
 	streams   map[uint32]*h2stream
 	lastID    uint32 // highest stream the peer opened
+	closedIDs h2ClosedRing
 	goingAway bool
 	idle      *time.Timer
 }
@@ -61,8 +61,55 @@ type h2stream struct {
 	cancel  context.CancelFunc
 	body    *h2body // nil when the request had no body
 	sendWin int64   // guarded by c.mu
-	reset   bool    // guarded by c.mu: the peer reset it, or the connection ended
+	reset   bool    // guarded by c.mu: either side reset it, or the connection ended
 	ended   bool    // the response's END_STREAM was written (handler goroutine only)
+
+	// Guarded by c.mu: the halves of the stream's state (RFC 9113 §5.1), and who
+	// reset it.
+	remoteEnded bool // END_STREAM received
+	localEnded  bool // END_STREAM sent (set before the frame is written)
+	peerReset   bool // RST_STREAM received
+}
+
+// stateLocked is stream id's state and, unless idle or gone, the stream; c.mu held.
+func (c *h2conn) stateLocked(id uint32) (h2StreamState, *h2stream) {
+	s := c.streams[id]
+	switch {
+	case s == nil && id > c.lastID:
+		return h2Idle, nil
+	case s == nil || s.peerReset || s.reset || s.remoteEnded && s.localEnded:
+		return h2Closed, s
+	case s.remoteEnded:
+		return h2HalfClosedRemote, s
+	case s.localEnded:
+		return h2HalfClosedLocal, s
+	}
+	return h2Open, s
+}
+
+// causeLocked is how closed stream id ended; c.mu held.
+func (c *h2conn) causeLocked(id uint32, s *h2stream) h2CloseCause {
+	switch {
+	case s == nil:
+		return c.closedIDs.cause(id)
+	case s.peerReset:
+		return h2ClosePeerReset
+	case s.reset:
+		return h2CloseLocalReset
+	}
+	return h2CloseEnded
+}
+
+// state is stream id's state, how it closed (if closed) and the stream (if open).
+func (c *h2conn) state(id uint32) (h2StreamState, h2CloseCause, *h2stream) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st, s := c.stateLocked(id)
+	var cause h2CloseCause
+	if st == h2Closed {
+		cause = c.causeLocked(id, s)
+	}
+	return st, cause, s
 }
 
 // serveH2 serves an HTTP/2 connection until it ends; c has not yet sent its preface.
@@ -109,12 +156,15 @@ func (c *h2conn) serve() error {
 		if err != nil {
 			var se http2.StreamError
 			if errors.As(err, &se) {
-				c.resetStream(se.StreamID, se.Code)
+				c.streamError(se.StreamID, se.Code)
 				continue
 			}
 			var ce http2.ConnectionError
-			if errors.As(err, &ce) {
+			switch {
+			case errors.As(err, &ce):
 				c.fail(http2.ErrCode(ce))
+			case errors.Is(err, http2.ErrFrameTooLarge):
+				c.fail(http2.ErrCodeFrameSize) // RFC 9113 §4.2
 			}
 			return err
 		}
@@ -151,14 +201,15 @@ func (c *h2conn) frame(f http2.Frame) error {
 		data := f.Data
 		return c.write(func() error { return c.fw.WritePing(true, data) }, true)
 	case *http2.RSTStreamFrame:
-		c.mu.Lock()
-		s := c.streams[f.StreamID]
-		c.mu.Unlock()
-		if s != nil {
-			s.abort(errStreamReset)
+		return c.rstStream(f)
+	case *http2.PriorityFrame:
+		// Priorities are not acted on (RFC 9113 §5.3.2 deprecates them), but a stream
+		// cannot depend on itself (RFC 7540 §5.3.1).
+		if f.StreamDep == f.StreamID {
+			c.streamError(f.StreamID, http2.ErrCodeProtocol)
 		}
 		return nil
-	case *http2.GoAwayFrame, *http2.PriorityFrame:
+	case *http2.GoAwayFrame:
 		return nil
 	case *http2.PushPromiseFrame:
 		return http2.ConnectionError(http2.ErrCodeProtocol)
@@ -198,45 +249,132 @@ func (c *h2conn) settings(f *http2.SettingsFrame) error {
 func (c *h2conn) windowUpdate(f *http2.WindowUpdateFrame) error {
 	inc := int64(f.Increment)
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if f.StreamID == 0 {
-		if c.sendWin+inc > 1<<31-1 {
+		defer c.mu.Unlock()
+		if c.sendWin+inc > 1<<31-1 { // RFC 9113 §6.9.1
 			return http2.ConnectionError(http2.ErrCodeFlowControl)
 		}
 		c.sendWin += inc
-	} else if s := c.streams[f.StreamID]; s != nil {
-		s.sendWin += inc
+		c.cond.Broadcast()
+		return nil
 	}
-	c.cond.Broadcast()
+	st, s := c.stateLocked(f.StreamID)
+	overflow := s != nil && s.sendWin+inc > 1<<31-1
+	if s != nil && !overflow {
+		s.sendWin += inc
+		c.cond.Broadcast()
+	}
+	c.mu.Unlock()
+	switch {
+	case st == h2Idle: // RFC 9113 §5.1, idle
+		return http2.ConnectionError(http2.ErrCodeProtocol)
+	case overflow && st != h2Closed: // RFC 9113 §6.9.1
+		c.streamError(f.StreamID, http2.ErrCodeFlowControl)
+	}
+	return nil // on a closed stream it may still arrive (RFC 9113 §5.1, closed)
+}
+
+// rstStream handles the peer's RST_STREAM (RFC 9113 §6.4).
+func (c *h2conn) rstStream(f *http2.RSTStreamFrame) error {
+	c.mu.Lock()
+	st, s := c.stateLocked(f.StreamID)
+	if s != nil {
+		s.peerReset = true
+	}
+	c.mu.Unlock()
+	if st == h2Idle {
+		return http2.ConnectionError(http2.ErrCodeProtocol)
+	}
+	if s != nil {
+		s.abort(errStreamReset)
+	}
 	return nil
+}
+
+// streamError answers a stream error (RFC 9113 §5.4.2): RST_STREAM with code, and
+// the stream's handler, if it still runs, is stopped.
+func (c *h2conn) streamError(id uint32, code http2.ErrCode) {
+	c.mu.Lock()
+	s := c.streams[id]
+	if s == nil && id > c.lastID {
+		c.lastID = id // the frame opened the stream, which ends here
+		c.closedIDs.add(id, h2CloseLocalReset)
+	}
+	if s != nil {
+		s.reset = true
+	}
+	c.mu.Unlock()
+	c.resetStream(id, code)
+	if s != nil {
+		s.abort(errStreamReset)
+	}
 }
 
 func (c *h2conn) headers(f *http2.MetaHeadersFrame) error {
 	id := f.StreamID
-	c.mu.Lock()
-	if id <= c.lastID || id%2 == 0 {
-		s := c.streams[id]
-		c.mu.Unlock()
-		if s == nil || s.body == nil || !f.StreamEnded() {
-			if id > c.lastID || id%2 == 0 {
-				return http2.ConnectionError(http2.ErrCodeProtocol)
-			}
-			c.resetStream(id, http2.ErrCodeStreamClosed)
+	if id%2 == 0 { // RFC 9113 §5.1.1: clients open odd streams
+		return http2.ConnectionError(http2.ErrCodeProtocol)
+	}
+	st, cause, s := c.state(id)
+	switch st {
+	case h2Idle:
+		return c.open(f)
+	case h2Open, h2HalfClosedLocal: // trailers
+		if err := checkH2Trailers(f); err != nil {
+			c.streamError(id, http2.ErrCodeProtocol)
 			return nil
 		}
-		s.body.trailers(f.RegularFields())
+		c.mu.Lock()
+		s.remoteEnded = true
+		c.mu.Unlock()
+		if !s.body.trailers(f.RegularFields()) {
+			c.streamError(id, http2.ErrCodeProtocol) // short of content-length
+		}
+		return nil
+	case h2HalfClosedRemote:
+		c.streamError(id, http2.ErrCodeStreamClosed) // RFC 9113 §5.1
 		return nil
 	}
+	switch cause { // closed, RFC 9113 §5.1
+	case h2ClosePeerReset:
+		c.streamError(id, http2.ErrCodeStreamClosed)
+	case h2CloseLocalReset:
+		// Sent before the peer saw our RST_STREAM: ignored (the framer has
+		// decoded it, so HPACK stays in sync).
+	case h2CloseEnded:
+		return http2.ConnectionError(http2.ErrCodeStreamClosed)
+	default: // below the highest stream opened: reused or skipped (RFC 9113 §5.1.1)
+		return http2.ConnectionError(http2.ErrCodeProtocol)
+	}
+	return nil
+}
+
+// open starts the stream HEADERS f opens.
+func (c *h2conn) open(f *http2.MetaHeadersFrame) error {
+	id := f.StreamID
+	if f.HasPriority() && f.Priority.StreamDep == id { // RFC 7540 §5.3.1
+		c.streamError(id, http2.ErrCodeProtocol)
+		return nil
+	}
+	rq, err := checkH2Request(f)
+	if err != nil && !f.Truncated {
+		c.p.o.Log.Debug("HTTP/2 request refused", "err", err)
+		c.streamError(id, http2.ErrCodeProtocol)
+		return nil
+	}
+	c.mu.Lock()
 	c.lastID = id
 	if c.goingAway || len(c.streams) >= h2MaxStreams {
+		c.closedIDs.add(id, h2CloseLocalReset)
 		c.mu.Unlock()
 		c.resetStream(id, http2.ErrCodeRefusedStream)
 		return nil
 	}
-	s := &h2stream{c: c, id: id, sendWin: c.peerInitWin}
+	s := &h2stream{c: c, id: id, sendWin: c.peerInitWin, remoteEnded: f.StreamEnded()}
 	s.ctx, s.cancel = context.WithCancel(c.ctx)
 	if !f.StreamEnded() {
 		s.body = newH2Body(s)
+		s.body.want = rq.contentLength
 	}
 	c.streams[id] = s
 	if len(c.streams) == 1 {
@@ -244,23 +382,28 @@ func (c *h2conn) headers(f *http2.MetaHeadersFrame) error {
 	}
 	c.mu.Unlock()
 
-	req, status := c.request(f, s)
+	req, status := c.request(f, rq, s)
 	c.p.work.run(func() { c.runStream(s, req, status) })
 	return nil
 }
 
-// request builds the stream's request, or the status to refuse it with.
-func (c *h2conn) request(f *http2.MetaHeadersFrame, s *h2stream) (*http.Request, int) {
+// request builds the stream's request from its checked fields, or the status to
+// refuse it with.
+func (c *h2conn) request(f *http2.MetaHeadersFrame, rq h2Request, s *h2stream) (*http.Request, int) {
 	if f.Truncated {
-		return nil, http.StatusRequestHeaderFieldsTooLarge
+		return nil, http.StatusRequestHeaderFieldsTooLarge // RFC 9113 §10.5.1
 	}
-	method, path, authority := f.PseudoValue("method"), f.PseudoValue("path"), f.PseudoValue("authority")
-	if method == "" || method == http.MethodConnect || path == "" {
-		return nil, http.StatusBadRequest
+	if rq.method == http.MethodConnect {
+		return nil, http.StatusMethodNotAllowed // the proxy does not tunnel
 	}
-	u, err := url.ParseRequestURI(path)
-	if err != nil {
-		return nil, http.StatusBadRequest
+	var u *url.URL
+	if rq.path == "*" {
+		u = &url.URL{Path: "*"}
+	} else {
+		var err error
+		if u, err = url.ParseRequestURI(rq.path); err != nil {
+			return nil, http.StatusBadRequest
+		}
 	}
 	fields := f.RegularFields()
 	h := make(http.Header, len(fields))
@@ -274,26 +417,20 @@ func (c *h2conn) request(f *http2.MetaHeadersFrame, s *h2stream) (*http.Request,
 		h[k] = append(h[k], hf.Value)
 	}
 	if len(cookies) > 0 {
-		h["Cookie"] = []string{strings.Join(cookies, "; ")}
+		h["Cookie"] = []string{strings.Join(cookies, "; ")} // RFC 9113 §8.2.3
 	}
+	authority := rq.authority
 	if authority == "" {
 		authority = h.Get("Host")
 	}
 	h.Del("Host")
 	r := &http.Request{
-		Method: method, URL: u, Proto: "HTTP/2.0", ProtoMajor: 2, Header: h, Host: authority,
-		RemoteAddr: c.nc.RemoteAddr().String(), RequestURI: path, Body: http.NoBody,
+		Method: rq.method, URL: u, Proto: "HTTP/2.0", ProtoMajor: 2, Header: h, Host: authority,
+		RemoteAddr: c.nc.RemoteAddr().String(), RequestURI: rq.path, Body: http.NoBody,
 	}
 	if s.body != nil {
 		r.Body = s.body
-		r.ContentLength = -1
-		if cl := h.Get("Content-Length"); cl != "" {
-			n, err := strconv.ParseInt(cl, 10, 64)
-			if err != nil || n < 0 {
-				return nil, http.StatusBadRequest
-			}
-			r.ContentLength = n
-		}
+		r.ContentLength = rq.contentLength
 		r.Trailer = trailerMap(h)
 		s.body.trailer = r.Trailer
 	}
@@ -331,15 +468,15 @@ func (c *h2conn) data(f *http2.DataFrame) error {
 	if !c.takeRecv(n) {
 		return http2.ConnectionError(http2.ErrCodeFlowControl)
 	}
-	c.mu.Lock()
-	s := c.streams[f.StreamID]
-	c.mu.Unlock()
-	if s == nil || s.body == nil {
-		// A stream that ended (its frames may still be in flight after our
-		// RST_STREAM): only the connection window matters.
+	st, cause, s := c.state(f.StreamID)
+	if st != h2Open && st != h2HalfClosedLocal {
+		// Only the connection window matters: give it back.
 		c.giveBack(0, nil, n)
-		if f.StreamID > c.lastIDLocked() {
+		switch {
+		case st == h2Idle: // RFC 9113 §5.1, idle
 			return http2.ConnectionError(http2.ErrCodeProtocol)
+		case cause != h2CloseLocalReset: // RFC 9113 §5.1, §6.1
+			c.streamError(f.StreamID, http2.ErrCodeStreamClosed)
 		}
 		return nil
 	}
@@ -348,10 +485,17 @@ func (c *h2conn) data(f *http2.DataFrame) error {
 	if pad := n - int64(len(data)); pad > 0 {
 		c.giveBack(0, nil, pad)
 	}
-	if !s.body.push(data, f.StreamEnded()) {
+	if f.StreamEnded() {
+		c.mu.Lock()
+		s.remoteEnded = true
+		c.mu.Unlock()
+	}
+	switch s.body.push(data, f.StreamEnded()) {
+	case h2PushWindow:
 		c.giveBack(0, nil, int64(len(data)))
-		c.resetStream(f.StreamID, http2.ErrCodeFlowControl)
-		s.abort(errors.New("peer overran the stream's flow-control window"))
+		c.streamError(f.StreamID, http2.ErrCodeFlowControl)
+	case h2PushLength: // RFC 9113 §8.1.1
+		c.streamError(f.StreamID, http2.ErrCodeProtocol)
 	}
 	return nil
 }
@@ -405,6 +549,14 @@ func (c *h2conn) endStream(s *h2stream) {
 	c.mu.Lock()
 	delete(c.streams, s.id)
 	reset := s.reset
+	switch {
+	case s.peerReset:
+		c.closedIDs.add(s.id, h2ClosePeerReset)
+	case reset || !s.ended || remoteOpen:
+		c.closedIDs.add(s.id, h2CloseLocalReset) // reset below, or before
+	default:
+		c.closedIDs.add(s.id, h2CloseEnded)
+	}
 	last := len(c.streams) == 0
 	closeNow := last && c.goingAway
 	if last && !c.closed {
@@ -470,6 +622,7 @@ func (s *h2stream) writeHeaders(status int, h http.Header, end, flush bool) erro
 	}
 	if end {
 		s.ended = true
+		s.endLocal()
 	}
 	return c.write(func() error {
 		c.hbuf.Reset()
@@ -520,6 +673,7 @@ func (s *h2stream) writeDataFlush(p []byte, end, flush bool) error {
 				return nil
 			}
 			s.ended = true
+			s.endLocal()
 			return s.c.write(func() error { return s.c.fw.WriteData(s.id, true, nil) }, true)
 		}
 		n, err := s.reserve(len(p))
@@ -530,6 +684,7 @@ func (s *h2stream) writeDataFlush(p []byte, end, flush bool) error {
 		chunk := p[:n]
 		if last && end {
 			s.ended = true
+			s.endLocal()
 		}
 		if err := s.c.write(func() error { return s.c.fw.WriteData(s.id, last && end, chunk) }, !last || flush || end); err != nil { // never wait for window with frames unsent
 			return err
@@ -539,6 +694,14 @@ func (s *h2stream) writeDataFlush(p []byte, end, flush bool) error {
 		}
 		p = p[n:]
 	}
+}
+
+// endLocal notes, before the frame carrying END_STREAM is written, that the
+// stream is half-closed (local): a peer that answers at once finds it so.
+func (s *h2stream) endLocal() {
+	s.c.mu.Lock()
+	s.localEnded = true
+	s.c.mu.Unlock()
 }
 
 // respond sends a whole response.

@@ -43,6 +43,10 @@ func (w *h2wire) init(nc net.Conn) {
 	w.fw = http2.NewFramer(w.bw, nil)
 	w.henc = hpack.NewEncoder(&w.hbuf)
 	w.fr = http2.NewFramer(nil, nc)
+	// Frames above the SETTINGS_MAX_FRAME_SIZE we advertise (the default, 16 KiB)
+	// are a connection error FRAME_SIZE_ERROR (RFC 9113 §4.2); the framer's read
+	// buffer never grows past it.
+	w.fr.SetMaxReadFrameSize(h2DefaultFrame)
 	w.fr.MaxHeaderListSize = maxHeaderBytes
 	w.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	w.fr.SetReuseFrames()
@@ -142,7 +146,22 @@ type h2pipe struct {
 	win     int64 // receive window the peer may still use
 	unacked int64
 	got     http.Header // trailers received, until Read hands them over
+	// want is the declared content-length (-1: none); have counts the DATA bytes
+	// received. They must agree when the stream ends (RFC 9113 §8.1.1).
+	want, have int64
 }
+
+// h2PushResult is what push made of a DATA frame.
+type h2PushResult uint8
+
+const (
+	h2PushOK     h2PushResult = iota
+	h2PushWindow              // the peer overran the stream's window: FLOW_CONTROL_ERROR
+	h2PushLength              // more or less than the declared content-length: PROTOCOL_ERROR
+)
+
+// errContentLength fails a body whose DATA disagree with its content-length.
+var errContentLength = errors.New("http2: DATA length differs from content-length")
 
 // h2pipeOwner is the server's request body or the client's response body.
 type h2pipeOwner interface {
@@ -152,18 +171,30 @@ type h2pipeOwner interface {
 }
 
 func (b *h2pipe) init(w *h2wire, id uint32, owner h2pipeOwner) {
-	b.wire, b.id, b.owner, b.win = w, id, owner, h2StreamWindow
+	b.wire, b.id, b.owner, b.win, b.want = w, id, owner, h2StreamWindow, -1
 	b.cond.L = &b.mu
 }
 
-// push adds data; false if the peer overran the stream's window.
-func (b *h2pipe) push(data []byte, end bool) bool {
+// push adds data; it refuses a frame that overruns the stream's window or the
+// declared content-length, and fails the body with errContentLength then.
+func (b *h2pipe) push(data []byte, end bool) h2PushResult {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if int64(len(data)) > b.win {
-		return false
+		return h2PushWindow
 	}
 	b.win -= int64(len(data))
+	b.have += int64(len(data))
+	if b.want >= 0 && (b.have > b.want || end && b.have != b.want) {
+		if b.err == nil {
+			b.err = errContentLength
+		}
+		b.cond.Broadcast()
+		if len(data) > 0 {
+			defer b.wire.giveBack(0, nil, int64(len(data)))
+		}
+		return h2PushLength
+	}
 	if !b.closed && b.err == nil {
 		b.buf = append(b.buf, data...)
 	} else if len(data) > 0 {
@@ -174,13 +205,21 @@ func (b *h2pipe) push(data []byte, end bool) bool {
 		b.err = io.EOF
 	}
 	b.cond.Broadcast()
-	return true
+	return h2PushOK
 }
 
-// trailers keeps the trailers for Read to hand over, and ends the body.
-func (b *h2pipe) trailers(fields []hpack.HeaderField) {
+// trailers keeps the trailers for Read to hand over, and ends the body; false (and
+// the body fails) if the DATA fell short of the declared content-length.
+func (b *h2pipe) trailers(fields []hpack.HeaderField) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.want >= 0 && b.have != b.want {
+		if b.err == nil {
+			b.err = errContentLength
+		}
+		b.cond.Broadcast()
+		return false
+	}
 	for _, hf := range fields {
 		k := canonicalHeader(hf.Name)
 		if b.got == nil {
@@ -192,6 +231,7 @@ func (b *h2pipe) trailers(fields []hpack.HeaderField) {
 		b.err = io.EOF
 	}
 	b.cond.Broadcast()
+	return true
 }
 
 func (b *h2pipe) fail(err error) {
