@@ -78,6 +78,14 @@ func forwardDirect(w http.ResponseWriter, r *http.Request, f fwd) {
 	}
 	resp, err := f.rt.RoundTrip(out)
 	if err != nil {
+		if rs, ok := w.(streamResetter); ok {
+			if code, ok := peerReset(err); ok {
+				f.log.Debug("request reset upstream", "authority", r.Host, "code", code)
+				seriesOf(out, f.series).End(0, "")
+				rs.resetStream(code)
+				return
+			}
+		}
 		status, msg := errorStatus(err)
 		f.log.Debug("request failed", "authority", r.Host, "status", status, "err", err)
 		proxyError(w, seriesOf(out, f.series), status, msg, start)
@@ -124,6 +132,11 @@ func forwardDirect(w http.ResponseWriter, r *http.Request, f fwd) {
 		if rerr != nil {
 			f.log.Debug("response copy", "authority", r.Host, "err", rerr)
 			s.End(resp.StatusCode, grpc)
+			if rs, ok := w.(streamResetter); ok {
+				if code, ok := peerReset(rerr); ok {
+					rs.resetStream(code) // with the upstream's code, not the abort's INTERNAL_ERROR
+				}
+			}
 			panic(http.ErrAbortHandler) // a truncated response must not look complete
 		}
 	}

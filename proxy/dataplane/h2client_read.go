@@ -70,15 +70,18 @@ func (cc *h2cc) read() error {
 				cc.mu.Lock()
 				recvd := cs.recvd
 				cc.mu.Unlock()
+				// The code goes with the error, for the proxy to reset its own
+				// client's stream with it (peerReset).
+				se := http2.StreamError{StreamID: f.StreamID, Code: f.ErrCode, Cause: errPeerReset}
 				var err error
 				switch {
 				case recvd && f.ErrCode == http2.ErrCodeNo:
 					// The response is complete; the peer only wants no more of the
 					// request body.
 				case f.ErrCode == http2.ErrCodeRefusedStream:
-					err = errH2Retry
+					err = fmt.Errorf("%w: %w", errH2Retry, se)
 				default:
-					err = fmt.Errorf("%w: %v", errH2Aborted, f.ErrCode)
+					err = fmt.Errorf("%w: %w", errH2Aborted, se)
 				}
 				cc.endStream(cs, err)
 			}

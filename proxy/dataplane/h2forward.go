@@ -49,6 +49,12 @@ func (p *Proxy) serveInboundH2(s *h2stream, r *http.Request) {
 			series.End(0, "")
 			return
 		}
+		if code, ok := peerReset(err); ok {
+			p.o.Log.Debug("request reset by the application", "authority", r.Host, "code", code)
+			s.resetWith(code)
+			series.End(0, "")
+			return
+		}
 		status, msg := errorStatus(err)
 		p.o.Log.Debug("request failed", "authority", r.Host, "status", status, "err", err)
 		s.proxyError(series, status, msg, start)
@@ -143,10 +149,14 @@ func (p *Proxy) copyResponse(s *h2stream, resp *http.Response) error {
 	}
 }
 
-// abortResponse resets a stream whose response could not be completed.
+// abortResponse resets a stream whose response could not be completed: with the
+// code of the application's RST_STREAM if it reset it, else INTERNAL_ERROR.
 func (s *h2stream) abortResponse(err error) error {
-	s.c.resetStream(s.id, http2.ErrCodeInternal)
-	s.ended = true
+	code, ok := peerReset(err)
+	if !ok {
+		code = http2.ErrCodeInternal
+	}
+	s.resetWith(code)
 	return err
 }
 
