@@ -32,8 +32,8 @@ type junit struct {
 	Suites []struct {
 		Name  string `xml:"name,attr"`
 		Cases []struct {
-			Name    string `xml:"classname,attr"`
-			Package string `xml:"package,attr"`
+			Name    string    `xml:"classname,attr"`
+			Package string    `xml:"package,attr"`
 			Failure *struct { // present when the case failed
 				Message string `xml:",chardata"`
 			} `xml:"error"`

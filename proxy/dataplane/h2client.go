@@ -24,14 +24,17 @@ import (
 var (
 	// errH2Retry: the request was certainly not processed (the connection was
 	// going away, or the peer refused the stream); it may go on another connection.
-	errH2Retry   = errors.New("http2: request not processed, retry")
-	errH2Closed  = errors.New("http2: connection closed")
-	errH2Aborted = errors.New("http2: stream reset")
+	errH2Retry  = errors.New("http2: request not processed, retry")
+	errH2Closed = errors.New("http2: connection closed")
+	// errH2PeerGone: the peer answered no PING (h2keepalive).
+	errH2PeerGone = errors.New("http2: peer unresponsive (keep-alive PING unanswered)")
+	errH2Aborted  = errors.New("http2: stream reset")
 )
 
 // h2Pool holds the connections to one endpoint.
 type h2Pool struct {
-	dial func(ctx context.Context) (net.Conn, error)
+	dial     func(ctx context.Context) (net.Conn, error)
+	timeouts H2Timeouts
 
 	mu      sync.Mutex
 	conns   []*h2cc
@@ -149,7 +152,7 @@ func (p *h2Pool) newConn(ctx context.Context) (*h2cc, error) {
 		return nil, err
 	}
 	cc := &h2cc{pool: p, streams: map[uint32]*h2cs{}, nextID: 1, maxStreams: 100}
-	cc.init(nc)
+	cc.init(nc, p.timeouts.withDefaults())
 	err = cc.write(func() error {
 		if _, err := cc.bw.WriteString(http2.ClientPreface); err != nil {
 			return err
@@ -168,6 +171,7 @@ func (p *h2Pool) newConn(ctx context.Context) (*h2cc, error) {
 		return nil, err
 	}
 	cc.idle = time.AfterFunc(clientIdleTimeout, cc.idleTimeout)
+	cc.startKeepalive(func() { cc.close(errH2PeerGone) })
 	go cc.readLoop()
 	return cc, nil
 }
@@ -370,7 +374,7 @@ func (cs *h2cs) cancel(err error) {
 	if !open {
 		return
 	}
-	_ = cc.write(func() error { return cc.fw.WriteRSTStream(cs.id, http2.ErrCodeCancel) }, true)
+	cc.queue(h2ctrl{typ: http2.FrameRSTStream, id: cs.id, code: http2.ErrCodeCancel})
 	cc.endStream(cs, err)
 }
 
@@ -426,13 +430,14 @@ func (cc *h2cc) idleTimeout() {
 }
 
 func (cc *h2cc) close(err error) {
-	_ = cc.nc.Close()
 	cc.mu.Lock()
 	if cc.closed {
 		cc.mu.Unlock()
+		_ = cc.nc.Close()
 		return
 	}
-	cc.closed, cc.retired = true, true
+	cc.closed, cc.retired = true, true // before the socket closes: the read loop's own close then finds it so, and err stays the cause
+	defer cc.shutdown()
 	cc.idle.Stop()
 	streams := make([]*h2cs, 0, len(cc.streams))
 	for _, cs := range cc.streams {
@@ -440,6 +445,7 @@ func (cc *h2cc) close(err error) {
 	}
 	cc.cond.Broadcast()
 	cc.mu.Unlock()
+	_ = cc.nc.Close()
 	cc.pool.remove(cc)
 	for _, cs := range streams {
 		cc.endStream(cs, err)

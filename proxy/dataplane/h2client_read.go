@@ -22,6 +22,7 @@ func (cc *h2cc) readLoop() {
 func (cc *h2cc) read() error {
 	for {
 		f, err := cc.fr.ReadFrame()
+		cc.ka.reads.Add(1)
 		if err != nil {
 			var se http2.StreamError
 			if errors.As(err, &se) {
@@ -46,9 +47,7 @@ func (cc *h2cc) read() error {
 			if err := cc.settings(f); err != nil {
 				return err
 			}
-			if err := cc.write(cc.fw.WriteSettingsAck, true); err != nil {
-				return err
-			}
+			cc.queue(h2ctrl{typ: http2.FrameSettings, ack: true})
 		case *http2.WindowUpdateFrame:
 			cc.mu.Lock()
 			if f.StreamID == 0 {
@@ -60,10 +59,7 @@ func (cc *h2cc) read() error {
 			cc.mu.Unlock()
 		case *http2.PingFrame:
 			if !f.IsAck() {
-				data := f.Data
-				if err := cc.write(func() error { return cc.fw.WritePing(true, data) }, true); err != nil {
-					return err
-				}
+				cc.queue(h2ctrl{typ: http2.FramePing, ack: true, data: f.Data})
 			}
 		case *http2.RSTStreamFrame:
 			if cs := cc.stream(f.StreamID); cs != nil {

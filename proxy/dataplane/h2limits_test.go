@@ -6,8 +6,8 @@ import (
 	"io"
 	"net/http"
 	"runtime"
-	"testing"
 	"syscall"
+	"testing"
 	"time"
 
 	"golang.org/x/net/http2"

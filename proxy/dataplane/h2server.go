@@ -119,7 +119,7 @@ func (p *Proxy) serveH2(ctx context.Context, nc net.Conn, m *meta, inbound bool)
 	cctx, cancel := context.WithCancel(context.WithValue(ctx, metaKey{}, m))
 	defer cancel()
 	c := &h2conn{p: p, m: m, inbound: inbound, ctx: cctx, streams: map[uint32]*h2stream{}}
-	c.init(nc)
+	c.init(nc, p.o.HTTP2)
 	c.idle = time.AfterFunc(h2IdleTimeout, c.idleTimeout)
 	stopDrain := context.AfterFunc(p.drainCtx, c.goAway)
 	defer stopDrain()
@@ -191,15 +191,16 @@ func (c *h2conn) frame(f http2.Frame) error {
 		if err := c.settings(f); err != nil {
 			return err
 		}
-		return c.write(c.fw.WriteSettingsAck, true)
+		c.queue(h2ctrl{typ: http2.FrameSettings, ack: true})
+		return nil
 	case *http2.WindowUpdateFrame:
 		return c.windowUpdate(f)
 	case *http2.PingFrame:
 		if f.IsAck() {
 			return nil
 		}
-		data := f.Data
-		return c.write(func() error { return c.fw.WritePing(true, data) }, true)
+		c.queue(h2ctrl{typ: http2.FramePing, ack: true, data: f.Data})
+		return nil
 	case *http2.RSTStreamFrame:
 		return c.rstStream(f)
 	case *http2.PriorityFrame:
@@ -507,14 +508,13 @@ func (c *h2conn) lastIDLocked() uint32 {
 }
 
 func (c *h2conn) resetStream(id uint32, code http2.ErrCode) {
-	_ = c.write(func() error { return c.fw.WriteRSTStream(id, code) }, true)
+	c.queue(h2ctrl{typ: http2.FrameRSTStream, id: id, code: code})
 }
 
 // fail ends the connection with a GOAWAY carrying code.
 func (c *h2conn) fail(code http2.ErrCode) {
 	last := c.lastIDLocked()
-	_ = c.write(func() error { return c.fw.WriteGoAway(last, code, nil) }, true)
-	_ = c.nc.Close()
+	c.queue(h2ctrl{typ: http2.FrameGoAway, id: last, code: code, close: true})
 }
 
 // goAway starts a graceful shutdown: no new streams; the connection closes once the
@@ -528,7 +528,7 @@ func (c *h2conn) goAway() {
 	c.goingAway = true
 	last, open := c.lastID, len(c.streams)
 	c.mu.Unlock()
-	_ = c.write(func() error { return c.fw.WriteGoAway(last, http2.ErrCodeNo, nil) }, true)
+	c.queue(h2ctrl{typ: http2.FrameGoAway, id: last, code: http2.ErrCodeNo})
 	if open == 0 {
 		_ = c.nc.Close()
 	}
@@ -578,7 +578,7 @@ func (c *h2conn) endStream(s *h2stream) {
 }
 
 func (c *h2conn) close() {
-	_ = c.nc.Close()
+	c.shutdown()
 	c.mu.Lock()
 	c.closed = true
 	c.idle.Stop()

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -33,10 +34,14 @@ type h2wire struct {
 	recvWin     int64     // connection receive window left
 	recvUnacked int64     // consumed bytes not yet returned with WINDOW_UPDATE
 	closed      bool
+
+	tm  H2Timeouts
+	ctl h2writer    // control frames for the writer goroutine
+	ka  h2keepalive // client connections only
 }
 
-func (w *h2wire) init(nc net.Conn) {
-	w.nc = nc
+func (w *h2wire) init(nc net.Conn, t H2Timeouts) {
+	w.nc, w.tm = nc, t
 	w.sendWin, w.peerInitWin, w.peerFrame, w.recvWin = h2DefaultWin, h2DefaultWin, h2DefaultFrame, h2ConnWindow
 	w.cond.L = &w.mu
 	w.bw = bufio.NewWriterSize(nc, h2WriteBuf)
@@ -50,6 +55,7 @@ func (w *h2wire) init(nc net.Conn) {
 	w.fr.MaxHeaderListSize = maxHeaderBytes
 	w.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	w.fr.SetReuseFrames()
+	w.startWriter()
 }
 
 // write runs fn, which writes frames, under the write lock; flush sends them. A
@@ -57,6 +63,11 @@ func (w *h2wire) init(nc net.Conn) {
 func (w *h2wire) write(fn func() error, flush bool) error {
 	w.wmu.Lock()
 	defer w.wmu.Unlock()
+	d := w.tm.Write
+	if w.ctl.closing.Load() {
+		d = h2CloseWriteTimeout
+	}
+	_ = w.nc.SetWriteDeadline(time.Now().Add(d))
 	err := fn()
 	if err == nil && flush {
 		err = w.bw.Flush()
@@ -104,20 +115,12 @@ func (w *h2wire) giveBack(id uint32, body *h2pipe, n int64) {
 	if body != nil {
 		streamInc = body.consumed(n)
 	}
-	if connInc == 0 && streamInc == 0 {
-		return
+	if connInc > 0 {
+		w.queue(h2ctrl{typ: http2.FrameWindowUpdate, inc: connInc})
 	}
-	_ = w.write(func() error {
-		if connInc > 0 {
-			if err := w.fw.WriteWindowUpdate(0, connInc); err != nil {
-				return err
-			}
-		}
-		if streamInc > 0 {
-			return w.fw.WriteWindowUpdate(id, streamInc)
-		}
-		return nil
-	}, true)
+	if streamInc > 0 {
+		w.queue(h2ctrl{typ: http2.FrameWindowUpdate, id: id, inc: streamInc})
+	}
 }
 
 // takeRecv accounts for n bytes of DATA received; false if the peer overran the

@@ -403,7 +403,7 @@ func (b *backend) makeTransports(p *Proxy) {
 		return t
 	}
 	b.h1t = mk(alpnHTTP1)
-	b.h2c = &h2Pool{dial: func(ctx context.Context) (net.Conn, error) {
+	b.h2c = &h2Pool{timeouts: p.o.HTTP2, dial: func(ctx context.Context) (net.Conn, error) {
 		return b.dialTLS(ctx, p, b.addr.String(), alpnH2)
 	}}
 }

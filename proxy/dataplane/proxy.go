@@ -72,8 +72,11 @@ type Options struct {
 	DiscoveryTimeout time.Duration
 	// HeaderTimeout bounds the wait for a request's headers (slowloris); 10 s if zero.
 	HeaderTimeout time.Duration
-	Log           *slog.Logger
-	Now           func() time.Time
+	// HTTP2 are the HTTP/2 connections' write deadline and keep-alive; the
+	// defaults (h2ctrl.go) where zero.
+	HTTP2 H2Timeouts
+	Log   *slog.Logger
+	Now   func() time.Time
 }
 
 // maxHeaderBytes caps a request's headers; larger ones get 431.
@@ -120,6 +123,7 @@ func New(o Options) *Proxy {
 	if o.HeaderTimeout == 0 {
 		o.HeaderTimeout = 10 * time.Second
 	}
+	o.HTTP2 = o.HTTP2.withDefaults()
 	p := &Proxy{o: o, conns: map[net.Conn]struct{}{}, errLog: log.New(io.Discard, "", 0)}
 	p.bufs.New = func() any { b := make([]byte, 16<<10); return &b }
 	p.hbufs.New = func() any { b := make([]byte, 32<<10); return &b }

@@ -1,0 +1,206 @@
+package dataplane
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/http2"
+)
+
+// The HTTP/2 connections' control frames and liveness. A connection's read
+// goroutine never writes to the network: the acknowledgements, resets, window
+// updates and GOAWAYs it answers with are queued for the connection's writer
+// goroutine, so a peer that stops reading cannot stop us reading (and hence
+// cannot freeze the other streams' flow control). Every write has a deadline, and
+// client connections are pinged when they fall silent.
+
+// H2Timeouts are the HTTP/2 connections' liveness settings.
+type H2Timeouts struct {
+	// Write bounds each write (default 20 s): an HTTP/2 peer reads its connection
+	// all the time (flow control is per stream), so a write that makes no progress
+	// for this long means the peer is gone or stuck, and the connection is closed.
+	Write time.Duration
+	// KeepAliveInterval and KeepAliveTimeout (default 10 s and 3 s, Linkerd's): a
+	// client connection that received nothing for an interval is pinged, and closed
+	// if nothing arrives within the timeout.
+	KeepAliveInterval, KeepAliveTimeout time.Duration
+}
+
+func (t H2Timeouts) withDefaults() H2Timeouts {
+	if t.Write <= 0 {
+		t.Write = 20 * time.Second
+	}
+	if t.KeepAliveInterval <= 0 {
+		t.KeepAliveInterval = 10 * time.Second
+	}
+	if t.KeepAliveTimeout <= 0 {
+		t.KeepAliveTimeout = 3 * time.Second
+	}
+	return t
+}
+
+const (
+	// h2MaxQueuedCtrl caps control frames queued and not yet written: a peer that
+	// makes us answer faster than it reads (PING or SETTINGS floods) is cut off.
+	h2MaxQueuedCtrl = 1024
+	// h2CloseWriteTimeout bounds the last writes (a GOAWAY) of a connection that is
+	// being closed.
+	h2CloseWriteTimeout = time.Second
+)
+
+// h2ctrl is a queued control frame.
+type h2ctrl struct {
+	typ   http2.FrameType
+	id    uint32 // stream (RST_STREAM, WINDOW_UPDATE), or last stream (GOAWAY)
+	code  http2.ErrCode
+	inc   uint32
+	data  [8]byte // PING payload
+	ack   bool    // PING or SETTINGS acknowledgement
+	close bool    // close the connection once written (after a connection error)
+}
+
+func (f *h2ctrl) writeTo(fw *http2.Framer) error {
+	switch f.typ {
+	case http2.FrameSettings:
+		return fw.WriteSettingsAck()
+	case http2.FramePing:
+		return fw.WritePing(f.ack, f.data)
+	case http2.FrameRSTStream:
+		return fw.WriteRSTStream(f.id, f.code)
+	case http2.FrameWindowUpdate:
+		return fw.WriteWindowUpdate(f.id, f.inc)
+	case http2.FrameGoAway:
+		return fw.WriteGoAway(f.id, f.code, nil)
+	}
+	return nil
+}
+
+// h2writer is the connection's control-frame queue and its writer goroutine.
+type h2writer struct {
+	qmu  sync.Mutex // guards q and stop; never held across a write
+	q    []h2ctrl
+	kick chan struct{}
+	done chan struct{} // closed when the writer goroutine has returned
+	stop bool
+	// closing: the connection is being shut down; writes get h2CloseWriteTimeout.
+	closing atomic.Bool
+}
+
+// startWriter starts the writer goroutine; stopWriter ends it and waits for it.
+func (w *h2wire) startWriter() {
+	w.ctl.kick = make(chan struct{}, 1)
+	w.ctl.done = make(chan struct{})
+	go w.writeLoop()
+}
+
+func (w *h2wire) stopWriter() {
+	w.ctl.qmu.Lock()
+	stopped := w.ctl.stop
+	w.ctl.stop = true
+	w.ctl.qmu.Unlock()
+	if !stopped {
+		close(w.ctl.kick)
+	}
+	<-w.ctl.done
+}
+
+// queue hands f to the writer; it never blocks on the network.
+func (w *h2wire) queue(f h2ctrl) {
+	w.ctl.qmu.Lock()
+	if w.ctl.stop {
+		w.ctl.qmu.Unlock()
+		return
+	}
+	if len(w.ctl.q) >= h2MaxQueuedCtrl {
+		w.ctl.qmu.Unlock()
+		_ = w.nc.Close() // the peer does not read what it asks for
+		return
+	}
+	w.ctl.q = append(w.ctl.q, f)
+	w.ctl.qmu.Unlock()
+	select {
+	case w.ctl.kick <- struct{}{}:
+	default: // already kicked
+	}
+}
+
+func (w *h2wire) writeLoop() {
+	defer close(w.ctl.done)
+	var batch []h2ctrl
+	for {
+		_, more := <-w.ctl.kick
+		w.ctl.qmu.Lock()
+		batch, w.ctl.q = w.ctl.q, batch[:0]
+		w.ctl.qmu.Unlock()
+		if len(batch) > 0 {
+			closeAfter := false
+			err := w.write(func() error {
+				for i := range batch {
+					closeAfter = closeAfter || batch[i].close
+					if err := batch[i].writeTo(w.fw); err != nil {
+						return err
+					}
+				}
+				return nil
+			}, true)
+			if err != nil || closeAfter {
+				_ = w.nc.Close()
+			}
+		}
+		if !more {
+			return
+		}
+	}
+}
+
+// shutdown ends the connection: what is queued is written (within a second, for a
+// peer that no longer reads), then the socket is closed and the writer waited for.
+func (w *h2wire) shutdown() {
+	w.ctl.closing.Store(true)
+	_ = w.nc.SetWriteDeadline(time.Now().Add(h2CloseWriteTimeout)) // unblocks a stuck write soon
+	w.mu.Lock()
+	if w.ka.timer != nil {
+		w.ka.timer.Stop()
+	}
+	w.mu.Unlock()
+	w.stopWriter()
+	_ = w.nc.Close()
+}
+
+// h2keepalive pings a client connection that fell silent, and closes it when the
+// ping goes unanswered: a pooled connection to a peer that vanished (no FIN, no
+// RST) is found within KeepAliveInterval + KeepAliveTimeout instead of never.
+type h2keepalive struct {
+	reads atomic.Uint64 // frames read; the read loop adds
+	seen  uint64        // reads at the last check (timer goroutine only)
+	timer *time.Timer
+}
+
+// startKeepalive arms the checks; onDead is called once the peer is found gone.
+func (w *h2wire) startKeepalive(onDead func()) {
+	pinged := false // timer goroutine only: the checks run one after another
+	check := func() {
+		n := w.ka.reads.Load()
+		next := w.tm.KeepAliveInterval
+		switch {
+		case n != w.ka.seen:
+			w.ka.seen, pinged = n, false
+		case pinged:
+			onDead()
+			return
+		default:
+			pinged = true
+			w.queue(h2ctrl{typ: http2.FramePing, data: [8]byte{'m', 'e', 's', 'h', 'p', 'i', 'n', 'g'}})
+			next = w.tm.KeepAliveTimeout
+		}
+		w.mu.Lock()
+		if !w.closed {
+			w.ka.timer.Reset(next)
+		}
+		w.mu.Unlock()
+	}
+	w.mu.Lock()
+	w.ka.timer = time.AfterFunc(w.tm.KeepAliveInterval, check)
+	w.mu.Unlock()
+}
