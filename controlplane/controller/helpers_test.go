@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -47,9 +48,9 @@ func writeValues(t *testing.T, dir, ns string) string {
 }
 
 // start runs the binary with args, its log in the returned builder.
-func start(t *testing.T, bin string, args ...string) (*exec.Cmd, *strings.Builder) {
+func start(t *testing.T, bin string, args ...string) (*exec.Cmd, *logBuffer) {
 	t.Helper()
-	log := &strings.Builder{}
+	log := &logBuffer{}
 	cmd := exec.Command(bin, args...)
 	cmd.Stderr = log
 	if err := cmd.Start(); err != nil {
@@ -60,7 +61,7 @@ func start(t *testing.T, bin string, args ...string) (*exec.Cmd, *strings.Builde
 }
 
 // waitReady waits until the admin address answers /ready with 200.
-func waitReady(t *testing.T, admin string, log *strings.Builder) {
+func waitReady(t *testing.T, admin string, log *logBuffer) {
 	t.Helper()
 	waitFor(t, "ready", func() error {
 		resp, err := http.Get("http://" + admin + "/ready")
@@ -77,7 +78,7 @@ func waitReady(t *testing.T, admin string, log *strings.Builder) {
 }
 
 // stopGracefully sends SIGTERM and expects exit code 0.
-func stopGracefully(t *testing.T, cmd *exec.Cmd, log *strings.Builder) {
+func stopGracefully(t *testing.T, cmd *exec.Cmd, log *logBuffer) {
 	t.Helper()
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)
@@ -91,4 +92,23 @@ func stopGracefully(t *testing.T, cmd *exec.Cmd, log *strings.Builder) {
 	case <-time.After(30 * time.Second):
 		t.Error("did not stop on SIGTERM")
 	}
+}
+
+// logBuffer is a process's stderr, written by exec's copying goroutine while the
+// test reads it.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

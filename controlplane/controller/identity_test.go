@@ -56,7 +56,7 @@ func waitFor(t *testing.T, what string, cond func() error) {
 type replica struct {
 	cmd         *exec.Cmd
 	grpc, admin string
-	log         *strings.Builder
+	log         *logBuffer
 }
 
 // Two replicas of mesh-controller identity, as real processes, bootstrap their issuer
