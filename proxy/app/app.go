@@ -178,7 +178,7 @@ func runProxy(ctx context.Context, s Streams, version string) error {
 	p := dataplane.New(dataplane.Options{
 		Identity: id, Metrics: reg, OrigDst: iptables.OriginalDst,
 		InboundOrigDst: addrOrZero(cfg.InboundOrigDst), OutboundOrigDst: addrOrZero(cfg.OutboundOrigDst),
-		OpaquePorts: cfg.OpaquePorts, ProfileNetworks: cfg.ProfileNetworks, DetectTimeout: cfg.DetectTimeout,
+		OpaquePorts: cfg.OpaquePorts, HTTP2Ports: cfg.HTTP2Ports, ProfileNetworks: cfg.ProfileNetworks, DetectTimeout: cfg.DetectTimeout,
 		InboundConnectTimeout: cfg.InboundConnectTimeout, OutboundConnectTimeout: cfg.OutboundConnectTimeout,
 		Log: log, Discovery: discoveryOrNil(disc),
 	})

@@ -35,6 +35,10 @@ type Config struct {
 	InboundPorts []uint16
 	// OpaquePorts skip protocol detection, inbound and outbound.
 	OpaquePorts map[uint16]bool
+	// HTTP2Ports (MESH_PROXY_HTTP2_PORTS, none by default) carry HTTP/2 with prior
+	// knowledge (h2c, gRPC), inbound and outbound: what is not TLS goes to the
+	// HTTP/2 server, which closes a connection whose preface is wrong.
+	HTTP2Ports map[uint16]bool
 	// ProfileNetworks: MESH_PROXY_DESTINATION_PROFILE_NETWORKS (CIDRs; set but empty:
 	// none), where a request whose Host is not a service name gets the profile of its
 	// original destination.
@@ -136,6 +140,17 @@ func FromEnv(lookupEnv LookupEnv) (*Config, error) {
 	c.OpaquePorts = map[uint16]bool{}
 	for _, p := range ports {
 		c.OpaquePorts[p] = true
+	}
+	h2ports, err := Ports(get("MESH_PROXY_HTTP2_PORTS"))
+	if err != nil {
+		errs = append(errs, fmt.Errorf("MESH_PROXY_HTTP2_PORTS: %w", err))
+	}
+	c.HTTP2Ports = map[uint16]bool{}
+	for _, p := range h2ports {
+		if c.OpaquePorts[p] {
+			errs = append(errs, fmt.Errorf("MESH_PROXY_HTTP2_PORTS: port %d is also opaque (MESH_PROXY_OPAQUE_PORTS)", p))
+		}
+		c.HTTP2Ports[p] = true
 	}
 	nets, ok := lookupEnv("MESH_PROXY_DESTINATION_PROFILE_NETWORKS")
 	if !ok {

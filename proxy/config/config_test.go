@@ -65,6 +65,13 @@ func TestValues(t *testing.T) {
 	if c, err = FromEnv(env(m)); err != nil || len(c.ProfileNetworks) != 0 {
 		t.Errorf("no profile networks: %v %v", c.ProfileNetworks, err)
 	}
+	if len(c.HTTP2Ports) != 0 {
+		t.Errorf("HTTP/2 ports by default: %v", c.HTTP2Ports)
+	}
+	m["MESH_PROXY_HTTP2_PORTS"] = "8080,50051-50052"
+	if c, err = FromEnv(env(m)); err != nil || len(c.HTTP2Ports) != 3 || !c.HTTP2Ports[50052] {
+		t.Errorf("HTTP/2 ports: %v %v", c.HTTP2Ports, err)
+	}
 }
 
 func TestErrorsNameTheVariable(t *testing.T) {
@@ -81,6 +88,7 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		"no identity":  {drop: "MESH_PROXY_IDENTITY_LOCAL_NAME", want: "MESH_PROXY_IDENTITY_LOCAL_NAME"},
 		"no anchors":   {drop: "MESH_PROXY_IDENTITY_TRUST_ANCHORS", want: "MESH_PROXY_IDENTITY_TRUST_ANCHORS"},
 		"half dst":     {set: map[string]string{"MESH_PROXY_DESTINATION_SVC_ADDR": "x:1"}, want: "go together"},
+		"h2 opaque":    {set: map[string]string{"MESH_PROXY_HTTP2_PORTS": "3306"}, want: "MESH_PROXY_HTTP2_PORTS: port 3306 is also opaque"},
 	} {
 		m := base()
 		for k, v := range tc.set {

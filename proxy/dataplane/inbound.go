@@ -42,6 +42,9 @@ func (p *Proxy) handleInbound(ctx context.Context, c net.Conn) {
 		_ = c.Close()
 		return
 	}
+	if !direct && proto != protoTLS && p.o.HTTP2Ports[target.Port()] {
+		proto = protoHTTP2
+	}
 	switch proto {
 	case protoHTTP1:
 		p.serveH1(ctx, pc, m, p.serveInbound)

@@ -49,6 +49,9 @@ func (p *Proxy) handleOutbound(ctx context.Context, c net.Conn) {
 		_ = c.Close()
 		return
 	}
+	if ok && proto != protoTLS && p.o.HTTP2Ports[target.Port()] {
+		proto = protoHTTP2
+	}
 	switch proto {
 	case protoHTTP1:
 		p.serveH1(ctx, pc, m, p.serveOutbound)

@@ -61,6 +61,10 @@ type Options struct {
 	// InboundOrigDst and OutboundOrigDst stand in when a connection was not redirected.
 	InboundOrigDst, OutboundOrigDst netip.AddrPort
 	OpaquePorts                     map[uint16]bool
+	// HTTP2Ports carry HTTP/2 with prior knowledge: a connection to one that is not
+	// TLS is served as HTTP/2 whatever its first bytes (RFC 9113 §3.3), so a wrong
+	// preface is a connection error (§3.4) instead of opaque TCP.
+	HTTP2Ports map[uint16]bool
 	// ProfileNetworks: where a request whose Host is not a service name gets the
 	// ServiceProfile of its original destination (cluster IPs); none if empty.
 	ProfileNetworks        []netip.Prefix

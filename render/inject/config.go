@@ -26,6 +26,7 @@ func ConfigSettings() []ConfigSetting {
 		{"proxy-log-level", "proxy log level (e.g. warn,mesh=debug)", nonEmpty},
 		{"proxy-image", "proxy image (registry/name:tag)", nonEmpty},
 		{"opaque-ports", "ports proxied as opaque TCP (e.g. 3306,5432-5434)", ports},
+		{"http2-ports", "ports that speak HTTP/2 with prior knowledge, h2c or gRPC (no protocol detection)", ports},
 		{"skip-inbound-ports", "inbound ports the proxy does not intercept", ports},
 		{"skip-outbound-ports", "outbound ports the proxy does not intercept", ports},
 		{"skip-subnets", "outbound CIDRs the proxy does not intercept (e.g. 10.0.0.0/8)", cidrs},

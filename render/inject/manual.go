@@ -73,7 +73,7 @@ type settings struct {
 	uid                                              int64
 	inbound, outbound, admin, control                int32
 	resources                                        corev1.ResourceRequirements
-	opaque, skipIn, skipOut, skipSubnets             string
+	opaque, skipIn, skipOut, skipSubnets, http2      string
 	native, cni                                      bool
 	iptablesMode, ignoreIn, ignoreOut                string
 	trustDomain, clusterDomain, audience, anchors    string
@@ -142,6 +142,8 @@ func (m *Manual) settings(cfg map[string]string) (settings, error) {
 			s.image = v
 		case "opaque-ports":
 			s.opaque = v
+		case "http2-ports":
+			s.http2 = v
 		case "skip-inbound-ports":
 			s.skipIn = v
 		case "skip-outbound-ports":
@@ -211,6 +213,9 @@ func (s settings) proxy(ns string, appPorts []string) (corev1.Container, *corev1
 		{Name: volumeToken, VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{{
 			ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Audience: s.audience, ExpirationSeconds: ptr(int64(tokenExpirationInSec)), Path: volumeToken},
 		}}}}},
+	}
+	if s.http2 != "" {
+		envs = append(envs, env("MESH_PROXY_HTTP2_PORTS", s.http2))
 	}
 	if s.anchors != "" {
 		envs = append(envs, env("MESH_PROXY_IDENTITY_TRUST_ANCHORS", s.anchors))

@@ -147,3 +147,33 @@ func TestImageTag(t *testing.T) {
 		}
 	}
 }
+
+// config.meshplane.io/http2-ports reaches the proxy as MESH_PROXY_HTTP2_PORTS, and
+// only when set (every other proxy's env stays as it was).
+func TestManualHTTP2Ports(t *testing.T) {
+	const dep = `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: api}
+spec:
+  selector: {matchLabels: {app: api}}
+  template:
+    metadata: {labels: {app: api}}
+    spec:
+      containers: [{name: api, image: api:1, ports: [{containerPort: 50051}]}]
+`
+	for _, cfg := range []string{"50051", ""} {
+		opts := Options{Manual: manualOptions(t, "")}
+		if cfg != "" {
+			opts.Config = map[string]string{"config.meshplane.io/http2-ports": cfg}
+		}
+		out, _, err := stream(t, newInjector(t, opts), manifest.Inputs{Filenames: []string{"-"}}, dep, Auto)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, after, got := strings.Cut(out, "name: MESH_PROXY_HTTP2_PORTS\n")
+		value, _, _ := strings.Cut(after, "\n")
+		if got != (cfg != "") || got && strings.TrimSpace(value) != `value: "`+cfg+`"` {
+			t.Errorf("http2-ports %q: env set %v (%q)", cfg, got, value)
+		}
+	}
+}
