@@ -11,6 +11,8 @@ TOOLS_MODFILE = hack/tools/go.mod
 GOTOOL = GOWORK=off $(GO) tool -modfile=$(TOOLS_MODFILE)
 GOLANGCI_LINT = $(GOTOOL) golangci-lint
 GORELEASER = $(GOTOOL) goreleaser
+# h2spec, the HTTP/2 conformance suite the proxy's tests run (hack/conformance.sh).
+H2SPEC = bin/h2spec
 
 LINT_FLAGS = --timeout 10m
 GO_TEST_FLAGS = -count=1
@@ -29,9 +31,12 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
 all: build
 
 ## tools: build the pinned golangci-lint and goreleaser (cached by `go tool`).
-tools:
+tools: $(H2SPEC)
 	$(GOLANGCI_LINT) version
 	$(GORELEASER) --version
+
+$(H2SPEC): hack/conformance/go.mod
+	GOWORK=off $(GO) build -modfile=hack/conformance/go.mod -o $@ github.com/summerwind/h2spec/cmd/h2spec
 
 ## build: compile every package.
 build:
@@ -79,16 +84,17 @@ test:
 	$(MAKE) e2e-node
 
 ## go-test-cluster: start the test cluster (hack/testenv.sh), run go-test against it with
-## MESH_REQUIRE_TEST_CLUSTER=1 and MESH_REQUIRE_NETNS=1 (tests that need the cluster or
-## root with network namespaces fail instead of skipping), and stop it
-## at the end, even on failure or Ctrl-C.
-go-test-cluster:
+## MESH_REQUIRE_TEST_CLUSTER=1, MESH_REQUIRE_NETNS=1 and MESH_REQUIRE_CONFORMANCE=1 (tests
+## that need the cluster, root with network namespaces, or h2spec fail instead of
+## skipping), and stop it at the end, even on failure or Ctrl-C.
+go-test-cluster: $(H2SPEC)
 	@trap '$(TESTENV) stop' EXIT; trap 'exit 130' INT TERM; \
 	$(TESTENV) start && eval "$$($(TESTENV) env)" && \
-	MESH_REQUIRE_TEST_CLUSTER=1 MESH_REQUIRE_NETNS=1 $(MAKE) go-test
+	MESH_REQUIRE_TEST_CLUSTER=1 MESH_REQUIRE_NETNS=1 MESH_REQUIRE_CONFORMANCE=1 MESH_H2SPEC=$(CURDIR)/$(H2SPEC) $(MAKE) go-test
 
+## go-test: every Go test, under the race detector.
 go-test:
-	$(GO) test $(GO_TEST_FLAGS) ./...
+	$(GO) test $(GO_TEST_FLAGS) -race ./...
 
 ## e2e-node: bring up the real node (hack/cluster.sh: kubelet, containerd, CNI, CoreDNS;
 ## root), import the images, run the end-to-end suite (e2e/node) on it with
