@@ -17,10 +17,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/meshplane/mesh/controlplane/api/identityclient"
 	"github.com/meshplane/mesh/proxy/config"
 	"github.com/meshplane/mesh/proxy/dataplane"
 	"github.com/meshplane/mesh/proxy/discovery"
-	"github.com/meshplane/mesh/proxy/identity"
 	"github.com/meshplane/mesh/proxy/iptables"
 	"github.com/meshplane/mesh/proxy/metrics"
 )
@@ -118,7 +118,7 @@ func runProxy(ctx context.Context, s Streams, version string) error {
 		return err
 	}
 	log := logger(s.Err, cfg.LogLevel, cfg.LogFormat)
-	id, err := identity.New(identity.Config{LocalName: cfg.LocalName, TokenFile: cfg.TokenFile, Dir: cfg.IdentityDir,
+	id, err := identityclient.New(identityclient.Config{LocalName: cfg.LocalName, TokenFile: cfg.TokenFile, Dir: cfg.IdentityDir,
 		TrustAnchorsPEM: cfg.TrustAnchorsPEM, TrustAnchorsFile: cfg.TrustAnchorsFile, Addr: cfg.IdentityAddr, Name: cfg.IdentityName,
 		Now: time.Now, Log: log.With("component", "identity")})
 	if err != nil {
@@ -201,7 +201,7 @@ func addrOrZero(s string) netip.AddrPort {
 	return ap
 }
 
-func adminMux(id *identity.Identity, reg *metrics.Registry, draining func() bool) *http.ServeMux {
+func adminMux(id *identityclient.Identity, reg *metrics.Registry, draining func() bool) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /live", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "live\n") })
 	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, _ *http.Request) {
@@ -227,12 +227,12 @@ func adminMux(id *identity.Identity, reg *metrics.Registry, draining func() bool
 	return mux
 }
 
-func readyReason(id *identity.Identity, draining bool) string {
+func readyReason(id *identityclient.Identity, draining bool) string {
 	if draining {
 		return "shutting down"
 	}
 	if !id.Ready() {
-		return identity.ErrNotReady.Error()
+		return identityclient.ErrNotReady.Error()
 	}
 	return ""
 }

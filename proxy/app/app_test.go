@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meshplane/mesh/proxy/identity/identitytest"
+	"github.com/meshplane/mesh/controlplane/api/identityclient/identitytest"
 	"github.com/meshplane/mesh/proxy/proxytest"
 )
 

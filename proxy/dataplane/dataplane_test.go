@@ -24,10 +24,10 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/meshplane/mesh/controlplane/api/identityclient"
+	"github.com/meshplane/mesh/controlplane/api/identityclient/identitytest"
 	meshv1 "github.com/meshplane/mesh/controlplane/api/mesh/v1"
 	"github.com/meshplane/mesh/proxy/discovery"
-	"github.com/meshplane/mesh/proxy/identity"
-	"github.com/meshplane/mesh/proxy/identity/identitytest"
 	"github.com/meshplane/mesh/proxy/metrics"
 	"github.com/meshplane/mesh/proxy/proxytest"
 )
@@ -41,7 +41,7 @@ type testProxy struct {
 	in, out net.Listener
 	stop    func() // SIGTERM: stop accepting, drain
 	reg     *metrics.Registry
-	id      *identity.Identity
+	id      *identityclient.Identity
 }
 
 func (tp *testProxy) inAddr() netip.AddrPort    { return netip.MustParseAddrPort(tp.in.Addr().String()) }
@@ -70,7 +70,7 @@ func startProxy(t testing.TB, cp *proxytest.ControlPlane, name string, inboundOr
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	id, err := identity.New(identity.Config{LocalName: name, TokenFile: token, TrustAnchorsPEM: cp.AnchorsPEM,
+	id, err := identityclient.New(identityclient.Config{LocalName: name, TokenFile: token, TrustAnchorsPEM: cp.AnchorsPEM,
 		Addr: cp.IdentityAddr, Name: proxytest.IdentityName, Now: time.Now})
 	if err != nil {
 		t.Fatal(err)

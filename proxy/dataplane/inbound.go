@@ -11,7 +11,7 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/meshplane/mesh/proxy/identity"
+	"github.com/meshplane/mesh/controlplane/api/identityclient"
 	"github.com/meshplane/mesh/proxy/metrics"
 )
 
@@ -86,7 +86,7 @@ func (p *Proxy) inboundTLS(ctx context.Context, c net.Conn, m *meta) {
 	}
 	rc.seen, rc.stopped = nil, true
 	m.tls = true
-	m.peerID = identity.PeerIdentity(tc.ConnectionState())
+	m.peerID = identityclient.PeerIdentity(tc.ConnectionState())
 	switch tc.ConnectionState().NegotiatedProtocol {
 	case alpnOpaque:
 		var port [2]byte

@@ -37,7 +37,7 @@ const (
 	headerOrigProto = "Mesh-Orig-Proto"
 )
 
-// Identity is the proxy's certificate holder (proxy/identity).
+// Identity is the proxy's certificate holder (controlplane/api/identityclient).
 type Identity interface {
 	LocalName() string
 	Ready() bool

@@ -170,7 +170,7 @@ type Client struct {
 // Options configure the client.
 type Options struct {
 	Addr string // destination service host:port
-	// Creds secure the connection (identity.GRPCCredentials); nil is plaintext, for
+	// Creds secure the connection (identityclient.GRPCCredentials); nil is plaintext, for
 	// tests only.
 	Creds        credentials.TransportCredentials
 	ContextToken string        // JSON {"ns":..., "pod":...}

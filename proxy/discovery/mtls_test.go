@@ -13,13 +13,13 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/meshplane/mesh/controlplane/api/identityclient"
+	"github.com/meshplane/mesh/controlplane/api/identityclient/identitytest"
 	meshv1 "github.com/meshplane/mesh/controlplane/api/mesh/v1"
-	"github.com/meshplane/mesh/proxy/identity"
-	"github.com/meshplane/mesh/proxy/identity/identitytest"
 )
 
 // TestMTLSAndServerRestart talks to a destination service that requires client
-// certificates (as the real one does), through identity.GRPCCredentials, and
+// certificates (as the real one does), through identityclient.GRPCCredentials, and
 // restarts it: the set is kept while it is down and replaced when it is back.
 func TestMTLSAndServerRestart(t *testing.T) {
 	const (
@@ -35,7 +35,7 @@ func TestMTLSAndServerRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	id, err := identity.New(identity.Config{LocalName: local, TokenFile: filepath.Join(dir, "token"),
+	id, err := identityclient.New(identityclient.Config{LocalName: local, TokenFile: filepath.Join(dir, "token"),
 		TrustAnchorsFile: filepath.Join(dir, "anchors.pem"), Addr: svc.Addr, Name: idName})
 	if err != nil {
 		t.Fatal(err)

@@ -16,8 +16,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/meshplane/mesh/controlplane/api/identityclient/identitytest"
 	meshv1 "github.com/meshplane/mesh/controlplane/api/mesh/v1"
-	"github.com/meshplane/mesh/proxy/identity/identitytest"
 )
 
 // Names of the test control plane's services.

@@ -1,4 +1,4 @@
-package identity
+package identityclient
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meshplane/mesh/proxy/identity/identitytest"
+	"github.com/meshplane/mesh/controlplane/api/identityclient/identitytest"
 )
 
 const (

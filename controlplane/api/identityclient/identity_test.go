@@ -1,4 +1,4 @@
-package identity
+package identityclient
 
 import (
 	"context"
@@ -18,8 +18,8 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/meshplane/mesh/controlplane/api/identityclient/identitytest"
 	meshv1 "github.com/meshplane/mesh/controlplane/api/mesh/v1"
-	"github.com/meshplane/mesh/proxy/identity/identitytest"
 )
 
 func TestNewAnchorsErrorsNameTheSource(t *testing.T) {

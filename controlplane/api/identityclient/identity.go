@@ -1,13 +1,17 @@
-// Package identity gets and renews the proxy's certificate from the identity service
-// (a CSR and the projected ServiceAccount token), and builds the TLS configurations
-// for mTLS between proxies: TLS 1.3, ECDSA P-256, peers verified against the trust
-// anchors and by their identity name.
+// Package identityclient is the client of the Identity service, shared by the proxy
+// and the control-plane services that need a workload certificate (destination): it
+// gets and renews a certificate with a CSR and the projected ServiceAccount token, and
+// builds the TLS configurations for mTLS: TLS 1.3, ECDSA P-256, peers verified against
+// the trust anchors and by their identity name.
+//
+// It imports only the standard library, gRPC and controlplane/api/mesh/v1, so that the
+// proxy binary stays free of Kubernetes libraries.
 //
 // The private key never leaves memory (unless Config.Dir is set, for debugging). The
 // certificate is swapped atomically on renewal: new handshakes use the new one, and
 // established connections keep theirs. The trust anchors are re-read when their file
 // changes, and every handshake verifies the peer against the anchors current then.
-package identity
+package identityclient
 
 import (
 	"bytes"

@@ -1,7 +1,8 @@
 // Package identitytest is a test certificate authority and identity service for
-// tests of the proxy's mTLS: it behaves like the control plane's (it checks the
-// token and the CSR's shape, and signs ECDSA P-256 leaves with an issuer under a
-// root that is the trust anchor) over real sockets and TLS.
+// tests of identityclient and of its users (the proxy's mTLS): it behaves like the
+// control plane's (it checks the token and the CSR's shape, and signs ECDSA P-256
+// leaves with an issuer under a root that is the trust anchor) over real sockets and
+// TLS.
 //
 // A token is accepted when it is Token(identity).
 package identitytest
