@@ -24,13 +24,12 @@ import (
 	meshv1 "github.com/meshplane/mesh/controlplane/api/mesh/v1"
 )
 
-// certifyTimeout bounds one Certify call.
-const certifyTimeout = 10 * time.Second
-
-// Run certifies, then renews before expiry until ctx ends; it retries with backoff
-// while the identity service is unreachable and never returns early on its errors.
-// It also polls TrustAnchorsFile for rotations. It returns nil when ctx ends, and an
-// error only when it cannot start (no key, no client).
+// Run makes the key and the CSR, certifies, then renews at RenewAt of the remaining
+// validity until ctx ends, over one connection to the identity service. It retries
+// with backoff (MinBackoff doubled up to MaxBackoff) while the service is unreachable
+// or refuses, keeping the current certificate meanwhile, and never returns early on
+// its errors. It also polls TrustAnchorsFile for rotations. It returns nil when ctx
+// ends, and an error only when it cannot start (no key, no client).
 func (i *Identity) Run(ctx context.Context) error {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -52,7 +51,7 @@ func (i *Identity) Run(ctx context.Context) error {
 		grpc.WithConnectParams(grpc.ConnectParams{
 			// Reconnect as eagerly as Certify retries (gRPC's default waits up to 120s).
 			Backoff:           backoff.Config{BaseDelay: i.cfg.MinBackoff, Multiplier: 1.6, Jitter: 0.2, MaxDelay: i.cfg.MaxBackoff},
-			MinConnectTimeout: certifyTimeout,
+			MinConnectTimeout: i.cfg.CertifyTimeout,
 		}))
 	if err != nil {
 		return fmt.Errorf("identity: identity service %s: %w", i.cfg.Addr, err)
@@ -95,8 +94,7 @@ func (i *Identity) Run(ctx context.Context) error {
 			failures = 0
 			backoff = i.cfg.MinBackoff
 			h := i.cert.Load()
-			wait = time.Duration(float64(h.until.Sub(i.now())) * i.renewAt)
-			wait = max(wait, i.cfg.MinBackoff)
+			wait = i.renewIn(h)
 			i.log.Info("certified", "identity", i.cfg.LocalName, "expiry", h.until, "renew_in", wait)
 		}
 		t := time.NewTimer(wait)
@@ -107,6 +105,12 @@ func (i *Identity) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+}
+
+// renewIn is when to renew h: at RenewAt of its remaining validity, and not sooner
+// than MinBackoff.
+func (i *Identity) renewIn(h *held) time.Duration {
+	return max(time.Duration(float64(h.until.Sub(i.now()))*i.cfg.RenewAt), i.cfg.MinBackoff)
 }
 
 // certify makes one Certify call and, when it succeeds and the answer checks out,
@@ -120,7 +124,7 @@ func (i *Identity) certify(ctx context.Context, api meshv1.IdentityClient, key *
 	if len(token) == 0 {
 		return fmt.Errorf("the token file %s is empty", i.cfg.TokenFile)
 	}
-	cctx, cancel := context.WithTimeout(ctx, certifyTimeout)
+	cctx, cancel := context.WithTimeout(ctx, i.cfg.CertifyTimeout)
 	defer cancel()
 	resp, err := api.Certify(cctx, &meshv1.CertifyRequest{
 		Identity:                  i.cfg.LocalName,
@@ -156,7 +160,7 @@ func (i *Identity) certificate(resp *meshv1.CertifyResponse, key *ecdsa.PrivateK
 	}
 	pub, ok := leaf.PublicKey.(*ecdsa.PublicKey)
 	if !ok || !pub.Equal(&key.PublicKey) {
-		return nil, errors.New("the leaf certificate is not for this proxy's key")
+		return nil, errors.New("the leaf certificate is not for this workload's key")
 	}
 	if len(leaf.DNSNames) == 0 || leaf.DNSNames[0] != i.cfg.LocalName {
 		return nil, fmt.Errorf("the leaf certificate is for %q, want %s", leaf.DNSNames, i.cfg.LocalName)
@@ -171,9 +175,11 @@ func (i *Identity) certificate(resp *meshv1.CertifyResponse, key *ecdsa.PrivateK
 		inter.AddCert(c)
 		chain = append(chain, der)
 	}
-	if _, err := leaf.Verify(x509.VerifyOptions{Roots: i.anchors.Load(), Intermediates: inter, CurrentTime: i.now(),
-		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
-		i.log.Warn("the new certificate does not verify against the current trust anchors", "err", err)
+	if pool := i.anchors.Load(); pool != nil { // nil: Certify could not have been reached
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, CurrentTime: i.now(),
+			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+			i.log.Warn("the new certificate does not verify against the current trust anchors", "err", err)
+		}
 	}
 	until := leaf.NotAfter
 	if v := resp.GetValidUntil(); v != nil && v.IsValid() && v.AsTime().Before(until) {

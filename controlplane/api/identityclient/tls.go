@@ -36,6 +36,18 @@ func (i *Identity) ServerConfig(alpn []string) *tls.Config {
 	}
 }
 
+// ServerConfigRequireClientCert is ServerConfig for a service that serves mesh
+// workloads only (destination): a client must present a certificate that verifies
+// against the current anchors, whatever its identity.
+func (i *Identity) ServerConfigRequireClientCert(alpn []string) *tls.Config {
+	c := i.ServerConfig(alpn)
+	c.ClientAuth = tls.RequireAnyClientCert
+	c.VerifyConnection = func(cs tls.ConnectionState) error {
+		return i.verifyPeer(cs.PeerCertificates, "", x509.ExtKeyUsageClientAuth)
+	}
+	return c
+}
+
 // ClientConfig is for dialling a peer proxy whose identity must be serverName: it
 // presents the current certificate (none before the first) and verifies the peer's
 // chain against the current anchors and that its identity is serverName (an empty
@@ -65,7 +77,7 @@ func (i *Identity) ClientConfig(serverName string, alpn []string) *tls.Config {
 	}
 }
 
-// serviceTLS is for the identity service itself: no client certificate (the proxy
+// serviceTLS is for the identity service itself: no client certificate (the workload
 // has none yet), the service verified as Config.Name.
 func (i *Identity) serviceTLS() *tls.Config {
 	c := i.ClientConfig(i.cfg.Name, nil)
@@ -84,13 +96,17 @@ func (i *Identity) verifyPeer(certs []*x509.Certificate, name string, usage x509
 	if len(certs) == 0 {
 		return errors.New("the peer presented no certificate")
 	}
+	roots := i.anchors.Load()
+	if roots == nil {
+		return errNoAnchors
+	}
 	inter := x509.NewCertPool()
 	for _, c := range certs[1:] {
 		inter.AddCert(c)
 	}
 	leaf := certs[0]
 	if _, err := leaf.Verify(x509.VerifyOptions{
-		Roots:         i.anchors.Load(),
+		Roots:         roots,
 		Intermediates: inter,
 		CurrentTime:   i.now(),
 		KeyUsages:     []x509.ExtKeyUsage{usage},
