@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/meshplane/mesh/controlplane/admin"
+	"github.com/meshplane/mesh/controlplane/api/identityclient"
 	meshv1 "github.com/meshplane/mesh/controlplane/api/mesh/v1"
 	"github.com/meshplane/mesh/controlplane/destination"
 	"github.com/meshplane/mesh/controlplane/identity"
@@ -47,10 +48,6 @@ func destinationMain(ctx context.Context, c common, log *slog.Logger) error {
 	if c.namespace == "" {
 		return errors.New("no namespace: set --namespace or MESH_NAMESPACE")
 	}
-	anchors, err := destinationAnchors(c.config, os.Getenv(envAnchorsFile))
-	if err != nil {
-		return err
-	}
 	client, err := c.client()
 	if err != nil {
 		return err
@@ -59,18 +56,17 @@ func destinationMain(ctx context.Context, c common, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	addr, tokenFile := os.Getenv(envIdentityAddr), os.Getenv(envTokenFile)
-	if tokenFile == "" {
-		tokenFile = defaultTokenFile
+	idCfg, err := destinationIdentity(c, v.ClusterDomain, v.Identity.TrustDomain, os.Getenv)
+	if err != nil {
+		return err
 	}
-	if addr == "" {
-		addr = fmt.Sprintf("mesh-identity.%s.svc.%s.:8080", c.namespace, v.ClusterDomain)
+	idCfg.Log, idCfg.Now = log, time.Now
+	id, err := identityclient.New(idCfg)
+	if err != nil {
+		return err
 	}
-	cert := &destination.Certificate{Name: identity.Name("mesh-destination", c.namespace, v.Identity.TrustDomain), IdentityAddr: addr,
-		IdentityName: identity.Name("mesh-identity", c.namespace, v.Identity.TrustDomain), TokenFile: tokenFile, Anchors: anchors,
-		Log: log, Now: time.Now}
 	srv := destination.New(destination.Options{Client: client, Dynamic: dyn, ClusterDomain: v.ClusterDomain, TrustDomain: v.Identity.TrustDomain, Log: log})
-	g := grpc.NewServer(append(destination.ServerOptions(), grpc.Creds(credentials.NewTLS(destination.ServerTLS(cert, anchors))))...)
+	g := grpc.NewServer(append(destination.ServerOptions(), grpc.Creds(credentials.NewTLS(destination.ServerTLS(id))))...)
 	meshv1.RegisterDestinationServer(g, srv)
 	lis, adminLis, err := c.listen()
 	if err != nil {
@@ -81,31 +77,52 @@ func destinationMain(ctx context.Context, c common, log *slog.Logger) error {
 	var synced atomic.Bool
 	go func() { synced.Store(srv.Start(ctx)) }()
 	errs := make(chan error, 3)
-	go func() { errs <- cert.Run(ctx) }()
+	go func() { errs <- id.Run(ctx) }()
 	go func() {
 		errs <- (&admin.Server{Registry: prometheus.NewRegistry(), Ready: func() error {
 			if !synced.Load() {
 				return errors.New("informers not synced yet (is the ServiceProfile CRD installed?)")
 			}
-			return cert.Ready()
+			if !id.Ready() {
+				return identityclient.ErrNotReady
+			}
+			return nil
 		}}).Serve(ctx, adminLis)
 	}()
 	go func() { errs <- g.Serve(lis) }()
-	log.Info("serving", "grpc", lis.Addr().String(), "admin", adminLis.Addr().String(), "identity", addr)
+	log.Info("serving", "grpc", lis.Addr().String(), "admin", adminLis.Addr().String(), "identity", idCfg.Addr)
 	err = serveUntilDone(ctx, g, errs)
 	cancel()
 	return err
 }
 
-// destinationAnchors are the trust anchors: the file if given, else the values'
-// identity.trustAnchorsPEM if set, else the mounted trust-roots ConfigMap.
-func destinationAnchors(config, file string) (*destination.Anchors, error) {
-	if file != "" {
-		return &destination.Anchors{File: file}, nil
+// destinationIdentity configures the identity client that gets destination's own
+// certificate, as a proxy's: the identity service (envIdentityAddr, default
+// mesh-identity.NAMESPACE.svc.CLUSTER-DOMAIN.:8080), the token file
+// (envTokenFile, default defaultTokenFile) and the trust anchors: the file
+// envAnchorsFile if set, else the values' identity.trustAnchorsPEM if set, else the
+// mounted trust-roots ConfigMap. The file may not exist yet (the ConfigMap volume is
+// optional: identity publishes it): destination then waits for it, not ready.
+func destinationIdentity(c common, clusterDomain, trustDomain string, getenv func(string) string) (identityclient.Config, error) {
+	cfg := identityclient.Config{
+		LocalName: identity.Name("mesh-destination", c.namespace, trustDomain),
+		Addr:      getenv(envIdentityAddr),
+		Name:      identity.Name("mesh-identity", c.namespace, trustDomain),
+		TokenFile: getenv(envTokenFile),
 	}
-	b, err := os.ReadFile(config)
+	if cfg.Addr == "" {
+		cfg.Addr = fmt.Sprintf("mesh-identity.%s.svc.%s.:8080", c.namespace, clusterDomain)
+	}
+	if cfg.TokenFile == "" {
+		cfg.TokenFile = defaultTokenFile
+	}
+	if cfg.TrustAnchorsFile = getenv(envAnchorsFile); cfg.TrustAnchorsFile != "" {
+		cfg.TrustAnchorsFileOptional = true
+		return cfg, nil
+	}
+	b, err := os.ReadFile(c.config)
 	if err != nil {
-		return nil, fmt.Errorf("--config: %w", err)
+		return cfg, fmt.Errorf("--config: %w", err)
 	}
 	var v struct {
 		Identity struct {
@@ -113,12 +130,14 @@ func destinationAnchors(config, file string) (*destination.Anchors, error) {
 		} `json:"identity"`
 	}
 	if err := yaml.Unmarshal(b, &v); err != nil {
-		return nil, fmt.Errorf("--config %s: %w", config, err)
+		return cfg, fmt.Errorf("--config %s: %w", c.config, err)
 	}
 	if v.Identity.TrustAnchorsPEM != "" {
-		return &destination.Anchors{PEM: v.Identity.TrustAnchorsPEM}, nil
+		cfg.TrustAnchorsPEM = []byte(v.Identity.TrustAnchorsPEM)
+		return cfg, nil
 	}
-	return &destination.Anchors{File: defaultAnchorsFile}, nil
+	cfg.TrustAnchorsFile, cfg.TrustAnchorsFileOptional = defaultAnchorsFile, true
+	return cfg, nil
 }
 
 // dynamicClient is a dynamic client with the same configuration as client.

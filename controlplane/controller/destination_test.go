@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"sigs.k8s.io/yaml"
 
+	"github.com/meshplane/mesh/controlplane/api/identityclient"
 	meshv1 "github.com/meshplane/mesh/controlplane/api/mesh/v1"
 	"github.com/meshplane/mesh/controlplane/destination"
 	"github.com/meshplane/mesh/controlplane/identity"
@@ -37,6 +39,45 @@ func TestRunUsage(t *testing.T) {
 		if code := Run(context.Background(), args, &stderr, time.Now); code != 2 {
 			t.Errorf("%v: exit %d, want 2 (%s)", args, code, stderr.String())
 		}
+	}
+}
+
+// destination's identity client: the identity service and token from the
+// environment or the defaults, and the anchors from the file (optional: it may not
+// be published yet), else the values' trustAnchorsPEM, else the mounted ConfigMap.
+func TestDestinationIdentityConfig(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	plain, inline := filepath.Join(dir, "plain.yaml"), filepath.Join(dir, "inline.yaml")
+	if err := os.WriteFile(plain, []byte("clusterDomain: cluster.local\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(inline, []byte("identity:\n  trustAnchorsPEM: PEM\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		what, config string
+		env          map[string]string
+		want         identityclient.Config
+	}{
+		{"defaults", plain, nil, identityclient.Config{Addr: "mesh-identity.mesh.svc.example.org.:8080", TokenFile: defaultTokenFile,
+			TrustAnchorsFile: defaultAnchorsFile, TrustAnchorsFileOptional: true}},
+		{"inline anchors", inline, nil, identityclient.Config{Addr: "mesh-identity.mesh.svc.example.org.:8080", TokenFile: defaultTokenFile,
+			TrustAnchorsPEM: []byte("PEM")}},
+		{"environment", inline, map[string]string{envIdentityAddr: "id:1", envTokenFile: "/t", envAnchorsFile: "/a"},
+			identityclient.Config{Addr: "id:1", TokenFile: "/t", TrustAnchorsFile: "/a", TrustAnchorsFileOptional: true}},
+	} {
+		got, err := destinationIdentity(common{config: tc.config, namespace: "mesh"}, "example.org", "td.test", func(k string) string { return tc.env[k] })
+		if err != nil {
+			t.Fatalf("%s: %v", tc.what, err)
+		}
+		tc.want.LocalName, tc.want.Name = "mesh-destination.mesh.serviceaccount.identity.td.test", "mesh-identity.mesh.serviceaccount.identity.td.test"
+		if !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s:\n got %+v\nwant %+v", tc.what, got, tc.want)
+		}
+	}
+	if _, err := destinationIdentity(common{config: filepath.Join(dir, "missing.yaml")}, "", "", func(string) string { return "" }); err == nil {
+		t.Error("a missing --config was accepted")
 	}
 }
 

@@ -2,8 +2,9 @@
 // ready endpoints from EndpointSlices (or a pod IP authority to that pod), with each
 // endpoint's identity (only when its pod is meshed), protocol hint, zone and metric
 // labels, and streams changes. GetProfile streams a service's routes, retries and
-// timeouts from its ServiceProfile, and whether its port is opaque. Certificate is the
-// service's own TLS certificate, obtained from identity as a proxy obtains its own.
+// timeouts from its ServiceProfile, and whether its port is opaque. ServerTLS serves
+// them over mTLS with the service's own certificate, which the proxy's identity client
+// (controlplane/api/identityclient) obtains from identity.
 package destination
 
 import (

@@ -13,9 +13,12 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/fake"
 	"sigs.k8s.io/yaml"
 
 	meshv1 "github.com/meshplane/mesh/controlplane/api/mesh/v1"
@@ -60,7 +63,7 @@ func ensureCRD(t *testing.T, dyn dynamic.Interface) {
 }
 
 // serve runs a Server over the test cluster on a loopback gRPC server (plaintext: the
-// TLS path is tested in certificate_test.go and the process test).
+// TLS path is tested in mtls_test.go and the process test).
 func serve(t *testing.T, cs kubernetes.Interface, dyn dynamic.Interface) (context.Context, meshv1.DestinationClient) {
 	t.Helper()
 	srv := New(Options{Client: cs, Dynamic: dyn, ClusterDomain: "cluster.local", TrustDomain: "cluster.local"})
@@ -140,4 +143,31 @@ func dynamicClient(t *testing.T) dynamic.Interface {
 		t.Fatal(err)
 	}
 	return dyn
+}
+
+// fakeServer is a Server over fake clients (the same shared informers).
+func fakeServer(t testing.TB, objs ...runtime.Object) (*Server, *fake.Clientset, *dynamicfake.FakeDynamicClient) {
+	t.Helper()
+	return fakeServerWith(t, fake.NewClientset(objs...))
+}
+
+func fakeServerWith(t testing.TB, cs *fake.Clientset) (*Server, *fake.Clientset, *dynamicfake.FakeDynamicClient) {
+	t.Helper()
+	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{ServiceProfiles(): "ServiceProfileList"})
+	return New(Options{Client: cs, Dynamic: dyn, ClusterDomain: "cluster.local", TrustDomain: "cluster.local"}), cs, dyn
+}
+
+func waitUntil(t *testing.T, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -19,11 +19,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	dynamicfake "k8s.io/client-go/dynamic/fake"
-	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/meshplane/mesh/controlplane/api/identityclient"
 	meshv1 "github.com/meshplane/mesh/controlplane/api/mesh/v1"
 	"github.com/meshplane/mesh/controlplane/identity"
 	renderidentity "github.com/meshplane/mesh/render/identity"
@@ -81,76 +78,73 @@ func identityServer(t testing.TB, iss *identity.Issuer, rev identity.TokenReview
 	return lis.Addr().String()
 }
 
-// fakeServer is a Server over fake clients (the same shared informers).
-func fakeServer(t testing.TB, objs ...runtime.Object) (*Server, *fake.Clientset, *dynamicfake.FakeDynamicClient) {
-	t.Helper()
-	return fakeServerWith(t, fake.NewClientset(objs...))
-}
-
-func fakeServerWith(t testing.TB, cs *fake.Clientset) (*Server, *fake.Clientset, *dynamicfake.FakeDynamicClient) {
-	t.Helper()
-	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{ServiceProfiles(): "ServiceProfileList"})
-	return New(Options{Client: cs, Dynamic: dyn, ClusterDomain: "cluster.local", TrustDomain: "cluster.local"}), cs, dyn
-}
-
-func waitUntil(t *testing.T, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// The destination's certificate comes from the real identity Certify with the token
-// file (a bad token is retried until the file is right), is renewed at half-life, and
-// the server then takes only TLS 1.3 clients with a certificate from the anchors.
-func TestCertificateAndServerTLS(t *testing.T) {
+// The destination's certificate comes from the real identity Certify through the
+// proxy's identity client, configured as mesh-controller destination does: the
+// trust-roots file is missing at start (the ConfigMap is optional and not published
+// yet), a refused token is retried until the file is right, and the certificate is
+// renewed. The server then takes only TLS 1.3 clients with a certificate from the
+// anchors, and trusts a new anchor once the file has it.
+func TestServerTLSWithIdentityClient(t *testing.T) {
+	t.Parallel()
 	iss, anchorPEM := testCA(t)
 	dir := t.TempDir()
 	tokenFile, anchorsFile := filepath.Join(dir, "token"), filepath.Join(dir, "ca-bundle.crt")
 	if err := os.WriteFile(tokenFile, []byte("wrong"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	rev := &reviewer{token: "right", user: "system:serviceaccount:mesh-system:mesh-destination"}
+	name := identity.Name("mesh-destination", "mesh-system", "cluster.local")
+	id, err := identityclient.New(identityclient.Config{LocalName: name, TokenFile: tokenFile,
+		TrustAnchorsFile: anchorsFile, TrustAnchorsFileOptional: true,
+		Addr: identityServer(t, iss, rev, 2*time.Second), Name: identity.Name("mesh-identity", "mesh-system", "cluster.local"),
+		Log: slog.New(slog.DiscardHandler), Now: time.Now,
+		MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, AnchorsPollInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- id.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	ready := func() error {
+		if !id.Ready() {
+			return identityclient.ErrNotReady
+		}
+		return nil
+	}
+
+	if ready() == nil || rev.reviews.Load() != 0 {
+		t.Fatal("certified, or a token sent, without trust anchors")
+	}
 	if err := os.WriteFile(anchorsFile, anchorPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	rev := &reviewer{token: "right", user: "system:serviceaccount:mesh-system:mesh-destination"}
-	name := identity.Name("mesh-destination", "mesh-system", "cluster.local")
-	anchors := &Anchors{File: anchorsFile}
-	cert := &Certificate{Name: name, IdentityAddr: identityServer(t, iss, rev, 2*time.Second),
-		IdentityName: identity.Name("mesh-identity", "mesh-system", "cluster.local"), TokenFile: tokenFile, Anchors: anchors,
-		Log: slog.New(slog.DiscardHandler), Now: time.Now, RetryMin: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() { _ = cert.Run(ctx) }()
-
 	waitUntil(t, "a refused token is retried", func() error {
 		if rev.reviews.Load() < 2 {
 			return errors.New("fewer than 2 reviews")
 		}
 		return nil
 	})
-	if err := cert.Ready(); err == nil {
+	if ready() == nil {
 		t.Fatal("ready with a refused token")
 	}
 	if err := os.WriteFile(tokenFile, []byte("right\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "certificate issued", cert.Ready)
-	first, _ := cert.GetCertificate(nil)
+	waitUntil(t, "certificate issued", ready)
+	first, _ := id.Certificate()
 	if first.Leaf.Subject.CommonName != name || first.Leaf.DNSNames[0] != name {
 		t.Fatalf("issued for %s %v", first.Leaf.Subject.CommonName, first.Leaf.DNSNames)
 	}
-	// Renewed at half its 2s life, with a new key.
+	// Renewed at 70% of its 2s life.
 	waitUntil(t, "renewal", func() error {
-		if c, _ := cert.GetCertificate(nil); c.Leaf.SerialNumber.Cmp(first.Leaf.SerialNumber) == 0 {
+		if c, _ := id.Certificate(); c.Leaf.SerialNumber.Cmp(first.Leaf.SerialNumber) == 0 {
 			return errors.New("not renewed yet")
 		}
 		return nil
@@ -161,7 +155,7 @@ func TestCertificateAndServerTLS(t *testing.T) {
 	if !srv.Start(ctx) {
 		t.Fatal("not synced")
 	}
-	g := grpc.NewServer(grpc.Creds(credentials.NewTLS(ServerTLS(cert, anchors))))
+	g := grpc.NewServer(grpc.Creds(credentials.NewTLS(ServerTLS(id))))
 	meshv1.RegisterDestinationServer(g, srv)
 	lis, _ := net.Listen("tcp", "127.0.0.1:0")
 	go func() { _ = g.Serve(lis) }()
@@ -204,12 +198,12 @@ func TestCertificateAndServerTLS(t *testing.T) {
 		}
 	}
 	// The anchors file changes (the kubelet updates the mounted ConfigMap): a new
-	// anchor is trusted without a restart.
+	// anchor is trusted without a restart, once the file is polled.
 	if err := os.WriteFile(anchorsFile, append(append([]byte{}, anchorPEM...), otherAnchorPEM...), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	other := leaf(t, otherCA, identity.Name("web", "default", "cluster.local"))
-	if err := call(&tls.Config{MinVersion: tls.VersionTLS13, RootCAs: roots, ServerName: name, Certificates: []tls.Certificate{other}}); err != nil {
-		t.Errorf("a certificate from a new anchor in the file: %v", err)
-	}
+	waitUntil(t, "a certificate from a new anchor in the file is accepted", func() error {
+		return call(&tls.Config{MinVersion: tls.VersionTLS13, RootCAs: roots, ServerName: name, Certificates: []tls.Certificate{other}})
+	})
 }
