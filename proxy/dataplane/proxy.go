@@ -141,8 +141,14 @@ func New(o Options) *Proxy {
 	return p
 }
 
+// closeWait bounds the wait, after the grace period has closed every connection, for
+// their goroutines to return.
+const closeWait = 5 * time.Second
+
 // Serve accepts on both listeners until ctx ends, then stops accepting and drains:
-// in-flight requests and connections get until grace ends, then are closed.
+// in-flight requests and connections get until grace ends, then are closed. It
+// returns when every goroutine it started has returned (after the close, within
+// closeWait).
 func (p *Proxy) Serve(ctx context.Context, inbound, outbound net.Listener, grace time.Duration) error {
 	if ap, err := netip.ParseAddrPort(inbound.Addr().String()); err == nil {
 		p.inPort = ap.Port()
@@ -173,8 +179,10 @@ func (p *Proxy) Serve(ctx context.Context, inbound, outbound net.Listener, grace
 					_ = tc.SetNoDelay(true)
 				}
 				p.wg.Add(1)
+				untrack := p.track(c) // closed after the grace period, even while detecting
 				go func() {
 					defer p.wg.Done()
+					defer untrack()
 					l.handle(connCtx, c)
 				}()
 			}
@@ -196,6 +204,11 @@ func (p *Proxy) Serve(ctx context.Context, inbound, outbound net.Listener, grace
 	case <-sctx.Done():
 		cancelConns()
 		p.closeAll()
+		select {
+		case <-done:
+		case <-time.After(closeWait):
+			p.o.Log.Warn("connections still running after the close", "wait", closeWait)
+		}
 	}
 	p.services.close()
 	p.appFast.CloseIdleConnections()

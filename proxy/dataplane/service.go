@@ -17,18 +17,21 @@ type serviceCache struct {
 	mu   sync.Mutex
 	m    map[string]*service
 	stop chan struct{}
+	done chan struct{} // closed when the janitor has returned
 	once sync.Once
 }
 
 const idleAfter = 5 * time.Minute
 
 func newServiceCache(p *Proxy) *serviceCache {
-	c := &serviceCache{p: p, m: map[string]*service{}, stop: make(chan struct{})}
+	c := &serviceCache{p: p, m: map[string]*service{}, stop: make(chan struct{}), done: make(chan struct{})}
 	go c.janitor()
 	return c
 }
 
+// janitor drops idle services until close; close waits for it.
 func (c *serviceCache) janitor() {
+	defer close(c.done)
 	t := time.NewTicker(30 * time.Second)
 	defer t.Stop()
 	for {
@@ -51,6 +54,7 @@ func (c *serviceCache) janitor() {
 
 func (c *serviceCache) close() {
 	c.once.Do(func() { close(c.stop) })
+	<-c.done
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for k, s := range c.m {
