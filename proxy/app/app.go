@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,8 +15,9 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
-	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/meshplane/mesh/controlplane/api/identityclient"
 	"github.com/meshplane/mesh/proxy/config"
@@ -112,6 +114,9 @@ func logger(w io.Writer, level, format string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, o))
 }
 
+// runProxy runs the proxy until ctx ends (SIGTERM in main) or one of its parts fails,
+// then drains. Every goroutine it starts belongs to one errgroup that it waits for
+// before it returns, and every error of a part is returned: a non-zero exit.
 func runProxy(ctx context.Context, s Streams, version string) error {
 	cfg, err := config.FromEnv(s.LookupEnv)
 	if err != nil {
@@ -126,41 +131,58 @@ func runProxy(ctx context.Context, s Streams, version string) error {
 	}
 	var disc *discovery.Client
 	if cfg.DestinationAddr != "" {
-		token, _ := json.Marshal(map[string]string{"ns": cfg.PodNamespace, "pod": cfg.PodName})
+		token, err := json.Marshal(map[string]string{"ns": cfg.PodNamespace, "pod": cfg.PodName})
+		if err != nil {
+			return fmt.Errorf("discovery: context token: %w", err)
+		}
 		disc, err = discovery.New(discovery.Options{Addr: cfg.DestinationAddr, Creds: id.GRPCCredentials(cfg.DestinationName),
 			ContextToken: string(token), Log: log.With("component", "discovery")})
 		if err != nil {
 			return err
 		}
-		defer func() { _ = disc.Close() }()
+		defer func() {
+			if err := disc.Close(); err != nil {
+				log.Warn("closing discovery", "err", err)
+			}
+		}()
 	}
 	reg := metrics.New()
 
-	var lc net.ListenConfig
-	in, err := lc.Listen(ctx, "tcp", cfg.InboundAddr)
+	in, out, adminLis, err := listen(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("inbound listener: %w", err)
-	}
-	out, err := lc.Listen(ctx, "tcp", cfg.OutboundAddr)
-	if err != nil {
-		_ = in.Close()
-		return fmt.Errorf("outbound listener: %w", err)
-	}
-	adminLis, err := lc.Listen(ctx, "tcp", cfg.AdminAddr)
-	if err != nil {
-		_ = in.Close()
-		_ = out.Close()
-		return fmt.Errorf("admin listener: %w", err)
+		return err
 	}
 
-	idCtx, stopID := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopID()
-	go func() { _ = id.Run(idCtx) }()
+	// serveCtx ends at SIGTERM or when a part fails: from that moment /ready answers
+	// 503 (before the data plane closes its listeners) and the data plane drains.
+	// Identity, its metric and the admin server outlive the drain (bgCtx): in-flight
+	// connections may still need the certificate, and probes the admin port.
+	serveCtx, fail := context.WithCancelCause(ctx)
+	defer fail(nil)
+	bgCtx, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBG()
+	var g errgroup.Group
+	part := func(run func() error) {
+		g.Go(func() error {
+			err := run()
+			if err != nil {
+				log.Error("stopping: a part of the proxy failed", "err", err)
+				fail(err)
+			}
+			return err
+		})
+	}
 
-	var draining atomic.Bool
-	admin := &http.Server{Handler: adminMux(id, reg, draining.Load), ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = admin.Serve(adminLis) }()
-	go func() {
+	draining := func() bool { return serveCtx.Err() != nil }
+	admin := &http.Server{Handler: adminMux(id, reg, draining), ReadHeaderTimeout: 5 * time.Second}
+	part(func() error { return id.Run(bgCtx) }) // its errors say "identity: "
+	part(func() error {
+		if err := admin.Serve(adminLis); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("admin server: %w", err)
+		}
+		return nil
+	})
+	part(func() error { // the certificate's expiry metric
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
 		for {
@@ -168,12 +190,12 @@ func runProxy(ctx context.Context, s Streams, version string) error {
 				reg.IdentityExpiry(e)
 			}
 			select {
-			case <-idCtx.Done():
-				return
+			case <-bgCtx.Done():
+				return nil
 			case <-t.C:
 			}
 		}
-	}()
+	})
 
 	p := dataplane.New(dataplane.Options{
 		Identity: id, Metrics: reg, OrigDst: iptables.OriginalDst,
@@ -184,13 +206,38 @@ func runProxy(ctx context.Context, s Streams, version string) error {
 	})
 	log.Info("mesh-proxy starting", "version", version, "identity", cfg.LocalName, "inbound", in.Addr().String(),
 		"outbound", out.Addr().String(), "admin", adminLis.Addr().String())
-	err = p.Serve(ctx, in, out, cfg.ShutdownGrace)
-	draining.Store(true)
+	serveErr := p.Serve(serveCtx, in, out, cfg.ShutdownGrace)
+	if serveErr != nil {
+		serveErr = fmt.Errorf("data plane: %w", serveErr)
+	}
 	log.Info("mesh-proxy stopped")
+
 	sctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	_ = admin.Shutdown(sctx)
-	return err
+	if err := admin.Shutdown(sctx); err != nil {
+		log.Warn("admin server: shutdown; closing it", "err", err)
+		_ = admin.Close()
+	}
+	stopBG()
+	return errors.Join(serveErr, g.Wait())
+}
+
+// listen opens the inbound, outbound and admin listeners, or none.
+func listen(ctx context.Context, cfg *config.Config) (in, out, admin net.Listener, err error) {
+	var lc net.ListenConfig
+	if in, err = lc.Listen(ctx, "tcp", cfg.InboundAddr); err != nil {
+		return nil, nil, nil, fmt.Errorf("inbound listener: %w", err)
+	}
+	if out, err = lc.Listen(ctx, "tcp", cfg.OutboundAddr); err != nil {
+		_ = in.Close()
+		return nil, nil, nil, fmt.Errorf("outbound listener: %w", err)
+	}
+	if admin, err = lc.Listen(ctx, "tcp", cfg.AdminAddr); err != nil {
+		_ = in.Close()
+		_ = out.Close()
+		return nil, nil, nil, fmt.Errorf("admin listener: %w", err)
+	}
+	return in, out, admin, nil
 }
 
 // discoveryOrNil keeps a nil *discovery.Client a usable (empty) resolver.

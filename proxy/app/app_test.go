@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -61,58 +62,104 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
+// proxyEnv configures `mesh-proxy run` against cp on free loopback ports, with a good
+// token, inbound traffic going to appAddr.
+func proxyEnv(t *testing.T, cp *proxytest.ControlPlane, appAddr string) map[string]string {
+	t.Helper()
+	const local = "web.default.serviceaccount.identity.cluster.local"
+	token := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(token, []byte(identitytest.Token(local)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return map[string]string{
+		"MESH_PROXY_INBOUND_LISTEN_ADDR":    freeAddr(t),
+		"MESH_PROXY_OUTBOUND_LISTEN_ADDR":   freeAddr(t),
+		"MESH_PROXY_ADMIN_LISTEN_ADDR":      freeAddr(t),
+		"MESH_PROXY_INBOUND_ORIG_DST":       appAddr,
+		"MESH_PROXY_IDENTITY_SVC_ADDR":      cp.IdentityAddr,
+		"MESH_PROXY_IDENTITY_SVC_NAME":      proxytest.IdentityName,
+		"MESH_PROXY_IDENTITY_TOKEN_FILE":    token,
+		"MESH_PROXY_IDENTITY_LOCAL_NAME":    local,
+		"MESH_PROXY_IDENTITY_TRUST_ANCHORS": string(cp.AnchorsPEM),
+		"MESH_PROXY_DESTINATION_SVC_ADDR":   cp.DestinationAddr,
+		"MESH_PROXY_DESTINATION_SVC_NAME":   proxytest.DestinationName,
+		"MESH_PROXY_SHUTDOWN_GRACE_PERIOD":  "1s",
+	}
+}
+
+// running is a `mesh-proxy run` in the background.
+type running struct {
+	cancel context.CancelFunc
+	stderr *syncBuffer
+	done   chan int
+}
+
+func start(t *testing.T, env map[string]string) *running {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{cancel: cancel, stderr: &syncBuffer{}, done: make(chan int, 1)}
+	go func() {
+		r.done <- Run(ctx, []string{"run"}, Streams{Out: io.Discard, Err: r.stderr, LookupEnv: envOf(env)}, "test")
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-r.done
+	})
+	return r
+}
+
+// exit waits for the exit code.
+func (r *running) exit(t *testing.T) int {
+	t.Helper()
+	select {
+	case code := <-r.done:
+		r.done <- code // for the cleanup
+		return code
+	case <-time.After(10 * time.Second):
+		t.Fatalf("did not stop; stderr:\n%s", r.stderr)
+		return -1
+	}
+}
+
+// waitReady waits until admin's /ready answers 200.
+func (r *running) waitReady(t *testing.T, admin string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if code, _ := get("http://" + admin + "/ready"); code == 200 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never ready; stderr:\n%s", r.stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func get(url string) (int, string) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
 // The whole `mesh-proxy run`: not ready until certified, then ready, proxies, serves
 // metrics, and on cancellation (SIGTERM in main) drains and exits 0.
 func TestRunReadyProxiesAndStops(t *testing.T) {
+	t.Parallel()
 	cp := proxytest.Start(t)
 	appL, _ := net.Listen("tcp", "127.0.0.1:0")
 	appSrv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "app") })}
 	go func() { _ = appSrv.Serve(appL) }()
 	defer func() { _ = appSrv.Close() }()
 
-	token := filepath.Join(t.TempDir(), "token")
-	_ = os.WriteFile(token, []byte(identitytest.Token("web.default.serviceaccount.identity.cluster.local")), 0o600)
-	admin, in, out := freeAddr(t), freeAddr(t), freeAddr(t)
-	env := map[string]string{
-		"MESH_PROXY_INBOUND_LISTEN_ADDR":    in,
-		"MESH_PROXY_OUTBOUND_LISTEN_ADDR":   out,
-		"MESH_PROXY_ADMIN_LISTEN_ADDR":      admin,
-		"MESH_PROXY_INBOUND_ORIG_DST":       appL.Addr().String(),
-		"MESH_PROXY_IDENTITY_SVC_ADDR":      cp.IdentityAddr,
-		"MESH_PROXY_IDENTITY_SVC_NAME":      proxytest.IdentityName,
-		"MESH_PROXY_IDENTITY_TOKEN_FILE":    token,
-		"MESH_PROXY_IDENTITY_LOCAL_NAME":    "web.default.serviceaccount.identity.cluster.local",
-		"MESH_PROXY_IDENTITY_TRUST_ANCHORS": string(cp.AnchorsPEM),
-		"MESH_PROXY_DESTINATION_SVC_ADDR":   cp.DestinationAddr,
-		"MESH_PROXY_DESTINATION_SVC_NAME":   proxytest.DestinationName,
-		"MESH_PROXY_SHUTDOWN_GRACE_PERIOD":  "1s",
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var errb bytes.Buffer
-	done := make(chan int)
-	go func() {
-		done <- Run(ctx, []string{"run"}, Streams{Out: io.Discard, Err: &errb, LookupEnv: envOf(env)}, "test")
-	}()
-
-	get := func(url string) (int, string) {
-		resp, err := http.Get(url)
-		if err != nil {
-			return 0, err.Error()
-		}
-		defer func() { _ = resp.Body.Close() }()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if code, _ := get("http://" + admin + "/ready"); code == 200 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("never ready; stderr:\n%s", errb.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	env := proxyEnv(t, cp, appL.Addr().String())
+	admin, in := env["MESH_PROXY_ADMIN_LISTEN_ADDR"], env["MESH_PROXY_INBOUND_LISTEN_ADDR"]
+	r := start(t, env)
+	r.waitReady(t, admin)
 	if code, body := get("http://" + admin + "/live"); code != 200 || body != "live\n" {
 		t.Errorf("/live: %d %q", code, body)
 	}
@@ -127,15 +174,124 @@ func TestRunReadyProxiesAndStops(t *testing.T) {
 	if !strings.Contains(metrics, `request_total{`) || !strings.Contains(metrics, "identity_cert_expiration_timestamp_seconds") {
 		t.Errorf("metrics:\n%s", metrics)
 	}
-	cancel()
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Errorf("exit %d; stderr:\n%s", code, errb.String())
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("did not stop")
+	r.cancel()
+	if code := r.exit(t); code != 0 {
+		t.Errorf("exit %d; stderr:\n%s", code, r.stderr)
 	}
+}
+
+// The moment the drain starts (SIGTERM: ctx ends) /ready answers 503, while /live
+// still answers 200 and a request in flight through the proxy still finishes; then
+// the proxy exits 0.
+func TestDrainTurnsReadyOffFirst(t *testing.T) {
+	t.Parallel()
+	cp := proxytest.Start(t)
+	arrived, release := make(chan struct{}), make(chan struct{})
+	appL, _ := net.Listen("tcp", "127.0.0.1:0")
+	appSrv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		close(arrived)
+		<-release
+		_, _ = io.WriteString(w, "finished")
+	})}
+	go func() { _ = appSrv.Serve(appL) }()
+	defer func() { _ = appSrv.Close() }()
+
+	env := proxyEnv(t, cp, appL.Addr().String())
+	env["MESH_PROXY_SHUTDOWN_GRACE_PERIOD"] = "30s" // the request finishes well within it
+	admin, in := env["MESH_PROXY_ADMIN_LISTEN_ADDR"], env["MESH_PROXY_INBOUND_LISTEN_ADDR"]
+	r := start(t, env)
+	r.waitReady(t, admin)
+
+	type result struct {
+		code int
+		body string
+	}
+	inflight := make(chan result, 1)
+	go func() {
+		code, body := get("http://" + in + "/slow")
+		inflight <- result{code, body}
+	}()
+	<-arrived
+	r.cancel()
+	// No wait: the drain has started when cancel returns.
+	if code, body := get("http://" + admin + "/ready"); code != http.StatusServiceUnavailable || !strings.Contains(body, "shutting down") {
+		t.Errorf("/ready while draining: %d %q", code, body)
+	}
+	if code, body := get("http://" + admin + "/live"); code != 200 || body != "live\n" {
+		t.Errorf("/live while draining: %d %q", code, body)
+	}
+	select {
+	case res := <-inflight:
+		t.Fatalf("the in-flight request ended before the app answered: %+v", res)
+	default:
+	}
+	// Still draining, still not ready.
+	if code, _ := get("http://" + admin + "/ready"); code != http.StatusServiceUnavailable {
+		t.Errorf("/ready later in the drain: %d", code)
+	}
+	close(release)
+	if res := <-inflight; res.code != 200 || res.body != "finished" {
+		t.Errorf("the in-flight request: %d %q", res.code, res.body)
+	}
+	if code := r.exit(t); code != 0 {
+		t.Errorf("exit %d; stderr:\n%s", code, r.stderr)
+	}
+}
+
+// What stops `mesh-proxy run` at start exits 1 and says why, promptly: a listen
+// address in use, anchors that do not parse, an identity or destination address gRPC
+// refuses (the identity client's start-up error used to be dropped, leaving a proxy
+// that never became ready).
+func TestRunStartupErrors(t *testing.T) {
+	t.Parallel()
+	cp := proxytest.Start(t)
+	const busy = "a port in use"
+	for _, tc := range []struct {
+		key, value, want string
+	}{
+		{"MESH_PROXY_ADMIN_LISTEN_ADDR", busy, "admin listener"},
+		{"MESH_PROXY_INBOUND_LISTEN_ADDR", busy, "inbound listener"},
+		{"MESH_PROXY_OUTBOUND_LISTEN_ADDR", busy, "outbound listener"},
+		{"MESH_PROXY_IDENTITY_TRUST_ANCHORS", "nope", "identity: inline trust anchors"},
+		{"MESH_PROXY_IDENTITY_SVC_ADDR", "%zz", "identity: identity service %zz"},
+		{"MESH_PROXY_DESTINATION_SVC_ADDR", "%zz", "discovery: destination service %zz"},
+	} {
+		t.Run(tc.key, func(t *testing.T) {
+			t.Parallel()
+			env := proxyEnv(t, cp, "127.0.0.1:1")
+			env[tc.key] = tc.value
+			if tc.value == busy {
+				l, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = l.Close() })
+				env[tc.key] = l.Addr().String()
+			}
+			r := start(t, env)
+			if code := r.exit(t); code != exitError || !strings.Contains(r.stderr.String(), "mesh-proxy: "+tc.want) {
+				t.Errorf("exit %d, want %d and %q; stderr:\n%s", code, exitError, tc.want, r.stderr)
+			}
+		})
+	}
+}
+
+// syncBuffer is an io.Writer for logs written from many goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func TestLogLevel(t *testing.T) {
