@@ -86,10 +86,13 @@ func TestH2FlowControl(t *testing.T) {
 					return nil
 				})
 			}
-			stopTimer := make(chan struct{})
-			defer close(stopTimer)
-			if tc.timer {
+			stopTimer, timerDone := make(chan struct{}), make(chan struct{})
+			defer func() { close(stopTimer); <-timerDone }() // it writes frames: never after the test ends
+			if !tc.timer {
+				close(timerDone)
+			} else {
 				go func() {
+					defer close(timerDone)
 					tick := time.NewTicker(time.Millisecond)
 					defer tick.Stop()
 					for {
