@@ -100,13 +100,7 @@ func forwardDirect(w http.ResponseWriter, r *http.Request, f fwd) {
 	for k, vs := range resp.Header {
 		h[k] = vs
 	}
-	if len(resp.Trailer) > 0 {
-		keys := make([]string, 0, len(resp.Trailer))
-		for k := range resp.Trailer {
-			keys = append(keys, k)
-		}
-		h["Trailer"] = []string{strings.Join(keys, ", ")}
-	}
+	announceTrailers(h, resp.Trailer)
 	w.WriteHeader(resp.StatusCode)
 	flusher, _ := w.(http.Flusher)
 	streaming := resp.ContentLength < 0

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -64,6 +63,7 @@ func (p *Proxy) serveInboundH2(s *h2stream, r *http.Request) {
 	grpc := resp.Header.Get("Grpc-Status")
 	series.Response(resp.StatusCode, grpc, time.Since(start))
 	removeHopHeaders(resp.Header)
+	announceTrailers(resp.Header, resp.Trailer)
 	copyErr := p.copyResponse(s, resp)
 	if grpc == "" {
 		grpc = resp.Trailer.Get("Grpc-Status")
@@ -166,26 +166,6 @@ func (s *h2stream) proxyError(series *metrics.HTTPSeries, status int, msg string
 	_ = s.respond(status, h, []byte(msg+"\n"))
 	series.Response(status, "", time.Since(start))
 	series.End(status, "")
-}
-
-// hopHeaders are removed when forwarding (RFC 9110, 7.6.1), as ReverseProxy does.
-var hopHeaders = [...]string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-	"Proxy-Authorization", "Transfer-Encoding", "Upgrade"}
-
-func removeHopHeaders(h http.Header) {
-	for _, f := range h["Connection"] {
-		for _, k := range strings.Split(f, ",") {
-			if k = strings.TrimSpace(k); k != "" {
-				h.Del(k)
-			}
-		}
-	}
-	for _, k := range hopHeaders {
-		delete(h, k)
-	}
-	if te, ok := h["Te"]; ok && (len(te) != 1 || te[0] != "trailers") {
-		delete(h, "Te")
-	}
 }
 
 // workers runs functions on pooled goroutines, whose stacks have already grown to

@@ -69,10 +69,6 @@ func (r *h2ClosedRing) cause(id uint32) h2CloseCause {
 	return h2CloseUnknown
 }
 
-// h2ConnectionSpecific are the fields RFC 9113 §8.2.2 forbids in HTTP/2 (a message
-// carrying one is malformed); "te" is allowed with the value "trailers" only.
-var h2ConnectionSpecific = [...]string{"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"}
-
 // h2FieldError is why a field section is malformed (RFC 9113 §8.1.1): the stream
 // is reset with PROTOCOL_ERROR.
 type h2FieldError string
@@ -85,10 +81,8 @@ func (e h2FieldError) Error() string { return "malformed HTTP/2 request: " + str
 // here no leading or trailing whitespace).
 func checkH2Regular(fields []hpack.HeaderField) error {
 	for _, hf := range fields {
-		for _, n := range h2ConnectionSpecific {
-			if hf.Name == n {
-				return h2FieldError("connection-specific field " + n + " (RFC 9113 §8.2.2)")
-			}
+		if connectionSpecificH2(hf.Name) { // headers.go
+			return h2FieldError("connection-specific field " + hf.Name + " (RFC 9113 §8.2.2)")
 		}
 		if hf.Name == "te" && hf.Value != "trailers" {
 			return h2FieldError(`te other than "trailers" (RFC 9113 §8.2.2)`)

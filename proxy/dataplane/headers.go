@@ -1,0 +1,277 @@
+package dataplane
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// The proxy's header policy, in one place: which fields are hop-by-hop, which HTTP/2
+// forbids, which belong to the proxies themselves, what may appear in a trailer
+// section, and what a valid field name, value, request target and authority are
+// (validMethod and parseContentLength are with the HTTP/2 request rules, h2state.go).
+// The HTTP/1 and HTTP/2 servers, clients and forwarders all decide through these
+// functions. They work on http.Header keys (canonical names) unless they say
+// otherwise, and allocate nothing on the common path.
+
+// fieldRule is how the proxy treats a header field; rules combine.
+type fieldRule uint8
+
+const (
+	// ruleHop: hop-by-hop, removed when forwarding (RFC 9110 §7.6.1), as are the
+	// fields the Connection header names. TE is kept when it asks for trailers
+	// (as httputil.ReverseProxy does); Trailer is regenerated from the trailers.
+	ruleHop fieldRule = 1 << iota
+	// ruleNoH2: connection-specific, which makes an HTTP/2 message malformed
+	// (RFC 9113 §8.2.2); TE only with the value "trailers".
+	ruleNoH2
+	// ruleInternal: the proxies' own. Set by a proxy and trusted only from an
+	// authenticated peer proxy over mTLS; stripped from application traffic.
+	ruleInternal
+)
+
+// fieldRules returns the rules for the field with canonical name k.
+func fieldRules(k string) fieldRule {
+	var r fieldRule
+	switch k {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Transfer-Encoding", "Upgrade", "Te":
+		r = ruleHop | ruleNoH2
+	case "Trailer", "Proxy-Authenticate", "Proxy-Authorization":
+		r = ruleHop
+	case headerOrigProto, HeaderProxyError:
+		r = ruleInternal
+	}
+	return r
+}
+
+// validTrailerField is false for the fields a trailer section must not carry
+// (RFC 9110 §6.5.1: framing, routing, authentication, request modifiers, response
+// controls, content format), which are dropped from trailers.
+func validTrailerField(k string) bool {
+	return httpguts.ValidTrailerHeader(k) && fieldRules(k)&(ruleHop|ruleInternal) == 0
+}
+
+// removeHopHeaders removes the hop-by-hop fields from h before it is forwarded
+// (RFC 9110 §7.6.1): those the Connection header names, and those of fieldRules. A
+// TE that lists "trailers" becomes "TE: trailers" (httputil.ReverseProxy does the
+// same); the Trailer header goes, and announceTrailers regenerates it.
+func removeHopHeaders(h http.Header) {
+	for _, v := range h["Connection"] {
+		for v != "" {
+			var opt string
+			opt, v, _ = strings.Cut(v, ",")
+			if opt = strings.TrimSpace(opt); opt != "" {
+				delConnectionOption(h, opt)
+			}
+		}
+	}
+	te, hasTE := h["Te"]
+	for k := range h {
+		if fieldRules(k)&ruleHop != 0 {
+			delete(h, k)
+		}
+	}
+	if hasTE && httpguts.HeaderValuesContainsToken(te, "trailers") {
+		if len(te) != 1 || te[0] != "trailers" {
+			te = []string{"trailers"}
+		}
+		h["Te"] = te
+	}
+}
+
+// delConnectionOption deletes the field a Connection option names, without
+// allocating (but for options over 64 bytes).
+func delConnectionOption(h http.Header, opt string) {
+	if _, ok := h[opt]; ok {
+		delete(h, opt)
+		return
+	}
+	var buf [64]byte
+	if len(opt) > len(buf) {
+		h.Del(opt)
+		return
+	}
+	n := copy(buf[:], opt)
+	upper := true
+	for i := range n {
+		c := buf[i]
+		switch {
+		case upper && 'a' <= c && c <= 'z':
+			buf[i] = c - ('a' - 'A')
+		case !upper && 'A' <= c && c <= 'Z':
+			buf[i] = c + ('a' - 'A')
+		}
+		upper = c == '-'
+	}
+	delete(h, string(buf[:n])) // the conversion does not allocate
+}
+
+// announceTrailers sets h's Trailer header to the names of t (the trailers to come),
+// as removeHopHeaders left none.
+func announceTrailers(h, t http.Header) {
+	if len(t) == 0 {
+		return
+	}
+	keys := make([]string, 0, len(t))
+	for k := range t {
+		keys = append(keys, k)
+	}
+	h["Trailer"] = []string{strings.Join(keys, ", ")}
+}
+
+// stripInternal removes the proxies' own fields from h: from every request and
+// response of the application, and from any peer that is not an authenticated proxy.
+func stripInternal(h http.Header) {
+	delete(h, headerOrigProto)
+	delete(h, HeaderProxyError)
+}
+
+// validFieldName: a field name is a token (RFC 9110 §5.1, §5.6.2).
+func validFieldName(name string) bool { return httpguts.ValidHeaderFieldName(name) }
+
+// validFieldValue: no CTL other than HTAB in a field value: no CR, LF or NUL
+// (RFC 9110 §5.5).
+func validFieldValue(v string) bool { return httpguts.ValidHeaderFieldValue(v) }
+
+// validAuthority: a Host header or :authority is host[:port] (RFC 9110 §7.2,
+// RFC 3986 §3.2.2): no userinfo, path, whitespace or controls. Empty is allowed (a
+// target URI without authority, RFC 9110 §7.2).
+func validAuthority(a string) bool { return httpguts.ValidHostHeader(a) }
+
+// validOriginTarget: a request target written into an HTTP/1 request line: the
+// origin-form (RFC 9112 §3.2.1), starting with "/", without whitespace or controls,
+// or "*" for OPTIONS (the asterisk-form, RFC 9112 §3.2.4).
+func validOriginTarget(method, target string) bool {
+	if target == "*" {
+		return method == http.MethodOptions
+	}
+	if target == "" || target[0] != '/' {
+		return false
+	}
+	for i := 0; i < len(target); i++ {
+		if c := target[i]; c <= ' ' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// errInvalidRequest marks a request the proxy refuses to forward as it is (400).
+var errInvalidRequest = errors.New("invalid request")
+
+// checkH1Request checks what an HTTP/1 request line and header section would be
+// made of, before a request that came over HTTP/2 is written as HTTP/1: the method,
+// the target, the authority, and every field name and value. Nothing of a request
+// that fails is sent.
+func checkH1Request(method, target, host string, h http.Header) error {
+	switch {
+	case !validMethod(method):
+		return fmt.Errorf("%w: method %q is not a token", errInvalidRequest, method)
+	case !validOriginTarget(method, target):
+		return fmt.Errorf("%w: request target %q", errInvalidRequest, target)
+	case !validAuthority(host):
+		return fmt.Errorf("%w: authority %q", errInvalidRequest, host)
+	}
+	for k, vs := range h {
+		if !validFieldName(k) {
+			return fmt.Errorf("%w: field name %q", errInvalidRequest, k)
+		}
+		for _, v := range vs {
+			if !validFieldValue(v) {
+				return fmt.Errorf("%w: value of %s", errInvalidRequest, k)
+			}
+		}
+	}
+	return nil
+}
+
+// lowerHeader is k as an HTTP/2 field name (RFC 9113 §8.2.1: lower case); false for
+// connection-specific fields, which HTTP/2 forbids (RFC 9113 §8.2.2). TE stays:
+// callers send it only as "trailers".
+func lowerHeader(k string) (string, bool) {
+	switch k {
+	case "Content-Type":
+		return "content-type", true
+	case "Content-Length":
+		return "content-length", true
+	case "Date":
+		return "date", true
+	case "Grpc-Status":
+		return "grpc-status", true
+	case "Grpc-Message":
+		return "grpc-message", true
+	case "Te":
+		return "te", true
+	}
+	if fieldRules(k)&ruleNoH2 != 0 {
+		return "", false
+	}
+	for i := 0; i < len(k); i++ {
+		if c := k[i]; 'A' <= c && c <= 'Z' {
+			return strings.ToLower(k), true
+		}
+	}
+	return k, true
+}
+
+// canonicalHeader is the http.Header key for an HTTP/2 (lower-case) field name.
+func canonicalHeader(name string) string {
+	switch name {
+	case "content-type":
+		return "Content-Type"
+	case "content-length":
+		return "Content-Length"
+	case "user-agent":
+		return "User-Agent"
+	case "accept":
+		return "Accept"
+	case "accept-encoding":
+		return "Accept-Encoding"
+	case "te":
+		return "Te"
+	case "grpc-timeout":
+		return "Grpc-Timeout"
+	case "mesh-orig-proto":
+		return headerOrigProto
+	case "mesh-proxy-error":
+		return HeaderProxyError
+	}
+	return http.CanonicalHeaderKey(name)
+}
+
+// connectionSpecificH2 is true for the lower-case names of the connection-specific
+// fields, which make an HTTP/2 message malformed (RFC 9113 §8.2.2); "te" is allowed,
+// with the value "trailers" only.
+func connectionSpecificH2(name string) bool {
+	switch name {
+	case "connection", "proxy-connection", "keep-alive", "transfer-encoding", "upgrade":
+		return true
+	}
+	return false
+}
+
+func isOWS(c byte) bool { return c == ' ' || c == '\t' }
+
+// tchar (RFC 9110 §5.6.2) as two 64-bit masks, for byte-at-a-time parsing:
+// "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" / "_" / "`" / "|" /
+// "~" / DIGIT / ALPHA.
+const (
+	tcharLo = 1<<'!' | 1<<'#' | 1<<'$' | 1<<'%' | 1<<'&' | 1<<'\'' | 1<<'*' | 1<<'+' | 1<<'-' | 1<<'.' |
+		(1<<10-1)<<'0'
+	tcharHi = (1<<26-1)<<('A'-64) | 1<<('^'-64) | 1<<('_'-64) | 1<<('`'-64) | (1<<26-1)<<('a'-64) |
+		1<<('|'-64) | 1<<('~'-64)
+)
+
+func isTchar(c byte) bool {
+	if c < 64 {
+		return tcharLo&(uint64(1)<<c) != 0
+	}
+	return c < 128 && tcharHi&(uint64(1)<<(c-64)) != 0
+}
+
+// isFieldVChar: a byte allowed in a field value (RFC 9110 §5.5): VCHAR, obs-text,
+// SP and HTAB.
+func isFieldVChar(c byte) bool { return c >= ' ' && c != 0x7f || c == '\t' }
