@@ -181,6 +181,8 @@ func errorStatus(err error) (int, string) {
 	switch {
 	case errors.Is(err, errNoEndpoints):
 		return http.StatusServiceUnavailable, err.Error()
+	case errors.Is(err, errBadBody), errors.Is(err, errInvalidRequest):
+		return http.StatusBadRequest, oneLine(err)
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return http.StatusGatewayTimeout, "timeout: " + oneLine(err)
 	default:

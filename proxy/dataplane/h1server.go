@@ -11,9 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
-
-	"golang.org/x/net/http/httpguts"
 )
 
 // The HTTP/1 server. net/http's server starts a goroutine per request to watch the
@@ -25,37 +24,25 @@ const (
 	h1IdleWait    = 10 * time.Minute // for the next request on a kept-alive connection
 	h1BodyDrain   = 256 << 10        // unread request body read to keep the connection
 	h1WriteBuffer = 16 << 10
+	// h1Linger bounds how long a connection closed with input unread (a refused
+	// request, a broken body) is read and discarded after its answer, so that
+	// closing it does not reset the connection before the client reads the answer.
+	h1Linger = time.Second
 )
-
-var errHeadersTooLarge = errors.New("request headers too large")
-
-// limitReader fails reads past n bytes (the header limit) until it is lifted.
-type limitReader struct {
-	r io.Reader
-	n int64 // < 0: no limit
-}
-
-func (l *limitReader) Read(p []byte) (int, error) {
-	if l.n == 0 {
-		return 0, errHeadersTooLarge
-	}
-	if l.n > 0 && int64(len(p)) > l.n {
-		p = p[:l.n]
-	}
-	n, err := l.r.Read(p)
-	if l.n > 0 {
-		l.n -= int64(n)
-	}
-	return n, err
-}
 
 // h1conn is one HTTP/1 connection.
 type h1conn struct {
 	p  *Proxy
 	nc net.Conn
-	lr limitReader
 	br *bufio.Reader
 	bw *bufio.Writer
+
+	head       []byte     // the request head being parsed
+	fields     []fieldPos // its field lines
+	lastMethod string
+	// broken: a request body failed; the connection must not be reused. Set by
+	// whoever reads the body (http.Transport may, from its own goroutine).
+	broken atomic.Bool
 
 	mu       sync.Mutex
 	busy     bool // a request is being served
@@ -67,23 +54,27 @@ type h1conn struct {
 func (p *Proxy) serveH1(ctx context.Context, nc net.Conn, m *meta, h http.HandlerFunc) {
 	untrack := p.track(nc)
 	c := &h1conn{p: p, nc: nc}
-	c.lr.r, c.lr.n = nc, -1
-	c.br = bufio.NewReaderSize(&c.lr, 4<<10)
+	c.br = bufio.NewReaderSize(nc, 4<<10)
 	c.bw = bufio.NewWriterSize(nc, h1WriteBuffer)
 	stop := context.AfterFunc(p.drainCtx, c.drain)
+	linger := false
 	defer func() {
 		stop()
 		untrack()
-		if !c.hijacked {
-			_ = nc.Close()
+		if c.hijacked {
+			return
 		}
+		if linger {
+			c.lingerClose()
+		}
+		_ = nc.Close()
 	}()
 	cctx := context.WithValue(ctx, metaKey{}, m)
 	remote := nc.RemoteAddr().String()
 	for {
 		r, err := c.readRequest()
 		if err != nil {
-			c.refuse(err)
+			linger = c.refuse(err)
 			return
 		}
 		rctx, cancel := context.WithCancel(cctx)
@@ -92,6 +83,8 @@ func (p *Proxy) serveH1(ctx context.Context, nc net.Conn, m *meta, h http.Handle
 		keep := c.serve(r, h)
 		cancel()
 		if !keep {
+			// Input left unread (a broken body, pipelined requests): linger.
+			linger = c.broken.Load() || c.br.Buffered() > 0
 			return
 		}
 	}
@@ -99,6 +92,16 @@ func (p *Proxy) serveH1(ctx context.Context, nc net.Conn, m *meta, h http.Handle
 
 func (c *h1conn) readRequest() (*http.Request, error) {
 	_ = c.nc.SetReadDeadline(time.Now().Add(h1IdleWait))
+	if c.lastMethod == http.MethodPost {
+		// Old clients send a CRLF after a POST body (tolerated as net/http does,
+		// RFC 9112 §2.2).
+		peek, _ := c.br.Peek(4)
+		n := 0
+		for n < len(peek) && (peek[n] == '\r' || peek[n] == '\n') {
+			n++
+		}
+		_, _ = c.br.Discard(n)
+	}
 	if _, err := c.br.Peek(1); err != nil {
 		return nil, err
 	}
@@ -110,42 +113,87 @@ func (c *h1conn) readRequest() (*http.Request, error) {
 	c.busy = true
 	c.mu.Unlock()
 	_ = c.nc.SetReadDeadline(time.Now().Add(c.p.o.HeaderTimeout))
-	c.lr.n = maxHeaderBytes + 4096 - int64(c.br.Buffered())
-	r, err := http.ReadRequest(c.br)
-	c.lr.n = -1
+	err := c.readHead()
+	var r *http.Request
+	if err == nil {
+		r, err = c.parseHead()
+	}
+	if cap(c.head) > 16<<10 {
+		c.head = nil // a large head's buffer is not kept for the connection's life
+	}
 	if err != nil {
 		return nil, err
 	}
 	_ = c.nc.SetReadDeadline(time.Time{})
+	c.lastMethod = r.Method
+	r.Body = http.NoBody
+	if r.ContentLength != 0 {
+		r.Body = &h1ReqBody{c: c, br: c.br, chunked: r.ContentLength < 0, left: max(r.ContentLength, 0), trailer: r.Trailer}
+	}
 	return r, nil
 }
 
-// refuse answers a request that could not be read, if it makes sense to.
-func (c *h1conn) refuse(err error) {
+// refuse answers a request that could not be read, if it makes sense to; true when
+// it did (the connection then lingers before it closes).
+func (c *h1conn) refuse(err error) bool {
 	var ne net.Error
+	var se *statusError
 	status := http.StatusBadRequest
 	switch {
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.As(err, &ne) && ne.Timeout():
-		return
+		return false
 	case errors.Is(err, errHeadersTooLarge):
 		status = http.StatusRequestHeaderFieldsTooLarge
+	case errors.As(err, &se):
+		status = se.code
 	}
+	c.p.o.Log.Debug("HTTP/1 request refused", "status", status, "err", err)
 	_, _ = fmt.Fprintf(c.bw, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n%s\n",
 		status, http.StatusText(status), http.StatusText(status))
 	_ = c.bw.Flush()
+	return true
+}
+
+// lingerClose half-closes the connection and reads what the client still sends
+// (bounded in time and bytes) before the close: closing with unread input makes the
+// kernel reset the connection, which can destroy the answer before it is read.
+func (c *h1conn) lingerClose() {
+	closeWrite(c.nc)
+	_ = c.nc.SetReadDeadline(time.Now().Add(h1Linger))
+	_, _ = io.CopyN(io.Discard, c.br, h1BodyDrain)
+}
+
+// closeWrite shuts down the writing side of c (TCP FIN, or TLS close_notify).
+func closeWrite(c net.Conn) {
+	for {
+		switch x := c.(type) {
+		case interface{ CloseWrite() error }:
+			_ = x.CloseWrite()
+			return
+		case *peekConn:
+			c = x.Conn
+		case *replayConn:
+			c = x.Conn
+		default:
+			return
+		}
+	}
 }
 
 // serve runs h for r; false when the connection must not be reused.
 func (c *h1conn) serve(r *http.Request, h http.HandlerFunc) (keep bool) {
 	// Read before the handler runs: forwarding strips the request's hop-by-hop headers.
 	http10 := !r.ProtoAtLeast(1, 1)
-	w := &h1rw{c: c, r: r, h: http.Header{}, http10: http10, closeReq: r.Close,
-		keepAlive10: http10 && strings.EqualFold(r.Header.Get("Connection"), "keep-alive")}
+	w := &h1rw{c: c, r: r, h: http.Header{}, http10: http10, closeReq: r.Close, length: -1,
+		keepAlive10: http10 && !r.Close}
+	body, _ := r.Body.(*h1ReqBody)
+	var cr *continueReader
 	if r.Header.Get("Expect") != "" && r.Body != http.NoBody {
 		if strings.EqualFold(r.Header.Get("Expect"), "100-continue") && r.ProtoAtLeast(1, 1) {
-			r.Body = &continueReader{ReadCloser: r.Body, w: w}
+			cr = &continueReader{ReadCloser: r.Body, w: w}
+			r.Body = cr
 		} else {
-			w.h.Set("Connection", "close")
+			w.closeAfter = true
 			w.WriteHeader(http.StatusExpectationFailed)
 			w.finish()
 			return false
@@ -171,15 +219,15 @@ func (c *h1conn) serve(r *http.Request, h http.HandlerFunc) (keep bool) {
 		return false
 	}
 	w.finish()
-	if w.err != nil || w.closeAfter || w.closeReq {
+	if w.err != nil || w.closeAfter || w.closeReq || c.broken.Load() {
 		return false
 	}
-	// Read what is left of the request body (within reason) to reuse the connection.
-	if r.Body != nil {
-		if n, _ := io.CopyN(io.Discard, r.Body, h1BodyDrain+1); n > h1BodyDrain {
+	// Read what is left of the request body (within reason) to reuse the
+	// connection; not when the client still waits for a 100 Continue.
+	if body != nil {
+		if cr != nil && !cr.sent || !body.drain(h1BodyDrain) {
 			return false
 		}
-		_ = r.Body.Close()
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -225,12 +273,16 @@ type h1rw struct {
 	chunked     bool
 	noBody      bool
 	closeAfter  bool
-	closeReq    bool // the client asked to close (Connection: close)
-	http10      bool // an HTTP/1.0 request
-	keepAlive10 bool // ... that asked for keep-alive
+	closeReq    bool  // the client asked to close (Connection: close)
+	http10      bool  // an HTTP/1.0 request
+	keepAlive10 bool  // ... that asked for keep-alive
+	length      int64 // the response's Content-Length, or -1
+	written     int64 // body bytes written
 	declared    []string
 	err         error
 }
+
+var errResponseTooLong = errors.New("response body longer than its Content-Length")
 
 func (w *h1rw) Header() http.Header { return w.h }
 
@@ -251,9 +303,21 @@ func (w *h1rw) writeHead() {
 		w.status = http.StatusOK
 	}
 	h := w.h
-	w.noBody = w.r.Method == http.MethodHead || w.status == http.StatusNoContent || w.status == http.StatusNotModified
+	w.noBody = w.r.Method == http.MethodHead || w.status < 200 || w.status == http.StatusNoContent || w.status == http.StatusNotModified
 	if w.http10 && !w.keepAlive10 {
 		w.closeAfter = true
+	}
+	// One valid Content-Length or none (RFC 9110 §8.6); none in a 1xx or 204.
+	if cl, ok := h["Content-Length"]; ok {
+		n, valid := int64(-1), len(cl) == 1
+		if valid {
+			n, valid = parseContentLength(cl[0])
+		}
+		if !valid || w.status < 200 || w.status == http.StatusNoContent {
+			delete(h, "Content-Length")
+		} else if !w.noBody {
+			w.length = n
+		}
 	}
 	if _, ok := h["Content-Length"]; !ok && !w.noBody {
 		if w.http10 {
@@ -266,8 +330,10 @@ func (w *h1rw) writeHead() {
 	bw := w.c.bw
 	_, _ = bw.WriteString(statusLine(w.status))
 	for k, vs := range h {
-		if k == "Transfer-Encoding" || strings.HasPrefix(k, http.TrailerPrefix) || !httpguts.ValidHeaderFieldName(k) ||
-			k == "Trailer" && !w.chunked {
+		// The framing and the connection's fate are this writer's: Transfer-Encoding
+		// and Connection are its own (but for a 101's Connection: Upgrade).
+		if k == "Transfer-Encoding" || k == "Connection" && w.status != http.StatusSwitchingProtocols ||
+			strings.HasPrefix(k, http.TrailerPrefix) || !validFieldName(k) || k == "Trailer" && !w.chunked {
 			continue
 		}
 		for _, v := range vs {
@@ -281,7 +347,7 @@ func (w *h1rw) writeHead() {
 		_, _ = bw.WriteString("Transfer-Encoding: chunked\r\n")
 	}
 	switch {
-	case w.closeAfter || w.closeReq:
+	case w.closeAfter || w.closeReq || w.c.broken.Load():
 		_, _ = bw.WriteString("Connection: close\r\n")
 	case w.keepAlive10:
 		_, _ = bw.WriteString("Connection: keep-alive\r\n")
@@ -297,6 +363,13 @@ func (w *h1rw) Write(p []byte) (int, error) {
 	if w.noBody || len(p) == 0 {
 		return len(p), nil
 	}
+	if w.length >= 0 && w.written+int64(len(p)) > w.length {
+		// What goes past the length would be read as another response.
+		n, _ := w.Write(p[:w.length-w.written])
+		w.err = errResponseTooLong
+		return n, w.err
+	}
+	w.written += int64(len(p))
 	bw := w.c.bw
 	if w.chunked {
 		_, _ = bw.WriteString(strconv.FormatInt(int64(len(p)), 16))
@@ -323,12 +396,18 @@ func (w *h1rw) Flush() {
 	w.err = w.c.bw.Flush()
 }
 
-// finish ends the response (the last chunk and the trailers) and sends it.
+// finish ends the response (the last chunk and the trailers) and sends it. A body
+// shorter than its Content-Length leaves the connection unusable.
 func (w *h1rw) finish() {
 	if w.err != nil {
 		return
 	}
 	w.writeHead()
+	if w.length >= 0 && w.written < w.length {
+		_ = w.c.bw.Flush()
+		w.err = io.ErrShortWrite
+		return
+	}
 	if w.chunked {
 		bw := w.c.bw
 		_, _ = bw.WriteString("0\r\n")
@@ -340,7 +419,7 @@ func (w *h1rw) finish() {
 			case containsString(w.declared, k):
 				name = k
 			}
-			if name == "" || !httpguts.ValidHeaderFieldName(name) {
+			if name == "" || !validFieldName(name) || !validTrailerField(http.CanonicalHeaderKey(name)) {
 				continue
 			}
 			for _, v := range vs {
