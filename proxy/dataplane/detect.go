@@ -71,19 +71,16 @@ func needMore(b []byte) bool {
 	if b[0] == 0x16 {
 		return len(b) < 3
 	}
+	b = trimEmptyLines(b)
+	if len(b) == 0 {
+		return true
+	}
 	if bytes.IndexByte(b, '\n') >= 0 {
 		return false
 	}
-	// Letters then a space: an HTTP method so far.
-	for i, ch := range b {
-		if ch == ' ' {
-			return i > 0
-		}
-		if ch < 'A' || ch > 'Z' {
-			return false
-		}
-	}
-	return true
+	// A token, then whitespace: a method so far.
+	n := tokenLen(b)
+	return n > 0 && (n == len(b) || isLineSpace(b[n]))
 }
 
 func classify(b []byte) protocol {
@@ -92,42 +89,72 @@ func classify(b []byte) protocol {
 		return protoTLS
 	case bytes.HasPrefix(b, h2Preface):
 		return protoHTTP2
+	}
+	full := len(b) >= detectBuffer
+	b = trimEmptyLines(b)
+	switch {
 	case isHTTP1(b):
 		return protoHTTP1
-	case len(b) >= detectBuffer && methodPrefix(b):
+	case full && bytes.IndexByte(b, '\n') < 0 && methodPrefix(b):
 		// A request line longer than the buffer: let the HTTP server judge it.
 		return protoHTTP1
 	}
 	return protoOpaque
 }
 
-// isHTTP1 checks for "METHOD SP target SP HTTP/1.x" in the first line.
+// isHTTP1 is true when the first line looks like an HTTP/1 request line, well formed
+// or not: a token (the method), whitespace, and later "HTTP/" (any case) after
+// whitespace. The HTTP/1 server then parses it, and answers what is malformed with
+// 400 or 505: a lower-case method, two spaces, a tab, "HTTP/2.0" must not turn the
+// connection into opaque TCP that bypasses parsing, limits, metrics and routing
+// (other servers accept some of these: RFC 9112 §3 lets them split the request line
+// on any whitespace). Only bytes that are not HTTP-like are opaque.
 func isHTTP1(b []byte) bool {
 	line, _, _ := bytes.Cut(b, []byte("\n"))
-	line = bytes.TrimSuffix(line, []byte("\r"))
-	method, rest, ok := bytes.Cut(line, []byte(" "))
-	if !ok || len(method) == 0 {
+	if !methodPrefix(line) {
 		return false
 	}
-	for _, ch := range method {
-		if ch < 'A' || ch > 'Z' {
-			return false
+	for i := tokenLen(line) + 1; i+5 <= len(line); i++ {
+		if isLineSpace(line[i-1]) && asciiEqualFold(line[i:i+5], "HTTP/") {
+			return true
 		}
 	}
-	_, version, ok := bytes.Cut(rest, []byte(" "))
-	if !ok {
-		return false
-	}
-	return bytes.HasPrefix(version, []byte("HTTP/1."))
+	return false
 }
 
+// methodPrefix: a token, then whitespace.
 func methodPrefix(b []byte) bool {
-	i := bytes.IndexByte(b, ' ')
-	if i <= 0 {
+	n := tokenLen(b)
+	return n > 0 && n < len(b) && isLineSpace(b[n])
+}
+
+// isLineSpace: the whitespace RFC 9112 §3 lets a recipient split a request line on.
+func isLineSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\v' || c == '\f' || c == '\r'
+}
+
+// trimEmptyLines drops empty lines and whitespace before a request line: servers
+// may ignore them (RFC 9112 §2.2, §3), so they do not make the bytes less HTTP.
+func trimEmptyLines(b []byte) []byte {
+	for len(b) > 0 && (b[0] == '\n' || isLineSpace(b[0])) {
+		b = b[1:]
+	}
+	return b
+}
+
+func asciiEqualFold(b []byte, s string) bool {
+	if len(b) != len(s) {
 		return false
 	}
-	for _, ch := range b[:i] {
-		if ch < 'A' || ch > 'Z' {
+	for i := range b {
+		x, y := b[i], s[i]
+		if 'a' <= x && x <= 'z' {
+			x -= 'a' - 'A'
+		}
+		if 'a' <= y && y <= 'z' {
+			y -= 'a' - 'A'
+		}
+		if x != y {
 			return false
 		}
 	}

@@ -3,11 +3,13 @@ package dataplane
 import (
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 )
 
 func TestClassify(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		in   string
 		want protocol
@@ -16,10 +18,27 @@ func TestClassify(t *testing.T) {
 		{"POST /a?b=c HTTP/1.0\r\n", protoHTTP1},
 		{"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", protoHTTP2},
 		{"\x16\x03\x01\x00\xa5\x01", protoTLS},
-		{"get / HTTP/1.1\r\n", protoOpaque},
 		{"SSH-2.0-OpenSSH_9.2\r\n", protoOpaque},
-		{"GET /\r\n", protoOpaque},
+		{"GET /\r\n", protoOpaque}, // HTTP/0.9, or memcached: not HTTP/1
 		{"\x00\x00\x00\x08\x04\xd2\x16\x2f", protoOpaque},
+		{"get key\r\n", protoOpaque},
+		{"SET key value\r\n", protoOpaque},
+		{"RTSP/1.0 200 OK\r\n", protoOpaque},
+		{"DESCRIBE rtsp://x/ RTSP/1.0\r\n", protoOpaque},
+		// HTTP-like, even malformed: the HTTP/1 server answers 400 or 505, never
+		// opaque TCP.
+		{"get / HTTP/1.1\r\n", protoHTTP1},
+		{"GET  / HTTP/1.1\r\n", protoHTTP1},
+		{"GET / HTTP/2.0\r\n", protoHTTP1},
+		{"GET / HTTP/1.2\r\n", protoHTTP1},
+		{"GET\t/\tHTTP/1.1\r\n", protoHTTP1},
+		{"GET / http/1.1\r\n", protoHTTP1},
+		{"GET / HTTP/1.1", protoHTTP1}, // no line end yet
+		{"M-SEARCH * HTTP/1.1\r\n", protoHTTP1},
+		{"\r\nGET / HTTP/1.1\r\n", protoHTTP1},
+		{" GET / HTTP/1.1\r\n", protoHTTP1},
+		{"GET /" + strings.Repeat("a", detectBuffer), protoHTTP1},
+		{"GET /" + strings.Repeat("a", 100), protoOpaque}, // a short line that never ended
 	} {
 		if got := classify([]byte(tc.in)); got != tc.want {
 			t.Errorf("classify(%q) = %s, want %s", tc.in, got, tc.want)
@@ -30,6 +49,7 @@ func TestClassify(t *testing.T) {
 // detect waits for a request line split across writes, gives up on a silent client
 // after the timeout (opaque), and replays what it read.
 func TestDetect(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name   string
 		writes []string
@@ -39,8 +59,11 @@ func TestDetect(t *testing.T) {
 		{"split preface", []string{"PRI * HT", "TP/2.0\r\n\r\nSM\r\n\r\n"}, protoHTTP2},
 		{"silent", nil, protoOpaque},
 		{"binary", []string{"\x01\x02\x03"}, protoOpaque},
+		{"split lower-case request line", []string{"ge", "t / HT", "TP/1.1\r\n\r\n"}, protoHTTP1},
+		{"split after a tab", []string{"GET\t", "/ HTTP/1.1\r\n\r\n"}, protoHTTP1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			a, b := net.Pipe()
 			defer func() { _ = a.Close() }()
 			go func() {
