@@ -24,6 +24,9 @@ type fwd struct {
 	log          *slog.Logger
 	errLog       *log.Logger
 	bufs         httputil.BufferPool
+	// untrusted: the responses come from the application, whose internal headers
+	// are stripped (outboundRT strips those of destinations outside the mesh).
+	untrusted bool
 }
 
 // forward proxies r through f.rt, preserving headers, trailers, streaming and
@@ -42,6 +45,9 @@ func forward(w http.ResponseWriter, r *http.Request, f fwd) {
 		ErrorLog:   f.errLog,
 		BufferPool: f.bufs,
 		ModifyResponse: func(resp *http.Response) error {
+			if f.untrusted {
+				stripInternal(resp.Header)
+			}
 			s := seriesOf(resp.Request, f.series)
 			grpc := resp.Header.Get("Grpc-Status")
 			s.Response(resp.StatusCode, grpc, time.Since(start))
@@ -96,6 +102,9 @@ func forwardDirect(w http.ResponseWriter, r *http.Request, f fwd) {
 	s.Response(resp.StatusCode, grpc, time.Since(start))
 	defer func() { _ = resp.Body.Close() }()
 	removeHopHeaders(resp.Header)
+	if f.untrusted {
+		stripInternal(resp.Header)
+	}
 	h := w.Header()
 	for k, vs := range resp.Header {
 		h[k] = vs

@@ -57,8 +57,17 @@ func replayable(r *http.Request) bool {
 	return r.Header.Get("Idempotency-Key") != "" || r.Header.Get("X-Idempotency-Key") != ""
 }
 
-// RoundTrip sends r (which has no body) to r.URL.Host.
+// RoundTrip sends r (which has no body) to r.URL.Host. A request that came over
+// HTTP/2 is checked before anything is written: its method, target and authority
+// become the HTTP/1 request line and Host.
 func (h *h1Client) RoundTrip(r *http.Request) (*http.Response, error) {
+	host := r.Host
+	if host == "" {
+		host = r.URL.Host
+	}
+	if err := checkH1Request(r.Method, r.URL.RequestURI(), host, r.Header); err != nil {
+		return nil, err
+	}
 	addr := r.URL.Host
 	replay := replayable(r)
 	for attempt := 0; ; attempt++ {

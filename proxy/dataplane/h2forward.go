@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,13 +28,19 @@ func (p *Proxy) serveInboundH2(s *h2stream, r *http.Request) {
 		return
 	}
 	rt := http.RoundTripper(p.appH2)
-	if r.Header.Get(headerOrigProto) != "" {
-		r.Header.Del(headerOrigProto)
+	if p.downgrade(m, r.Header) {
+		// Written as an HTTP/1 request line and header: nothing of it goes out
+		// unless it is valid as one.
+		if err := checkH1Request(r.Method, r.RequestURI, r.Host, r.Header); err != nil {
+			s.proxyError(series, http.StatusBadRequest, oneLine(err), start)
+			return
+		}
 		rt = p.appH1
 		if r.Body == http.NoBody {
 			rt = p.appFast
 		}
 	}
+	stripInternal(r.Header)
 	removeHopHeaders(r.Header)
 	if _, ok := r.Header["User-Agent"]; !ok {
 		r.Header["User-Agent"] = []string{""} // not Go's default
@@ -63,6 +70,7 @@ func (p *Proxy) serveInboundH2(s *h2stream, r *http.Request) {
 	grpc := resp.Header.Get("Grpc-Status")
 	series.Response(resp.StatusCode, grpc, time.Since(start))
 	removeHopHeaders(resp.Header)
+	stripInternal(resp.Header)
 	announceTrailers(resp.Header, resp.Trailer)
 	copyErr := p.copyResponse(s, resp)
 	if grpc == "" {
@@ -72,6 +80,14 @@ func (p *Proxy) serveInboundH2(s *h2stream, r *http.Request) {
 		p.o.Log.Debug("response copy", "authority", r.Host, "err", copyErr)
 	}
 	series.End(resp.StatusCode, grpc)
+}
+
+// downgrade is true when a request is to go to the application as HTTP/1: it says
+// so in Mesh-Orig-Proto, which only a peer proxy that authenticated with mTLS is
+// trusted to set (from anyone else the header is stripped and ignored).
+func (p *Proxy) downgrade(m *meta, h http.Header) bool {
+	v := h[headerOrigProto]
+	return (m.tls && m.peerID != "" || p.o.trustPlaintextPeers) && len(v) == 1 && strings.HasPrefix(v[0], "HTTP/1.")
 }
 
 // copyResponse writes resp to s. A response of known length is read before its

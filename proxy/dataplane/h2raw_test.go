@@ -33,7 +33,8 @@ func plainProxy(t *testing.T, appAddr netip.AddrPort, grace time.Duration) *test
 	ctx, cancel := context.WithCancel(context.Background())
 	tp.stop = cancel
 	p := New(Options{Metrics: tp.reg, InboundOrigDst: appAddr, DetectTimeout: 10 * time.Second,
-		InboundConnectTimeout: time.Second, OutboundConnectTimeout: time.Second})
+		InboundConnectTimeout: time.Second, OutboundConnectTimeout: time.Second,
+		trustPlaintextPeers: true}) // plaintext h2c stands in for a peer proxy
 	done := make(chan struct{})
 	go func() { _ = p.Serve(ctx, tp.in, tp.out, grace); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })

@@ -151,8 +151,7 @@ func (p *Proxy) inboundTCP(ctx context.Context, c net.Conn, m *meta) {
 	p.splice(c, up, series)
 }
 
-// serveInbound forwards a request to the application, downgrading a request that a
-// peer proxy upgraded from HTTP/1.
+// serveInbound forwards an HTTP/1 request to the application.
 func (p *Proxy) serveInbound(w http.ResponseWriter, r *http.Request) {
 	m, _ := r.Context().Value(metaKey{}).(*meta)
 	if m == nil {
@@ -166,13 +165,11 @@ func (p *Proxy) serveInbound(w http.ResponseWriter, r *http.Request) {
 		proxyError(w, series, http.StatusBadGateway, "no target port: connection was not redirected", time.Now())
 		return
 	}
-	rt := http.RoundTripper(p.appH1)
-	if r.Header.Get(headerOrigProto) != "" {
-		r.Header.Del(headerOrigProto)
-	} else if r.ProtoMajor == 2 {
-		rt = p.appH2
-	}
-	f := fwd{scheme: "http", host: m.target.String(), rt: rt, series: series, log: p.o.Log, errLog: p.errLog, bufs: &p.hbufs}
+	// An HTTP/1 request carries no internal header, from anyone (the proxies upgrade
+	// HTTP/1 to HTTP/2 between them); nor does the application's response.
+	stripInternal(r.Header)
+	f := fwd{scheme: "http", host: m.target.String(), rt: p.appH1, series: series, log: p.o.Log, errLog: p.errLog,
+		bufs: &p.hbufs, untrusted: true}
 	if isUpgrade(r) {
 		forward(w, r, f)
 		return

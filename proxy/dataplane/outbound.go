@@ -115,6 +115,9 @@ func (p *Proxy) outboundTCP(ctx context.Context, c net.Conn, m *meta) {
 // over mTLS when meshed, with the profile's timeout and retries), or to the original
 // destination when discovery does not know it.
 func (p *Proxy) serveOutbound(w http.ResponseWriter, r *http.Request) {
+	// The application's requests carry no internal header: only this proxy sets
+	// them, for its peer.
+	stripInternal(r.Header)
 	// A copy: the connection's meta is shared by its concurrent HTTP/2 streams.
 	m := &meta{}
 	if cm, _ := r.Context().Value(metaKey{}).(*meta); cm != nil {
@@ -203,8 +206,10 @@ func (o *outboundRT) attempt(req *http.Request, first bool) (*http.Response, err
 		labels.Route = o.route.Name
 	}
 	var rt http.RoundTripper
-	// req is ReverseProxy's own outgoing copy: each attempt re-targets it in place.
+	// req is ReverseProxy's own outgoing copy: each attempt re-targets it in place
+	// (and marks it as upgraded only when it goes to a peer proxy).
 	out := req
+	delete(out.Header, headerOrigProto)
 	switch {
 	case meshed && ep == nil:
 		labels.TargetAddr, labels.NoTLSReason = o.m.target.String(), "no_endpoints"
@@ -250,7 +255,12 @@ func (o *outboundRT) attempt(req *http.Request, first bool) (*http.Response, err
 		defer ep.Finish(t0)
 	}
 	o.count(labels, first)
-	return rt.RoundTrip(out)
+	resp, err := rt.RoundTrip(out)
+	if err == nil && !labels.TLS {
+		// Not from a peer proxy: its internal headers are not to be trusted.
+		stripInternal(resp.Header)
+	}
+	return resp, err
 }
 
 // count picks the request's series (the first attempt's) and counts the request.

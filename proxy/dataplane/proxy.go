@@ -81,6 +81,10 @@ type Options struct {
 	HTTP2 H2Timeouts
 	Log   *slog.Logger
 	Now   func() time.Time
+
+	// trustPlaintextPeers (tests only) trusts inbound HTTP/2 clients without mTLS
+	// with the proxies' internal headers, as if they were authenticated peers.
+	trustPlaintextPeers bool
 }
 
 // maxHeaderBytes caps a request's headers; larger ones get 431.
