@@ -21,7 +21,9 @@ import (
 var errBadBody = errors.New("malformed request body")
 
 const (
-	maxTrailerBytes = 16 << 10 // a request's trailer section
+	// A request's trailer section: under the 4 KiB net/http's server accepts, so
+	// that the proxy never passes on trailers it would refuse.
+	maxTrailerBytes = 4000
 	// A chunked body may carry 16 bytes of overhead per chunk plus twice its data
 	// (as net/http allows); more than this beyond that is refused.
 	maxChunkExcess = 16 << 10

@@ -188,16 +188,19 @@ func (c *h1conn) serve(r *http.Request, h http.HandlerFunc) (keep bool) {
 		keepAlive10: http10 && !r.Close}
 	body, _ := r.Body.(*h1ReqBody)
 	var cr *continueReader
-	if r.Header.Get("Expect") != "" && r.Body != http.NoBody {
-		if strings.EqualFold(r.Header.Get("Expect"), "100-continue") && r.ProtoAtLeast(1, 1) {
+	// Expect (RFC 9110 §10.1.1), as net/http's server reads it: 100-continue is
+	// answered before the body is read (HTTP/1.1 with a body), anything else is 417.
+	switch expect := r.Header.Get("Expect"); {
+	case hasToken(expect, "100-continue"):
+		if r.ProtoAtLeast(1, 1) && r.Body != http.NoBody {
 			cr = &continueReader{ReadCloser: r.Body, w: w}
 			r.Body = cr
-		} else {
-			w.closeAfter = true
-			w.WriteHeader(http.StatusExpectationFailed)
-			w.finish()
-			return false
 		}
+	case expect != "":
+		w.closeAfter = true
+		w.WriteHeader(http.StatusExpectationFailed)
+		w.finish()
+		return false
 	}
 	r.Header.Del("Expect")
 	ok := func() (ok bool) {
@@ -244,6 +247,22 @@ func (c *h1conn) drain() {
 		_ = c.nc.SetReadDeadline(time.Unix(1, 0))
 	}
 }
+
+// hasToken is true when v has token (ASCII, case-insensitive) between the list
+// separators ' ', ',' and '\t' (as net/http's server looks for 100-continue).
+func hasToken(v, token string) bool {
+	for i := 0; i+len(token) <= len(v); i++ {
+		if i > 0 && !isTokenBoundary(v[i-1]) || i+len(token) < len(v) && !isTokenBoundary(v[i+len(token)]) {
+			continue
+		}
+		if strings.EqualFold(v[i:i+len(token)], token) {
+			return true
+		}
+	}
+	return false
+}
+
+func isTokenBoundary(b byte) bool { return b == ' ' || b == ',' || b == '\t' }
 
 // continueReader sends "100 Continue" before the body is first read.
 type continueReader struct {
