@@ -26,7 +26,7 @@ IMAGES_DIR = _output/images
 # apt-get as root, or through sudo -n otherwise.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
 
-.PHONY: all tools build images lint lint-layout release-check unit test go-test go-test-cluster e2e-node generate check-generated fmt
+.PHONY: all tools build images lint lint-layout release-check unit test go-test go-test-cluster e2e-node generate check-generated fmt fuzz-short
 
 all: build
 
@@ -70,6 +70,17 @@ release-check:
 ## unit: run the Go tests (cached results allowed).
 unit:
 	$(GO) test ./...
+
+## fuzz-short: run each fuzz target in ./proxy/... for FUZZTIME (default 20s), one
+## after another; the seed corpora (testdata/fuzz) also run in every go test.
+FUZZTIME ?= 20s
+fuzz-short:
+	@set -e; for pkg in `$(GO) list ./proxy/...`; do \
+		for target in `$(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true`; do \
+			echo "fuzz $$pkg $$target ($(FUZZTIME))"; \
+			$(GO) test $$pkg -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME); \
+		done; \
+	done
 
 ## test: what CI runs. Steps run one after another, in this order, even
 ## under `make -j`. Add further steps (e.g. starting a test cluster) before
