@@ -71,7 +71,8 @@ func (p *Proxy) serveInboundH2(s *h2stream, r *http.Request) {
 	series.Response(resp.StatusCode, grpc, time.Since(start))
 	removeHopHeaders(resp.Header)
 	stripInternal(resp.Header)
-	announceTrailers(resp.Header, resp.Trailer)
+	// No Trailer announcement: HTTP/2 trailers follow in their own HEADERS frame
+	// (RFC 9113 §8.1), and announcing them costs both proxies allocations.
 	copyErr := p.copyResponse(s, resp)
 	if grpc == "" {
 		grpc = resp.Trailer.Get("Grpc-Status")
