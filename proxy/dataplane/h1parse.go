@@ -309,11 +309,11 @@ func checkFields(r *http.Request) error {
 func checkTransferEncoding(tes []string) error {
 	n, chunkedAt := 0, -1
 	for _, v := range tes {
-		for v != "" {
+		for more := true; more; n++ {
 			var coding string
-			coding, v, _ = strings.Cut(v, ",")
-			coding = strings.Trim(coding, " \t")
-			if coding == "" || !validFieldName(coding) {
+			coding, v, more = strings.Cut(v, ",")
+			// No empty elements either ("chunked,"): peers disagree on them.
+			if coding = strings.Trim(coding, " \t"); coding == "" || !validFieldName(coding) {
 				return badRequest("malformed Transfer-Encoding")
 			}
 			if strings.EqualFold(coding, "chunked") {
@@ -322,7 +322,6 @@ func checkTransferEncoding(tes []string) error {
 				}
 				chunkedAt = n
 			}
-			n++
 		}
 	}
 	switch {
