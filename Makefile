@@ -92,6 +92,7 @@ test:
 	$(MAKE) check-generated
 	$(TESTENV) install
 	$(MAKE) go-test-cluster
+	$(MAKE) fuzz-short FUZZTIME=30s
 	$(MAKE) e2e-node
 
 ## go-test-cluster: start the test cluster (hack/testenv.sh), run go-test against it with
