@@ -65,7 +65,7 @@ func (h *h1Client) RoundTrip(r *http.Request) (*http.Response, error) {
 	if host == "" {
 		host = r.URL.Host
 	}
-	if err := checkH1Request(r.Method, r.URL.RequestURI(), host, r.Header); err != nil {
+	if err := checkH1Request(r.Method, validURLTarget(r.Method, r.URL), host, r.Header); err != nil {
 		return nil, err
 	}
 	addr := r.URL.Host

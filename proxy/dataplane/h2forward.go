@@ -31,7 +31,7 @@ func (p *Proxy) serveInboundH2(s *h2stream, r *http.Request) {
 	if p.downgrade(m, r.Header) {
 		// Written as an HTTP/1 request line and header: nothing of it goes out
 		// unless it is valid as one.
-		if err := checkH1Request(r.Method, r.RequestURI, r.Host, r.Header); err != nil {
+		if err := checkH1Request(r.Method, validOriginTarget(r.Method, r.RequestURI), r.Host, r.Header); err != nil {
 			s.proxyError(series, http.StatusBadRequest, oneLine(err), start)
 			return
 		}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"golang.org/x/net/http/httpguts"
@@ -159,19 +160,39 @@ func validOriginTarget(method, target string) bool {
 	return true
 }
 
+// validURLTarget is validOriginTarget for the target Request.Write makes of u
+// (u.RequestURI()), without building it: the escaped path cannot hold whitespace
+// or controls, the raw query can.
+func validURLTarget(method string, u *url.URL) bool {
+	switch {
+	case u.Opaque != "":
+		return validOriginTarget(method, u.RequestURI())
+	case u.Path == "*":
+		return method == http.MethodOptions && u.RawQuery == "" && !u.ForceQuery
+	case u.Path != "" && u.Path[0] != '/':
+		return false
+	}
+	for i := 0; i < len(u.RawQuery); i++ {
+		if c := u.RawQuery[i]; c <= ' ' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
 // errInvalidRequest marks a request the proxy refuses to forward as it is (400).
 var errInvalidRequest = errors.New("invalid request")
 
 // checkH1Request checks what an HTTP/1 request line and header section would be
 // made of, before a request that came over HTTP/2 is written as HTTP/1: the method,
-// the target, the authority, and every field name and value. Nothing of a request
-// that fails is sent.
-func checkH1Request(method, target, host string, h http.Header) error {
+// the target (validOriginTarget, or validURLTarget: targetOK), the authority, and
+// every field name and value. Nothing of a request that fails is sent.
+func checkH1Request(method string, targetOK bool, host string, h http.Header) error {
 	switch {
 	case !validMethod(method):
 		return fmt.Errorf("%w: method %q is not a token", errInvalidRequest, method)
-	case !validOriginTarget(method, target):
-		return fmt.Errorf("%w: request target %q", errInvalidRequest, target)
+	case !targetOK:
+		return fmt.Errorf("%w: request target", errInvalidRequest)
 	case !validAuthority(host):
 		return fmt.Errorf("%w: authority %q", errInvalidRequest, host)
 	}

@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"net/http"
+	"net/url"
 	"reflect"
 	"strings"
 	"testing"
@@ -185,8 +186,37 @@ func TestCheckH1Request(t *testing.T) {
 		{"GET", "/", "web", http.Header{"X Y": {"1"}}, false},
 		{"GET", "/", "web", http.Header{"X": {"1\r\nY: 2"}}, false},
 	} {
-		if err := checkH1Request(tc.method, tc.target, tc.host, tc.h); (err == nil) != tc.ok {
+		if err := checkH1Request(tc.method, validOriginTarget(tc.method, tc.target), tc.host, tc.h); (err == nil) != tc.ok {
 			t.Errorf("checkH1Request(%q, %q, %q, %v) = %v", tc.method, tc.target, tc.host, tc.h, err)
+		}
+	}
+}
+
+// validURLTarget agrees with validOriginTarget on what Request.Write writes.
+func TestValidURLTarget(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		method string
+		u      url.URL
+		ok     bool
+	}{
+		{"GET", url.URL{Path: "/a b"}, true}, // written as /a%20b
+		{"GET", url.URL{Path: "/a", RawQuery: "b=c"}, true},
+		{"GET", url.URL{Path: ""}, true}, // written as /
+		{"GET", url.URL{Path: "/a", RawQuery: "b c"}, false},
+		{"GET", url.URL{Path: "/a", RawQuery: "b\x01"}, false},
+		{"GET", url.URL{Path: "a"}, false},
+		{"OPTIONS", url.URL{Path: "*"}, true},
+		{"GET", url.URL{Path: "*"}, false},
+		{"GET", url.URL{Opaque: "/x y"}, false},
+	} {
+		if got := validURLTarget(tc.method, &tc.u); got != tc.ok {
+			t.Errorf("%s %q: %v, want %v", tc.method, tc.u.String(), got, tc.ok)
+		}
+		if tc.u.Opaque == "" && tc.u.Path != "*" {
+			if want := validOriginTarget(tc.method, tc.u.RequestURI()); want != tc.ok {
+				t.Errorf("%s %q: the table disagrees with validOriginTarget(RequestURI())", tc.method, tc.u.String())
+			}
 		}
 	}
 }
