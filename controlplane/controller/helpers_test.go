@@ -8,14 +8,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/meshplane/mesh/render/install"
 	rendervalues "github.com/meshplane/mesh/render/values"
+
+	"github.com/meshplane/mesh/controlplane/api/identityclient/identitytest"
 )
 
 // build compiles mesh-controller into dir.
@@ -48,9 +48,9 @@ func writeValues(t *testing.T, dir, ns string) string {
 }
 
 // start runs the binary with args, its log in the returned builder.
-func start(t *testing.T, bin string, args ...string) (*exec.Cmd, *logBuffer) {
+func start(t *testing.T, bin string, args ...string) (*exec.Cmd, *identitytest.LogBuffer) {
 	t.Helper()
-	log := &logBuffer{}
+	log := &identitytest.LogBuffer{}
 	cmd := exec.Command(bin, args...)
 	cmd.Stderr = log
 	if err := cmd.Start(); err != nil {
@@ -61,7 +61,7 @@ func start(t *testing.T, bin string, args ...string) (*exec.Cmd, *logBuffer) {
 }
 
 // waitReady waits until the admin address answers /ready with 200.
-func waitReady(t *testing.T, admin string, log *logBuffer) {
+func waitReady(t *testing.T, admin string, log *identitytest.LogBuffer) {
 	t.Helper()
 	waitFor(t, "ready", func() error {
 		resp, err := http.Get("http://" + admin + "/ready")
@@ -78,7 +78,7 @@ func waitReady(t *testing.T, admin string, log *logBuffer) {
 }
 
 // stopGracefully sends SIGTERM and expects exit code 0.
-func stopGracefully(t *testing.T, cmd *exec.Cmd, log *logBuffer) {
+func stopGracefully(t *testing.T, cmd *exec.Cmd, log *identitytest.LogBuffer) {
 	t.Helper()
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)
@@ -92,23 +92,4 @@ func stopGracefully(t *testing.T, cmd *exec.Cmd, log *logBuffer) {
 	case <-time.After(30 * time.Second):
 		t.Error("did not stop on SIGTERM")
 	}
-}
-
-// logBuffer is a process's stderr, written by exec's copying goroutine while the
-// test reads it.
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -27,6 +27,8 @@ import (
 	"github.com/meshplane/mesh/controlplane/identity"
 	renderidentity "github.com/meshplane/mesh/render/identity"
 	"github.com/meshplane/mesh/render/testcluster"
+
+	"github.com/meshplane/mesh/controlplane/api/identityclient/identitytest"
 )
 
 func freePort(t *testing.T) string {
@@ -56,7 +58,7 @@ func waitFor(t *testing.T, what string, cond func() error) {
 type replica struct {
 	cmd         *exec.Cmd
 	grpc, admin string
-	log         *logBuffer
+	log         *identitytest.LogBuffer
 }
 
 // Two replicas of mesh-controller identity, as real processes, bootstrap their issuer

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,6 +20,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	meshv1 "github.com/meshplane/mesh/controlplane/api/mesh/v1"
+
+	"github.com/meshplane/mesh/controlplane/api/identityclient/identitytest"
 )
 
 func TestConfigDefaultsAndRenewAt(t *testing.T) {
@@ -71,7 +72,7 @@ func TestOptionalAnchorsFileAppears(t *testing.T) {
 	ca := newCA(t, "a")
 	svc, addr := startService(t, ca, serviceName, nil)
 	missing := filepath.Join(t.TempDir(), "anchors.pem")
-	var logs logBuffer
+	var logs identitytest.LogBuffer
 	id := newIdentity(t, "web", addr, ca.AnchorsPEM(), func(c *Config) {
 		c.TrustAnchorsFile, c.TrustAnchorsFileOptional = missing, true
 		c.Log = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -112,7 +113,7 @@ func TestOptionalAnchorsFileAppears(t *testing.T) {
 func TestAnchorsProblemsLoggedOnce(t *testing.T) {
 	t.Parallel()
 	ca := newCA(t, "a")
-	var logs logBuffer
+	var logs identitytest.LogBuffer
 	id := newIdentity(t, "web", "127.0.0.1:1", ca.AnchorsPEM(), func(c *Config) {
 		c.Log = slog.New(slog.NewTextHandler(&logs, nil))
 	})
@@ -224,22 +225,4 @@ func TestCertifyTimeout(t *testing.T) {
 	if id.Ready() {
 		t.Error("ready without an answer")
 	}
-}
-
-// logBuffer is a log destination safe for concurrent use.
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -199,3 +199,23 @@ func (s *Service) Certify(_ context.Context, req *meshv1.CertifyRequest) (*meshv
 	return &meshv1.CertifyResponse{LeafCertificate: leaf.Raw, IntermediateCertificates: [][]byte{s.ca.Issuer.Raw},
 		ValidUntil: timestamppb.New(leaf.NotAfter)}, nil
 }
+
+// LogBuffer collects the log of a client or process under test (an slog handler's
+// writer, or a command's stderr) while the test reads it: safe for concurrent use.
+type LogBuffer struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+func (l *LogBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.b = append(l.b, p...)
+	return len(p), nil
+}
+
+func (l *LogBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return string(l.b)
+}
