@@ -7,14 +7,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/meshplane/mesh/controlplane/api/identityclient/identitytest"
 	"github.com/meshplane/mesh/proxy/proxytest"
 )
 
@@ -49,41 +46,6 @@ func TestUsageAndConfigErrors(t *testing.T) {
 	var out bytes.Buffer
 	if code := Run(context.Background(), []string{"version"}, Streams{Out: &out, Err: io.Discard}, "v1.2.3"); code != 0 || out.String() != "v1.2.3\n" {
 		t.Errorf("version: %d %q", code, out.String())
-	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().String()
-}
-
-// proxyEnv configures `mesh-proxy run` against cp on free loopback ports, with a good
-// token, inbound traffic going to appAddr.
-func proxyEnv(t *testing.T, cp *proxytest.ControlPlane, appAddr string) map[string]string {
-	t.Helper()
-	const local = "web.default.serviceaccount.identity.cluster.local"
-	token := filepath.Join(t.TempDir(), "token")
-	if err := os.WriteFile(token, []byte(identitytest.Token(local)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return map[string]string{
-		"MESH_PROXY_INBOUND_LISTEN_ADDR":    freeAddr(t),
-		"MESH_PROXY_OUTBOUND_LISTEN_ADDR":   freeAddr(t),
-		"MESH_PROXY_ADMIN_LISTEN_ADDR":      freeAddr(t),
-		"MESH_PROXY_INBOUND_ORIG_DST":       appAddr,
-		"MESH_PROXY_IDENTITY_SVC_ADDR":      cp.IdentityAddr,
-		"MESH_PROXY_IDENTITY_SVC_NAME":      proxytest.IdentityName,
-		"MESH_PROXY_IDENTITY_TOKEN_FILE":    token,
-		"MESH_PROXY_IDENTITY_LOCAL_NAME":    local,
-		"MESH_PROXY_IDENTITY_TRUST_ANCHORS": string(cp.AnchorsPEM),
-		"MESH_PROXY_DESTINATION_SVC_ADDR":   cp.DestinationAddr,
-		"MESH_PROXY_DESTINATION_SVC_NAME":   proxytest.DestinationName,
-		"MESH_PROXY_SHUTDOWN_GRACE_PERIOD":  "1s",
 	}
 }
 
@@ -156,7 +118,7 @@ func TestRunReadyProxiesAndStops(t *testing.T) {
 	go func() { _ = appSrv.Serve(appL) }()
 	defer func() { _ = appSrv.Close() }()
 
-	env := proxyEnv(t, cp, appL.Addr().String())
+	env := cp.ProxyEnv(t, appL.Addr().String())
 	admin, in := env["MESH_PROXY_ADMIN_LISTEN_ADDR"], env["MESH_PROXY_INBOUND_LISTEN_ADDR"]
 	r := start(t, env)
 	r.waitReady(t, admin)
@@ -196,7 +158,7 @@ func TestDrainTurnsReadyOffFirst(t *testing.T) {
 	go func() { _ = appSrv.Serve(appL) }()
 	defer func() { _ = appSrv.Close() }()
 
-	env := proxyEnv(t, cp, appL.Addr().String())
+	env := cp.ProxyEnv(t, appL.Addr().String())
 	env["MESH_PROXY_SHUTDOWN_GRACE_PERIOD"] = "30s" // the request finishes well within it
 	admin, in := env["MESH_PROXY_ADMIN_LISTEN_ADDR"], env["MESH_PROXY_INBOUND_LISTEN_ADDR"]
 	r := start(t, env)
@@ -258,7 +220,7 @@ func TestRunStartupErrors(t *testing.T) {
 	} {
 		t.Run(tc.key, func(t *testing.T) {
 			t.Parallel()
-			env := proxyEnv(t, cp, "127.0.0.1:1")
+			env := cp.ProxyEnv(t, "127.0.0.1:1")
 			env[tc.key] = tc.value
 			if tc.value == busy {
 				l, err := net.Listen("tcp", "127.0.0.1:0")
