@@ -3,6 +3,7 @@ package dataplane
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"log/slog"
@@ -57,7 +58,7 @@ func forward(w http.ResponseWriter, r *http.Request, f fwd) {
 		ErrorHandler: func(w http.ResponseWriter, req *http.Request, err error) {
 			status, msg := errorStatus(err)
 			f.log.Debug("request failed", "authority", req.Host, "status", status, "err", err)
-			proxyError(w, seriesOf(req, f.series), status, msg, start)
+			proxyError(w, req, seriesOf(req, f.series), status, msg, start)
 		},
 	}
 	rp.ServeHTTP(w, r)
@@ -94,7 +95,7 @@ func forwardDirect(w http.ResponseWriter, r *http.Request, f fwd) {
 		}
 		status, msg := errorStatus(err)
 		f.log.Debug("request failed", "authority", r.Host, "status", status, "err", err)
-		proxyError(w, seriesOf(out, f.series), status, msg, start)
+		proxyError(w, out, seriesOf(out, f.series), status, msg, start)
 		return
 	}
 	s := seriesOf(out, f.series)
@@ -170,16 +171,65 @@ func seriesOf(r *http.Request, def *metrics.HTTPSeries) *metrics.HTTPSeries {
 	return def
 }
 
-// proxyError answers a request the proxy could not forward.
-func proxyError(w http.ResponseWriter, s *metrics.HTTPSeries, status int, msg string, start time.Time) {
-	w.Header().Set(HeaderProxyError, msg)
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.WriteHeader(status)
-	_, _ = io.WriteString(w, msg+"\n")
-	if s != nil {
-		s.Response(status, "", time.Since(start))
-		s.End(status, "")
+// proxyError answers a request the proxy could not forward: with status and msg,
+// or, to a gRPC request, as gRPC (grpcError).
+func proxyError(w http.ResponseWriter, r *http.Request, s *metrics.HTTPSeries, status int, msg string, start time.Time) {
+	h := w.Header()
+	h.Set(HeaderProxyError, msg)
+	code, grpc := grpcError(r, h, status, msg)
+	if grpc == "" {
+		h.Set("Content-Type", "text/plain; charset=utf-8")
 	}
+	w.WriteHeader(code)
+	if grpc == "" {
+		_, _ = io.WriteString(w, msg+"\n")
+	}
+	if s != nil {
+		s.Response(code, grpc, time.Since(start))
+		s.End(code, grpc)
+	}
+}
+
+// grpcError makes the proxy's own answer to a gRPC request a gRPC one, as Linkerd's
+// proxy does: HTTP 200 with only grpc-status and grpc-message (a Trailers-Only
+// response), so that clients see the status the failure means instead of
+// UNAVAILABLE for every HTTP error (gRPC's HTTP-to-status mapping). It returns the
+// HTTP status to send and the gRPC status ("" when r is not gRPC; h is then as it
+// was).
+func grpcError(r *http.Request, h http.Header, status int, msg string) (int, string) {
+	if r == nil || !strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
+		return status, ""
+	}
+	var grpc string
+	switch status {
+	case http.StatusGatewayTimeout:
+		grpc = "4" // DEADLINE_EXCEEDED: the proxy's (route) timeout
+	case http.StatusBadGateway, http.StatusServiceUnavailable:
+		grpc = "14" // UNAVAILABLE: no endpoint, or it could not be reached
+	case http.StatusBadRequest:
+		grpc = "13" // INTERNAL: the request could not be sent as it was
+	default:
+		grpc = "2" // UNKNOWN
+	}
+	h.Set("Content-Type", "application/grpc")
+	h.Set("Grpc-Status", grpc)
+	h.Set("Grpc-Message", grpcMessage(msg))
+	return http.StatusOK, grpc
+}
+
+// grpcMessage percent-encodes msg for grpc-message (gRPC over HTTP/2: the printable
+// ASCII but "%" as is, everything else %XX).
+func grpcMessage(msg string) string {
+	var b strings.Builder
+	for i := 0; i < len(msg); i++ {
+		c := msg[i]
+		if c >= 0x20 && c <= 0x7e && c != '%' {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteString(fmt.Sprintf("%%%02X", c))
+	}
+	return b.String()
 }
 
 // errNoEndpoints is returned when discovery knows the service but it has no endpoints.

@@ -24,7 +24,7 @@ func (p *Proxy) serveInboundH2(s *h2stream, r *http.Request) {
 	series.Request()
 	start := time.Now()
 	if !m.hasTarget {
-		s.proxyError(series, http.StatusBadGateway, "no target port: connection was not redirected", start)
+		s.proxyError(r, series, http.StatusBadGateway, "no target port: connection was not redirected", start)
 		return
 	}
 	rt := http.RoundTripper(p.appH2)
@@ -32,7 +32,7 @@ func (p *Proxy) serveInboundH2(s *h2stream, r *http.Request) {
 		// Written as an HTTP/1 request line and header: nothing of it goes out
 		// unless it is valid as one.
 		if err := checkH1Request(r.Method, validOriginTarget(r.Method, r.RequestURI), r.Host, r.Header); err != nil {
-			s.proxyError(series, http.StatusBadRequest, oneLine(err), start)
+			s.proxyError(r, series, http.StatusBadRequest, oneLine(err), start)
 			return
 		}
 		rt = p.appH1
@@ -63,7 +63,7 @@ func (p *Proxy) serveInboundH2(s *h2stream, r *http.Request) {
 		}
 		status, msg := errorStatus(err)
 		p.o.Log.Debug("request failed", "authority", r.Host, "status", status, "err", err)
-		s.proxyError(series, status, msg, start)
+		s.proxyError(r, series, status, msg, start)
 		return
 	}
 	defer func() { _ = resp.Body.Close() }()
@@ -178,11 +178,17 @@ func (s *h2stream) abortResponse(err error) error {
 }
 
 // proxyError answers a request the proxy could not forward (like proxyError).
-func (s *h2stream) proxyError(series *metrics.HTTPSeries, status int, msg string, start time.Time) {
-	h := http.Header{HeaderProxyError: {msg}, "Content-Type": {"text/plain; charset=utf-8"}}
-	_ = s.respond(status, h, []byte(msg+"\n"))
-	series.Response(status, "", time.Since(start))
-	series.End(status, "")
+func (s *h2stream) proxyError(r *http.Request, series *metrics.HTTPSeries, status int, msg string, start time.Time) {
+	h := http.Header{HeaderProxyError: {msg}}
+	code, grpc := grpcError(r, h, status, msg)
+	var body []byte
+	if grpc == "" {
+		h.Set("Content-Type", "text/plain; charset=utf-8")
+		body = []byte(msg + "\n")
+	}
+	_ = s.respond(code, h, body)
+	series.Response(code, grpc, time.Since(start))
+	series.End(code, grpc)
 }
 
 // workers runs functions on pooled goroutines, whose stacks have already grown to

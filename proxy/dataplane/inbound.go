@@ -162,7 +162,7 @@ func (p *Proxy) serveInbound(w http.ResponseWriter, r *http.Request) {
 		TLS: tlsOn, NoTLSReason: reason, PeerID: m.peerID})
 	if !m.hasTarget {
 		series.Request()
-		proxyError(w, series, http.StatusBadGateway, "no target port: connection was not redirected", time.Now())
+		proxyError(w, r, series, http.StatusBadGateway, "no target port: connection was not redirected", time.Now())
 		return
 	}
 	// An HTTP/1 request carries no internal header, from anyone (the proxies upgrade

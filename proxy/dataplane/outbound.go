@@ -136,7 +136,7 @@ func (p *Proxy) serveOutbound(w http.ResponseWriter, r *http.Request) {
 	if !m.hasTarget && !named {
 		s := p.o.Metrics.HTTP(metrics.HTTPLabels{Direction: "outbound", Authority: authority, NoTLSReason: "no_target"})
 		s.Request()
-		proxyError(w, s, http.StatusBadGateway, "unknown destination: not redirected and no usable authority", time.Now())
+		proxyError(w, r, s, http.StatusBadGateway, "unknown destination: not redirected and no usable authority", time.Now())
 		return
 	}
 	svc := p.services.get(r.Context(), key)
