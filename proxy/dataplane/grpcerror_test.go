@@ -13,6 +13,10 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	meshv1 "github.com/meshplane/mesh/controlplane/api/mesh/v1"
+	"github.com/meshplane/mesh/proxy/proxytest"
 )
 
 // When the proxy answers a gRPC request itself, the answer is gRPC: a dead backend
@@ -60,5 +64,47 @@ func TestGRPCMessageEncoding(t *testing.T) {
 		if got := grpcMessage(in); got != want {
 			t.Errorf("grpcMessage(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// A ServiceProfile route timeout on a gRPC call is DEADLINE_EXCEEDED from the proxy
+// (it was UNAVAILABLE, from grpc-go's reading of the 504), well before the client's
+// own deadline.
+func TestProxyTimeoutToGRPCIsDeadlineExceeded(t *testing.T) {
+	t.Parallel()
+	srv := grpc.NewServer(grpc.UnknownServiceHandler(func(_ any, stream grpc.ServerStream) error {
+		<-stream.Context().Done() // never answers
+		return stream.Context().Err()
+	}))
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(srv.Stop)
+	cp := startCP(t)
+	server := startProxy(t, cp, serverID, netip.MustParseAddrPort(l.Addr().String()), netip.AddrPort{})
+	svc := "10.96.0.16:80"
+	cp.Set(svc, proxytest.Endpoint{Addr: server.inAddr(), Identity: serverID})
+	cp.SetProfile(svc, &meshv1.DestinationProfile{FullyQualifiedName: "api.default.svc.cluster.local", Routes: []*meshv1.Route{
+		{Name: "check", Condition: &meshv1.RequestMatch{PathRegex: "/grpc.health.v1.Health/Check"}, Timeout: durationpb.New(200 * time.Millisecond)},
+	}})
+	client := startProxy(t, cp, clientID, netip.AddrPort{}, netip.MustParseAddrPort(svc))
+	conn, err := grpc.NewClient(client.out.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.Close() }()
+	hc := healthpb.NewHealthClient(conn)
+	var st *status.Status
+	waitFor(t, func() bool { // until the profile has reached the client proxy
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
+		st = status.Convert(err)
+		return st.Code() != codes.DeadlineExceeded || ctx.Err() == nil
+	})
+	if st.Code() != codes.DeadlineExceeded || !strings.Contains(st.Message(), "timeout") {
+		t.Errorf("got %v %q, want DEADLINE_EXCEEDED from the proxy's route timeout", st.Code(), st.Message())
 	}
 }
