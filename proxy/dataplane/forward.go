@@ -227,7 +227,7 @@ func grpcMessage(msg string) string {
 			b.WriteByte(c)
 			continue
 		}
-		b.WriteString(fmt.Sprintf("%%%02X", c))
+		_, _ = fmt.Fprintf(&b, "%%%02X", c)
 	}
 	return b.String()
 }
