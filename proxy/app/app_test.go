@@ -8,10 +8,10 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/meshplane/mesh/controlplane/api/identityclient/identitytest"
 	"github.com/meshplane/mesh/proxy/proxytest"
 )
 
@@ -52,14 +52,14 @@ func TestUsageAndConfigErrors(t *testing.T) {
 // running is a `mesh-proxy run` in the background.
 type running struct {
 	cancel context.CancelFunc
-	stderr *syncBuffer
+	stderr *identitytest.LogBuffer
 	done   chan int
 }
 
 func start(t *testing.T, env map[string]string) *running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{cancel: cancel, stderr: &syncBuffer{}, done: make(chan int, 1)}
+	r := &running{cancel: cancel, stderr: &identitytest.LogBuffer{}, done: make(chan int, 1)}
 	go func() {
 		r.done <- Run(ctx, []string{"run"}, Streams{Out: io.Discard, Err: r.stderr, LookupEnv: envOf(env)}, "test")
 	}()
@@ -236,24 +236,6 @@ func TestRunStartupErrors(t *testing.T) {
 			}
 		})
 	}
-}
-
-// syncBuffer is an io.Writer for logs written from many goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func TestLogLevel(t *testing.T) {

@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
-
-	"github.com/meshplane/mesh/proxy/metrics"
 )
 
 var fastH2 = H2Timeouts{Write: 300 * time.Millisecond, KeepAliveInterval: 100 * time.Millisecond, KeepAliveTimeout: 100 * time.Millisecond}
@@ -101,15 +99,7 @@ func TestH2ServerWriteTimeoutClosesStuckPeer(t *testing.T) {
 			}
 		}
 	}))
-	tp := &testProxy{reg: metrics.New()}
-	tp.in, _ = net.Listen("tcp", "127.0.0.1:0")
-	tp.out, _ = net.Listen("tcp", "127.0.0.1:0")
-	ctx, cancel := context.WithCancel(context.Background())
-	p := New(Options{Metrics: tp.reg, InboundOrigDst: appAddr, DetectTimeout: 10 * time.Second,
-		InboundConnectTimeout: time.Second, OutboundConnectTimeout: time.Second, HTTP2: fastH2})
-	done := make(chan struct{})
-	go func() { _ = p.Serve(ctx, tp.in, tp.out, time.Second); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	tp := runProxy(t, Options{InboundOrigDst: appAddr, HTTP2: fastH2}, time.Second)
 
 	c := dialH2Raw(t, tp.in.Addr().String(), http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1<<31 - 1})
 	c.write(func() error { return c.fr.WriteWindowUpdate(0, 1<<31-1-65535) })

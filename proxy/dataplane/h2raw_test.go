@@ -22,6 +22,15 @@ import (
 // appAddr as the target. grace is Serve's drain period.
 func plainProxy(t *testing.T, appAddr netip.AddrPort, grace time.Duration) *testProxy {
 	t.Helper()
+	return runProxy(t, Options{InboundOrigDst: appAddr,
+		trustPlaintextPeers: true}, grace) // plaintext h2c stands in for a peer proxy
+}
+
+// runProxy runs New(o) on two loopback listeners until the test ends, with the
+// tests' timeouts where o has none and a fresh metrics registry; grace is Serve's
+// drain period.
+func runProxy(t testing.TB, o Options, grace time.Duration) *testProxy {
+	t.Helper()
 	tp := &testProxy{reg: metrics.New()}
 	var err error
 	if tp.in, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
@@ -30,11 +39,19 @@ func plainProxy(t *testing.T, appAddr netip.AddrPort, grace time.Duration) *test
 	if tp.out, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}
+	o.Metrics = tp.reg
+	if o.DetectTimeout == 0 {
+		o.DetectTimeout = 10 * time.Second
+	}
+	if o.InboundConnectTimeout == 0 {
+		o.InboundConnectTimeout = time.Second
+	}
+	if o.OutboundConnectTimeout == 0 {
+		o.OutboundConnectTimeout = time.Second
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	tp.stop = cancel
-	p := New(Options{Metrics: tp.reg, InboundOrigDst: appAddr, DetectTimeout: 10 * time.Second,
-		InboundConnectTimeout: time.Second, OutboundConnectTimeout: time.Second,
-		trustPlaintextPeers: true}) // plaintext h2c stands in for a peer proxy
+	p := New(o)
 	done := make(chan struct{})
 	go func() { _ = p.Serve(ctx, tp.in, tp.out, grace); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })

@@ -2,7 +2,6 @@ package dataplane
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"io"
 	"net"
@@ -13,8 +12,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/meshplane/mesh/proxy/metrics"
 )
 
 // Request smuggling (RFC 9112 §11.2) and the framing rules that prevent it (RFC 9112
@@ -334,22 +331,7 @@ func recordingApp(t testing.TB) (netip.AddrPort, *recorder) {
 // (not meshed, in plaintext) to out.
 func plainProxyTo(t testing.TB, in, out netip.AddrPort) *testProxy {
 	t.Helper()
-	tp := &testProxy{reg: metrics.New()}
-	var err error
-	if tp.in, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	if tp.out, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	tp.stop = cancel
-	p := New(Options{Metrics: tp.reg, InboundOrigDst: in, OutboundOrigDst: out, DetectTimeout: 10 * time.Second,
-		InboundConnectTimeout: time.Second, OutboundConnectTimeout: time.Second})
-	done := make(chan struct{})
-	go func() { _ = p.Serve(ctx, tp.in, tp.out, time.Second); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return tp
+	return runProxy(t, Options{InboundOrigDst: in, OutboundOrigDst: out}, time.Second)
 }
 
 // rawExchange writes raw to addr, half-closes, and reads responses to the end; it
