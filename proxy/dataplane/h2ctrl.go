@@ -78,7 +78,7 @@ func (f *h2ctrl) writeTo(fw *http2.Framer) error {
 
 // h2writer is the connection's control-frame queue and its writer goroutine.
 type h2writer struct {
-	qmu  sync.Mutex // guards q and stop; never held across a write
+	qmu  sync.Mutex // guards q, stop and sends on and the close of kick; never held across a write
 	q    []h2ctrl
 	kick chan struct{}
 	done chan struct{} // closed when the writer goroutine has returned
@@ -96,20 +96,23 @@ func (w *h2wire) startWriter() {
 
 func (w *h2wire) stopWriter() {
 	w.ctl.qmu.Lock()
-	stopped := w.ctl.stop
-	w.ctl.stop = true
-	w.ctl.qmu.Unlock()
-	if !stopped {
+	if !w.ctl.stop { // kick is closed and sent on under qmu: never a send after the close
+		w.ctl.stop = true
 		close(w.ctl.kick)
 	}
+	w.ctl.qmu.Unlock()
 	<-w.ctl.done
 }
 
-// queue hands f to the writer; it never blocks on the network.
+// queue hands f to the writer; it never blocks on the network. An h2ctrl with only
+// close set writes nothing and closes the connection after what was queued before.
 func (w *h2wire) queue(f h2ctrl) {
 	w.ctl.qmu.Lock()
 	if w.ctl.stop {
 		w.ctl.qmu.Unlock()
+		if f.close {
+			_ = w.nc.Close()
+		}
 		return
 	}
 	if len(w.ctl.q) >= h2MaxQueuedCtrl {
@@ -118,11 +121,11 @@ func (w *h2wire) queue(f h2ctrl) {
 		return
 	}
 	w.ctl.q = append(w.ctl.q, f)
-	w.ctl.qmu.Unlock()
 	select {
 	case w.ctl.kick <- struct{}{}:
 	default: // already kicked
 	}
+	w.ctl.qmu.Unlock()
 }
 
 func (w *h2wire) writeLoop() {

@@ -528,10 +528,8 @@ func (c *h2conn) goAway() {
 	c.goingAway = true
 	last, open := c.lastID, len(c.streams)
 	c.mu.Unlock()
-	c.queue(h2ctrl{typ: http2.FrameGoAway, id: last, code: http2.ErrCodeNo})
-	if open == 0 {
-		_ = c.nc.Close()
-	}
+	// With no stream open the connection closes once the GOAWAY is written.
+	c.queue(h2ctrl{typ: http2.FrameGoAway, id: last, code: http2.ErrCodeNo, close: open == 0})
 }
 
 func (c *h2conn) idleTimeout() {
@@ -573,7 +571,7 @@ func (c *h2conn) endStream(s *h2stream) {
 		c.resetStream(s.id, code)
 	}
 	if closeNow {
-		_ = c.nc.Close()
+		c.queue(h2ctrl{close: true}) // after what is queued (the RST_STREAM above)
 	}
 }
 
