@@ -113,7 +113,6 @@ func TestH2Spec(t *testing.T) {
 		o.OrigDst = func(*net.TCPConn) (netip.AddrPort, error) { return appAddr, nil }
 	})
 	h2Client := startProxy(t, cp, clientID, netip.AddrPort{}, svc, declared(map[uint16]bool{svc.Port(): true}))
-	_ = server
 	const invalidPreface = "http2/3.5 Sends invalid connection preface"
 	for _, tc := range []struct {
 		name     string

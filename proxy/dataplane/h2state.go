@@ -87,14 +87,12 @@ func checkH2Regular(fields []hpack.HeaderField) error {
 		if hf.Name == "te" && hf.Value != "trailers" {
 			return h2FieldError(`te other than "trailers" (RFC 9113 §8.2.2)`)
 		}
-		if v := hf.Value; v != "" && (isH2Space(v[0]) || isH2Space(v[len(v)-1])) {
+		if v := hf.Value; v != "" && (isOWS(v[0]) || isOWS(v[len(v)-1])) {
 			return h2FieldError("field value of " + hf.Name + " with leading or trailing whitespace (RFC 9113 §8.2.1)")
 		}
 	}
 	return nil
 }
-
-func isH2Space(b byte) bool { return b == ' ' || b == '\t' }
 
 // h2Request is what checkH2Request found in a request's field section.
 type h2Request struct {
