@@ -28,6 +28,7 @@ import (
 	"github.com/meshplane/mesh/controlplane/api/identityclient/identitytest"
 	meshv1 "github.com/meshplane/mesh/controlplane/api/mesh/v1"
 	"github.com/meshplane/mesh/proxy/discovery"
+	"github.com/meshplane/mesh/proxy/httpfield"
 	"github.com/meshplane/mesh/proxy/metrics"
 	"github.com/meshplane/mesh/proxy/proxytest"
 )
@@ -178,7 +179,7 @@ func TestHTTP1OverMTLS(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	_ = resp.Body.Close()
 	if resp.StatusCode != 200 || string(body) != "hello world" {
-		t.Fatalf("got %d %q (%s)", resp.StatusCode, body, resp.Header.Get(HeaderProxyError))
+		t.Fatalf("got %d %q (%s)", resp.StatusCode, body, resp.Header.Get(httpfield.ProxyError))
 	}
 	// The app got HTTP/1.1 back (upgraded to h2 between the proxies, then downgraded).
 	if got := resp.Header.Get("X-App-Proto"); got != "HTTP/1.1" {
@@ -349,7 +350,7 @@ func TestNotMeshedNoEndpointsDeadBackend(t *testing.T) {
 	}
 	_ = resp.Body.Close()
 	if resp.StatusCode != 200 {
-		t.Fatalf("plaintext fallback: %d %s", resp.StatusCode, resp.Header.Get(HeaderProxyError))
+		t.Fatalf("plaintext fallback: %d %s", resp.StatusCode, resp.Header.Get(httpfield.ProxyError))
 	}
 	if out := grep(client.scrape(t), "request_total"); !containsAll(out, `tls="false"`, `no_tls_reason="not_provided_by_service_discovery"`) {
 		t.Errorf("labels:\n%s", out)
@@ -364,8 +365,8 @@ func TestNotMeshedNoEndpointsDeadBackend(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = resp.Body.Close()
-	if resp.StatusCode != 503 || resp.Header.Get(HeaderProxyError) == "" {
-		t.Fatalf("no endpoints: %d %q", resp.StatusCode, resp.Header.Get(HeaderProxyError))
+	if resp.StatusCode != 503 || resp.Header.Get(httpfield.ProxyError) == "" {
+		t.Fatalf("no endpoints: %d %q", resp.StatusCode, resp.Header.Get(httpfield.ProxyError))
 	}
 
 	// A dead meshed endpoint: 502 with the error, and the proxy keeps serving.
@@ -379,7 +380,7 @@ func TestNotMeshedNoEndpointsDeadBackend(t *testing.T) {
 			return false
 		}
 		_ = resp.Body.Close()
-		return resp.StatusCode == 502 && strings.Contains(resp.Header.Get(HeaderProxyError), "connect")
+		return resp.StatusCode == 502 && strings.Contains(resp.Header.Get(httpfield.ProxyError), "connect")
 	})
 
 	// Malformed HTTP gets a 400 from the proxy, which stays up.
@@ -421,7 +422,7 @@ func TestBalancesAndFollowsDiscovery(t *testing.T) {
 		}
 		_ = resp.Body.Close()
 		if resp.StatusCode != 200 {
-			t.Errorf("status %d %s", resp.StatusCode, resp.Header.Get(HeaderProxyError))
+			t.Errorf("status %d %s", resp.StatusCode, resp.Header.Get(httpfield.ProxyError))
 		}
 	}
 	// Concurrent requests: in-flight load spreads them over both endpoints (one at a
@@ -587,8 +588,8 @@ func testProfile(t *testing.T, host, key string) {
 	mu.Unlock()
 	// The app answers 200 after 2 s; a 504 proves the route's 200 ms timeout fired.
 	resp := do("/slow")
-	if resp.StatusCode != http.StatusGatewayTimeout || !strings.Contains(resp.Header.Get(HeaderProxyError), "timeout") {
-		t.Errorf("timeout route: %d %q", resp.StatusCode, resp.Header.Get(HeaderProxyError))
+	if resp.StatusCode != http.StatusGatewayTimeout || !strings.Contains(resp.Header.Get(httpfield.ProxyError), "timeout") {
+		t.Errorf("timeout route: %d %q", resp.StatusCode, resp.Header.Get(httpfield.ProxyError))
 	}
 	if out := grep(client.scrape(t), "response_total"); !strings.Contains(out, `route="flaky"`) {
 		t.Errorf("route label missing:\n%s", out)
@@ -675,7 +676,7 @@ func TestSlowlorisAndOversizedHeaders(t *testing.T) {
 	}
 	defer func() { _ = big.Close() }()
 	_ = big.SetDeadline(time.Now().Add(5 * time.Second))
-	_, _ = io.WriteString(big, "GET /echo HTTP/1.1\r\nHost: web\r\nX-Big: "+strings.Repeat("a", 2*maxHeaderBytes)+"\r\n\r\n")
+	_, _ = io.WriteString(big, "GET /echo HTTP/1.1\r\nHost: web\r\nX-Big: "+strings.Repeat("a", 2*httpfield.MaxHeaderBytes)+"\r\n\r\n")
 	line, _ := bufio.NewReader(big).ReadString('\n')
 	if !strings.HasPrefix(line, "HTTP/1.1 431") {
 		t.Errorf("oversized headers: %q", line)

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/meshplane/mesh/proxy/httpfield"
 	"github.com/meshplane/mesh/proxy/metrics"
 )
 
@@ -47,7 +48,7 @@ func forward(w http.ResponseWriter, r *http.Request, f fwd) {
 		BufferPool: f.bufs,
 		ModifyResponse: func(resp *http.Response) error {
 			if f.untrusted {
-				stripInternal(resp.Header)
+				httpfield.StripInternal(resp.Header)
 			}
 			s := seriesOf(resp.Request, f.series)
 			grpc := resp.Header.Get("Grpc-Status")
@@ -79,7 +80,7 @@ func forwardDirect(w http.ResponseWriter, r *http.Request, f fwd) {
 	if out.ContentLength == 0 {
 		out.Body = nil
 	}
-	removeHopHeaders(out.Header)
+	httpfield.RemoveHopHeaders(out.Header)
 	if _, ok := out.Header["User-Agent"]; !ok {
 		out.Header["User-Agent"] = []string{""} // not Go's default
 	}
@@ -102,15 +103,15 @@ func forwardDirect(w http.ResponseWriter, r *http.Request, f fwd) {
 	grpc := resp.Header.Get("Grpc-Status")
 	s.Response(resp.StatusCode, grpc, time.Since(start))
 	defer func() { _ = resp.Body.Close() }()
-	removeHopHeaders(resp.Header)
+	httpfield.RemoveHopHeaders(resp.Header)
 	if f.untrusted {
-		stripInternal(resp.Header)
+		httpfield.StripInternal(resp.Header)
 	}
 	h := w.Header()
 	for k, vs := range resp.Header {
 		h[k] = vs
 	}
-	announceTrailers(h, resp.Trailer)
+	httpfield.AnnounceTrailers(h, resp.Trailer)
 	w.WriteHeader(resp.StatusCode)
 	flusher, _ := w.(http.Flusher)
 	streaming := resp.ContentLength < 0
@@ -175,7 +176,7 @@ func seriesOf(r *http.Request, def *metrics.HTTPSeries) *metrics.HTTPSeries {
 // or, to a gRPC request, as gRPC (grpcError).
 func proxyError(w http.ResponseWriter, r *http.Request, s *metrics.HTTPSeries, status int, msg string, start time.Time) {
 	h := w.Header()
-	h.Set(HeaderProxyError, msg)
+	h.Set(httpfield.ProxyError, msg)
 	code, grpc := grpcError(r, h, status, msg)
 	if grpc == "" {
 		h.Set("Content-Type", "text/plain; charset=utf-8")
@@ -240,7 +241,7 @@ func errorStatus(err error) (int, string) {
 	switch {
 	case errors.Is(err, errNoEndpoints):
 		return http.StatusServiceUnavailable, err.Error()
-	case errors.Is(err, errBadBody), errors.Is(err, errInvalidRequest):
+	case errors.Is(err, errBadBody), errors.Is(err, httpfield.ErrInvalidRequest):
 		return http.StatusBadRequest, oneLine(err)
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return http.StatusGatewayTimeout, "timeout: " + oneLine(err)

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/meshplane/mesh/proxy/httpfield"
 )
 
 // FuzzH1Server feeds arbitrary bytes to the HTTP/1 server, whose handler records
@@ -55,7 +57,7 @@ type forwarded struct {
 
 func record(r *http.Request, body []byte, bodyErr error) forwarded {
 	h := r.Header.Clone()
-	removeHopHeaders(h)
+	httpfield.RemoveHopHeaders(h)
 	delete(h, "Expect")
 	return forwarded{Method: r.Method, RequestURI: r.RequestURI, URL: r.URL.String(), Host: r.Host, Proto: r.Proto,
 		Header: h, ContentLength: r.ContentLength, Close: r.Close, Body: string(body), BodyOK: bodyErr == nil,

@@ -8,6 +8,8 @@ import (
 	"math"
 	"net/http"
 	"sync"
+
+	"github.com/meshplane/mesh/proxy/httpfield"
 )
 
 // Request bodies of the HTTP/1 server: Content-Length, or chunked (RFC 9112 §7.1),
@@ -265,19 +267,19 @@ func splitFieldLine(line []byte) (name, value []byte, ok bool) {
 		return nil, nil, false
 	}
 	for _, c := range line[:colon] {
-		if !isTchar(c) {
+		if !httpfield.IsTchar(c) {
 			return nil, nil, false
 		}
 	}
 	v := line[colon+1:]
-	for len(v) > 0 && isOWS(v[0]) {
+	for len(v) > 0 && httpfield.IsOWS(v[0]) {
 		v = v[1:]
 	}
-	for len(v) > 0 && isOWS(v[len(v)-1]) {
+	for len(v) > 0 && httpfield.IsOWS(v[len(v)-1]) {
 		v = v[:len(v)-1]
 	}
 	for _, c := range v {
-		if !isFieldVChar(c) {
+		if !httpfield.IsFieldVChar(c) {
 			return nil, nil, false
 		}
 	}
@@ -326,7 +328,7 @@ func validChunkExt(ext []byte) bool {
 }
 
 func trimBWS(b []byte) []byte {
-	for len(b) > 0 && isOWS(b[0]) {
+	for len(b) > 0 && httpfield.IsOWS(b[0]) {
 		b = b[1:]
 	}
 	return b
@@ -334,7 +336,7 @@ func trimBWS(b []byte) []byte {
 
 func tokenLen(b []byte) int {
 	for i, c := range b {
-		if !isTchar(c) {
+		if !httpfield.IsTchar(c) {
 			return i
 		}
 	}
@@ -349,11 +351,11 @@ func quotedLen(b []byte) int {
 		case c == '"':
 			return i + 1
 		case c == '\\':
-			if i+1 == len(b) || !isFieldVChar(b[i+1]) {
+			if i+1 == len(b) || !httpfield.IsFieldVChar(b[i+1]) {
 				return -1
 			}
 			i++
-		case !isFieldVChar(c):
+		case !httpfield.IsFieldVChar(c):
 			return -1
 		}
 	}

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/meshplane/mesh/proxy/httpfield"
 )
 
 // h1Client sends bodiless HTTP/1.1 requests to the application on localhost, in the
@@ -65,7 +67,7 @@ func (h *h1Client) RoundTrip(r *http.Request) (*http.Response, error) {
 	if host == "" {
 		host = r.URL.Host
 	}
-	if err := checkH1Request(r.Method, validURLTarget(r.Method, r.URL), host, r.Header); err != nil {
+	if err := httpfield.CheckH1Request(r.Method, httpfield.ValidURLTarget(r.Method, r.URL), host, r.Header); err != nil {
 		return nil, err
 	}
 	addr := r.URL.Host

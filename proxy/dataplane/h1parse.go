@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/meshplane/mesh/proxy/httpfield"
 	"golang.org/x/net/http/httpguts"
 )
 
@@ -20,7 +21,7 @@ import (
 // HTTP/1.0, or other than chunked, several or malformed Hosts. The whole head is
 // copied once into a string that the method, target, names and values are cut from.
 
-const maxHeaderFields = 1000 // more gets 431, like a head over maxHeaderBytes
+const maxHeaderFields = 1000 // more gets 431, like a head over httpfield.MaxHeaderBytes
 
 var errHeadersTooLarge = errors.New("request headers too large")
 
@@ -49,7 +50,7 @@ func (c *h1conn) readHead() error {
 	lineStart := 0
 	for {
 		line, err := c.br.ReadSlice('\n')
-		if len(c.head)+len(line) > maxHeaderBytes {
+		if len(c.head)+len(line) > httpfield.MaxHeaderBytes {
 			return errHeadersTooLarge
 		}
 		c.head = append(c.head, line...)
@@ -103,7 +104,7 @@ func (c *h1conn) parseHead() (*http.Request, error) {
 		return nil, badRequest("malformed request line")
 	}
 	for _, ch := range line[:sp1] {
-		if !isTchar(ch) {
+		if !httpfield.IsTchar(ch) {
 			return nil, badRequest("invalid method")
 		}
 	}
@@ -133,13 +134,13 @@ func (c *h1conn) parseHead() (*http.Request, error) {
 		if end == i {
 			break // the empty line
 		}
-		if isOWS(head[i]) {
+		if httpfield.IsOWS(head[i]) {
 			// obs-fold, or whitespace before the first field (RFC 9112 §5.2, §2.2).
 			return nil, badRequest("obsolete line folding")
 		}
 		colon := i
 		for colon < end && head[colon] != ':' {
-			if !isTchar(head[colon]) {
+			if !httpfield.IsTchar(head[colon]) {
 				// Incl. whitespace before the colon (RFC 9112 §5.1).
 				return nil, badRequest("invalid field name")
 			}
@@ -149,14 +150,14 @@ func (c *h1conn) parseHead() (*http.Request, error) {
 			return nil, badRequest("malformed field line")
 		}
 		v0, v1 := colon+1, end
-		for v0 < v1 && isOWS(head[v0]) {
+		for v0 < v1 && httpfield.IsOWS(head[v0]) {
 			v0++
 		}
-		for v1 > v0 && isOWS(head[v1-1]) {
+		for v1 > v0 && httpfield.IsOWS(head[v1-1]) {
 			v1--
 		}
 		for _, ch := range head[v0:v1] {
-			if !isFieldVChar(ch) {
+			if !httpfield.IsFieldVChar(ch) {
 				return nil, badRequest("invalid field value")
 			}
 		}
@@ -223,7 +224,7 @@ func parseTarget(method, target string) (*url.URL, error) {
 		u.Scheme = ""
 	}
 	// No userinfo (RFC 9110 §4.2.4) and a valid host[:port].
-	if u.User != nil || !validAuthority(u.Host) {
+	if u.User != nil || !httpfield.ValidAuthority(u.Host) {
 		return nil, badRequest("invalid authority in the request target")
 	}
 	return u, nil
@@ -242,7 +243,7 @@ func checkFields(r *http.Request) error {
 		return badRequest("more than one Host")
 	case len(hosts) == 0 && r.ProtoMinor >= 1:
 		return badRequest("missing Host")
-	case len(hosts) == 1 && !validAuthority(hosts[0]):
+	case len(hosts) == 1 && !httpfield.ValidAuthority(hosts[0]):
 		return badRequest("invalid Host")
 	}
 	delete(h, "Host")
@@ -265,7 +266,7 @@ func checkFields(r *http.Request) error {
 		if len(cls) != 1 {
 			return badRequest("more than one Content-Length")
 		}
-		n, ok := parseContentLength(cls[0])
+		n, ok := httpfield.ParseContentLength(cls[0])
 		if !ok {
 			return badRequest("invalid Content-Length")
 		}
@@ -313,7 +314,7 @@ func checkTransferEncoding(tes []string) error {
 			var coding string
 			coding, v, more = strings.Cut(v, ",")
 			// No empty elements either ("chunked,"): peers disagree on them.
-			if coding = strings.Trim(coding, " \t"); coding == "" || !validFieldName(coding) {
+			if coding = strings.Trim(coding, " \t"); coding == "" || !httpfield.ValidFieldName(coding) {
 				return badRequest("malformed Transfer-Encoding")
 			}
 			if strings.EqualFold(coding, "chunked") {
@@ -345,7 +346,7 @@ func declaredRequestTrailers(vs []string) (http.Header, error) {
 			if name = strings.Trim(name, " \t"); name == "" {
 				continue
 			}
-			if !validFieldName(name) {
+			if !httpfield.ValidFieldName(name) {
 				return nil, badRequest("malformed Trailer")
 			}
 			name = http.CanonicalHeaderKey(name)
@@ -353,7 +354,7 @@ func declaredRequestTrailers(vs []string) (http.Header, error) {
 			case "Transfer-Encoding", "Trailer", "Content-Length":
 				return nil, badRequest("%s declared as a trailer", name)
 			}
-			if !validTrailerField(name) {
+			if !httpfield.ValidTrailerField(name) {
 				continue
 			}
 			if t == nil {

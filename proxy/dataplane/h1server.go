@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/meshplane/mesh/proxy/httpfield"
 )
 
 // The HTTP/1 server. net/http's server starts a goroutine per request to watch the
@@ -330,7 +332,7 @@ func (w *h1rw) writeHead() {
 	if cl, ok := h["Content-Length"]; ok {
 		n, valid := int64(-1), len(cl) == 1
 		if valid {
-			n, valid = parseContentLength(cl[0])
+			n, valid = httpfield.ParseContentLength(cl[0])
 		}
 		if !valid || w.status < 200 || w.status == http.StatusNoContent {
 			delete(h, "Content-Length")
@@ -352,7 +354,7 @@ func (w *h1rw) writeHead() {
 		// The framing and the connection's fate are this writer's: Transfer-Encoding
 		// and Connection are its own (but for a 101's Connection: Upgrade).
 		if k == "Transfer-Encoding" || k == "Connection" && w.status != http.StatusSwitchingProtocols ||
-			strings.HasPrefix(k, http.TrailerPrefix) || !validFieldName(k) || k == "Trailer" && !w.chunked {
+			strings.HasPrefix(k, http.TrailerPrefix) || !httpfield.ValidFieldName(k) || k == "Trailer" && !w.chunked {
 			continue
 		}
 		for _, v := range vs {
@@ -438,7 +440,7 @@ func (w *h1rw) finish() {
 			case containsString(w.declared, k):
 				name = k
 			}
-			if name == "" || !validFieldName(name) || !validTrailerField(http.CanonicalHeaderKey(name)) {
+			if name == "" || !httpfield.ValidFieldName(name) || !httpfield.ValidTrailerField(http.CanonicalHeaderKey(name)) {
 				continue
 			}
 			for _, v := range vs {

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/meshplane/mesh/proxy/httpfield"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
@@ -160,7 +161,7 @@ func (p *h2Pool) newConn(ctx context.Context) (*h2cc, error) {
 		if err := cc.fw.WriteSettings(
 			http2.Setting{ID: http2.SettingEnablePush, Val: 0},
 			http2.Setting{ID: http2.SettingInitialWindowSize, Val: h2StreamWindow},
-			http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: maxHeaderBytes},
+			http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: httpfield.MaxHeaderBytes},
 		); err != nil {
 			return err
 		}
@@ -251,7 +252,7 @@ func (cc *h2cc) encodeRequest(req *http.Request, hasBody bool) error {
 		if k == "Host" || k == "Content-Length" {
 			continue
 		}
-		lk, ok := lowerHeader(k)
+		lk, ok := httpfield.LowerH2(k)
 		if !ok {
 			continue
 		}
@@ -333,7 +334,7 @@ func (cs *h2cs) writeBody() {
 		err = cc.write(func() error {
 			cc.hbuf.Reset()
 			for k, vs := range t {
-				lk, _ := lowerHeader(k)
+				lk, _ := httpfield.LowerH2(k)
 				for _, v := range vs {
 					_ = cc.henc.WriteField(hpack.HeaderField{Name: lk, Value: v})
 				}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/meshplane/mesh/proxy/httpfield"
 	"golang.org/x/net/http2"
 )
 
@@ -177,7 +178,7 @@ func (cc *h2cc) headers(f *http2.MetaHeadersFrame) {
 	fields := f.RegularFields()
 	h := make(http.Header, len(fields))
 	for _, hf := range fields {
-		k := canonicalHeader(hf.Name)
+		k := httpfield.CanonicalH2(hf.Name)
 		h[k] = append(h[k], hf.Value)
 	}
 	resp := &http.Response{

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/net/http2"
 
+	"github.com/meshplane/mesh/proxy/httpfield"
 	"github.com/meshplane/mesh/proxy/metrics"
 )
 
@@ -31,7 +32,7 @@ func (p *Proxy) serveInboundH2(s *h2stream, r *http.Request) {
 	if p.downgrade(m, r.Header) {
 		// Written as an HTTP/1 request line and header: nothing of it goes out
 		// unless it is valid as one.
-		if err := checkH1Request(r.Method, validOriginTarget(r.Method, r.RequestURI), r.Host, r.Header); err != nil {
+		if err := httpfield.CheckH1Request(r.Method, httpfield.ValidOriginTarget(r.Method, r.RequestURI), r.Host, r.Header); err != nil {
 			s.proxyError(r, series, http.StatusBadRequest, oneLine(err), start)
 			return
 		}
@@ -40,8 +41,8 @@ func (p *Proxy) serveInboundH2(s *h2stream, r *http.Request) {
 			rt = p.appFast
 		}
 	}
-	stripInternal(r.Header)
-	removeHopHeaders(r.Header)
+	httpfield.StripInternal(r.Header)
+	httpfield.RemoveHopHeaders(r.Header)
 	if _, ok := r.Header["User-Agent"]; !ok {
 		r.Header["User-Agent"] = []string{""} // not Go's default
 	}
@@ -69,8 +70,8 @@ func (p *Proxy) serveInboundH2(s *h2stream, r *http.Request) {
 	defer func() { _ = resp.Body.Close() }()
 	grpc := resp.Header.Get("Grpc-Status")
 	series.Response(resp.StatusCode, grpc, time.Since(start))
-	removeHopHeaders(resp.Header)
-	stripInternal(resp.Header)
+	httpfield.RemoveHopHeaders(resp.Header)
+	httpfield.StripInternal(resp.Header)
 	// No Trailer announcement: HTTP/2 trailers follow in their own HEADERS frame
 	// (RFC 9113 §8.1), and announcing them costs both proxies allocations.
 	copyErr := p.copyResponse(s, resp)
@@ -87,7 +88,7 @@ func (p *Proxy) serveInboundH2(s *h2stream, r *http.Request) {
 // so in Mesh-Orig-Proto, which only a peer proxy that authenticated with mTLS is
 // trusted to set (from anyone else the header is stripped and ignored).
 func (p *Proxy) downgrade(m *meta, h http.Header) bool {
-	v := h[headerOrigProto]
+	v := h[httpfield.OrigProto]
 	return (m.tls && m.peerID != "" || p.o.trustPlaintextPeers) && len(v) == 1 && strings.HasPrefix(v[0], "HTTP/1.")
 }
 
@@ -179,7 +180,7 @@ func (s *h2stream) abortResponse(err error) error {
 
 // proxyError answers a request the proxy could not forward (like proxyError).
 func (s *h2stream) proxyError(r *http.Request, series *metrics.HTTPSeries, status int, msg string, start time.Time) {
-	h := http.Header{HeaderProxyError: {msg}}
+	h := http.Header{httpfield.ProxyError: {msg}}
 	code, grpc := grpcError(r, h, status, msg)
 	var body []byte
 	if grpc == "" {

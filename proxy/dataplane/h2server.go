@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/meshplane/mesh/proxy/httpfield"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
@@ -143,7 +144,7 @@ func (c *h2conn) serve() error {
 		if err := c.fw.WriteSettings(
 			http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: h2MaxStreams},
 			http2.Setting{ID: http2.SettingInitialWindowSize, Val: h2StreamWindow},
-			http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: maxHeaderBytes},
+			http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: httpfield.MaxHeaderBytes},
 		); err != nil {
 			return err
 		}
@@ -321,7 +322,7 @@ func (c *h2conn) headers(f *http2.MetaHeadersFrame) error {
 	case h2Idle:
 		return c.open(f)
 	case h2Open, h2HalfClosedLocal: // trailers
-		if err := checkH2Trailers(f); err != nil {
+		if err := httpfield.CheckH2Trailers(f); err != nil {
 			c.streamError(id, http2.ErrCodeProtocol)
 			return nil
 		}
@@ -357,7 +358,7 @@ func (c *h2conn) open(f *http2.MetaHeadersFrame) error {
 		c.streamError(id, http2.ErrCodeProtocol)
 		return nil
 	}
-	rq, err := checkH2Request(f)
+	rq, err := httpfield.CheckH2Request(f)
 	if err != nil && !f.Truncated {
 		c.p.o.Log.Debug("HTTP/2 request refused", "err", err)
 		c.streamError(id, http2.ErrCodeProtocol)
@@ -375,7 +376,7 @@ func (c *h2conn) open(f *http2.MetaHeadersFrame) error {
 	s.ctx, s.cancel = context.WithCancel(c.ctx)
 	if !f.StreamEnded() {
 		s.body = newH2Body(s)
-		s.body.want = rq.contentLength
+		s.body.want = rq.ContentLength
 	}
 	c.streams[id] = s
 	if len(c.streams) == 1 {
@@ -390,19 +391,19 @@ func (c *h2conn) open(f *http2.MetaHeadersFrame) error {
 
 // request builds the stream's request from its checked fields, or the status to
 // refuse it with.
-func (c *h2conn) request(f *http2.MetaHeadersFrame, rq h2Request, s *h2stream) (*http.Request, int) {
+func (c *h2conn) request(f *http2.MetaHeadersFrame, rq httpfield.H2Request, s *h2stream) (*http.Request, int) {
 	if f.Truncated {
 		return nil, http.StatusRequestHeaderFieldsTooLarge // RFC 9113 §10.5.1
 	}
-	if rq.method == http.MethodConnect {
+	if rq.Method == http.MethodConnect {
 		return nil, http.StatusMethodNotAllowed // the proxy does not tunnel
 	}
 	var u *url.URL
-	if rq.path == "*" {
+	if rq.Path == "*" {
 		u = &url.URL{Path: "*"}
 	} else {
 		var err error
-		if u, err = url.ParseRequestURI(rq.path); err != nil {
+		if u, err = url.ParseRequestURI(rq.Path); err != nil {
 			return nil, http.StatusBadRequest
 		}
 	}
@@ -410,7 +411,7 @@ func (c *h2conn) request(f *http2.MetaHeadersFrame, rq h2Request, s *h2stream) (
 	h := make(http.Header, len(fields))
 	var cookies []string
 	for _, hf := range fields {
-		k := canonicalHeader(hf.Name)
+		k := httpfield.CanonicalH2(hf.Name)
 		if k == "Cookie" {
 			cookies = append(cookies, hf.Value)
 			continue
@@ -420,18 +421,18 @@ func (c *h2conn) request(f *http2.MetaHeadersFrame, rq h2Request, s *h2stream) (
 	if len(cookies) > 0 {
 		h["Cookie"] = []string{strings.Join(cookies, "; ")} // RFC 9113 §8.2.3
 	}
-	authority := rq.authority
+	authority := rq.Authority
 	if authority == "" {
 		authority = h.Get("Host")
 	}
 	h.Del("Host")
 	r := &http.Request{
-		Method: rq.method, URL: u, Proto: "HTTP/2.0", ProtoMajor: 2, Header: h, Host: authority,
-		RemoteAddr: c.nc.RemoteAddr().String(), RequestURI: rq.path, Body: http.NoBody,
+		Method: rq.Method, URL: u, Proto: "HTTP/2.0", ProtoMajor: 2, Header: h, Host: authority,
+		RemoteAddr: c.nc.RemoteAddr().String(), RequestURI: rq.Path, Body: http.NoBody,
 	}
 	if s.body != nil {
 		r.Body = s.body
-		r.ContentLength = rq.contentLength
+		r.ContentLength = rq.ContentLength
 		r.Trailer = trailerMap(h)
 		s.body.trailer = r.Trailer
 	}
@@ -628,7 +629,7 @@ func (s *h2stream) writeHeaders(status int, h http.Header, end, flush bool) erro
 			_ = c.henc.WriteField(hpack.HeaderField{Name: ":status", Value: statusText(status)})
 		}
 		for k, vs := range h {
-			lk, ok := lowerHeader(k)
+			lk, ok := httpfield.LowerH2(k)
 			if !ok {
 				continue
 			}

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshplane/mesh/proxy/httpfield"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
@@ -274,11 +275,11 @@ func TestH2ConcurrentStreams(t *testing.T) {
 				want = "HTTP/2.0 POST i=" + strconv.Itoa(i) + " " + body
 			case 1:
 				req, _ = http.NewRequestWithContext(ctx, "GET", "http://web.test/echo?i="+strconv.Itoa(i), nil)
-				req.Header.Set(headerOrigProto, "HTTP/1.1")
+				req.Header.Set(httpfield.OrigProto, "HTTP/1.1")
 				want = "HTTP/1.1 GET i=" + strconv.Itoa(i) + " "
 			case 2:
 				req, _ = http.NewRequestWithContext(ctx, method, "http://web.test/echo?i="+strconv.Itoa(i), strings.NewReader(body))
-				req.Header.Set(headerOrigProto, "HTTP/1.1")
+				req.Header.Set(httpfield.OrigProto, "HTTP/1.1")
 				want = "HTTP/1.1 POST i=" + strconv.Itoa(i) + " " + body
 			}
 			resp, err := cc.RoundTrip(req)
@@ -343,7 +344,7 @@ func TestH2Trailers(t *testing.T) {
 			}
 			proto := "HTTP/2.0"
 			if tc.origProto {
-				req.Header.Set(headerOrigProto, "HTTP/1.1")
+				req.Header.Set(httpfield.OrigProto, "HTTP/1.1")
 				proto = "HTTP/1.1"
 			}
 			resp, body := do(req)
@@ -793,7 +794,7 @@ func TestH2OverMTLS(t *testing.T) {
 			req.Body = nil
 		}
 		if tc.origProto != "" {
-			req.Header.Set(headerOrigProto, tc.origProto)
+			req.Header.Set(httpfield.OrigProto, tc.origProto)
 		}
 		resp, err := cc.RoundTrip(req)
 		if err != nil {

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/meshplane/mesh/proxy/httpfield"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
@@ -52,7 +53,7 @@ func (w *h2wire) init(nc net.Conn, t H2Timeouts) {
 	// are a connection error FRAME_SIZE_ERROR (RFC 9113 §4.2); the framer's read
 	// buffer never grows past it.
 	w.fr.SetMaxReadFrameSize(h2DefaultFrame)
-	w.fr.MaxHeaderListSize = maxHeaderBytes
+	w.fr.MaxHeaderListSize = httpfield.MaxHeaderBytes
 	w.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	w.fr.SetReuseFrames()
 	w.startWriter()
@@ -224,7 +225,7 @@ func (b *h2pipe) trailers(fields []hpack.HeaderField) bool {
 		return false
 	}
 	for _, hf := range fields {
-		k := canonicalHeader(hf.Name)
+		k := httpfield.CanonicalH2(hf.Name)
 		if b.got == nil {
 			b.got = http.Header{}
 		}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/meshplane/mesh/controlplane/api/identityclient"
+	"github.com/meshplane/mesh/proxy/httpfield"
 	"github.com/meshplane/mesh/proxy/metrics"
 )
 
@@ -167,7 +168,7 @@ func (p *Proxy) serveInbound(w http.ResponseWriter, r *http.Request) {
 	}
 	// An HTTP/1 request carries no internal header, from anyone (the proxies upgrade
 	// HTTP/1 to HTTP/2 between them); nor does the application's response.
-	stripInternal(r.Header)
+	httpfield.StripInternal(r.Header)
 	f := fwd{scheme: "http", host: m.target.String(), rt: p.appH1, series: series, log: p.o.Log, errLog: p.errLog,
 		bufs: &p.hbufs, untrusted: true}
 	if isUpgrade(r) {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/meshplane/mesh/proxy/discovery"
+	"github.com/meshplane/mesh/proxy/httpfield"
 	"github.com/meshplane/mesh/proxy/metrics"
 )
 
@@ -117,7 +118,7 @@ func (p *Proxy) outboundTCP(ctx context.Context, c net.Conn, m *meta) {
 func (p *Proxy) serveOutbound(w http.ResponseWriter, r *http.Request) {
 	// The application's requests carry no internal header: only this proxy sets
 	// them, for its peer.
-	stripInternal(r.Header)
+	httpfield.StripInternal(r.Header)
 	// A copy: the connection's meta is shared by its concurrent HTTP/2 streams.
 	m := &meta{}
 	if cm, _ := r.Context().Value(metaKey{}).(*meta); cm != nil {
@@ -209,7 +210,7 @@ func (o *outboundRT) attempt(req *http.Request, first bool) (*http.Response, err
 	// req is ReverseProxy's own outgoing copy: each attempt re-targets it in place
 	// (and marks it as upgraded only when it goes to a peer proxy).
 	out := req
-	delete(out.Header, headerOrigProto)
+	delete(out.Header, httpfield.OrigProto)
 	switch {
 	case meshed && ep == nil:
 		labels.TargetAddr, labels.NoTLSReason = o.m.target.String(), "no_endpoints"
@@ -247,7 +248,7 @@ func (o *outboundRT) attempt(req *http.Request, first bool) (*http.Response, err
 			labels.TLS, labels.PeerID = true, b.id
 			out.URL.Scheme = "https"
 			if o.upgraded {
-				out.Header.Set(headerOrigProto, "HTTP/1.1")
+				out.Header.Set(httpfield.OrigProto, "HTTP/1.1")
 			}
 			rt = b.h2c
 		}
@@ -258,7 +259,7 @@ func (o *outboundRT) attempt(req *http.Request, first bool) (*http.Response, err
 	resp, err := rt.RoundTrip(out)
 	if err == nil && !labels.TLS {
 		// Not from a peer proxy: its internal headers are not to be trusted.
-		stripInternal(resp.Header)
+		httpfield.StripInternal(resp.Header)
 	}
 	return resp, err
 }

@@ -29,14 +29,6 @@ const (
 	alpnHTTP1  = "http/1.1"
 )
 
-// Headers the proxy adds or reads.
-const (
-	// HeaderProxyError explains a response the proxy made itself (like l5d-proxy-error).
-	HeaderProxyError = "Mesh-Proxy-Error"
-	// headerOrigProto marks an HTTP/1 request upgraded to HTTP/2 between proxies.
-	headerOrigProto = "Mesh-Orig-Proto"
-)
-
 // Identity is the proxy's certificate holder (controlplane/api/identityclient).
 type Identity interface {
 	LocalName() string
@@ -86,9 +78,6 @@ type Options struct {
 	// with the proxies' internal headers, as if they were authenticated peers.
 	trustPlaintextPeers bool
 }
-
-// maxHeaderBytes caps a request's headers; larger ones get 431.
-const maxHeaderBytes = 64 << 10
 
 // Proxy serves the inbound and outbound listeners.
 type Proxy struct {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshplane/mesh/proxy/httpfield"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
@@ -25,8 +26,8 @@ func internalApp(t *testing.T) (netip.AddrPort, *atomic.Int32) {
 	return h2App(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
 		_, _ = io.Copy(io.Discard, r.Body)
-		w.Header().Set(HeaderProxyError, "forged by the app")
-		_, _ = io.WriteString(w, r.Proto+" "+r.Method+" orig-proto="+r.Header.Get(headerOrigProto)+r.Header.Get(HeaderProxyError))
+		w.Header().Set(httpfield.ProxyError, "forged by the app")
+		_, _ = io.WriteString(w, r.Proto+" "+r.Method+" orig-proto="+r.Header.Get(httpfield.OrigProto)+r.Header.Get(httpfield.ProxyError))
 	})), &hits
 }
 
@@ -67,8 +68,8 @@ func TestInternalHeadersStripped(t *testing.T) {
 				hc = h2cClient()
 			}
 			req, _ := http.NewRequest("POST", tc.url, strings.NewReader("x"))
-			req.Header.Set(headerOrigProto, "HTTP/1.1")
-			req.Header.Set(HeaderProxyError, "forged by the client")
+			req.Header.Set(httpfield.OrigProto, "HTTP/1.1")
+			req.Header.Set(httpfield.ProxyError, "forged by the client")
 			resp, err := hc.Do(req)
 			if err != nil {
 				t.Fatal(err)
@@ -77,8 +78,8 @@ func TestInternalHeadersStripped(t *testing.T) {
 			if resp.StatusCode != 200 || b != tc.want {
 				t.Errorf("%d %q, want %q", resp.StatusCode, b, tc.want)
 			}
-			if got := resp.Header.Get(HeaderProxyError); got != "" {
-				t.Errorf("the app's %s reached the client: %q", HeaderProxyError, got)
+			if got := resp.Header.Get(httpfield.ProxyError); got != "" {
+				t.Errorf("the app's %s reached the client: %q", httpfield.ProxyError, got)
 			}
 		})
 	}
@@ -109,7 +110,7 @@ func h2RawTLS(t *testing.T, addr string, cfg *tls.Config) *h2Raw {
 // An authenticated peer proxy may ask for a downgrade to HTTP/1; a request with a
 // method with a space or tab, a target with whitespace, an authority that is not
 // host[:port] reaches nothing: the HTTP/2 server resets it as malformed
-// (PROTOCOL_ERROR, RFC 9113 §8.1.1), or the downgrade's own check (checkH1Request,
+// (PROTOCOL_ERROR, RFC 9113 §8.1.1), or the downgrade's own check (httpfield.CheckH1Request,
 // the second line) answers 400. A TLS client without a certificate is not trusted
 // with Mesh-Orig-Proto.
 func TestDowngradeTrustAndValidation(t *testing.T) {

@@ -1,4 +1,10 @@
-package dataplane
+// Package httpfield is the proxy's header policy, in one place: which fields are
+// hop-by-hop (RFC 9110 §7.6.1), which HTTP/2 forbids (RFC 9113 §8.2.2), which belong
+// to the proxies themselves, what may appear in a trailer section, and what a valid
+// field name, value, method, request target and authority are. The HTTP/1 and HTTP/2
+// engines (proxy/h1, proxy/h2) and the forwarding code (proxy/dataplane) all decide
+// through it.
+package httpfield
 
 import (
 	"errors"
@@ -10,56 +16,63 @@ import (
 	"golang.org/x/net/http/httpguts"
 )
 
-// The proxy's header policy, in one place: which fields are hop-by-hop, which HTTP/2
-// forbids, which belong to the proxies themselves, what may appear in a trailer
-// section, and what a valid field name, value, request target and authority are
-// (validMethod and parseContentLength are with the HTTP/2 request rules, h2state.go).
-// The HTTP/1 and HTTP/2 servers, clients and forwarders all decide through these
-// functions. They work on http.Header keys (canonical names) unless they say
-// otherwise, and allocate nothing on the common path.
+// The functions work on http.Header keys (canonical names) unless they say
+// otherwise, and allocate nothing on the common path. ValidMethod,
+// ParseContentLength and the HTTP/2 request rules are in h2fields.go.
 
-// fieldRule is how the proxy treats a header field; rules combine.
-type fieldRule uint8
-
+// Headers the proxies add or read.
 const (
-	// ruleHop: hop-by-hop, removed when forwarding (RFC 9110 §7.6.1), as are the
-	// fields the Connection header names. TE is kept when it asks for trailers
-	// (as httputil.ReverseProxy does); Trailer is regenerated from the trailers.
-	ruleHop fieldRule = 1 << iota
-	// ruleNoH2: connection-specific, which makes an HTTP/2 message malformed
-	// (RFC 9113 §8.2.2); TE only with the value "trailers".
-	ruleNoH2
-	// ruleInternal: the proxies' own. Set by a proxy and trusted only from an
-	// authenticated peer proxy over mTLS; stripped from application traffic.
-	ruleInternal
+	// ProxyError explains a response the proxy made itself (like l5d-proxy-error).
+	ProxyError = "Mesh-Proxy-Error"
+	// OrigProto marks an HTTP/1 request upgraded to HTTP/2 between proxies.
+	OrigProto = "Mesh-Orig-Proto"
 )
 
-// fieldRules returns the rules for the field with canonical name k.
-func fieldRules(k string) fieldRule {
-	var r fieldRule
+// MaxHeaderBytes caps a request's header section; larger ones get 431.
+const MaxHeaderBytes = 64 << 10
+
+// Rule is how the proxy treats a header field; rules combine.
+type Rule uint8
+
+const (
+	// RuleHop: hop-by-hop, removed when forwarding (RFC 9110 §7.6.1), as are the
+	// fields the Connection header names. TE is kept when it asks for trailers
+	// (as httputil.ReverseProxy does); Trailer is regenerated from the trailers.
+	RuleHop Rule = 1 << iota
+	// RuleNoH2: connection-specific, which makes an HTTP/2 message malformed
+	// (RFC 9113 §8.2.2); TE only with the value "trailers".
+	RuleNoH2
+	// RuleInternal: the proxies' own. Set by a proxy and trusted only from an
+	// authenticated peer proxy over mTLS; stripped from application traffic.
+	RuleInternal
+)
+
+// Rules returns the rules for the field with canonical name k.
+func Rules(k string) Rule {
+	var r Rule
 	switch k {
 	case "Connection", "Proxy-Connection", "Keep-Alive", "Transfer-Encoding", "Upgrade", "Te":
-		r = ruleHop | ruleNoH2
+		r = RuleHop | RuleNoH2
 	case "Trailer", "Proxy-Authenticate", "Proxy-Authorization":
-		r = ruleHop
-	case headerOrigProto, HeaderProxyError:
-		r = ruleInternal
+		r = RuleHop
+	case OrigProto, ProxyError:
+		r = RuleInternal
 	}
 	return r
 }
 
-// validTrailerField is false for the fields a trailer section must not carry
+// ValidTrailerField is false for the fields a trailer section must not carry
 // (RFC 9110 §6.5.1: framing, routing, authentication, request modifiers, response
 // controls, content format), which are dropped from trailers.
-func validTrailerField(k string) bool {
-	return httpguts.ValidTrailerHeader(k) && fieldRules(k)&(ruleHop|ruleInternal) == 0
+func ValidTrailerField(k string) bool {
+	return httpguts.ValidTrailerHeader(k) && Rules(k)&(RuleHop|RuleInternal) == 0
 }
 
-// removeHopHeaders removes the hop-by-hop fields from h before it is forwarded
-// (RFC 9110 §7.6.1): those the Connection header names, and those of fieldRules. A
+// RemoveHopHeaders removes the hop-by-hop fields from h before it is forwarded
+// (RFC 9110 §7.6.1): those the Connection header names, and those of Rules. A
 // TE that lists "trailers" becomes "TE: trailers" (httputil.ReverseProxy does the
-// same); the Trailer header goes, and announceTrailers regenerates it.
-func removeHopHeaders(h http.Header) {
+// same); the Trailer header goes, and AnnounceTrailers regenerates it.
+func RemoveHopHeaders(h http.Header) {
 	for _, v := range h["Connection"] {
 		for v != "" {
 			var opt string
@@ -71,7 +84,7 @@ func removeHopHeaders(h http.Header) {
 	}
 	te, hasTE := h["Te"]
 	for k := range h {
-		if fieldRules(k)&ruleHop != 0 {
+		if Rules(k)&RuleHop != 0 {
 			delete(h, k)
 		}
 	}
@@ -110,9 +123,9 @@ func delConnectionOption(h http.Header, opt string) {
 	delete(h, string(buf[:n])) // the conversion does not allocate
 }
 
-// announceTrailers sets h's Trailer header to the names of t (the trailers to come),
-// as removeHopHeaders left none.
-func announceTrailers(h, t http.Header) {
+// AnnounceTrailers sets h's Trailer header to the names of t (the trailers to come),
+// as RemoveHopHeaders left none.
+func AnnounceTrailers(h, t http.Header) {
 	if len(t) == 0 {
 		return
 	}
@@ -123,29 +136,29 @@ func announceTrailers(h, t http.Header) {
 	h["Trailer"] = []string{strings.Join(keys, ", ")}
 }
 
-// stripInternal removes the proxies' own fields from h: from every request and
+// StripInternal removes the proxies' own fields from h: from every request and
 // response of the application, and from any peer that is not an authenticated proxy.
-func stripInternal(h http.Header) {
-	delete(h, headerOrigProto)
-	delete(h, HeaderProxyError)
+func StripInternal(h http.Header) {
+	delete(h, OrigProto)
+	delete(h, ProxyError)
 }
 
-// validFieldName: a field name is a token (RFC 9110 §5.1, §5.6.2).
-func validFieldName(name string) bool { return httpguts.ValidHeaderFieldName(name) }
+// ValidFieldName: a field name is a token (RFC 9110 §5.1, §5.6.2).
+func ValidFieldName(name string) bool { return httpguts.ValidHeaderFieldName(name) }
 
-// validFieldValue: no CTL other than HTAB in a field value: no CR, LF or NUL
+// ValidFieldValue: no CTL other than HTAB in a field value: no CR, LF or NUL
 // (RFC 9110 §5.5).
-func validFieldValue(v string) bool { return httpguts.ValidHeaderFieldValue(v) }
+func ValidFieldValue(v string) bool { return httpguts.ValidHeaderFieldValue(v) }
 
-// validAuthority: a Host header or :authority is host[:port] (RFC 9110 §7.2,
+// ValidAuthority: a Host header or :authority is host[:port] (RFC 9110 §7.2,
 // RFC 3986 §3.2.2): no userinfo, path, whitespace or controls. Empty is allowed (a
 // target URI without authority, RFC 9110 §7.2).
-func validAuthority(a string) bool { return httpguts.ValidHostHeader(a) }
+func ValidAuthority(a string) bool { return httpguts.ValidHostHeader(a) }
 
-// validOriginTarget: a request target written into an HTTP/1 request line: the
+// ValidOriginTarget: a request target written into an HTTP/1 request line: the
 // origin-form (RFC 9112 §3.2.1), starting with "/", without whitespace or controls,
 // or "*" for OPTIONS (the asterisk-form, RFC 9112 §3.2.4).
-func validOriginTarget(method, target string) bool {
+func ValidOriginTarget(method, target string) bool {
 	if target == "*" {
 		return method == http.MethodOptions
 	}
@@ -160,13 +173,13 @@ func validOriginTarget(method, target string) bool {
 	return true
 }
 
-// validURLTarget is validOriginTarget for the target Request.Write makes of u
+// ValidURLTarget is ValidOriginTarget for the target Request.Write makes of u
 // (u.RequestURI()), without building it: the escaped path cannot hold whitespace
 // or controls, the raw query can.
-func validURLTarget(method string, u *url.URL) bool {
+func ValidURLTarget(method string, u *url.URL) bool {
 	switch {
 	case u.Opaque != "":
-		return validOriginTarget(method, u.RequestURI())
+		return ValidOriginTarget(method, u.RequestURI())
 	case u.Path == "*":
 		return method == http.MethodOptions && u.RawQuery == "" && !u.ForceQuery
 	case u.Path != "" && u.Path[0] != '/':
@@ -180,39 +193,39 @@ func validURLTarget(method string, u *url.URL) bool {
 	return true
 }
 
-// errInvalidRequest marks a request the proxy refuses to forward as it is (400).
-var errInvalidRequest = errors.New("invalid request")
+// ErrInvalidRequest marks a request the proxy refuses to forward as it is (400).
+var ErrInvalidRequest = errors.New("invalid request")
 
-// checkH1Request checks what an HTTP/1 request line and header section would be
+// CheckH1Request checks what an HTTP/1 request line and header section would be
 // made of, before a request that came over HTTP/2 is written as HTTP/1: the method,
-// the target (validOriginTarget, or validURLTarget: targetOK), the authority, and
+// the target (ValidOriginTarget, or ValidURLTarget: targetOK), the authority, and
 // every field name and value. Nothing of a request that fails is sent.
-func checkH1Request(method string, targetOK bool, host string, h http.Header) error {
+func CheckH1Request(method string, targetOK bool, host string, h http.Header) error {
 	switch {
-	case !validMethod(method):
-		return fmt.Errorf("%w: method %q is not a token", errInvalidRequest, method)
+	case !ValidMethod(method):
+		return fmt.Errorf("%w: method %q is not a token", ErrInvalidRequest, method)
 	case !targetOK:
-		return fmt.Errorf("%w: request target", errInvalidRequest)
-	case !validAuthority(host):
-		return fmt.Errorf("%w: authority %q", errInvalidRequest, host)
+		return fmt.Errorf("%w: request target", ErrInvalidRequest)
+	case !ValidAuthority(host):
+		return fmt.Errorf("%w: authority %q", ErrInvalidRequest, host)
 	}
 	for k, vs := range h {
-		if !validFieldName(k) {
-			return fmt.Errorf("%w: field name %q", errInvalidRequest, k)
+		if !ValidFieldName(k) {
+			return fmt.Errorf("%w: field name %q", ErrInvalidRequest, k)
 		}
 		for _, v := range vs {
-			if !validFieldValue(v) {
-				return fmt.Errorf("%w: value of %s", errInvalidRequest, k)
+			if !ValidFieldValue(v) {
+				return fmt.Errorf("%w: value of %s", ErrInvalidRequest, k)
 			}
 		}
 	}
 	return nil
 }
 
-// lowerHeader is k as an HTTP/2 field name (RFC 9113 §8.2.1: lower case); false for
+// LowerH2 is k as an HTTP/2 field name (RFC 9113 §8.2.1: lower case); false for
 // connection-specific fields, which HTTP/2 forbids (RFC 9113 §8.2.2). TE stays:
 // callers send it only as "trailers".
-func lowerHeader(k string) (string, bool) {
+func LowerH2(k string) (string, bool) {
 	switch k {
 	case "Content-Type":
 		return "content-type", true
@@ -227,7 +240,7 @@ func lowerHeader(k string) (string, bool) {
 	case "Te":
 		return "te", true
 	}
-	if fieldRules(k)&ruleNoH2 != 0 {
+	if Rules(k)&RuleNoH2 != 0 {
 		return "", false
 	}
 	for i := 0; i < len(k); i++ {
@@ -238,8 +251,8 @@ func lowerHeader(k string) (string, bool) {
 	return k, true
 }
 
-// canonicalHeader is the http.Header key for an HTTP/2 (lower-case) field name.
-func canonicalHeader(name string) string {
+// CanonicalH2 is the http.Header key for an HTTP/2 (lower-case) field name.
+func CanonicalH2(name string) string {
 	switch name {
 	case "content-type":
 		return "Content-Type"
@@ -256,17 +269,17 @@ func canonicalHeader(name string) string {
 	case "grpc-timeout":
 		return "Grpc-Timeout"
 	case "mesh-orig-proto":
-		return headerOrigProto
+		return OrigProto
 	case "mesh-proxy-error":
-		return HeaderProxyError
+		return ProxyError
 	}
 	return http.CanonicalHeaderKey(name)
 }
 
-// connectionSpecificH2 is true for the lower-case names of the connection-specific
+// ConnectionSpecificH2 is true for the lower-case names of the connection-specific
 // fields, which make an HTTP/2 message malformed (RFC 9113 §8.2.2); "te" is allowed,
 // with the value "trailers" only.
-func connectionSpecificH2(name string) bool {
+func ConnectionSpecificH2(name string) bool {
 	switch name {
 	case "connection", "proxy-connection", "keep-alive", "transfer-encoding", "upgrade":
 		return true
@@ -274,7 +287,7 @@ func connectionSpecificH2(name string) bool {
 	return false
 }
 
-func isOWS(c byte) bool { return c == ' ' || c == '\t' }
+func IsOWS(c byte) bool { return c == ' ' || c == '\t' }
 
 // tchar (RFC 9110 §5.6.2) as two 64-bit masks, for byte-at-a-time parsing:
 // "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" / "_" / "`" / "|" /
@@ -286,13 +299,13 @@ const (
 		1<<('|'-64) | 1<<('~'-64)
 )
 
-func isTchar(c byte) bool {
+func IsTchar(c byte) bool {
 	if c < 64 {
 		return tcharLo&(uint64(1)<<c) != 0
 	}
 	return c < 128 && tcharHi&(uint64(1)<<(c-64)) != 0
 }
 
-// isFieldVChar: a byte allowed in a field value (RFC 9110 §5.5): VCHAR, obs-text,
+// IsFieldVChar: a byte allowed in a field value (RFC 9110 §5.5): VCHAR, obs-text,
 // SP and HTAB.
-func isFieldVChar(c byte) bool { return c >= ' ' && c != 0x7f || c == '\t' }
+func IsFieldVChar(c byte) bool { return c >= ' ' && c != 0x7f || c == '\t' }

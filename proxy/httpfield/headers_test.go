@@ -1,4 +1,4 @@
-package dataplane
+package httpfield
 
 import (
 	"net/http"
@@ -14,13 +14,13 @@ import (
 // The header policy, rule by rule, with the section of the RFC each row enforces.
 func TestHeaderPolicy(t *testing.T) {
 	t.Parallel()
-	hop := func(k string) bool { return fieldRules(k)&ruleHop != 0 }
-	noH2 := func(k string) bool { return fieldRules(k)&ruleNoH2 != 0 }
-	noTrailer := func(k string) bool { return !validTrailerField(k) }
-	internal := func(k string) bool { return fieldRules(k)&ruleInternal != 0 }
-	lowerOK := func(k string) bool { _, ok := lowerHeader(k); return ok }
+	hop := func(k string) bool { return Rules(k)&RuleHop != 0 }
+	noH2 := func(k string) bool { return Rules(k)&RuleNoH2 != 0 }
+	noTrailer := func(k string) bool { return !ValidTrailerField(k) }
+	internal := func(k string) bool { return Rules(k)&RuleInternal != 0 }
+	lowerOK := func(k string) bool { _, ok := LowerH2(k); return ok }
 	h2ok := func(name, value string) bool {
-		return checkH2Regular([]hpack.HeaderField{{Name: name, Value: value}}) == nil
+		return CheckH2Regular([]hpack.HeaderField{{Name: name, Value: value}}) == nil
 	}
 	h2req := func(method, scheme, authority, path string) error {
 		var fs []hpack.HeaderField
@@ -29,7 +29,7 @@ func TestHeaderPolicy(t *testing.T) {
 				fs = append(fs, hpack.HeaderField{Name: f[0], Value: f[1]})
 			}
 		}
-		_, err := checkH2Request(&http2.MetaHeadersFrame{HeadersFrame: &http2.HeadersFrame{
+		_, err := CheckH2Request(&http2.MetaHeadersFrame{HeadersFrame: &http2.HeadersFrame{
 			FrameHeader: http2.FrameHeader{Flags: http2.FlagHeadersEndStream}}, Fields: fs})
 		return err
 	}
@@ -70,15 +70,15 @@ func TestHeaderPolicy(t *testing.T) {
 		{"RFC 9110 §6.5.1", "framing fields are not trailers", noTrailer("Content-Length") && noTrailer("Transfer-Encoding") && noTrailer("Trailer")},
 		{"RFC 9110 §6.5.1", "routing and authentication fields are not trailers", noTrailer("Host") && noTrailer("Authorization")},
 		{"RFC 9110 §6.5.1", "other fields may be trailers", !noTrailer("Grpc-Status") && !noTrailer("X-Checksum")},
-		{"RFC 9110 §5.1, §5.6.2", "a field name is a token", validFieldName("X-Foo_1.2") && !validFieldName("X Foo") && !validFieldName("X-Foo ") && !validFieldName("") && !validFieldName("X:Y")},
-		{"RFC 9110 §5.5", "a field value has no CR, LF or NUL", validFieldValue("a \tb\x80") && !validFieldValue("a\rb") && !validFieldValue("a\nb") && !validFieldValue("a\x00b") && !validFieldValue("a\x7fb")},
-		{"RFC 9110 §5.6.2", "tchar", isTchar('!') && isTchar('~') && isTchar('a') && isTchar('Z') && isTchar('9') && !isTchar(' ') && !isTchar(':') && !isTchar('"') && !isTchar(0x80) && !isTchar(0)},
-		{"RFC 9110 §9.1", "a method is a token; case matters", validMethod("GET") && validMethod("get") && validMethod("M-SEARCH") && !validMethod("GET /") && !validMethod("") && !validMethod("G\tET")},
-		{"RFC 9112 §3.2.1", "origin-form target", validOriginTarget("GET", "/a/b?c=d") && !validOriginTarget("GET", "/a b") && !validOriginTarget("GET", "/a\x7f") && !validOriginTarget("GET", "a") && !validOriginTarget("GET", "")},
-		{"RFC 9112 §3.2.4", "asterisk-form only for OPTIONS", validOriginTarget("OPTIONS", "*") && !validOriginTarget("GET", "*")},
-		{"RFC 9110 §7.2", "an authority is host[:port]", validAuthority("web.ns.svc:8080") && validAuthority("[::1]:80") && validAuthority("") && !validAuthority("a b") && !validAuthority("a@b") && !validAuthority("a/b")},
-		{"mesh", "Mesh-Orig-Proto is internal", internal(headerOrigProto)},
-		{"mesh", "Mesh-Proxy-Error is internal", internal(HeaderProxyError)},
+		{"RFC 9110 §5.1, §5.6.2", "a field name is a token", ValidFieldName("X-Foo_1.2") && !ValidFieldName("X Foo") && !ValidFieldName("X-Foo ") && !ValidFieldName("") && !ValidFieldName("X:Y")},
+		{"RFC 9110 §5.5", "a field value has no CR, LF or NUL", ValidFieldValue("a \tb\x80") && !ValidFieldValue("a\rb") && !ValidFieldValue("a\nb") && !ValidFieldValue("a\x00b") && !ValidFieldValue("a\x7fb")},
+		{"RFC 9110 §5.6.2", "tchar", IsTchar('!') && IsTchar('~') && IsTchar('a') && IsTchar('Z') && IsTchar('9') && !IsTchar(' ') && !IsTchar(':') && !IsTchar('"') && !IsTchar(0x80) && !IsTchar(0)},
+		{"RFC 9110 §9.1", "a method is a token; case matters", ValidMethod("GET") && ValidMethod("get") && ValidMethod("M-SEARCH") && !ValidMethod("GET /") && !ValidMethod("") && !ValidMethod("G\tET")},
+		{"RFC 9112 §3.2.1", "origin-form target", ValidOriginTarget("GET", "/a/b?c=d") && !ValidOriginTarget("GET", "/a b") && !ValidOriginTarget("GET", "/a\x7f") && !ValidOriginTarget("GET", "a") && !ValidOriginTarget("GET", "")},
+		{"RFC 9112 §3.2.4", "asterisk-form only for OPTIONS", ValidOriginTarget("OPTIONS", "*") && !ValidOriginTarget("GET", "*")},
+		{"RFC 9110 §7.2", "an authority is host[:port]", ValidAuthority("web.ns.svc:8080") && ValidAuthority("[::1]:80") && ValidAuthority("") && !ValidAuthority("a b") && !ValidAuthority("a@b") && !ValidAuthority("a/b")},
+		{"mesh", "Mesh-Orig-Proto is internal", internal(OrigProto)},
+		{"mesh", "Mesh-Proxy-Error is internal", internal(ProxyError)},
 		{"mesh", "application fields are not internal", !internal("X-Mesh") && !internal("Mesh")},
 	} {
 		if !tc.got {
@@ -87,7 +87,7 @@ func TestHeaderPolicy(t *testing.T) {
 	}
 }
 
-// removeHopHeaders removes what RFC 9110 §7.6.1 and the Connection header say, keeps
+// RemoveHopHeaders removes what RFC 9110 §7.6.1 and the Connection header say, keeps
 // TE: trailers, and allocates nothing for ordinary requests.
 func TestRemoveHopHeaders(t *testing.T) {
 	t.Parallel()
@@ -105,13 +105,13 @@ func TestRemoveHopHeaders(t *testing.T) {
 		"Content-Type":        {"text/plain"},
 		"X-Kept":              {"yes"},
 	}
-	removeHopHeaders(h)
+	RemoveHopHeaders(h)
 	want := http.Header{"Content-Type": {"text/plain"}, "X-Kept": {"yes"}, "Te": {"trailers"}}
 	if !reflect.DeepEqual(h, want) {
-		t.Errorf("after removeHopHeaders: %v, want %v", h, want)
+		t.Errorf("after RemoveHopHeaders: %v, want %v", h, want)
 	}
 	h = http.Header{"Te": {"gzip"}}
-	if removeHopHeaders(h); len(h) != 0 {
+	if RemoveHopHeaders(h); len(h) != 0 {
 		t.Errorf("TE without trailers kept: %v", h)
 	}
 }
@@ -123,14 +123,14 @@ func TestHeaderHelpersAllocs(t *testing.T) {
 	keepAlive := []string{"keep-alive"}
 	if n := testing.AllocsPerRun(100, func() {
 		typical["Connection"] = keepAlive
-		removeHopHeaders(typical)
+		RemoveHopHeaders(typical)
 	}); n != 0 {
-		t.Errorf("removeHopHeaders allocates %.0f times", n)
+		t.Errorf("RemoveHopHeaders allocates %.0f times", n)
 	}
 	if n := testing.AllocsPerRun(100, func() {
-		_, _ = lowerHeader("x-already-lower")
-		_ = canonicalHeader("content-type")
-		_ = canonicalHeader("mesh-orig-proto")
+		_, _ = LowerH2("x-already-lower")
+		_ = CanonicalH2("content-type")
+		_ = CanonicalH2("mesh-orig-proto")
 	}); n != 0 {
 		t.Errorf("header name helpers allocate %.0f times", n)
 	}
@@ -138,31 +138,31 @@ func TestHeaderHelpersAllocs(t *testing.T) {
 
 func TestInternalAndTrailerHeaders(t *testing.T) {
 	t.Parallel()
-	h := http.Header{headerOrigProto: {"HTTP/1.1"}, HeaderProxyError: {"x"}, "X-App": {"1"}}
-	stripInternal(h)
+	h := http.Header{OrigProto: {"HTTP/1.1"}, ProxyError: {"x"}, "X-App": {"1"}}
+	StripInternal(h)
 	if len(h) != 1 || h.Get("X-App") != "1" {
-		t.Errorf("after stripInternal: %v", h)
+		t.Errorf("after StripInternal: %v", h)
 	}
 	h = http.Header{}
-	announceTrailers(h, http.Header{"X-Sum": nil})
+	AnnounceTrailers(h, http.Header{"X-Sum": nil})
 	if h.Get("Trailer") != "X-Sum" {
 		t.Errorf("Trailer %q", h.Get("Trailer"))
 	}
-	if announceTrailers(h, nil); h.Get("Trailer") != "X-Sum" {
+	if AnnounceTrailers(h, nil); h.Get("Trailer") != "X-Sum" {
 		t.Error("no trailers changed the header")
 	}
 }
 
-// lowerHeader and canonicalHeader are inverses for the fields HTTP/2 may carry.
+// LowerH2 and CanonicalH2 are inverses for the fields HTTP/2 may carry.
 func TestH2HeaderNames(t *testing.T) {
 	t.Parallel()
-	for _, k := range []string{"Content-Type", "Content-Length", "Te", "Grpc-Status", "X-Custom-Header", headerOrigProto, HeaderProxyError} {
-		lk, ok := lowerHeader(k)
+	for _, k := range []string{"Content-Type", "Content-Length", "Te", "Grpc-Status", "X-Custom-Header", OrigProto, ProxyError} {
+		lk, ok := LowerH2(k)
 		if !ok || lk != strings.ToLower(k) {
-			t.Errorf("lowerHeader(%q) = %q, %v", k, lk, ok)
+			t.Errorf("LowerH2(%q) = %q, %v", k, lk, ok)
 		}
-		if got := canonicalHeader(lk); got != k {
-			t.Errorf("canonicalHeader(%q) = %q, want %q", lk, got, k)
+		if got := CanonicalH2(lk); got != k {
+			t.Errorf("CanonicalH2(%q) = %q, want %q", lk, got, k)
 		}
 	}
 }
@@ -186,13 +186,13 @@ func TestCheckH1Request(t *testing.T) {
 		{"GET", "/", "web", http.Header{"X Y": {"1"}}, false},
 		{"GET", "/", "web", http.Header{"X": {"1\r\nY: 2"}}, false},
 	} {
-		if err := checkH1Request(tc.method, validOriginTarget(tc.method, tc.target), tc.host, tc.h); (err == nil) != tc.ok {
-			t.Errorf("checkH1Request(%q, %q, %q, %v) = %v", tc.method, tc.target, tc.host, tc.h, err)
+		if err := CheckH1Request(tc.method, ValidOriginTarget(tc.method, tc.target), tc.host, tc.h); (err == nil) != tc.ok {
+			t.Errorf("CheckH1Request(%q, %q, %q, %v) = %v", tc.method, tc.target, tc.host, tc.h, err)
 		}
 	}
 }
 
-// validURLTarget agrees with validOriginTarget on what Request.Write writes.
+// ValidURLTarget agrees with ValidOriginTarget on what Request.Write writes.
 func TestValidURLTarget(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -210,12 +210,12 @@ func TestValidURLTarget(t *testing.T) {
 		{"GET", url.URL{Path: "*"}, false},
 		{"GET", url.URL{Opaque: "/x y"}, false},
 	} {
-		if got := validURLTarget(tc.method, &tc.u); got != tc.ok {
+		if got := ValidURLTarget(tc.method, &tc.u); got != tc.ok {
 			t.Errorf("%s %q: %v, want %v", tc.method, tc.u.String(), got, tc.ok)
 		}
 		if tc.u.Opaque == "" && tc.u.Path != "*" {
-			if want := validOriginTarget(tc.method, tc.u.RequestURI()); want != tc.ok {
-				t.Errorf("%s %q: the table disagrees with validOriginTarget(RequestURI())", tc.method, tc.u.String())
+			if want := ValidOriginTarget(tc.method, tc.u.RequestURI()); want != tc.ok {
+				t.Errorf("%s %q: the table disagrees with ValidOriginTarget(RequestURI())", tc.method, tc.u.String())
 			}
 		}
 	}
