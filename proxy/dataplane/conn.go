@@ -15,11 +15,17 @@ type peekConn struct {
 
 func (c *peekConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
+// NetConn is the wrapped connection (h1 half-closes through it).
+func (c *peekConn) NetConn() net.Conn { return c.Conn }
+
 // replayConn returns buffered bytes before reading from the connection.
 type replayConn struct {
 	net.Conn
 	buf []byte
 }
+
+// NetConn is the wrapped connection (h1 half-closes through it).
+func (c *replayConn) NetConn() net.Conn { return c.Conn }
 
 func (c *replayConn) Read(p []byte) (int, error) {
 	if len(c.buf) > 0 {

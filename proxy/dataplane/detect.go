@@ -7,6 +7,8 @@ import (
 	"net"
 	"os"
 	"time"
+
+	"github.com/meshplane/mesh/proxy/httpfield"
 )
 
 // protocol is what detection found.
@@ -79,7 +81,7 @@ func needMore(b []byte) bool {
 		return false
 	}
 	// A token, then whitespace: a method so far.
-	n := tokenLen(b)
+	n := httpfield.TokenLen(b)
 	return n > 0 && (n == len(b) || isLineSpace(b[n]))
 }
 
@@ -114,7 +116,7 @@ func isHTTP1(b []byte) bool {
 	if !methodPrefix(line) {
 		return false
 	}
-	for i := tokenLen(line) + 1; i+5 <= len(line); i++ {
+	for i := httpfield.TokenLen(line) + 1; i+5 <= len(line); i++ {
 		if isLineSpace(line[i-1]) && asciiEqualFold(line[i:i+5], "HTTP/") {
 			return true
 		}
@@ -124,7 +126,7 @@ func isHTTP1(b []byte) bool {
 
 // methodPrefix: a token, then whitespace.
 func methodPrefix(b []byte) bool {
-	n := tokenLen(b)
+	n := httpfield.TokenLen(b)
 	return n > 0 && n < len(b) && isLineSpace(b[n])
 }
 

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/meshplane/mesh/proxy/h1"
 	"github.com/meshplane/mesh/proxy/httpfield"
 	"github.com/meshplane/mesh/proxy/metrics"
 )
@@ -241,7 +242,7 @@ func errorStatus(err error) (int, string) {
 	switch {
 	case errors.Is(err, errNoEndpoints):
 		return http.StatusServiceUnavailable, err.Error()
-	case errors.Is(err, errBadBody), errors.Is(err, httpfield.ErrInvalidRequest):
+	case errors.Is(err, h1.ErrBadBody), errors.Is(err, httpfield.ErrInvalidRequest):
 		return http.StatusBadRequest, oneLine(err)
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return http.StatusGatewayTimeout, "timeout: " + oneLine(err)

@@ -3,7 +3,8 @@ package dataplane
 import (
 	"net/http"
 	"strconv"
-	"strings"
+
+	"github.com/meshplane/mesh/proxy/httpfield"
 )
 
 // h2body is a request body of the HTTP/2 server.
@@ -34,22 +35,9 @@ func (b *h2body) Close() error {
 	return nil
 }
 
-// declaredTrailers lists the trailer names h announces in its Trailer header.
-func declaredTrailers(h http.Header) []string {
-	var names []string
-	for _, v := range h["Trailer"] {
-		for _, k := range strings.Split(v, ",") {
-			if k = http.CanonicalHeaderKey(strings.TrimSpace(k)); k != "" {
-				names = append(names, k)
-			}
-		}
-	}
-	return names
-}
-
 // trailerMap is a Trailer map with h's declared names (nil values), or nil.
 func trailerMap(h http.Header) http.Header {
-	names := declaredTrailers(h)
+	names := httpfield.DeclaredTrailers(h)
 	if len(names) == 0 {
 		return nil
 	}

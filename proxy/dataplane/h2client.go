@@ -32,6 +32,9 @@ var (
 	errH2Aborted  = errors.New("http2: stream reset")
 )
 
+// h2ClientIdleTimeout closes a pooled connection idle this long (as h1.Client does).
+const h2ClientIdleTimeout = 90 * time.Second
+
 // h2Pool holds the connections to one endpoint.
 type h2Pool struct {
 	dial     func(ctx context.Context) (net.Conn, error)
@@ -171,7 +174,7 @@ func (p *h2Pool) newConn(ctx context.Context) (*h2cc, error) {
 		_ = nc.Close()
 		return nil, err
 	}
-	cc.idle = time.AfterFunc(clientIdleTimeout, cc.idleTimeout)
+	cc.idle = time.AfterFunc(h2ClientIdleTimeout, cc.idleTimeout)
 	cc.startKeepalive(func() { cc.close(errH2PeerGone) })
 	go cc.readLoop()
 	return cc, nil
@@ -392,7 +395,7 @@ func (cc *h2cc) endStream(cs *h2cs, err error) {
 	idle := cc.reserved == 0
 	closeNow := idle && cc.retired
 	if idle && !cc.closed {
-		cc.idle.Reset(clientIdleTimeout)
+		cc.idle.Reset(h2ClientIdleTimeout)
 	}
 	stop := cs.stop
 	deliver := err != nil && !cs.delivered

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/meshplane/mesh/proxy/httpfield"
 )
 
 // h2rw is an http.ResponseWriter (and http.Flusher) over a stream of the HTTP/2
@@ -34,7 +36,7 @@ func (w *h2rw) WriteHeader(code int) {
 			w.length = n
 		}
 	}
-	w.declared = declaredTrailers(w.h)
+	w.declared = httpfield.DeclaredTrailers(w.h)
 	w.hdr = make(http.Header, len(w.h))
 	for k, vs := range w.h {
 		if k != "Trailer" && !strings.HasPrefix(k, http.TrailerPrefix) {

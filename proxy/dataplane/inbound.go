@@ -48,7 +48,7 @@ func (p *Proxy) handleInbound(ctx context.Context, c net.Conn) {
 	}
 	switch proto {
 	case protoHTTP1:
-		p.serveH1(ctx, pc, m, p.serveInbound)
+		p.serveH1(ctx, pc, m, &p.h1In)
 	case protoHTTP2:
 		p.serveH2(ctx, pc, m, true)
 	case protoTLS:
@@ -105,7 +105,7 @@ func (p *Proxy) inboundTLS(ctx context.Context, c net.Conn, m *meta) {
 	case alpnH2:
 		p.serveH2(ctx, tc, m, true)
 	case alpnHTTP1:
-		p.serveH1(ctx, tc, m, p.serveInbound)
+		p.serveH1(ctx, tc, m, &p.h1In)
 	default:
 		proto, pc, err := detect(tc, p.o.DetectTimeout)
 		if err != nil {
@@ -114,7 +114,7 @@ func (p *Proxy) inboundTLS(ctx context.Context, c net.Conn, m *meta) {
 		}
 		switch proto {
 		case protoHTTP1:
-			p.serveH1(ctx, pc, m, p.serveInbound)
+			p.serveH1(ctx, pc, m, &p.h1In)
 			return
 		case protoHTTP2:
 			p.serveH2(ctx, pc, m, true)

@@ -55,7 +55,7 @@ func (p *Proxy) handleOutbound(ctx context.Context, c net.Conn) {
 	}
 	switch proto {
 	case protoHTTP1:
-		p.serveH1(ctx, pc, m, p.serveOutbound)
+		p.serveH1(ctx, pc, m, &p.h1Out)
 	case protoHTTP2:
 		p.serveH2(ctx, pc, m, false)
 	default:

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/meshplane/mesh/proxy/discovery"
+	"github.com/meshplane/mesh/proxy/h1"
 	"github.com/meshplane/mesh/proxy/metrics"
 )
 
@@ -86,9 +87,11 @@ type Proxy struct {
 	inPort uint16
 
 	appH1, appH2 *http.Transport // inbound: to the application on localhost
-	appFast      *h1Client       // inbound: bodiless HTTP/1 requests to the application
+	appFast      *h1.Client      // inbound: bodiless HTTP/1 requests to the application
 	plainH1      *http.Transport // outbound: to endpoints outside the mesh
 	plainH2      *http.Transport
+
+	h1In, h1Out h1.Server // the HTTP/1 servers, with serveInbound and serveOutbound
 
 	services *serviceCache
 	work     workers // inbound HTTP/2 streams
@@ -126,11 +129,14 @@ func New(o Options) *Proxy {
 	p.hbufs.New = func() any { b := make([]byte, 32<<10); return &b }
 	p.appH1 = plainTransport(o.InboundConnectTimeout, false)
 	p.appH2 = plainTransport(o.InboundConnectTimeout, true)
-	p.appFast = newH1Client(o.InboundConnectTimeout, o.Now)
+	p.appFast = h1.NewClient(o.InboundConnectTimeout, o.Now)
 	p.plainH1 = plainTransport(o.OutboundConnectTimeout, false)
 	p.plainH2 = plainTransport(o.OutboundConnectTimeout, true)
 	p.services = newServiceCache(p)
 	p.drainCtx, p.startDrain = context.WithCancel(context.Background())
+	p.h1In = h1.Server{Handler: http.HandlerFunc(p.serveInbound), HeaderTimeout: o.HeaderTimeout, Drain: p.drainCtx, Log: o.Log}
+	p.h1Out = p.h1In
+	p.h1Out.Handler = http.HandlerFunc(p.serveOutbound)
 	return p
 }
 

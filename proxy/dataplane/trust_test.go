@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshplane/mesh/proxy/h1"
 	"github.com/meshplane/mesh/proxy/httpfield"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -229,7 +230,7 @@ func TestH1ClientRefusesInvalidRequestLine(t *testing.T) {
 			_ = c.Close()
 		}
 	}()
-	h := newH1Client(time.Second, time.Now)
+	h := h1.NewClient(time.Second, time.Now)
 	for _, m := range []string{"GET /admin", "GET\t/", "GET\r\nX: y"} {
 		r, _ := http.NewRequest("GET", "http://"+l.Addr().String()+"/", nil)
 		r.Method = m

@@ -136,6 +136,19 @@ func AnnounceTrailers(h, t http.Header) {
 	h["Trailer"] = []string{strings.Join(keys, ", ")}
 }
 
+// DeclaredTrailers lists the trailer names h announces in its Trailer header.
+func DeclaredTrailers(h http.Header) []string {
+	var names []string
+	for _, v := range h["Trailer"] {
+		for _, k := range strings.Split(v, ",") {
+			if k = http.CanonicalHeaderKey(strings.TrimSpace(k)); k != "" {
+				names = append(names, k)
+			}
+		}
+	}
+	return names
+}
+
 // StripInternal removes the proxies' own fields from h: from every request and
 // response of the application, and from any peer that is not an authenticated proxy.
 func StripInternal(h http.Header) {
@@ -304,6 +317,16 @@ func IsTchar(c byte) bool {
 		return tcharLo&(uint64(1)<<c) != 0
 	}
 	return c < 128 && tcharHi&(uint64(1)<<(c-64)) != 0
+}
+
+// TokenLen is the length of the token (RFC 9110 §5.6.2) at the start of b.
+func TokenLen(b []byte) int {
+	for i, c := range b {
+		if !IsTchar(c) {
+			return i
+		}
+	}
+	return len(b)
 }
 
 // IsFieldVChar: a byte allowed in a field value (RFC 9110 §5.5): VCHAR, obs-text,

@@ -1,4 +1,4 @@
-package dataplane
+package h1
 
 import (
 	"bytes"
@@ -8,10 +8,7 @@ import (
 	"log"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"reflect"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -29,14 +26,13 @@ import (
 // Each input is served twice: by a handler that reads the body (as forwarding does)
 // and by one that does not (the server then drains it).
 //
-//	go test ./proxy/dataplane -run '^$' -fuzz FuzzH1Server -fuzztime 30s
+//	go test ./proxy/h1 -run '^$' -fuzz FuzzH1Server -fuzztime 30s
 func FuzzH1Server(f *testing.F) {
-	p := New(Options{HeaderTimeout: time.Second})
-	f.Cleanup(p.services.close)
+	srv := &Server{HeaderTimeout: time.Second}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		want := netHTTPRequests(t, data)
 		for _, read := range []bool{true, false} {
-			got := proxyRequests(t, p, data, read)
+			got := proxyRequests(t, srv, data, read)
 			if err := compareForwarded(got, want, read); err != nil {
 				t.Fatalf("reading bodies %v: %v\ninput %q\nproxy:   %+v\nnet/http: %+v", read, err, data, got, want)
 			}
@@ -66,7 +62,7 @@ func record(r *http.Request, body []byte, bodyErr error) forwarded {
 
 // proxyRequests serves data with the proxy's HTTP/1 server over an in-memory
 // connection and returns the requests its handler saw.
-func proxyRequests(t *testing.T, p *Proxy, data []byte, read bool) []forwarded {
+func proxyRequests(t *testing.T, srv *Server, data []byte, read bool) []forwarded {
 	var got []forwarded
 	var panicked any
 	h := func(w http.ResponseWriter, r *http.Request) {
@@ -86,7 +82,9 @@ func proxyRequests(t *testing.T, p *Proxy, data []byte, read bool) []forwarded {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		p.serveH1(context.Background(), &memConn{r: bytes.NewReader(data)}, &meta{}, h)
+		s := *srv
+		s.Handler = http.HandlerFunc(h)
+		s.ServeConn(context.Background(), &memConn{r: bytes.NewReader(data)})
 	}()
 	select {
 	case <-done:
@@ -234,36 +232,3 @@ type memAddr struct{}
 
 func (memAddr) Network() string { return "mem" }
 func (memAddr) String() string  { return "mem" }
-
-// The smuggling cases are seeds of FuzzH1Server (testdata/fuzz/FuzzH1Server, made
-// by this test with MESH_WRITE_FUZZ_SEEDS=1): the committed corpus stays in step
-// with the table.
-func TestFuzzSeedsCurrent(t *testing.T) {
-	t.Parallel()
-	for _, tc := range smuggleCases() {
-		name := "testdata/fuzz/FuzzH1Server/" + seedName(tc.name)
-		want := "go test fuzz v1\n[]byte(" + fmt.Sprintf("%q", tc.raw+probe) + ")\n"
-		if os.Getenv("MESH_WRITE_FUZZ_SEEDS") == "1" {
-			if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(name, []byte(want), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		got, err := os.ReadFile(name)
-		if err != nil || string(got) != want {
-			t.Errorf("%s is missing or stale (MESH_WRITE_FUZZ_SEEDS=1 go test -run TestFuzzSeedsCurrent ./proxy/dataplane): %v", name, err)
-		}
-	}
-}
-
-func seedName(s string) string {
-	return strings.Map(func(r rune) rune {
-		if 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '-' {
-			return r
-		}
-		return '_'
-	}, s)
-}

@@ -1,4 +1,7 @@
-package dataplane
+// Package h1 is the proxy's HTTP/1.1 engine (RFC 9112): a strict server, which
+// parses and frames requests itself and hands them to an http.Handler, and a
+// client for bodiless requests. The header rules are proxy/httpfield's.
+package h1
 
 import (
 	"bufio"
@@ -6,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -17,7 +21,7 @@ import (
 	"github.com/meshplane/mesh/proxy/httpfield"
 )
 
-// The HTTP/1 server. net/http's server starts a goroutine per request to watch the
+// The server. net/http's server starts a goroutine per request to watch the
 // connection while the handler runs, and arms and disarms deadlines around it; a
 // proxy that forwards each request and then waits for the next needs none of that.
 // This one serves a connection's requests one after another in its goroutine.
@@ -34,10 +38,10 @@ const (
 
 // h1conn is one HTTP/1 connection.
 type h1conn struct {
-	p  *Proxy
-	nc net.Conn
-	br *bufio.Reader
-	bw *bufio.Writer
+	srv *Server
+	nc  net.Conn
+	br  *bufio.Reader
+	bw  *bufio.Writer
 
 	head       []byte     // the request head being parsed
 	fields     []fieldPos // its field lines
@@ -52,17 +56,46 @@ type h1conn struct {
 	hijacked bool
 }
 
-// serveH1 serves HTTP/1 requests on nc with h until the connection ends.
-func (p *Proxy) serveH1(ctx context.Context, nc net.Conn, m *meta, h http.HandlerFunc) {
-	untrack := p.track(nc)
-	c := &h1conn{p: p, nc: nc}
+// Server serves HTTP/1 connections, each in the goroutine that calls ServeConn.
+type Server struct {
+	// Handler answers every request. It may hijack the connection (upgrades).
+	Handler http.Handler
+	// HeaderTimeout bounds the wait for a request's head (slowloris); 10 s if zero.
+	HeaderTimeout time.Duration
+	// Drain, once done, closes idle connections, and busy ones after their
+	// current response. Nil: never.
+	Drain context.Context
+	// Log gets refused requests and handler panics; nil discards.
+	Log *slog.Logger
+}
+
+func (srv *Server) headerTimeout() time.Duration {
+	if srv.HeaderTimeout > 0 {
+		return srv.HeaderTimeout
+	}
+	return 10 * time.Second
+}
+
+func (srv *Server) log() *slog.Logger {
+	if srv.Log != nil {
+		return srv.Log
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// ServeConn serves HTTP/1 requests on nc until the connection ends, then closes it
+// (unless the handler hijacked it). Each request's context derives from ctx.
+func (srv *Server) ServeConn(ctx context.Context, nc net.Conn) {
+	c := &h1conn{srv: srv, nc: nc}
 	c.br = bufio.NewReaderSize(nc, 4<<10)
 	c.bw = bufio.NewWriterSize(nc, h1WriteBuffer)
-	stop := context.AfterFunc(p.drainCtx, c.drain)
+	stop := func() bool { return false }
+	if srv.Drain != nil {
+		stop = context.AfterFunc(srv.Drain, c.drain)
+	}
 	linger := false
 	defer func() {
 		stop()
-		untrack()
 		if c.hijacked {
 			return
 		}
@@ -71,7 +104,6 @@ func (p *Proxy) serveH1(ctx context.Context, nc net.Conn, m *meta, h http.Handle
 		}
 		_ = nc.Close()
 	}()
-	cctx := context.WithValue(ctx, metaKey{}, m)
 	remote := nc.RemoteAddr().String()
 	for {
 		r, err := c.readRequest()
@@ -79,10 +111,10 @@ func (p *Proxy) serveH1(ctx context.Context, nc net.Conn, m *meta, h http.Handle
 			linger = c.refuse(err)
 			return
 		}
-		rctx, cancel := context.WithCancel(cctx)
+		rctx, cancel := context.WithCancel(ctx)
 		r = r.WithContext(rctx)
 		r.RemoteAddr = remote
-		keep := c.serve(r, h)
+		keep := c.serve(r, srv.Handler)
 		cancel()
 		if !keep {
 			// Input left unread (a broken body, pipelined requests): linger.
@@ -114,7 +146,7 @@ func (c *h1conn) readRequest() (*http.Request, error) {
 	}
 	c.busy = true
 	c.mu.Unlock()
-	_ = c.nc.SetReadDeadline(time.Now().Add(c.p.o.HeaderTimeout))
+	_ = c.nc.SetReadDeadline(time.Now().Add(c.srv.headerTimeout()))
 	err := c.readHead()
 	var r *http.Request
 	if err == nil {
@@ -149,7 +181,7 @@ func (c *h1conn) refuse(err error) bool {
 	case errors.As(err, &se):
 		status = se.code
 	}
-	c.p.o.Log.Debug("HTTP/1 request refused", "status", status, "err", err)
+	c.srv.log().Debug("HTTP/1 request refused", "status", status, "err", err)
 	_, _ = fmt.Fprintf(c.bw, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n%s\n",
 		status, http.StatusText(status), http.StatusText(status))
 	_ = c.bw.Flush()
@@ -172,10 +204,8 @@ func closeWrite(c net.Conn) {
 		case interface{ CloseWrite() error }:
 			_ = x.CloseWrite()
 			return
-		case *peekConn:
-			c = x.Conn
-		case *replayConn:
-			c = x.Conn
+		case interface{ NetConn() net.Conn }: // a wrapper, like the proxy's peeking ones
+			c = x.NetConn()
 		default:
 			return
 		}
@@ -183,7 +213,7 @@ func closeWrite(c net.Conn) {
 }
 
 // serve runs h for r; false when the connection must not be reused.
-func (c *h1conn) serve(r *http.Request, h http.HandlerFunc) (keep bool) {
+func (c *h1conn) serve(r *http.Request, h http.Handler) (keep bool) {
 	// Read before the handler runs: forwarding strips the request's hop-by-hop headers.
 	http10 := !r.ProtoAtLeast(1, 1)
 	w := &h1rw{c: c, r: r, h: http.Header{}, http10: http10, closeReq: r.Close, length: -1,
@@ -209,12 +239,12 @@ func (c *h1conn) serve(r *http.Request, h http.HandlerFunc) (keep bool) {
 		defer func() {
 			if v := recover(); v != nil {
 				if v != http.ErrAbortHandler { //nolint:errorlint // the sentinel is panicked, not wrapped
-					c.p.o.Log.Error("panic serving a request", "panic", v)
+					c.srv.log().Error("panic serving a request", "panic", v)
 				}
 				ok = false
 			}
 		}()
-		h(w, r)
+		h.ServeHTTP(w, r)
 		return true
 	}()
 	if c.hijacked {
@@ -347,7 +377,7 @@ func (w *h1rw) writeHead() {
 			w.chunked = true
 		}
 	}
-	w.declared = declaredTrailers(h)
+	w.declared = httpfield.DeclaredTrailers(h)
 	bw := w.c.bw
 	_, _ = bw.WriteString(statusLine(w.status))
 	for k, vs := range h {

@@ -1,4 +1,4 @@
-package dataplane
+package h1
 
 import (
 	"bufio"
@@ -14,12 +14,12 @@ import (
 	"github.com/meshplane/mesh/proxy/httpfield"
 )
 
-// h1Client sends bodiless HTTP/1.1 requests to the application on localhost, in the
+// Client sends bodiless HTTP/1.1 requests to the application on localhost, in the
 // calling goroutine: http.Transport hands every request to a write goroutine and
 // every response from a read goroutine, which costs more than the request itself.
 // Requests with a body still go through http.Transport (it can read an early response
 // while the body is being sent).
-type h1Client struct {
+type Client struct {
 	connectTimeout time.Duration
 	now            func() time.Time
 
@@ -43,11 +43,11 @@ const (
 	h1FreshIdle = time.Second
 )
 
-func newH1Client(connectTimeout time.Duration, now func() time.Time) *h1Client {
+func NewClient(connectTimeout time.Duration, now func() time.Time) *Client {
 	if connectTimeout == 0 {
 		connectTimeout = time.Second
 	}
-	return &h1Client{connectTimeout: connectTimeout, now: now, idle: map[string][]*h1Conn{}}
+	return &Client{connectTimeout: connectTimeout, now: now, idle: map[string][]*h1Conn{}}
 }
 
 // replayable is true when sending r twice is harmless (as http.Transport decides).
@@ -62,7 +62,7 @@ func replayable(r *http.Request) bool {
 // RoundTrip sends r (which has no body) to r.URL.Host. A request that came over
 // HTTP/2 is checked before anything is written: its method, target and authority
 // become the HTTP/1 request line and Host.
-func (h *h1Client) RoundTrip(r *http.Request) (*http.Response, error) {
+func (h *Client) RoundTrip(r *http.Request) (*http.Response, error) {
 	host := r.Host
 	if host == "" {
 		host = r.URL.Host
@@ -95,7 +95,7 @@ func (h *h1Client) RoundTrip(r *http.Request) (*http.Response, error) {
 
 var errNothingRead = errors.New("connection closed before any response")
 
-func (h *h1Client) send(c *h1Conn, r *http.Request) (*http.Response, error) {
+func (h *Client) send(c *h1Conn, r *http.Request) (*http.Response, error) {
 	stop := context.AfterFunc(r.Context(), func() { _ = c.nc.SetDeadline(time.Unix(1, 0)) })
 	if err := r.Write(c.bw); err != nil {
 		stop()
@@ -127,7 +127,7 @@ func (h *h1Client) send(c *h1Conn, r *http.Request) (*http.Response, error) {
 	}
 }
 
-func (h *h1Client) dial(ctx context.Context, addr string) (*h1Conn, error) {
+func (h *Client) dial(ctx context.Context, addr string) (*h1Conn, error) {
 	d := net.Dialer{Timeout: h.connectTimeout, KeepAlive: 10 * time.Second}
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
@@ -137,7 +137,7 @@ func (h *h1Client) dial(ctx context.Context, addr string) (*h1Conn, error) {
 }
 
 // get takes an idle connection to addr; fresh asks for one idle only briefly.
-func (h *h1Client) get(addr string, replay bool) (*h1Conn, bool) {
+func (h *Client) get(addr string, replay bool) (*h1Conn, bool) {
 	now := h.now()
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -159,7 +159,7 @@ func (h *h1Client) get(addr string, replay bool) (*h1Conn, bool) {
 	return nil, false
 }
 
-func (h *h1Client) put(c *h1Conn) {
+func (h *Client) put(c *h1Conn) {
 	c.used = h.now()
 	_ = c.nc.SetDeadline(time.Time{})
 	h.mu.Lock()
@@ -173,7 +173,7 @@ func (h *h1Client) put(c *h1Conn) {
 }
 
 // CloseIdleConnections closes the idle connections.
-func (h *h1Client) CloseIdleConnections() {
+func (h *Client) CloseIdleConnections() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for a, cs := range h.idle {
@@ -188,7 +188,7 @@ func (h *h1Client) CloseIdleConnections() {
 type h1Body struct {
 	rc   io.ReadCloser
 	c    *h1Conn
-	h    *h1Client
+	h    *Client
 	stop func() bool
 	keep bool
 	done bool

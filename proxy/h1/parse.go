@@ -1,4 +1,4 @@
-package dataplane
+package h1
 
 import (
 	"bufio"

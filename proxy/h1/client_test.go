@@ -1,4 +1,4 @@
-package dataplane
+package h1
 
 import (
 	"bufio"
@@ -105,7 +105,7 @@ func countingServer(t *testing.T, h http.HandlerFunc) (*httptest.Server, *atomic
 }
 
 // h1Do sends a bodiless request through h and reads the whole response.
-func h1Do(t *testing.T, h *h1Client, method, url string) (*http.Response, string) {
+func h1Do(t *testing.T, h *Client, method, url string) (*http.Response, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -142,7 +142,7 @@ func TestH1ClientReuse(t *testing.T) {
 			_, _ = io.WriteString(w, "hello "+r.Method)
 		}
 	})
-	h := newH1Client(time.Second, time.Now)
+	h := NewClient(time.Second, time.Now)
 	defer h.CloseIdleConnections()
 	for range 3 {
 		if resp, body := h1Do(t, h, "GET", srv.URL+"/"); resp.StatusCode != 200 || body != "hello GET" {
@@ -171,7 +171,7 @@ func TestH1ClientRetriesClosedIdle(t *testing.T) {
 		_, _ = io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 		return false // close once answered (without saying so)
 	})
-	h := newH1Client(time.Second, time.Now)
+	h := NewClient(time.Second, time.Now)
 	defer h.CloseIdleConnections()
 	url := "http://" + s.addr() + "/"
 	if _, body := h1Do(t, h, "GET", url); body != "ok" {
@@ -198,7 +198,7 @@ func TestH1ClientFreshIdleForUnreplayable(t *testing.T) {
 		return true
 	})
 	clock := &fakeClock{t: time.Unix(1e9, 0)}
-	h := newH1Client(time.Second, clock.now)
+	h := NewClient(time.Second, clock.now)
 	defer h.CloseIdleConnections()
 	url := "http://" + s.addr() + "/"
 	seen := func() rawReq {
@@ -257,7 +257,7 @@ func TestH1ClientResponses(t *testing.T) {
 		}
 		return true
 	})
-	h := newH1Client(time.Second, time.Now)
+	h := NewClient(time.Second, time.Now)
 	defer h.CloseIdleConnections()
 	url := "http://" + s.addr()
 	seen := func() int32 {
@@ -321,7 +321,7 @@ func TestH1ClientCancelWhileWaiting(t *testing.T) {
 	s := startRawH1(t, func(_ int32, _ *http.Request, _ *bufio.Writer) bool {
 		return true // never answers
 	})
-	h := newH1Client(time.Second, time.Now)
+	h := NewClient(time.Second, time.Now)
 	defer h.CloseIdleConnections()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -366,7 +366,7 @@ func TestH1ClientDialError(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	_ = l.Close()
-	h := newH1Client(0, time.Now)
+	h := NewClient(0, time.Now)
 	req, _ := http.NewRequest("GET", "http://"+addr+"/", nil)
 	if resp, err := h.RoundTrip(req); err == nil {
 		_ = resp.Body.Close()

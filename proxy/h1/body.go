@@ -1,4 +1,4 @@
-package dataplane
+package h1
 
 import (
 	"bufio"
@@ -19,8 +19,8 @@ import (
 // connection broken: it is closed after the response, never read for a further
 // request.
 
-// errBadBody marks a request body that broke its framing, or ended early.
-var errBadBody = errors.New("malformed request body")
+// ErrBadBody marks a request body that broke its framing, or ended early.
+var ErrBadBody = errors.New("malformed request body")
 
 const (
 	// A request's trailer section: under the 4 KiB net/http's server accepts, so
@@ -138,7 +138,7 @@ func (b *h1ReqBody) fail(err error) {
 	if errors.Is(err, io.EOF) {
 		err = io.ErrUnexpectedEOF
 	}
-	b.err = fmt.Errorf("%w: %w", errBadBody, err)
+	b.err = fmt.Errorf("%w: %w", ErrBadBody, err)
 	b.c.broken.Store(true)
 }
 
@@ -297,7 +297,7 @@ func validChunkExt(ext []byte) bool {
 			return false
 		}
 		ext = trimBWS(ext[1:])
-		n := tokenLen(ext)
+		n := httpfield.TokenLen(ext)
 		if n == 0 {
 			return false
 		}
@@ -314,7 +314,7 @@ func validChunkExt(ext []byte) bool {
 		if len(ext) > 0 && ext[0] == '"' {
 			n = quotedLen(ext)
 		} else {
-			n = tokenLen(ext)
+			n = httpfield.TokenLen(ext)
 		}
 		if n <= 0 {
 			return false
@@ -332,15 +332,6 @@ func trimBWS(b []byte) []byte {
 		b = b[1:]
 	}
 	return b
-}
-
-func tokenLen(b []byte) int {
-	for i, c := range b {
-		if !httpfield.IsTchar(c) {
-			return i
-		}
-	}
-	return len(b)
 }
 
 // quotedLen is the length of the quoted-string at the start of b (RFC 9110 §5.6.4),

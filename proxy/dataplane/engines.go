@@ -1,0 +1,18 @@
+package dataplane
+
+import (
+	"context"
+	"net"
+
+	"github.com/meshplane/mesh/proxy/h1"
+)
+
+// The protocol engines (proxy/h1, proxy/h2) serve connections; the proxy's handlers
+// (serveInbound, serveOutbound, serveInboundH2) forward their requests. A handler
+// finds the connection's meta in the request's context.
+
+// serveH1 serves an HTTP/1 connection with srv (p.h1In or p.h1Out) until it ends.
+func (p *Proxy) serveH1(ctx context.Context, nc net.Conn, m *meta, srv *h1.Server) {
+	defer p.track(nc)()
+	srv.ServeConn(context.WithValue(ctx, metaKey{}, m), nc)
+}
