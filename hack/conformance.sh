@@ -15,4 +15,4 @@ export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
 mkdir -p bin
 GOWORK=off go build -modfile=hack/conformance/go.mod -o bin/h2spec github.com/summerwind/h2spec/cmd/h2spec
 MESH_H2SPEC="$PWD/bin/h2spec" MESH_REQUIRE_CONFORMANCE=1 \
-	go test -count=1 -run '^(TestH2Spec|TestGRPCInterop)$' "$@" ./proxy/dataplane
+	go test -count=1 -run '^(TestH2Spec|TestH2SpecEngine|TestGRPCInterop)$' "$@" ./proxy/dataplane ./proxy/h2

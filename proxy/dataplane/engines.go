@@ -16,3 +16,14 @@ func (p *Proxy) serveH1(ctx context.Context, nc net.Conn, m *meta, srv *h1.Serve
 	defer p.track(nc)()
 	srv.ServeConn(context.WithValue(ctx, metaKey{}, m), nc)
 }
+
+// serveH2 serves an HTTP/2 connection until it ends: with serveInboundH2 if inbound,
+// else serveOutbound.
+func (p *Proxy) serveH2(ctx context.Context, nc net.Conn, m *meta, inbound bool) {
+	defer p.track(nc)()
+	srv := &p.h2Out
+	if inbound {
+		srv = &p.h2In
+	}
+	srv.ServeConn(context.WithValue(ctx, metaKey{}, m), nc)
+}

@@ -15,9 +15,14 @@ import (
 	"time"
 
 	"github.com/meshplane/mesh/proxy/h1"
+	"github.com/meshplane/mesh/proxy/h2"
 	"github.com/meshplane/mesh/proxy/httpfield"
 	"github.com/meshplane/mesh/proxy/metrics"
+	"golang.org/x/net/http2"
 )
+
+// streamResetter is the ResponseWriter of an HTTP/2 stream (h2.HTTPHandler's).
+type streamResetter interface{ ResetStream(code http2.ErrCode) }
 
 // fwd is one request's forwarding decision.
 type fwd struct {
@@ -88,10 +93,10 @@ func forwardDirect(w http.ResponseWriter, r *http.Request, f fwd) {
 	resp, err := f.rt.RoundTrip(out)
 	if err != nil {
 		if rs, ok := w.(streamResetter); ok {
-			if code, ok := peerReset(err); ok {
+			if code, ok := h2.PeerReset(err); ok {
 				f.log.Debug("request reset upstream", "authority", r.Host, "code", code)
 				seriesOf(out, f.series).End(0, "")
-				rs.resetStream(code)
+				rs.ResetStream(code)
 				return
 			}
 		}
@@ -139,8 +144,8 @@ func forwardDirect(w http.ResponseWriter, r *http.Request, f fwd) {
 			f.log.Debug("response copy", "authority", r.Host, "err", rerr)
 			s.End(resp.StatusCode, grpc)
 			if rs, ok := w.(streamResetter); ok {
-				if code, ok := peerReset(rerr); ok {
-					rs.resetStream(code) // with the upstream's code, not the abort's INTERNAL_ERROR
+				if code, ok := h2.PeerReset(rerr); ok {
+					rs.ResetStream(code) // with the upstream's code, not the abort's INTERNAL_ERROR
 				}
 			}
 			panic(http.ErrAbortHandler) // a truncated response must not look complete

@@ -6,26 +6,26 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/net/http2"
 
+	"github.com/meshplane/mesh/proxy/h2"
 	"github.com/meshplane/mesh/proxy/httpfield"
 	"github.com/meshplane/mesh/proxy/metrics"
 )
 
 // serveInboundH2 forwards a request from the inbound HTTP/2 server to the
 // application, like serveInbound, writing the response straight to the stream.
-func (p *Proxy) serveInboundH2(s *h2stream, r *http.Request) {
-	m := s.c.m
+func (p *Proxy) serveInboundH2(s *h2.Stream, r *http.Request) {
+	m, _ := r.Context().Value(metaKey{}).(*meta)
 	tlsOn, reason := tlsLabels(m)
 	series := p.o.Metrics.HTTP(metrics.HTTPLabels{Direction: "inbound", Authority: r.Host, TargetAddr: m.target.String(),
 		TLS: tlsOn, NoTLSReason: reason, PeerID: m.peerID})
 	series.Request()
 	start := time.Now()
 	if !m.hasTarget {
-		s.proxyError(r, series, http.StatusBadGateway, "no target port: connection was not redirected", start)
+		h2ProxyError(s, r, series, http.StatusBadGateway, "no target port: connection was not redirected", start)
 		return
 	}
 	rt := http.RoundTripper(p.appH2)
@@ -33,7 +33,7 @@ func (p *Proxy) serveInboundH2(s *h2stream, r *http.Request) {
 		// Written as an HTTP/1 request line and header: nothing of it goes out
 		// unless it is valid as one.
 		if err := httpfield.CheckH1Request(r.Method, httpfield.ValidOriginTarget(r.Method, r.RequestURI), r.Host, r.Header); err != nil {
-			s.proxyError(r, series, http.StatusBadRequest, oneLine(err), start)
+			h2ProxyError(s, r, series, http.StatusBadRequest, oneLine(err), start)
 			return
 		}
 		rt = p.appH1
@@ -56,15 +56,15 @@ func (p *Proxy) serveInboundH2(s *h2stream, r *http.Request) {
 			series.End(0, "")
 			return
 		}
-		if code, ok := peerReset(err); ok {
+		if code, ok := h2.PeerReset(err); ok {
 			p.o.Log.Debug("request reset by the application", "authority", r.Host, "code", code)
-			s.resetWith(code)
+			s.Reset(code)
 			series.End(0, "")
 			return
 		}
 		status, msg := errorStatus(err)
 		p.o.Log.Debug("request failed", "authority", r.Host, "status", status, "err", err)
-		s.proxyError(r, series, status, msg, start)
+		h2ProxyError(s, r, series, status, msg, start)
 		return
 	}
 	defer func() { _ = resp.Body.Close() }()
@@ -95,12 +95,12 @@ func (p *Proxy) downgrade(m *meta, h http.Header) bool {
 // copyResponse writes resp to s. A response of known length is read before its
 // headers go out, so that a small one leaves in a single write; a streamed one
 // (unknown length, gRPC) sends its headers at once and flushes every chunk.
-func (p *Proxy) copyResponse(s *h2stream, resp *http.Response) error {
+func (p *Proxy) copyResponse(s *h2.Stream, resp *http.Response) error {
 	if resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified ||
 		resp.Request != nil && resp.Request.Method == http.MethodHead {
 		var none [1]byte
 		_, _ = resp.Body.Read(none[:]) // reaches the (empty) end: the connection is reused
-		return s.writeHeaders(resp.StatusCode, resp.Header, true, true)
+		return s.WriteHeaders(resp.StatusCode, resp.Header, true, true)
 	}
 	bp := p.hbufs.Get()
 	defer p.hbufs.Put(bp)
@@ -137,31 +137,31 @@ func (p *Proxy) copyResponse(s *h2stream, resp *http.Response) error {
 	}
 	if errors.Is(rerr, io.EOF) && len(trailers()) == 0 {
 		// The whole response is here.
-		if err := s.writeHeaders(resp.StatusCode, resp.Header, n == 0, false); err != nil || n == 0 {
+		if err := s.WriteHeaders(resp.StatusCode, resp.Header, n == 0, false); err != nil || n == 0 {
 			return err
 		}
-		return s.writeData(buf[:n], true)
+		return s.WriteData(buf[:n], true)
 	}
 	if rerr != nil && !errors.Is(rerr, io.EOF) {
-		return s.abortResponse(rerr)
+		return abortResponse(s, rerr)
 	}
-	if err := s.writeHeaders(resp.StatusCode, resp.Header, false, n == 0); err != nil {
+	if err := s.WriteHeaders(resp.StatusCode, resp.Header, false, n == 0); err != nil {
 		return err
 	}
 	for {
 		if n > 0 {
-			if err := s.writeData(buf[:n], false); err != nil {
+			if err := s.WriteData(buf[:n], false); err != nil {
 				return err
 			}
 		}
 		if errors.Is(rerr, io.EOF) {
 			if t := trailers(); len(t) > 0 {
-				return s.writeHeaders(0, t, true, true)
+				return s.WriteHeaders(0, t, true, true)
 			}
-			return s.writeData(nil, true)
+			return s.WriteData(nil, true)
 		}
 		if rerr != nil {
-			return s.abortResponse(rerr)
+			return abortResponse(s, rerr)
 		}
 		n, rerr = resp.Body.Read(buf)
 	}
@@ -169,17 +169,17 @@ func (p *Proxy) copyResponse(s *h2stream, resp *http.Response) error {
 
 // abortResponse resets a stream whose response could not be completed: with the
 // code of the application's RST_STREAM if it reset it, else INTERNAL_ERROR.
-func (s *h2stream) abortResponse(err error) error {
-	code, ok := peerReset(err)
+func abortResponse(s *h2.Stream, err error) error {
+	code, ok := h2.PeerReset(err)
 	if !ok {
 		code = http2.ErrCodeInternal
 	}
-	s.resetWith(code)
+	s.Reset(code)
 	return err
 }
 
-// proxyError answers a request the proxy could not forward (like proxyError).
-func (s *h2stream) proxyError(r *http.Request, series *metrics.HTTPSeries, status int, msg string, start time.Time) {
+// h2ProxyError answers a request the proxy could not forward (like proxyError).
+func h2ProxyError(s *h2.Stream, r *http.Request, series *metrics.HTTPSeries, status int, msg string, start time.Time) {
 	h := http.Header{httpfield.ProxyError: {msg}}
 	code, grpc := grpcError(r, h, status, msg)
 	var body []byte
@@ -187,45 +187,7 @@ func (s *h2stream) proxyError(r *http.Request, series *metrics.HTTPSeries, statu
 		h.Set("Content-Type", "text/plain; charset=utf-8")
 		body = []byte(msg + "\n")
 	}
-	_ = s.respond(code, h, body)
+	_ = s.Respond(code, h, body)
 	series.Response(code, grpc, time.Since(start))
 	series.End(code, grpc)
-}
-
-// workers runs functions on pooled goroutines, whose stacks have already grown to
-// what a request needs (a new goroutine per request spends much of its time growing
-// its stack).
-type workers struct {
-	ch   chan func()
-	idle time.Duration
-	once sync.Once
-}
-
-func (w *workers) run(f func()) {
-	w.once.Do(func() {
-		w.ch = make(chan func())
-		if w.idle == 0 {
-			w.idle = 30 * time.Second
-		}
-	})
-	select {
-	case w.ch <- f:
-	default:
-		go w.loop(f)
-	}
-}
-
-func (w *workers) loop(f func()) {
-	t := time.NewTimer(w.idle)
-	defer t.Stop()
-	for {
-		f()
-		f = nil
-		t.Reset(w.idle)
-		select {
-		case f = <-w.ch:
-		case <-t.C:
-			return
-		}
-	}
 }

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
+	"github.com/meshplane/mesh/proxy/h2"
 	"github.com/meshplane/mesh/proxy/metrics"
 )
 
@@ -153,11 +154,11 @@ func (c *h2Raw) headers(id uint32, end bool, fields []hpack.HeaderField) error {
 		_ = c.henc.WriteField(f)
 	}
 	block := c.hbuf.Bytes()
-	first := block[:min(len(block), h2DefaultFrame)]
+	first := block[:min(len(block), h2.DefaultFrameSize)]
 	block = block[len(first):]
 	err := c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: first, EndStream: end, EndHeaders: len(block) == 0})
 	for err == nil && len(block) > 0 {
-		n := min(len(block), h2DefaultFrame)
+		n := min(len(block), h2.DefaultFrameSize)
 		err = c.fr.WriteContinuation(id, n == len(block), block[:n])
 		block = block[n:]
 	}

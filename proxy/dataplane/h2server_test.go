@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshplane/mesh/proxy/h2"
 	"github.com/meshplane/mesh/proxy/httpfield"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -65,11 +66,11 @@ func TestH2FlowControl(t *testing.T) {
 			var (
 				mu                   sync.Mutex // all below
 				cond                 = sync.Cond{L: &mu}
-				sendConn, sendStream = int64(h2DefaultWin), int64(h2DefaultWin) // ours, as the server grants
+				sendConn, sendStream = int64(h2.DefaultWindow), int64(h2.DefaultWindow) // ours, as the server grants
 				readErr              error
 				got                  int64 // response DATA received (flow-controlled bytes)
 				// Response window granted so far.
-				streamAllowed, connAllowed = int64(1000), int64(h2DefaultWin)
+				streamAllowed, connAllowed = int64(1000), int64(h2.DefaultWindow)
 			)
 			// grant sends WINDOW_UPDATEs; mu is held.
 			grant := func(stream, conn uint32) {
@@ -152,7 +153,7 @@ func TestH2FlowControl(t *testing.T) {
 						}
 						if v, ok := f.Value(http2.SettingInitialWindowSize); ok {
 							mu.Lock()
-							sendStream += int64(v) - h2DefaultWin
+							sendStream += int64(v) - h2.DefaultWindow
 							cond.Broadcast()
 							mu.Unlock()
 						}
@@ -220,7 +221,7 @@ func TestH2FlowControl(t *testing.T) {
 					mu.Unlock()
 					t.Fatalf("request body stuck at %d of %d bytes: %v", off, len(reqBody), readErr)
 				}
-				n := int(min(int64(h2DefaultFrame), sendConn, sendStream, int64(len(reqBody)-off)))
+				n := int(min(int64(h2.DefaultFrameSize), sendConn, sendStream, int64(len(reqBody)-off)))
 				sendConn -= int64(n)
 				sendStream -= int64(n)
 				mu.Unlock()
@@ -459,16 +460,16 @@ func TestH2Protocol(t *testing.T) {
 					break
 				}
 				server, gotSettings = *s, true
-				if v, ok := s.Value(http2.SettingMaxConcurrentStreams); !ok || v != h2MaxStreams {
+				if v, ok := s.Value(http2.SettingMaxConcurrentStreams); !ok || v != h2.MaxStreams {
 					t.Errorf("MAX_CONCURRENT_STREAMS %d %v", v, ok)
 				}
-				if v, ok := s.Value(http2.SettingInitialWindowSize); !ok || v != h2StreamWindow {
+				if v, ok := s.Value(http2.SettingInitialWindowSize); !ok || v != h2.StreamWindow {
 					t.Errorf("INITIAL_WINDOW_SIZE %d %v", v, ok)
 				}
 				continue
 			}
 			if w, ok := f.(*http2.WindowUpdateFrame); ok && w.StreamID == 0 {
-				gotWindow = w.Increment == h2ConnWindow-h2DefaultWin
+				gotWindow = w.Increment == h2.ConnWindow-h2.DefaultWindow
 			}
 		}
 		if !gotSettings || !gotWindow {
@@ -551,7 +552,7 @@ func TestH2Protocol(t *testing.T) {
 // TestH2RefusedStreams: past 250 open streams, new ones are refused with
 // REFUSED_STREAM; the open ones complete once the application answers.
 func TestH2RefusedStreams(t *testing.T) {
-	const total = h2MaxStreams + 10
+	const total = h2.MaxStreams + 10
 	var arrived atomic.Int32
 	release, releaseAll := releaser(t)
 	tp := plainProxy(t, h2App(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -566,7 +567,7 @@ func TestH2RefusedStreams(t *testing.T) {
 		c.request(uint32(2*i+1), "GET", "/", true, "mesh-orig-proto", "HTTP/1.1")
 	}
 	refused := map[uint32]bool{}
-	for len(refused) < total-h2MaxStreams {
+	for len(refused) < total-h2.MaxStreams {
 		switch f := c.read().(type) {
 		case *http2.RSTStreamFrame:
 			if f.ErrCode != http2.ErrCodeRefusedStream {
@@ -578,14 +579,14 @@ func TestH2RefusedStreams(t *testing.T) {
 		}
 	}
 	for id := range refused {
-		if id <= 2*h2MaxStreams {
-			t.Errorf("stream %d refused, though it was within the first %d", id, h2MaxStreams)
+		if id <= 2*h2.MaxStreams {
+			t.Errorf("stream %d refused, though it was within the first %d", id, h2.MaxStreams)
 		}
 	}
-	waitFor(t, func() bool { return arrived.Load() == h2MaxStreams })
+	waitFor(t, func() bool { return arrived.Load() == h2.MaxStreams })
 	releaseAll()
 	ok := map[uint32]bool{}
-	for len(ok) < h2MaxStreams {
+	for len(ok) < h2.MaxStreams {
 		switch f := c.read().(type) {
 		case *http2.MetaHeadersFrame:
 			if st := f.PseudoValue("status"); st != "" && st != "200" {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/meshplane/mesh/proxy/discovery"
+	"github.com/meshplane/mesh/proxy/h2"
 	"github.com/meshplane/mesh/proxy/httpfield"
 	"github.com/meshplane/mesh/proxy/metrics"
 )
@@ -332,7 +333,7 @@ type backend struct {
 	id         string
 	opaquePort uint32
 	labels     dstLabels
-	h2c        *h2Pool         // HTTP/2 to the peer proxy
+	h2c        *h2.Pool        // HTTP/2 to the peer proxy
 	h1t        *http.Transport // HTTP/1 upgrades (websockets) to the peer proxy
 }
 
@@ -417,7 +418,7 @@ func (b *backend) makeTransports(p *Proxy) {
 		return t
 	}
 	b.h1t = mk(alpnHTTP1)
-	b.h2c = &h2Pool{timeouts: p.o.HTTP2, dial: func(ctx context.Context) (net.Conn, error) {
+	b.h2c = &h2.Pool{Timeouts: p.o.HTTP2, Dial: func(ctx context.Context) (net.Conn, error) {
 		return b.dialTLS(ctx, p, b.addr.String(), alpnH2)
 	}}
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/meshplane/mesh/proxy/discovery"
 	"github.com/meshplane/mesh/proxy/h1"
+	"github.com/meshplane/mesh/proxy/h2"
 	"github.com/meshplane/mesh/proxy/metrics"
 )
 
@@ -70,8 +71,8 @@ type Options struct {
 	// HeaderTimeout bounds the wait for a request's headers (slowloris); 10 s if zero.
 	HeaderTimeout time.Duration
 	// HTTP2 are the HTTP/2 connections' write deadline and keep-alive; the
-	// defaults (h2ctrl.go) where zero.
-	HTTP2 H2Timeouts
+	// defaults (h2.Timeouts.WithDefaults) where zero.
+	HTTP2 h2.Timeouts
 	Log   *slog.Logger
 	Now   func() time.Time
 
@@ -92,9 +93,9 @@ type Proxy struct {
 	plainH2      *http.Transport
 
 	h1In, h1Out h1.Server // the HTTP/1 servers, with serveInbound and serveOutbound
+	h2In, h2Out h2.Server // the HTTP/2 servers, with serveInboundH2 and serveOutbound
 
 	services *serviceCache
-	work     workers // inbound HTTP/2 streams
 
 	// drainCtx is cancelled when Serve starts draining.
 	drainCtx   context.Context
@@ -123,7 +124,7 @@ func New(o Options) *Proxy {
 	if o.HeaderTimeout == 0 {
 		o.HeaderTimeout = 10 * time.Second
 	}
-	o.HTTP2 = o.HTTP2.withDefaults()
+	o.HTTP2 = o.HTTP2.WithDefaults()
 	p := &Proxy{o: o, conns: map[net.Conn]struct{}{}, errLog: log.New(io.Discard, "", 0)}
 	p.bufs.New = func() any { b := make([]byte, 16<<10); return &b }
 	p.hbufs.New = func() any { b := make([]byte, 32<<10); return &b }
@@ -137,6 +138,10 @@ func New(o Options) *Proxy {
 	p.h1In = h1.Server{Handler: http.HandlerFunc(p.serveInbound), HeaderTimeout: o.HeaderTimeout, Drain: p.drainCtx, Log: o.Log}
 	p.h1Out = p.h1In
 	p.h1Out.Handler = http.HandlerFunc(p.serveOutbound)
+	p.h2In = h2.Server{Handler: h2.HandlerFunc(p.serveInboundH2), HeaderTimeout: o.HeaderTimeout, Timeouts: o.HTTP2,
+		Drain: p.drainCtx, Log: o.Log}
+	p.h2Out = h2.Server{Handler: h2.HTTPHandler(http.HandlerFunc(p.serveOutbound)), HeaderTimeout: o.HeaderTimeout,
+		Timeouts: o.HTTP2, Drain: p.drainCtx, Log: o.Log}
 	return p
 }
 

@@ -1,4 +1,4 @@
-package dataplane
+package h2
 
 import (
 	"bytes"
@@ -7,6 +7,8 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
+	"strconv"
 	"testing"
 	"time"
 
@@ -30,11 +32,15 @@ var h2FuzzHeaders = [][]hpack.HeaderField{
 	{{Name: ":method", Value: "GET"}, {Name: ":scheme", Value: "http"}, {Name: ":path", Value: "/stream"}, {Name: "content-length", Value: "-1"}},
 }
 
-// FuzzH2Server feeds frame sequences decoded from the input to the inbound HTTP/2
-// server over net.Pipe, with a real application behind it. Whatever the frames,
-// the server must not panic or deadlock: it answers a final PING or closes the
-// connection, everything it sends parses as HTTP/2 frames, a GOAWAY with an error
-// is followed by the connection closing, and serveH2 returns once the client goes.
+// FuzzH2Server feeds frame sequences decoded from the input to the HTTP/2 server
+// over net.Pipe, with a handler that reads each request body and echoes it with a
+// trailer (through HTTPHandler, as the outbound proxy serves) or answers on the
+// stream itself (as the inbound one does). Whatever the frames, the server must not
+// panic or deadlock: it answers a final PING or closes the connection, everything
+// it sends parses as HTTP/2 frames, a GOAWAY with an error is followed by the
+// connection closing, and ServeConn returns once the client goes.
+//
+//	go test ./proxy/h2 -run '^$' -fuzz FuzzH2Server -fuzztime 30s
 func FuzzH2Server(f *testing.F) {
 	for _, seed := range [][]byte{
 		{0, 0, 1, 2, 0, 5, 1},                   // GET, then DATA
@@ -46,22 +52,36 @@ func FuzzH2Server(f *testing.F) {
 	} {
 		f.Add(seed)
 	}
-	appAddr := app(f)
-	p := New(Options{InboundOrigDst: appAddr, DetectTimeout: time.Second, HeaderTimeout: 5 * time.Second,
-		InboundConnectTimeout: time.Second, OutboundConnectTimeout: time.Second})
+	echo := HTTPHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Trailer", "X-Sum")
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			return
+		}
+		_, _ = w.Write(b)
+		w.Header().Set("X-Sum", strconv.Itoa(len(b)))
+	}))
+	srv := &Server{HeaderTimeout: 5 * time.Second, Handler: HandlerFunc(func(s *Stream, r *http.Request) {
+		if r.URL.Path == "/stream" {
+			b, _ := io.ReadAll(r.Body)
+			_ = s.Respond(http.StatusOK, http.Header{"Content-Type": {"text/plain"}}, b)
+			return
+		}
+		echo.ServeH2(s, r)
+	})}
 	f.Fuzz(func(t *testing.T, ops []byte) {
 		client, server := net.Pipe()
 		served := make(chan struct{})
 		go func() {
 			defer close(served)
-			p.serveH2(context.Background(), server, &meta{target: appAddr, hasTarget: true}, true)
+			srv.ServeConn(context.Background(), server)
 		}()
 		defer func() {
 			_ = client.Close()
 			select {
 			case <-served:
 			case <-time.After(10 * time.Second):
-				t.Fatal("serveH2 did not return after the client closed")
+				t.Fatal("ServeConn did not return after the client closed")
 			}
 		}()
 		_ = client.SetDeadline(time.Now().Add(10 * time.Second))
@@ -166,7 +186,7 @@ func FuzzH2Server(f *testing.F) {
 		// Garbage may have begun a frame that swallows what follows: zeros fill it
 		// (frames are at most 16 KiB) and then read as DATA on stream 0, a
 		// connection error. So the server must answer the PING or close.
-		buf.Write(make([]byte, h2DefaultFrame+9))
+		buf.Write(make([]byte, DefaultFrameSize+9))
 		// The server reads while it answers (its writer is its own goroutine), so
 		// this write completes unless the server stopped reading: then it closes.
 		_, werr := client.Write(buf.Bytes())

@@ -1,4 +1,4 @@
-package dataplane
+package h2
 
 // HTTP/2 stream states and the rules for request field sections, as the server
 // applies them.

@@ -1,4 +1,4 @@
-package dataplane
+package h2
 
 import (
 	"errors"
@@ -19,11 +19,11 @@ import (
 // errFromPeer, the Cause of the StreamError that net/http's client returns for one.
 var errPeerReset = errors.New("received from peer")
 
-// peerReset reports the code of an RST_STREAM that the upstream peer sent, if err is
+// PeerReset reports the code of an RST_STREAM that the upstream peer sent, if err is
 // one: from the proxy's HTTP/2 client, or from net/http's, whose bundled StreamError
 // converts to x/net's with errors.As. Streams that the client itself reset (its own
 // protocol errors) are not peer resets.
-func peerReset(err error) (http2.ErrCode, bool) {
+func PeerReset(err error) (http2.ErrCode, bool) {
 	var se http2.StreamError
 	if !errors.As(err, &se) || se.Cause == nil {
 		return 0, false
@@ -34,17 +34,15 @@ func peerReset(err error) (http2.ErrCode, bool) {
 	return 0, false
 }
 
-// resetWith ends the stream with an RST_STREAM of code, from the handler's goroutine:
+// Reset ends the stream with an RST_STREAM of code, from the handler's goroutine:
 // nothing more is written on it (not even the RST_STREAM that endStream sends for an
 // unfinished stream), its request body is dropped and its context cancelled.
-func (s *h2stream) resetWith(code http2.ErrCode) {
+func (s *Stream) Reset(code http2.ErrCode) {
 	s.c.resetStream(s.id, code)
 	s.ended = true
 	s.abort(errStreamReset)
 }
 
-// resetStream is resetWith for the outbound handler, which writes through h2rw.
-func (w *h2rw) resetStream(code http2.ErrCode) { w.s.resetWith(code) }
-
-// streamResetter is the ResponseWriter of an HTTP/2 stream (h2rw).
-type streamResetter interface{ resetStream(code http2.ErrCode) }
+// ResetStream is Reset for a handler that writes through the ResponseWriter
+// (HTTPHandler's), as the outbound proxy does.
+func (w *h2rw) ResetStream(code http2.ErrCode) { w.s.Reset(code) }

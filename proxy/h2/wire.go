@@ -1,4 +1,4 @@
-package dataplane
+package h2
 
 import (
 	"bufio"
@@ -36,14 +36,14 @@ type h2wire struct {
 	recvUnacked int64     // consumed bytes not yet returned with WINDOW_UPDATE
 	closed      bool
 
-	tm  H2Timeouts
+	tm  Timeouts
 	ctl h2writer    // control frames for the writer goroutine
 	ka  h2keepalive // client connections only
 }
 
-func (w *h2wire) init(nc net.Conn, t H2Timeouts) {
+func (w *h2wire) init(nc net.Conn, t Timeouts) {
 	w.nc, w.tm = nc, t
-	w.sendWin, w.peerInitWin, w.peerFrame, w.recvWin = h2DefaultWin, h2DefaultWin, h2DefaultFrame, h2ConnWindow
+	w.sendWin, w.peerInitWin, w.peerFrame, w.recvWin = DefaultWindow, DefaultWindow, DefaultFrameSize, ConnWindow
 	w.cond.L = &w.mu
 	w.bw = bufio.NewWriterSize(nc, h2WriteBuf)
 	w.fw = http2.NewFramer(w.bw, nil)
@@ -52,7 +52,7 @@ func (w *h2wire) init(nc net.Conn, t H2Timeouts) {
 	// Frames above the SETTINGS_MAX_FRAME_SIZE we advertise (the default, 16 KiB)
 	// are a connection error FRAME_SIZE_ERROR (RFC 9113 §4.2); the framer's read
 	// buffer never grows past it.
-	w.fr.SetMaxReadFrameSize(h2DefaultFrame)
+	w.fr.SetMaxReadFrameSize(DefaultFrameSize)
 	w.fr.MaxHeaderListSize = httpfield.MaxHeaderBytes
 	w.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	w.fr.SetReuseFrames()
@@ -107,7 +107,7 @@ func (w *h2wire) giveBack(id uint32, body *h2pipe, n int64) {
 	var connInc, streamInc uint32
 	w.mu.Lock()
 	w.recvUnacked += n
-	if w.recvUnacked >= h2ConnWindow/4 {
+	if w.recvUnacked >= ConnWindow/4 {
 		connInc = uint32(w.recvUnacked)
 		w.recvWin += w.recvUnacked
 		w.recvUnacked = 0
@@ -175,7 +175,7 @@ type h2pipeOwner interface {
 }
 
 func (b *h2pipe) init(w *h2wire, id uint32, owner h2pipeOwner) {
-	b.wire, b.id, b.owner, b.win, b.want = w, id, owner, h2StreamWindow, -1
+	b.wire, b.id, b.owner, b.win, b.want = w, id, owner, StreamWindow, -1
 	b.cond.L = &b.mu
 }
 
@@ -295,7 +295,7 @@ func (b *h2pipe) consumed(n int64) uint32 {
 		return 0 // the peer sends no more on this stream
 	}
 	b.unacked += n
-	if b.unacked < h2StreamWindow/4 {
+	if b.unacked < StreamWindow/4 {
 		return 0
 	}
 	inc := b.unacked

@@ -1,4 +1,4 @@
-package dataplane
+package h2
 
 import (
 	"net/http"
@@ -13,7 +13,7 @@ import (
 // a Flush, a Write that is not the whole body, or the end: a small response leaves
 // in one write.
 type h2rw struct {
-	s        *h2stream
+	s        *Stream
 	h        http.Header
 	status   int
 	declared []string // trailer names announced in the Trailer header
@@ -51,7 +51,7 @@ func (w *h2rw) sendHeaders(end bool) {
 	if w.hdr == nil || w.err != nil {
 		return
 	}
-	w.err = w.s.writeHeaders(w.status, w.hdr, end, false)
+	w.err = w.s.WriteHeaders(w.status, w.hdr, end, false)
 	w.hdr = nil
 }
 
@@ -123,8 +123,8 @@ func (w *h2rw) finish() {
 		return
 	}
 	if len(t) > 0 {
-		w.err = w.s.writeHeaders(0, t, true, true)
+		w.err = w.s.WriteHeaders(0, t, true, true)
 		return
 	}
-	w.err = w.s.writeData(nil, true)
+	w.err = w.s.WriteData(nil, true)
 }

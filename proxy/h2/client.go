@@ -1,4 +1,4 @@
-package dataplane
+package h2
 
 import (
 	"context"
@@ -27,25 +27,27 @@ var (
 	// going away, or the peer refused the stream); it may go on another connection.
 	errH2Retry  = errors.New("http2: request not processed, retry")
 	errH2Closed = errors.New("http2: connection closed")
-	// errH2PeerGone: the peer answered no PING (h2keepalive).
-	errH2PeerGone = errors.New("http2: peer unresponsive (keep-alive PING unanswered)")
-	errH2Aborted  = errors.New("http2: stream reset")
+	// ErrPeerGone: the peer answered no PING (h2keepalive).
+	ErrPeerGone  = errors.New("http2: peer unresponsive (keep-alive PING unanswered)")
+	errH2Aborted = errors.New("http2: stream reset")
 )
 
 // h2ClientIdleTimeout closes a pooled connection idle this long (as h1.Client does).
 const h2ClientIdleTimeout = 90 * time.Second
 
-// h2Pool holds the connections to one endpoint.
-type h2Pool struct {
-	dial     func(ctx context.Context) (net.Conn, error)
-	timeouts H2Timeouts
+// Pool holds the connections to one endpoint.
+type Pool struct {
+	// Dial connects to the endpoint (a TLS connection that negotiated "h2", or h2c).
+	Dial func(ctx context.Context) (net.Conn, error)
+	// Timeouts are the connections' write deadline and keep-alive (WithDefaults).
+	Timeouts Timeouts
 
 	mu      sync.Mutex
 	conns   []*h2cc
 	dialing chan struct{} // closed when the dial in progress ends
 }
 
-func (p *h2Pool) RoundTrip(req *http.Request) (*http.Response, error) {
+func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
 		cc, err := p.conn(req.Context())
 		if err != nil {
@@ -61,7 +63,7 @@ func (p *h2Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // conn returns a connection with room for one more stream, which it reserves.
-func (p *h2Pool) conn(ctx context.Context) (*h2cc, error) {
+func (p *Pool) conn(ctx context.Context) (*h2cc, error) {
 	for {
 		p.mu.Lock()
 		for _, cc := range p.conns {
@@ -95,7 +97,7 @@ func (p *h2Pool) conn(ctx context.Context) (*h2cc, error) {
 	}
 }
 
-func (p *h2Pool) remove(cc *h2cc) {
+func (p *Pool) remove(cc *h2cc) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for i, c := range p.conns {
@@ -108,7 +110,7 @@ func (p *h2Pool) remove(cc *h2cc) {
 
 // CloseIdleConnections stops using the pool's connections: idle ones close now,
 // busy ones once their streams end.
-func (p *h2Pool) CloseIdleConnections() {
+func (p *Pool) CloseIdleConnections() {
 	p.mu.Lock()
 	conns := p.conns
 	p.conns = nil
@@ -121,7 +123,7 @@ func (p *h2Pool) CloseIdleConnections() {
 // h2cc is one client connection.
 type h2cc struct {
 	h2wire
-	pool *h2Pool
+	pool *Pool
 
 	// Guarded by mu:
 	streams    map[uint32]*h2cs
@@ -150,32 +152,32 @@ type h2cs struct {
 	stop      func() bool
 }
 
-func (p *h2Pool) newConn(ctx context.Context) (*h2cc, error) {
-	nc, err := p.dial(ctx)
+func (p *Pool) newConn(ctx context.Context) (*h2cc, error) {
+	nc, err := p.Dial(ctx)
 	if err != nil {
 		return nil, err
 	}
 	cc := &h2cc{pool: p, streams: map[uint32]*h2cs{}, nextID: 1, maxStreams: 100}
-	cc.init(nc, p.timeouts.withDefaults())
+	cc.init(nc, p.Timeouts.WithDefaults())
 	err = cc.write(func() error {
 		if _, err := cc.bw.WriteString(http2.ClientPreface); err != nil {
 			return err
 		}
 		if err := cc.fw.WriteSettings(
 			http2.Setting{ID: http2.SettingEnablePush, Val: 0},
-			http2.Setting{ID: http2.SettingInitialWindowSize, Val: h2StreamWindow},
+			http2.Setting{ID: http2.SettingInitialWindowSize, Val: StreamWindow},
 			http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: httpfield.MaxHeaderBytes},
 		); err != nil {
 			return err
 		}
-		return cc.fw.WriteWindowUpdate(0, h2ConnWindow-h2DefaultWin)
+		return cc.fw.WriteWindowUpdate(0, ConnWindow-DefaultWindow)
 	}, true)
 	if err != nil {
 		_ = nc.Close()
 		return nil, err
 	}
 	cc.idle = time.AfterFunc(h2ClientIdleTimeout, cc.idleTimeout)
-	cc.startKeepalive(func() { cc.close(errH2PeerGone) })
+	cc.startKeepalive(func() { cc.close(ErrPeerGone) })
 	go cc.readLoop()
 	return cc, nil
 }

@@ -1,4 +1,4 @@
-package dataplane
+package h2
 
 import (
 	"sync"
@@ -15,8 +15,8 @@ import (
 // cannot freeze the other streams' flow control). Every write has a deadline, and
 // client connections are pinged when they fall silent.
 
-// H2Timeouts are the HTTP/2 connections' liveness settings.
-type H2Timeouts struct {
+// Timeouts are the HTTP/2 connections' liveness settings.
+type Timeouts struct {
 	// Write bounds each write (default 20 s): an HTTP/2 peer reads its connection
 	// all the time (flow control is per stream), so a write that makes no progress
 	// for this long means the peer is gone or stuck, and the connection is closed.
@@ -27,7 +27,7 @@ type H2Timeouts struct {
 	KeepAliveInterval, KeepAliveTimeout time.Duration
 }
 
-func (t H2Timeouts) withDefaults() H2Timeouts {
+func (t Timeouts) WithDefaults() Timeouts {
 	if t.Write <= 0 {
 		t.Write = 20 * time.Second
 	}

@@ -1,9 +1,13 @@
-package dataplane
+// Package h2 is the proxy's HTTP/2 engine (RFC 9113, over x/net's framer and
+// HPACK): a server that hands each stream to a Handler, and the client pool the
+// proxies use between them. The header rules are proxy/httpfield's.
+package h2
 
 import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -15,25 +19,27 @@ import (
 	"golang.org/x/net/http2/hpack"
 )
 
-// The inbound HTTP/2 server. Peer proxies send every request over HTTP/2, so this is
+// The server. Peer proxies send every request over HTTP/2, so this is
 // the proxy's hottest path; net/http's server spends most of its time handing each
 // frame between goroutines (a read loop, a serve loop, a goroutine per stream and one
 // per flush). This one reads frames in the connection's goroutine and runs each
 // stream in a pooled worker, which writes its own frames straight to the connection
 // under a lock: a small response is one HEADERS and one DATA frame in one write.
 //
-// It implements what a proxy needs of RFC 9113: streams up to h2MaxStreams, flow
+// It implements what a proxy needs of RFC 9113: streams up to MaxStreams, flow
 // control in both directions, SETTINGS, PING, RST_STREAM, GOAWAY (graceful drain),
 // trailers, and header size limits; no server push, priorities or CONNECT.
 
+// The server's limits, as advertised in its SETTINGS and enforced, and the
+// protocol's defaults.
 const (
-	h2MaxStreams   = 250
-	h2StreamWindow = 1 << 20 // receive window per stream, as advertised
-	h2ConnWindow   = 1 << 20 // receive window per connection
-	h2DefaultWin   = 65535   // the protocol's initial window
-	h2DefaultFrame = 16384
-	h2IdleTimeout  = 10 * time.Minute
-	h2WriteBuf     = 32 << 10
+	MaxStreams       = 250     // SETTINGS_MAX_CONCURRENT_STREAMS; REFUSED_STREAM past it
+	StreamWindow     = 1 << 20 // receive window per stream, as advertised
+	ConnWindow       = 1 << 20 // receive window per connection
+	DefaultWindow    = 65535   // the protocol's initial window
+	DefaultFrameSize = 16384   // SETTINGS_MAX_FRAME_SIZE, left at the default and enforced
+	h2IdleTimeout    = 10 * time.Minute
+	h2WriteBuf       = 32 << 10
 )
 
 var errStreamReset = errors.New("stream reset by peer")
@@ -41,21 +47,19 @@ var errStreamReset = errors.New("stream reset by peer")
 // h2conn is one HTTP/2 server connection.
 type h2conn struct {
 	h2wire
-	p       *Proxy
-	m       *meta
-	inbound bool
-	ctx     context.Context // the connection's; streams derive from it
+	srv *Server
+	ctx context.Context // the connection's; streams derive from it
 
 	// Guarded by mu:
-	streams   map[uint32]*h2stream
+	streams   map[uint32]*Stream
 	lastID    uint32 // highest stream the peer opened
 	closedIDs h2ClosedRing
 	goingAway bool
 	idle      *time.Timer
 }
 
-// h2stream is one request.
-type h2stream struct {
+// Stream is one request.
+type Stream struct {
 	c       *h2conn
 	id      uint32
 	ctx     context.Context
@@ -73,7 +77,7 @@ type h2stream struct {
 }
 
 // stateLocked is stream id's state and, unless idle or gone, the stream; c.mu held.
-func (c *h2conn) stateLocked(id uint32) (h2StreamState, *h2stream) {
+func (c *h2conn) stateLocked(id uint32) (h2StreamState, *Stream) {
 	s := c.streams[id]
 	switch {
 	case s == nil && id > c.lastID:
@@ -89,7 +93,7 @@ func (c *h2conn) stateLocked(id uint32) (h2StreamState, *h2stream) {
 }
 
 // causeLocked is how closed stream id ended; c.mu held.
-func (c *h2conn) causeLocked(id uint32, s *h2stream) h2CloseCause {
+func (c *h2conn) causeLocked(id uint32, s *Stream) h2CloseCause {
 	switch {
 	case s == nil:
 		return c.closedIDs.cause(id)
@@ -102,7 +106,7 @@ func (c *h2conn) causeLocked(id uint32, s *h2stream) h2CloseCause {
 }
 
 // state is stream id's state, how it closed (if closed) and the stream (if open).
-func (c *h2conn) state(id uint32) (h2StreamState, h2CloseCause, *h2stream) {
+func (c *h2conn) state(id uint32) (h2StreamState, h2CloseCause, *Stream) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st, s := c.stateLocked(id)
@@ -113,42 +117,102 @@ func (c *h2conn) state(id uint32) (h2StreamState, h2CloseCause, *h2stream) {
 	return st, cause, s
 }
 
-// serveH2 serves an HTTP/2 connection until it ends; c has not yet sent its preface.
-// inbound picks the handler: serveInboundH2, else serveOutbound.
-func (p *Proxy) serveH2(ctx context.Context, nc net.Conn, m *meta, inbound bool) {
-	defer p.track(nc)()
-	cctx, cancel := context.WithCancel(context.WithValue(ctx, metaKey{}, m))
+// Handler answers a stream's request. It writes the response on the stream
+// (WriteHeaders, WriteData, Respond) or resets it; the stream ends when ServeH2
+// returns. The request's context is done when the stream or the connection ends.
+type Handler interface {
+	ServeH2(s *Stream, r *http.Request)
+}
+
+// HandlerFunc is a function as a Handler.
+type HandlerFunc func(s *Stream, r *http.Request)
+
+// ServeH2 calls f(s, r).
+func (f HandlerFunc) ServeH2(s *Stream, r *http.Request) { f(s, r) }
+
+// HTTPHandler serves streams with a net/http handler: it gets an
+// http.ResponseWriter (also an http.Flusher, and ResetStream resets the stream).
+func HTTPHandler(h http.Handler) Handler {
+	return HandlerFunc(func(s *Stream, r *http.Request) {
+		w := &h2rw{s: s, h: http.Header{}}
+		h.ServeHTTP(w, r)
+		w.finish()
+	})
+}
+
+// Server serves HTTP/2 connections (prior knowledge, or after ALPN "h2"), each in
+// the goroutine that calls ServeConn; streams run on pooled goroutines.
+type Server struct {
+	Handler Handler
+	// HeaderTimeout bounds the wait for the client's preface; 10 s if zero.
+	HeaderTimeout time.Duration
+	// Timeouts are the connection's write deadline and keep-alive (WithDefaults).
+	Timeouts Timeouts
+	// Drain, once done, sends GOAWAY: the streams already open finish, no new one
+	// starts, and the connection closes after the last. Nil: never.
+	Drain context.Context
+	// Log gets refused requests and handler panics; nil discards.
+	Log *slog.Logger
+
+	work workers
+}
+
+func (srv *Server) headerTimeout() time.Duration {
+	if srv.HeaderTimeout > 0 {
+		return srv.HeaderTimeout
+	}
+	return 10 * time.Second
+}
+
+func (srv *Server) log() *slog.Logger {
+	if srv.Log != nil {
+		return srv.Log
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// ServeConn serves an HTTP/2 connection until it ends, then closes it; the client
+// has not yet sent its preface. Streams' contexts derive from ctx.
+func (srv *Server) ServeConn(ctx context.Context, nc net.Conn) {
+	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	c := &h2conn{p: p, m: m, inbound: inbound, ctx: cctx, streams: map[uint32]*h2stream{}}
-	c.init(nc, p.o.HTTP2)
+	c := &h2conn{srv: srv, ctx: cctx, streams: map[uint32]*Stream{}}
+	c.init(nc, srv.Timeouts.WithDefaults())
 	c.idle = time.AfterFunc(h2IdleTimeout, c.idleTimeout)
-	stopDrain := context.AfterFunc(p.drainCtx, c.goAway)
-	defer stopDrain()
+	if srv.Drain != nil {
+		stopDrain := context.AfterFunc(srv.Drain, c.goAway)
+		defer stopDrain()
+	}
 	defer c.close()
 	if err := c.serve(); !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
-		p.o.Log.Debug("inbound HTTP/2 connection", "err", err)
+		srv.log().Debug("HTTP/2 connection", "err", err)
 	}
 }
 
 func (c *h2conn) serve() error {
-	_ = c.nc.SetReadDeadline(time.Now().Add(c.p.o.HeaderTimeout))
+	_ = c.nc.SetReadDeadline(time.Now().Add(c.srv.headerTimeout()))
 	var preface [len(http2.ClientPreface)]byte
 	if _, err := io.ReadFull(c.nc, preface[:]); err != nil {
 		return err
 	}
 	if string(preface[:]) != http2.ClientPreface {
+		// A connection error (RFC 9113 §3.4), without GOAWAY: the server's first
+		// frame must be SETTINGS, and this client does not speak HTTP/2. What it
+		// sent is read before the close, so that the close is a FIN and not a
+		// reset that could discard an answer.
+		lingerClose(c.nc)
 		return errors.New("bad HTTP/2 client preface")
 	}
 	_ = c.nc.SetReadDeadline(time.Time{})
 	if err := c.write(func() error {
 		if err := c.fw.WriteSettings(
-			http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: h2MaxStreams},
-			http2.Setting{ID: http2.SettingInitialWindowSize, Val: h2StreamWindow},
+			http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: MaxStreams},
+			http2.Setting{ID: http2.SettingInitialWindowSize, Val: StreamWindow},
 			http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: httpfield.MaxHeaderBytes},
 		); err != nil {
 			return err
 		}
-		return c.fw.WriteWindowUpdate(0, h2ConnWindow-h2DefaultWin)
+		return c.fw.WriteWindowUpdate(0, ConnWindow-DefaultWindow)
 	}, true); err != nil {
 		return err
 	}
@@ -360,19 +424,19 @@ func (c *h2conn) open(f *http2.MetaHeadersFrame) error {
 	}
 	rq, err := httpfield.CheckH2Request(f)
 	if err != nil && !f.Truncated {
-		c.p.o.Log.Debug("HTTP/2 request refused", "err", err)
+		c.srv.log().Debug("HTTP/2 request refused", "err", err)
 		c.streamError(id, http2.ErrCodeProtocol)
 		return nil
 	}
 	c.mu.Lock()
 	c.lastID = id
-	if c.goingAway || len(c.streams) >= h2MaxStreams {
+	if c.goingAway || len(c.streams) >= MaxStreams {
 		c.closedIDs.add(id, h2CloseLocalReset)
 		c.mu.Unlock()
 		c.resetStream(id, http2.ErrCodeRefusedStream)
 		return nil
 	}
-	s := &h2stream{c: c, id: id, sendWin: c.peerInitWin, remoteEnded: f.StreamEnded()}
+	s := &Stream{c: c, id: id, sendWin: c.peerInitWin, remoteEnded: f.StreamEnded()}
 	s.ctx, s.cancel = context.WithCancel(c.ctx)
 	if !f.StreamEnded() {
 		s.body = newH2Body(s)
@@ -385,13 +449,13 @@ func (c *h2conn) open(f *http2.MetaHeadersFrame) error {
 	c.mu.Unlock()
 
 	req, status := c.request(f, rq, s)
-	c.p.work.run(func() { c.runStream(s, req, status) })
+	c.srv.work.run(func() { c.runStream(s, req, status) })
 	return nil
 }
 
 // request builds the stream's request from its checked fields, or the status to
 // refuse it with.
-func (c *h2conn) request(f *http2.MetaHeadersFrame, rq httpfield.H2Request, s *h2stream) (*http.Request, int) {
+func (c *h2conn) request(f *http2.MetaHeadersFrame, rq httpfield.H2Request, s *Stream) (*http.Request, int) {
 	if f.Truncated {
 		return nil, http.StatusRequestHeaderFieldsTooLarge // RFC 9113 §10.5.1
 	}
@@ -439,12 +503,12 @@ func (c *h2conn) request(f *http2.MetaHeadersFrame, rq httpfield.H2Request, s *h
 	return r.WithContext(s.ctx), 0
 }
 
-func (c *h2conn) runStream(s *h2stream, r *http.Request, status int) {
+func (c *h2conn) runStream(s *Stream, r *http.Request, status int) {
 	defer c.endStream(s)
 	defer func() {
 		if v := recover(); v != nil {
 			if v != http.ErrAbortHandler { //nolint:errorlint // the sentinel is panicked, not wrapped
-				c.p.o.Log.Error("panic serving a request", "panic", v)
+				c.srv.log().Error("panic serving a request", "panic", v)
 			}
 			if !s.ended {
 				c.resetStream(s.id, http2.ErrCodeInternal)
@@ -453,16 +517,10 @@ func (c *h2conn) runStream(s *h2stream, r *http.Request, status int) {
 		}
 	}()
 	if r == nil {
-		_ = s.respond(status, http.Header{"Content-Type": {"text/plain; charset=utf-8"}}, []byte(http.StatusText(status)+"\n"))
+		_ = s.Respond(status, http.Header{"Content-Type": {"text/plain; charset=utf-8"}}, []byte(http.StatusText(status)+"\n"))
 		return
 	}
-	if c.inbound {
-		c.p.serveInboundH2(s, r)
-		return
-	}
-	w := &h2rw{s: s, h: http.Header{}}
-	c.p.serveOutbound(w, r)
-	w.finish()
+	c.srv.Handler.ServeH2(s, r)
 }
 
 func (c *h2conn) data(f *http2.DataFrame) error {
@@ -542,7 +600,7 @@ func (c *h2conn) idleTimeout() {
 	}
 }
 
-func (c *h2conn) endStream(s *h2stream) {
+func (c *h2conn) endStream(s *Stream) {
 	s.cancel()
 	remoteOpen := s.body != nil && s.body.discard()
 	c.mu.Lock()
@@ -581,7 +639,7 @@ func (c *h2conn) close() {
 	c.mu.Lock()
 	c.closed = true
 	c.idle.Stop()
-	streams := make([]*h2stream, 0, len(c.streams))
+	streams := make([]*Stream, 0, len(c.streams))
 	for _, s := range c.streams {
 		streams = append(streams, s)
 	}
@@ -593,7 +651,7 @@ func (c *h2conn) close() {
 
 // abort ends the stream from the peer's side: its handler's context is cancelled, and
 // its body reads and response writes fail.
-func (s *h2stream) abort(err error) {
+func (s *Stream) abort(err error) {
 	s.c.mu.Lock()
 	s.reset = true
 	s.c.cond.Broadcast()
@@ -606,11 +664,11 @@ func (s *h2stream) abort(err error) {
 
 // reserve waits until up to n bytes may be sent on the stream and takes them from
 // both send windows.
-func (s *h2stream) reserve(n int) (int, error) { return s.c.reserve(&s.sendWin, &s.reset, n) }
+func (s *Stream) reserve(n int) (int, error) { return s.c.reserve(&s.sendWin, &s.reset, n) }
 
-// writeHeaders sends a HEADERS frame (and CONTINUATIONs) with status (0 for
+// WriteHeaders sends a HEADERS frame (and CONTINUATIONs) with status (0 for
 // trailers) and h.
-func (s *h2stream) writeHeaders(status int, h http.Header, end, flush bool) error {
+func (s *Stream) WriteHeaders(status int, h http.Header, end, flush bool) error {
 	c := s.c
 	c.mu.Lock()
 	frame := c.peerFrame
@@ -660,12 +718,12 @@ func (s *h2stream) writeHeaders(status int, h http.Header, end, flush bool) erro
 	}, flush || end)
 }
 
-// writeData sends p in DATA frames within the flow-control windows; end sets
+// WriteData sends p in DATA frames within the flow-control windows; end sets
 // END_STREAM on the last one. The frames are flushed.
-func (s *h2stream) writeData(p []byte, end bool) error { return s.writeDataFlush(p, end, true) }
+func (s *Stream) WriteData(p []byte, end bool) error { return s.writeDataFlush(p, end, true) }
 
 // writeDataFlush is writeData; flush false leaves the last frame buffered.
-func (s *h2stream) writeDataFlush(p []byte, end, flush bool) error {
+func (s *Stream) writeDataFlush(p []byte, end, flush bool) error {
 	for {
 		if len(p) == 0 {
 			if !end {
@@ -697,16 +755,34 @@ func (s *h2stream) writeDataFlush(p []byte, end, flush bool) error {
 
 // endLocal notes, before the frame carrying END_STREAM is written, that the
 // stream is half-closed (local): a peer that answers at once finds it so.
-func (s *h2stream) endLocal() {
+func (s *Stream) endLocal() {
 	s.c.mu.Lock()
 	s.localEnded = true
 	s.c.mu.Unlock()
 }
 
-// respond sends a whole response.
-func (s *h2stream) respond(status int, h http.Header, body []byte) error {
-	if err := s.writeHeaders(status, h, len(body) == 0, false); err != nil || len(body) == 0 {
+// Respond sends a whole response.
+func (s *Stream) Respond(status int, h http.Header, body []byte) error {
+	if err := s.WriteHeaders(status, h, len(body) == 0, false); err != nil || len(body) == 0 {
 		return err
 	}
-	return s.writeData(body, true)
+	return s.WriteData(body, true)
+}
+
+// lingerClose half-closes nc and reads (up to 64 KiB, for a second) what the peer
+// still sends.
+func lingerClose(nc net.Conn) {
+	for c := nc; c != nil; {
+		switch x := c.(type) {
+		case interface{ CloseWrite() error }:
+			_ = x.CloseWrite()
+			c = nil
+		case interface{ NetConn() net.Conn }: // a wrapper, like the proxy's peeking ones
+			c = x.NetConn()
+		default:
+			c = nil
+		}
+	}
+	_ = nc.SetReadDeadline(time.Now().Add(time.Second))
+	_, _ = io.CopyN(io.Discard, nc, 64<<10)
 }

@@ -1,4 +1,4 @@
-package dataplane
+package h2
 
 import (
 	"net/http"
@@ -10,11 +10,11 @@ import (
 // h2body is a request body of the HTTP/2 server.
 type h2body struct {
 	h2pipe
-	s       *h2stream
+	s       *Stream
 	trailer http.Header // the request's Trailer: declared names, filled at the end
 }
 
-func newH2Body(s *h2stream) *h2body {
+func newH2Body(s *Stream) *h2body {
 	b := &h2body{s: s}
 	b.init(&s.c.h2wire, s.id, b)
 	return b

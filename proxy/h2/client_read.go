@@ -1,4 +1,4 @@
-package dataplane
+package h2
 
 import (
 	"errors"
@@ -68,7 +68,7 @@ func (cc *h2cc) read() error {
 				recvd := cs.recvd
 				cc.mu.Unlock()
 				// The code goes with the error, for the proxy to reset its own
-				// client's stream with it (peerReset).
+				// client's stream with it (PeerReset).
 				se := http2.StreamError{StreamID: f.StreamID, Code: f.ErrCode, Cause: errPeerReset}
 				var err error
 				switch {

@@ -1,0 +1,44 @@
+package h2
+
+import (
+	"sync"
+	"time"
+)
+
+// workers runs functions on pooled goroutines, whose stacks have already grown to
+// what a request needs (a new goroutine per request spends much of its time growing
+// its stack).
+type workers struct {
+	ch   chan func()
+	idle time.Duration
+	once sync.Once
+}
+
+func (w *workers) run(f func()) {
+	w.once.Do(func() {
+		w.ch = make(chan func())
+		if w.idle == 0 {
+			w.idle = 30 * time.Second
+		}
+	})
+	select {
+	case w.ch <- f:
+	default:
+		go w.loop(f)
+	}
+}
+
+func (w *workers) loop(f func()) {
+	t := time.NewTimer(w.idle)
+	defer t.Stop()
+	for {
+		f()
+		f = nil
+		t.Reset(w.idle)
+		select {
+		case f = <-w.ch:
+		case <-t.C:
+			return
+		}
+	}
+}
