@@ -18,8 +18,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/meshplane/mesh/internal/testing/testcluster"
 	"github.com/meshplane/mesh/proxy/netnstest"
-	"github.com/meshplane/mesh/render/testcluster"
 )
 
 // requests is how many calls of each kind (by name, by cluster IP) the demo's client makes.

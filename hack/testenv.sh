@@ -203,7 +203,7 @@ contexts: [{name: mesh-testenv, context: {cluster: mesh-testenv, user: admin}}]
 current-context: mesh-testenv
 EOF
 	mv "$RUN/kubeconfig.tmp" "$RUN/kubeconfig"
-	ln -sfn "$BIN/kubectl" "$RUN/kubectl" # the matching kubectl, where render/testcluster looks too
+	ln -sfn "$BIN/kubectl" "$RUN/kubectl" # the matching kubectl, where internal/testing/testcluster looks too
 	# Deployments -> ReplicaSets -> Pods, default ServiceAccounts, EndpointSlices, garbage
 	# collection, namespace deletion. No nodes exist, so the node lifecycle controllers are off.
 	launch kube-controller-manager --kubeconfig="$RUN/kubeconfig" --leader-elect=false --secure-port=0 \

@@ -10,9 +10,9 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/meshplane/mesh/checks"
+	"github.com/meshplane/mesh/internal/testing/testcluster"
 	"github.com/meshplane/mesh/render/inject"
 	"github.com/meshplane/mesh/render/install"
-	"github.com/meshplane/mesh/render/testcluster"
 )
 
 // meshedPod creates a pod injected by `mesh inject --manual` at version, and gives it the

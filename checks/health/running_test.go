@@ -21,9 +21,9 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/meshplane/mesh/checks"
+	"github.com/meshplane/mesh/internal/testing/testcluster"
 	"github.com/meshplane/mesh/render/identity"
 	"github.com/meshplane/mesh/render/install"
-	"github.com/meshplane/mesh/render/testcluster"
 	rendervalues "github.com/meshplane/mesh/render/values"
 )
 

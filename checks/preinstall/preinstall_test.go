@@ -16,9 +16,9 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/meshplane/mesh/checks"
+	"github.com/meshplane/mesh/internal/testing/testcluster"
 	"github.com/meshplane/mesh/render/install"
 	"github.com/meshplane/mesh/render/manifest"
-	"github.com/meshplane/mesh/render/testcluster"
 )
 
 func options(t *testing.T, ns string) Options {

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/meshplane/mesh/checks"
-	"github.com/meshplane/mesh/render/golden"
+	"github.com/meshplane/mesh/internal/testing/golden"
 )
 
 const hintBase = "https://meshplane.io/docs/checks#"

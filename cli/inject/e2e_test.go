@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/meshplane/mesh/cli/iostreams"
-	"github.com/meshplane/mesh/render/testcluster"
+	"github.com/meshplane/mesh/internal/testing/testcluster"
 )
 
 // `mesh inject --manual` output of every workload kind is accepted by a real API

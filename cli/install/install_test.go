@@ -10,7 +10,7 @@ import (
 
 	"github.com/meshplane/mesh/cli/exitcode"
 	"github.com/meshplane/mesh/cli/iostreams"
-	"github.com/meshplane/mesh/render/golden"
+	"github.com/meshplane/mesh/internal/testing/golden"
 	"github.com/meshplane/mesh/render/install"
 	"github.com/meshplane/mesh/render/values"
 )

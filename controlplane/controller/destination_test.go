@@ -29,8 +29,8 @@ import (
 	meshv1 "github.com/meshplane/mesh/controlplane/api/mesh/v1"
 	"github.com/meshplane/mesh/controlplane/destination"
 	"github.com/meshplane/mesh/controlplane/identity"
+	"github.com/meshplane/mesh/internal/testing/testcluster"
 	"github.com/meshplane/mesh/render/install"
-	"github.com/meshplane/mesh/render/testcluster"
 )
 
 func TestRunUsage(t *testing.T) {

@@ -25,8 +25,8 @@ import (
 
 	meshv1 "github.com/meshplane/mesh/controlplane/api/mesh/v1"
 	"github.com/meshplane/mesh/controlplane/identity"
+	"github.com/meshplane/mesh/internal/testing/testcluster"
 	renderidentity "github.com/meshplane/mesh/render/identity"
-	"github.com/meshplane/mesh/render/testcluster"
 
 	"github.com/meshplane/mesh/controlplane/api/identityclient/identitytest"
 )

@@ -16,7 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/meshplane/mesh/render/testcluster"
+	"github.com/meshplane/mesh/internal/testing/testcluster"
 )
 
 // mesh-controller injector as a real process: it creates its serving certificate, fills

@@ -13,7 +13,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	meshv1 "github.com/meshplane/mesh/controlplane/api/mesh/v1"
-	"github.com/meshplane/mesh/render/testcluster"
+	"github.com/meshplane/mesh/internal/testing/testcluster"
 )
 
 // ready creates a pod bound to node with the status a kubelet reports, so the

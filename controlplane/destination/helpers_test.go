@@ -22,8 +22,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	meshv1 "github.com/meshplane/mesh/controlplane/api/mesh/v1"
+	"github.com/meshplane/mesh/internal/testing/testcluster"
 	"github.com/meshplane/mesh/render/install"
-	"github.com/meshplane/mesh/render/testcluster"
 )
 
 // ensureCRD creates the ServiceProfile CRD as mesh install renders it, unless it

@@ -11,7 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	meshv1 "github.com/meshplane/mesh/controlplane/api/mesh/v1"
-	"github.com/meshplane/mesh/render/testcluster"
+	"github.com/meshplane/mesh/internal/testing/testcluster"
 )
 
 func profileObject(ns, name string, spec map[string]any) *unstructured.Unstructured {

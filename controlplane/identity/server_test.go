@@ -26,8 +26,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	meshv1 "github.com/meshplane/mesh/controlplane/api/mesh/v1"
+	"github.com/meshplane/mesh/internal/testing/testcluster"
 	renderidentity "github.com/meshplane/mesh/render/identity"
-	"github.com/meshplane/mesh/render/testcluster"
 )
 
 const audience = "identity.meshplane.io"

@@ -22,9 +22,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/meshplane/mesh/internal/testing/testcluster"
 	"github.com/meshplane/mesh/render/inject"
 	"github.com/meshplane/mesh/render/install"
-	"github.com/meshplane/mesh/render/testcluster"
 )
 
 // servingTLS is a CA and a serving certificate for 127.0.0.1, as the injector makes.

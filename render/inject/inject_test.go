@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meshplane/mesh/render/golden"
+	"github.com/meshplane/mesh/internal/testing/golden"
 	"github.com/meshplane/mesh/render/manifest"
 )
 

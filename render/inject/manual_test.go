@@ -10,7 +10,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/meshplane/mesh/render/golden"
+	"github.com/meshplane/mesh/internal/testing/golden"
 	"github.com/meshplane/mesh/render/install"
 	"github.com/meshplane/mesh/render/manifest"
 )

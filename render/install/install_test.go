@@ -12,7 +12,7 @@ import (
 	kjson "k8s.io/apimachinery/pkg/runtime/serializer/json"
 	clientscheme "k8s.io/client-go/kubernetes/scheme"
 
-	"github.com/meshplane/mesh/render/golden"
+	"github.com/meshplane/mesh/internal/testing/golden"
 	"github.com/meshplane/mesh/render/manifest"
 	"github.com/meshplane/mesh/render/values"
 )

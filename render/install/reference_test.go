@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/meshplane/mesh/render/golden"
+	"github.com/meshplane/mesh/internal/testing/golden"
 	"github.com/meshplane/mesh/render/values"
 	"github.com/meshplane/mesh/templates"
 )

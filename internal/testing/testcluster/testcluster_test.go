@@ -13,7 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 
-	"github.com/meshplane/mesh/render/testcluster"
+	"github.com/meshplane/mesh/internal/testing/testcluster"
 )
 
 // These tests check the test cluster itself: that hack/testenv.sh starts what other tests
