@@ -76,3 +76,28 @@ func fixedApp(t testing.TB) netip.AddrPort {
 	t.Cleanup(func() { _ = srv.Close() })
 	return netip.MustParseAddrPort(l.Addr().String())
 }
+
+// BenchmarkDirect is BenchmarkTwoHops* without the proxies: the same client and
+// application, so that the proxies' share of a two-hop run's B/op and allocs/op is
+// the difference.
+func BenchmarkDirect(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		app  func(testing.TB) netip.AddrPort
+		path string
+	}{{"HTTP1", app, "/echo"}, {"Fixed", fixedApp, "/fixed"}} {
+		b.Run(bc.name, func(b *testing.B) {
+			url := "http://" + bc.app(b).String() + bc.path
+			hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
+			b.ReportAllocs()
+			for b.Loop() {
+				resp, err := hc.Get(url)
+				if err != nil {
+					b.Fatal(err)
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				_ = resp.Body.Close()
+			}
+		})
+	}
+}
