@@ -69,6 +69,22 @@ type meta struct {
 	hasTarget bool
 	tls       bool
 	peerID    string // verified client identity (inbound)
+	// targetStr is target.String(), kept with it by setTarget ("" until then).
+	targetStr string
+}
+
+// setTarget sets the target and its string form, which requests use for their
+// labels and URLs (computing it per request allocates).
+func (m *meta) setTarget(ap netip.AddrPort) {
+	m.target, m.targetStr = ap, ap.String()
+}
+
+// targetString is m.target.String(), without allocating once setTarget has run.
+func (m *meta) targetString() string {
+	if m.targetStr == "" {
+		return m.target.String()
+	}
+	return m.targetStr
 }
 
 type metaKey struct{}

@@ -20,7 +20,7 @@ import (
 func (p *Proxy) serveInboundH2(s *h2.Stream, r *http.Request) {
 	m, _ := r.Context().Value(metaKey{}).(*meta)
 	tlsOn, reason := tlsLabels(m)
-	series := p.o.Metrics.HTTP(metrics.HTTPLabels{Direction: "inbound", Authority: r.Host, TargetAddr: m.target.String(),
+	series := p.o.Metrics.HTTP(metrics.HTTPLabels{Direction: "inbound", Authority: r.Host, TargetAddr: m.targetString(),
 		TLS: tlsOn, NoTLSReason: reason, PeerID: m.peerID})
 	series.Request()
 	start := time.Now()
@@ -46,7 +46,7 @@ func (p *Proxy) serveInboundH2(s *h2.Stream, r *http.Request) {
 	if _, ok := r.Header["User-Agent"]; !ok {
 		r.Header["User-Agent"] = []string{""} // not Go's default
 	}
-	r.URL.Scheme, r.URL.Host, r.RequestURI = "http", m.target.String(), ""
+	r.URL.Scheme, r.URL.Host, r.RequestURI = "http", m.targetString(), ""
 	r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/1.1", 1, 1
 	resp, err := rt.RoundTrip(r)
 	if err != nil {

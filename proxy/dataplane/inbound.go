@@ -32,7 +32,8 @@ func (p *Proxy) inboundTarget(c net.Conn) (target netip.AddrPort, direct bool) {
 
 func (p *Proxy) handleInbound(ctx context.Context, c net.Conn) {
 	target, direct := p.inboundTarget(c)
-	m := &meta{target: target, hasTarget: target.IsValid()}
+	m := &meta{hasTarget: target.IsValid()}
+	m.setTarget(target)
 	if !direct && p.o.OpaquePorts[target.Port()] {
 		p.inboundTCP(ctx, c, m)
 		return
@@ -98,7 +99,7 @@ func (p *Proxy) inboundTLS(ctx context.Context, c net.Conn, m *meta) {
 		}
 		_ = tc.SetReadDeadline(time.Time{})
 		if !p.o.InboundOrigDst.IsValid() {
-			m.target = netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), binary.BigEndian.Uint16(port[:]))
+			m.setTarget(netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), binary.BigEndian.Uint16(port[:])))
 			m.hasTarget = true
 		}
 		p.inboundTCP(ctx, tc, m)
@@ -133,7 +134,7 @@ func tlsLabels(m *meta) (bool, string) {
 
 func (p *Proxy) inboundTCP(ctx context.Context, c net.Conn, m *meta) {
 	tlsOn, reason := tlsLabels(m)
-	series := p.o.Metrics.TCP(metrics.TCPLabels{Direction: "inbound", Peer: "src", TargetAddr: m.target.String(), TLS: tlsOn, NoTLSReason: reason, PeerID: m.peerID})
+	series := p.o.Metrics.TCP(metrics.TCPLabels{Direction: "inbound", Peer: "src", TargetAddr: m.targetString(), TLS: tlsOn, NoTLSReason: reason, PeerID: m.peerID})
 	if !m.hasTarget {
 		series.Open()
 		series.Close(true, 0)
@@ -141,7 +142,7 @@ func (p *Proxy) inboundTCP(ctx context.Context, c net.Conn, m *meta) {
 		return
 	}
 	d := net.Dialer{Timeout: p.o.InboundConnectTimeout}
-	up, err := d.DialContext(ctx, "tcp", m.target.String())
+	up, err := d.DialContext(ctx, "tcp", m.targetString())
 	if err != nil {
 		p.o.Log.Debug("inbound connect", "target", m.target, "err", err)
 		series.Open()
@@ -159,7 +160,7 @@ func (p *Proxy) serveInbound(w http.ResponseWriter, r *http.Request) {
 		m = &meta{}
 	}
 	tlsOn, reason := tlsLabels(m)
-	series := p.o.Metrics.HTTP(metrics.HTTPLabels{Direction: "inbound", Authority: r.Host, TargetAddr: m.target.String(),
+	series := p.o.Metrics.HTTP(metrics.HTTPLabels{Direction: "inbound", Authority: r.Host, TargetAddr: m.targetString(),
 		TLS: tlsOn, NoTLSReason: reason, PeerID: m.peerID})
 	if !m.hasTarget {
 		series.Request()
@@ -169,7 +170,7 @@ func (p *Proxy) serveInbound(w http.ResponseWriter, r *http.Request) {
 	// An HTTP/1 request carries no internal header, from anyone (the proxies upgrade
 	// HTTP/1 to HTTP/2 between them); nor does the application's response.
 	httpfield.StripInternal(r.Header)
-	f := fwd{scheme: "http", host: m.target.String(), rt: p.appH1, series: series, log: p.o.Log, errLog: p.errLog,
+	f := fwd{scheme: "http", host: m.targetString(), rt: p.appH1, series: series, log: p.o.Log, errLog: p.errLog,
 		bufs: &p.hbufs, untrusted: true}
 	if isUpgrade(r) {
 		forward(w, r, f)

@@ -33,7 +33,8 @@ func (p *Proxy) outboundTarget(c net.Conn) (netip.AddrPort, bool) {
 
 func (p *Proxy) handleOutbound(ctx context.Context, c net.Conn) {
 	target, ok := p.outboundTarget(c)
-	m := &meta{target: target, hasTarget: ok}
+	m := &meta{hasTarget: ok}
+	m.setTarget(target)
 	if ok {
 		// Opaque ports, from the proxy's configuration or from discovery, skip
 		// detection: server-speaks-first protocols must not wait.
@@ -77,10 +78,10 @@ func (p *Proxy) outboundTCP(ctx context.Context, c net.Conn, m *meta) {
 		fail(p.o.Metrics.TCP(metrics.TCPLabels{Direction: "outbound", Peer: "dst", NoTLSReason: "no_target"}))
 		return
 	}
-	svc := p.services.get(ctx, m.target.String())
+	svc := p.services.get(ctx, m.targetString())
 	ep, meshed := svc.pick()
 	if meshed && ep == nil {
-		fail(p.o.Metrics.TCP(metrics.TCPLabels{Direction: "outbound", Peer: "dst", TargetAddr: m.target.String(), NoTLSReason: "no_endpoints"}))
+		fail(p.o.Metrics.TCP(metrics.TCPLabels{Direction: "outbound", Peer: "dst", TargetAddr: m.targetString(), NoTLSReason: "no_endpoints"}))
 		return
 	}
 	if ep == nil || ep.Value.id == "" {
@@ -101,7 +102,7 @@ func (p *Proxy) outboundTCP(ctx context.Context, c net.Conn, m *meta) {
 		return
 	}
 	b := ep.Value
-	s := p.o.Metrics.TCP(metrics.TCPLabels{Direction: "outbound", Peer: "dst", TargetAddr: b.addr.String(), TLS: true, PeerID: b.id})
+	s := p.o.Metrics.TCP(metrics.TCPLabels{Direction: "outbound", Peer: "dst", TargetAddr: b.addrStr, TLS: true, PeerID: b.id})
 	t0 := ep.Begin()
 	up, err := b.dialOpaque(ctx, p)
 	ep.Finish(t0)
@@ -127,12 +128,13 @@ func (p *Proxy) serveOutbound(w http.ResponseWriter, r *http.Request) {
 	}
 	authority := r.Host
 	named := isServiceName(authority)
-	key := m.target.String()
+	key := m.targetString()
 	if named {
 		key = withPort(authority, m.target)
 	} else if !m.hasTarget {
 		if ap, err := netip.ParseAddrPort(withPort(authority, netip.AddrPort{})); err == nil {
-			m.target, m.hasTarget, key = ap, true, ap.String()
+			m.setTarget(ap)
+			m.hasTarget, key = true, m.targetStr
 		}
 	}
 	if !m.hasTarget && !named {
@@ -214,7 +216,7 @@ func (o *outboundRT) attempt(req *http.Request, first bool) (*http.Response, err
 	delete(out.Header, httpfield.OrigProto)
 	switch {
 	case meshed && ep == nil:
-		labels.TargetAddr, labels.NoTLSReason = o.m.target.String(), "no_endpoints"
+		labels.TargetAddr, labels.NoTLSReason = o.m.targetString(), "no_endpoints"
 		o.count(labels, first)
 		return nil, errNoEndpoints
 	case ep == nil:
@@ -222,8 +224,8 @@ func (o *outboundRT) attempt(req *http.Request, first bool) (*http.Response, err
 			o.count(labels, first)
 			return nil, fmt.Errorf("%s: %w", o.authority, errNoEndpoints)
 		}
-		labels.TargetAddr, labels.NoTLSReason = o.m.target.String(), "not_provided_by_service_discovery"
-		out.URL.Scheme, out.URL.Host = "http", o.m.target.String()
+		labels.TargetAddr, labels.NoTLSReason = o.m.targetString(), "not_provided_by_service_discovery"
+		out.URL.Scheme, out.URL.Host = "http", o.m.targetString()
 		rt = o.p.plainH1
 		if req.ProtoMajor == 2 {
 			rt = o.p.plainH2
@@ -231,8 +233,8 @@ func (o *outboundRT) attempt(req *http.Request, first bool) (*http.Response, err
 	default:
 		b := ep.Value
 		b.labels.fill(&labels)
-		labels.TargetAddr = b.addr.String()
-		out.URL.Host = b.addr.String()
+		labels.TargetAddr = b.addrStr
+		out.URL.Host = b.addrStr
 		switch {
 		case b.id == "":
 			labels.NoTLSReason = "no_identity"
@@ -330,6 +332,7 @@ func withPort(authority string, target netip.AddrPort) string {
 // backend is one endpoint and its connections.
 type backend struct {
 	addr       netip.AddrPort
+	addrStr    string // addr.String()
 	id         string
 	opaquePort uint32
 	labels     dstLabels
@@ -344,7 +347,7 @@ func (d dstLabels) fill(l *metrics.HTTPLabels) {
 }
 
 func newBackend(e discovery.Endpoint) *backend {
-	b := &backend{addr: e.Addr, id: e.Identity, opaquePort: e.OpaqueInboundPort}
+	b := &backend{addr: e.Addr, addrStr: e.Addr.String(), id: e.Identity, opaquePort: e.OpaqueInboundPort}
 	l := e.Labels
 	b.labels = dstLabels{ns: l["namespace"], svc: l["service"], pod: l["pod"]}
 	for _, k := range []string{"deployment", "statefulset", "daemonset", "replicaset", "job"} {
@@ -419,7 +422,7 @@ func (b *backend) makeTransports(p *Proxy) {
 	}
 	b.h1t = mk(alpnHTTP1)
 	b.h2c = &h2.Pool{Timeouts: p.o.HTTP2, Dial: func(ctx context.Context) (net.Conn, error) {
-		return b.dialTLS(ctx, p, b.addr.String(), alpnH2)
+		return b.dialTLS(ctx, p, b.addrStr, alpnH2)
 	}}
 }
 

@@ -264,7 +264,24 @@ func plainTransport(connectTimeout time.Duration, h2 bool) *http.Transport {
 
 // bufferPool lends httputil.ReverseProxy its copy buffers (it allocates 32 KiB per
 // request otherwise).
-type bufferPool struct{ sync.Pool }
+type bufferPool struct {
+	sync.Pool           // of *[]byte
+	boxes     sync.Pool // empty *[]byte: Put boxing p in a new one would allocate per call
+}
 
-func (b *bufferPool) Get() []byte  { return *(b.Pool.Get().(*[]byte)) }
-func (b *bufferPool) Put(p []byte) { b.Pool.Put(&p) }
+func (b *bufferPool) Get() []byte {
+	bp := b.Pool.Get().(*[]byte)
+	p := *bp
+	*bp = nil
+	b.boxes.Put(bp)
+	return p
+}
+
+func (b *bufferPool) Put(p []byte) {
+	bp, _ := b.boxes.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	*bp = p
+	b.Pool.Put(bp)
+}

@@ -47,8 +47,9 @@ var errStreamReset = errors.New("stream reset by peer")
 // h2conn is one HTTP/2 server connection.
 type h2conn struct {
 	h2wire
-	srv *Server
-	ctx context.Context // the connection's; streams derive from it
+	srv    *Server
+	ctx    context.Context // the connection's; streams derive from it
+	remote string          // nc.RemoteAddr().String(), for the requests
 
 	// Guarded by mu:
 	streams   map[uint32]*Stream
@@ -178,6 +179,7 @@ func (srv *Server) ServeConn(ctx context.Context, nc net.Conn) {
 	defer cancel()
 	c := &h2conn{srv: srv, ctx: cctx, streams: map[uint32]*Stream{}}
 	c.init(nc, srv.Timeouts.WithDefaults())
+	c.remote = nc.RemoteAddr().String()
 	c.idle = time.AfterFunc(h2IdleTimeout, c.idleTimeout)
 	if srv.Drain != nil {
 		stopDrain := context.AfterFunc(srv.Drain, c.goAway)
@@ -492,7 +494,7 @@ func (c *h2conn) request(f *http2.MetaHeadersFrame, rq httpfield.H2Request, s *S
 	h.Del("Host")
 	r := &http.Request{
 		Method: rq.Method, URL: u, Proto: "HTTP/2.0", ProtoMajor: 2, Header: h, Host: authority,
-		RemoteAddr: c.nc.RemoteAddr().String(), RequestURI: rq.Path, Body: http.NoBody,
+		RemoteAddr: c.remote, RequestURI: rq.Path, Body: http.NoBody,
 	}
 	if s.body != nil {
 		r.Body = s.body
