@@ -177,9 +177,9 @@ func (cc *h2cc) headers(f *http2.MetaHeadersFrame) {
 	}
 	fields := f.RegularFields()
 	h := make(http.Header, len(fields))
+	strs := make([]string, len(fields))
 	for _, hf := range fields {
-		k := httpfield.CanonicalH2(hf.Name)
-		h[k] = append(h[k], hf.Value)
+		addField(h, &strs, httpfield.CanonicalH2(hf.Name), hf.Value)
 	}
 	resp := &http.Response{
 		Status: strconv.Itoa(status) + " " + http.StatusText(status), StatusCode: status,

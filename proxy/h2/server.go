@@ -475,6 +475,7 @@ func (c *h2conn) request(f *http2.MetaHeadersFrame, rq httpfield.H2Request, s *S
 	}
 	fields := f.RegularFields()
 	h := make(http.Header, len(fields))
+	strs := make([]string, len(fields))
 	var cookies []string
 	for _, hf := range fields {
 		k := httpfield.CanonicalH2(hf.Name)
@@ -482,7 +483,7 @@ func (c *h2conn) request(f *http2.MetaHeadersFrame, rq httpfield.H2Request, s *S
 			cookies = append(cookies, hf.Value)
 			continue
 		}
-		h[k] = append(h[k], hf.Value)
+		addField(h, &strs, k, hf.Value)
 	}
 	if len(cookies) > 0 {
 		h["Cookie"] = []string{strings.Join(cookies, "; ")} // RFC 9113 §8.2.3

@@ -303,3 +303,22 @@ func (b *h2pipe) consumed(n int64) uint32 {
 	b.unacked = 0
 	return uint32(inc)
 }
+
+// addField adds value v of field k to h. A new field's values slice is carved
+// (length 1, capacity 1) from *strs, which holds room for every field of the block:
+// one allocation per header block instead of one per field; a repeated field's
+// append then copies out of it.
+func addField(h http.Header, strs *[]string, k, v string) {
+	if vv, ok := h[k]; ok {
+		h[k] = append(vv, v)
+		return
+	}
+	if len(*strs) == 0 {
+		h[k] = []string{v}
+		return
+	}
+	vv := (*strs)[:1:1]
+	*strs = (*strs)[1:]
+	vv[0] = v
+	h[k] = vv
+}
