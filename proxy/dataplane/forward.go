@@ -29,9 +29,12 @@ type fwd struct {
 	scheme, host string
 	rt           http.RoundTripper
 	series       *metrics.HTTPSeries
-	log          *slog.Logger
-	errLog       *log.Logger
-	bufs         httputil.BufferPool
+	// box, if set, holds the series the outbound round tripper chose (when it has
+	// chosen one, it replaces series).
+	box    *seriesBox
+	log    *slog.Logger
+	errLog *log.Logger
+	bufs   httputil.BufferPool
 	// untrusted: the responses come from the application, whose internal headers
 	// are stripped (outboundRT strips those of destinations outside the mesh).
 	untrusted bool
@@ -56,7 +59,7 @@ func forward(w http.ResponseWriter, r *http.Request, f fwd) {
 			if f.untrusted {
 				httpfield.StripInternal(resp.Header)
 			}
-			s := seriesOf(resp.Request, f.series)
+			s := f.seriesNow()
 			grpc := resp.Header.Get("Grpc-Status")
 			s.Response(resp.StatusCode, grpc, time.Since(start))
 			resp.Body = &endBody{ReadCloser: resp.Body, resp: resp, series: s, grpc: grpc}
@@ -65,7 +68,7 @@ func forward(w http.ResponseWriter, r *http.Request, f fwd) {
 		ErrorHandler: func(w http.ResponseWriter, req *http.Request, err error) {
 			status, msg := errorStatus(err)
 			f.log.Debug("request failed", "authority", req.Host, "status", status, "err", err)
-			proxyError(w, req, seriesOf(req, f.series), status, msg, start)
+			proxyError(w, req, f.seriesNow(), status, msg, start)
 		},
 	}
 	rp.ServeHTTP(w, r)
@@ -73,7 +76,8 @@ func forward(w http.ResponseWriter, r *http.Request, f fwd) {
 
 // forwardDirect proxies r through f.rt like forward, without httputil.ReverseProxy's
 // per-request copies; not for upgrades. r becomes the outgoing request: the caller
-// passes its own shallow copy (r.WithContext), whose URL and headers this changes.
+// passes a request of its own (the server's, made for this call), whose URL,
+// headers, Body, Close and RequestURI this changes.
 func forwardDirect(w http.ResponseWriter, r *http.Request, f fwd) {
 	start := time.Now()
 	if f.series != nil {
@@ -95,17 +99,17 @@ func forwardDirect(w http.ResponseWriter, r *http.Request, f fwd) {
 		if rs, ok := w.(streamResetter); ok {
 			if code, ok := h2.PeerReset(err); ok {
 				f.log.Debug("request reset upstream", "authority", r.Host, "code", code)
-				seriesOf(out, f.series).End(0, "")
+				f.seriesNow().End(0, "")
 				rs.ResetStream(code)
 				return
 			}
 		}
 		status, msg := errorStatus(err)
 		f.log.Debug("request failed", "authority", r.Host, "status", status, "err", err)
-		proxyError(w, out, seriesOf(out, f.series), status, msg, start)
+		proxyError(w, out, f.seriesNow(), status, msg, start)
 		return
 	}
-	s := seriesOf(out, f.series)
+	s := f.seriesNow()
 	grpc := resp.Header.Get("Grpc-Status")
 	s.Response(resp.StatusCode, grpc, time.Since(start))
 	defer func() { _ = resp.Body.Close() }()
@@ -160,22 +164,17 @@ func forwardDirect(w http.ResponseWriter, r *http.Request, f fwd) {
 	s.End(resp.StatusCode, grpc)
 }
 
-// seriesKey lets the outbound round tripper tell forward which series it chose.
-type seriesKey struct{}
-
-// seriesBox needs no lock: ReverseProxy calls RoundTrip, ModifyResponse and
+// seriesBox lets the outbound round tripper tell forward which series it chose. It
+// needs no lock: ReverseProxy (and forwardDirect) call RoundTrip, ModifyResponse and
 // ErrorHandler one after another in the request's goroutine.
 type seriesBox struct{ s *metrics.HTTPSeries }
 
-func seriesOf(r *http.Request, def *metrics.HTTPSeries) *metrics.HTTPSeries {
-	if r != nil {
-		if b, ok := r.Context().Value(seriesKey{}).(*seriesBox); ok {
-			if b.s != nil {
-				return b.s
-			}
-		}
+// seriesNow is the request's series: the round tripper's choice, else f.series.
+func (f *fwd) seriesNow() *metrics.HTTPSeries {
+	if f.box != nil && f.box.s != nil {
+		return f.box.s
 	}
-	return def
+	return f.series
 }
 
 // proxyError answers a request the proxy could not forward: with status and msg,

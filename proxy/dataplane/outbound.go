@@ -121,8 +121,10 @@ func (p *Proxy) serveOutbound(w http.ResponseWriter, r *http.Request) {
 	// The application's requests carry no internal header: only this proxy sets
 	// them, for its peer.
 	httpfield.StripInternal(r.Header)
+	// One allocation for the round tripper, its meta and its series box.
+	rt := &outboundRT{p: p, upgraded: r.ProtoMajor == 1}
 	// A copy: the connection's meta is shared by its concurrent HTTP/2 streams.
-	m := &meta{}
+	m := &rt.meta
 	if cm, _ := r.Context().Value(metaKey{}).(*meta); cm != nil {
 		*m = *cm
 	}
@@ -156,21 +158,20 @@ func (p *Proxy) serveOutbound(w http.ResponseWriter, r *http.Request) {
 			svc.ensureBudget(prof, p.o.Now())
 		}
 	}
-	ctx := r.Context()
 	if route != nil && route.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, route.Timeout)
+		ctx, cancel := context.WithTimeout(r.Context(), route.Timeout)
 		defer cancel()
+		r = r.WithContext(ctx)
 	}
-	box := &seriesBox{}
-	ctx = context.WithValue(ctx, seriesKey{}, box)
-	rt := &outboundRT{p: p, svc: svc, m: m, authority: authority, route: route, box: box, upgraded: r.ProtoMajor == 1}
-	f := fwd{scheme: "http", host: key, rt: rt, log: p.o.Log, errLog: p.errLog, bufs: &p.hbufs}
+	rt.svc, rt.m, rt.authority, rt.route = svc, m, authority, route
+	f := fwd{scheme: "http", host: key, rt: rt, box: &rt.box, log: p.o.Log, errLog: p.errLog, bufs: &p.hbufs}
 	if isUpgrade(r) {
-		forward(w, r.WithContext(ctx), f)
+		forward(w, r, f)
 		return
 	}
-	forwardDirect(w, r.WithContext(ctx), f)
+	// r is the server's own request, made for this call (h1conn.readRequest,
+	// h2conn.request): forwardDirect may change it.
+	forwardDirect(w, r, f)
 }
 
 // outboundRT picks an endpoint per attempt and retries retryable routes.
@@ -180,8 +181,9 @@ type outboundRT struct {
 	m         *meta
 	authority string
 	route     *discovery.Route
-	box       *seriesBox
+	box       seriesBox
 	upgraded  bool // an HTTP/1 request: upgrade it to HTTP/2 between proxies
+	meta      meta // m points here
 }
 
 func (o *outboundRT) RoundTrip(req *http.Request) (*http.Response, error) {

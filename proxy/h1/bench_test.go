@@ -3,6 +3,7 @@ package h1
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"net/http"
 	"testing"
 )
@@ -22,7 +23,7 @@ func BenchmarkH1ParseHead(b *testing.B) {
 			if err := c.readHead(); err != nil {
 				b.Fatal(err)
 			}
-			if _, err := c.parseHead(); err != nil {
+			if _, err := c.parseHead(context.Background()); err != nil {
 				b.Fatal(err)
 			}
 		}

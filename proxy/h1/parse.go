@@ -2,6 +2,7 @@ package h1
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -89,9 +90,10 @@ func lineEnd(head []byte, i int) (end, next int, err error) {
 	return end, j + 1, nil
 }
 
-// parseHead turns c.head into a request (its Body still unset), checking what
-// RFC 9112 and RFC 9110 require of it.
-func (c *h1conn) parseHead() (*http.Request, error) {
+// parseHead turns c.head into a request with context ctx (its Body still unset),
+// checking what RFC 9112 and RFC 9110 require of it. The request is built on the
+// stack and copied out once, by WithContext.
+func (c *h1conn) parseHead(ctx context.Context) (*http.Request, error) {
 	head := c.head
 	// The request line: method SP request-target SP HTTP-version (RFC 9112 §3).
 	reqEnd, next, err := lineEnd(head, 0)
@@ -171,7 +173,7 @@ func (c *h1conn) parseHead() (*http.Request, error) {
 
 	s := string(head)
 	method, target := s[:sp1], s[sp1+1:sp2]
-	r := &http.Request{Method: method, RequestURI: target, ProtoMajor: 1, ProtoMinor: minor}
+	r := &http.Request{Method: method, RequestURI: target, ProtoMajor: 1, ProtoMinor: minor} // does not escape
 	switch minor {
 	case 0:
 		r.Proto = "HTTP/1.0"
@@ -200,7 +202,7 @@ func (c *h1conn) parseHead() (*http.Request, error) {
 	if err := checkFields(r); err != nil {
 		return nil, err
 	}
-	return r, nil
+	return r.WithContext(ctx), nil
 }
 
 // parseTarget parses the request target as http.ReadRequest does, refusing the

@@ -106,13 +106,13 @@ func (srv *Server) ServeConn(ctx context.Context, nc net.Conn) {
 	}()
 	remote := nc.RemoteAddr().String()
 	for {
-		r, err := c.readRequest()
+		rctx, cancel := context.WithCancel(ctx)
+		r, err := c.readRequest(rctx)
 		if err != nil {
+			cancel()
 			linger = c.refuse(err)
 			return
 		}
-		rctx, cancel := context.WithCancel(ctx)
-		r = r.WithContext(rctx)
 		r.RemoteAddr = remote
 		keep := c.serve(r, srv.Handler)
 		cancel()
@@ -124,7 +124,7 @@ func (srv *Server) ServeConn(ctx context.Context, nc net.Conn) {
 	}
 }
 
-func (c *h1conn) readRequest() (*http.Request, error) {
+func (c *h1conn) readRequest(ctx context.Context) (*http.Request, error) {
 	_ = c.nc.SetReadDeadline(time.Now().Add(h1IdleWait))
 	if c.lastMethod == http.MethodPost {
 		// Old clients send a CRLF after a POST body (tolerated as net/http does,
@@ -150,7 +150,7 @@ func (c *h1conn) readRequest() (*http.Request, error) {
 	err := c.readHead()
 	var r *http.Request
 	if err == nil {
-		r, err = c.parseHead()
+		r, err = c.parseHead(ctx)
 	}
 	if cap(c.head) > 16<<10 {
 		c.head = nil // a large head's buffer is not kept for the connection's life
