@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/meshplane/mesh/proxy/httpfield"
+	"github.com/meshplane/mesh/proxy/reqctx"
 )
 
 // Client sends bodiless HTTP/1.1 requests to the application on localhost, in the
@@ -96,28 +97,28 @@ func (h *Client) RoundTrip(r *http.Request) (*http.Response, error) {
 var errNothingRead = errors.New("connection closed before any response")
 
 func (h *Client) send(c *h1Conn, r *http.Request) (*http.Response, error) {
-	stop := context.AfterFunc(r.Context(), func() { _ = c.nc.SetDeadline(time.Unix(1, 0)) })
+	stop := reqctx.AfterDone(r.Context(), c)
 	if err := r.Write(c.bw); err != nil {
-		stop()
+		stop.Stop()
 		return nil, fmt.Errorf("%w: %w", errNothingRead, err)
 	}
 	if err := c.bw.Flush(); err != nil {
-		stop()
+		stop.Stop()
 		return nil, fmt.Errorf("%w: %w", errNothingRead, err)
 	}
 	for {
 		if _, err := c.br.Peek(1); err != nil {
-			stop()
+			stop.Stop()
 			return nil, fmt.Errorf("%w: %w", errNothingRead, err)
 		}
 		resp, err := http.ReadResponse(c.br, r)
 		if err != nil {
-			stop()
+			stop.Stop()
 			return nil, err
 		}
 		if resp.StatusCode >= 100 && resp.StatusCode < 200 {
 			if resp.StatusCode == http.StatusSwitchingProtocols {
-				stop()
+				stop.Stop()
 				return nil, errors.New("unexpected 101 Switching Protocols")
 			}
 			continue // informational: wait for the final response
@@ -126,6 +127,9 @@ func (h *Client) send(c *h1Conn, r *http.Request) (*http.Response, error) {
 		return resp, nil
 	}
 }
+
+// CtxDone: the request's context is done; its reads and writes fail at once.
+func (c *h1Conn) CtxDone() { _ = c.nc.SetDeadline(time.Unix(1, 0)) }
 
 func (h *Client) dial(ctx context.Context, addr string) (*h1Conn, error) {
 	d := net.Dialer{Timeout: h.connectTimeout, KeepAlive: 10 * time.Second}
@@ -189,7 +193,7 @@ type h1Body struct {
 	rc   io.ReadCloser
 	c    *h1Conn
 	h    *Client
-	stop func() bool
+	stop reqctx.Registration
 	keep bool
 	done bool
 }
@@ -214,7 +218,7 @@ func (b *h1Body) Close() error {
 
 func (b *h1Body) finish(atEOF bool) {
 	b.done = true
-	stopped := b.stop()
+	stopped := b.stop.Stop()
 	if atEOF && b.keep && stopped {
 		_ = b.rc.Close()
 		b.h.put(b.c)

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/meshplane/mesh/proxy/httpfield"
+	"github.com/meshplane/mesh/proxy/reqctx"
 )
 
 // The server. net/http's server starts a goroutine per request to watch the
@@ -51,7 +52,8 @@ type h1conn struct {
 	broken atomic.Bool
 
 	mu       sync.Mutex
-	busy     bool // a request is being served
+	rctx     *reqctx.Ctx // the current request's context
+	busy     bool        // a request is being served
 	draining bool
 	hijacked bool
 }
@@ -105,17 +107,30 @@ func (srv *Server) ServeConn(ctx context.Context, nc net.Conn) {
 		_ = nc.Close()
 	}()
 	remote := nc.RemoteAddr().String()
+	// The requests' contexts end with the connection's (reqctx).
+	stopCtx := context.AfterFunc(ctx, func() {
+		c.mu.Lock()
+		rc := c.rctx
+		c.mu.Unlock()
+		if rc != nil {
+			rc.Fire()
+		}
+	})
+	defer stopCtx()
 	for {
-		rctx, cancel := context.WithCancel(ctx)
+		rctx := reqctx.New(ctx)
+		c.mu.Lock()
+		c.rctx = rctx
+		c.mu.Unlock()
 		r, err := c.readRequest(rctx)
 		if err != nil {
-			cancel()
+			rctx.Cancel()
 			linger = c.refuse(err)
 			return
 		}
 		r.RemoteAddr = remote
 		keep := c.serve(r, srv.Handler)
-		cancel()
+		rctx.Cancel()
 		if !keep {
 			// Input left unread (a broken body, pipelined requests): linger.
 			linger = c.broken.Load() || c.br.Buffered() > 0

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/meshplane/mesh/proxy/httpfield"
+	"github.com/meshplane/mesh/proxy/reqctx"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
@@ -149,7 +150,7 @@ type h2cs struct {
 	reset     bool // guarded by cc.mu
 	sent      bool // guarded by cc.mu: request fully sent
 	recvd     bool // guarded by cc.mu: response fully received
-	stop      func() bool
+	stop      reqctx.Registration
 }
 
 func (p *Pool) newConn(ctx context.Context) (*h2cc, error) {
@@ -212,7 +213,7 @@ func (cc *h2cc) roundTrip(req *http.Request) (*http.Response, error) {
 	cc.nextID += 2
 	cs.sendWin = cc.peerInitWin
 	cc.streams[cs.id] = cs
-	cs.stop = context.AfterFunc(req.Context(), func() { cs.cancel(req.Context().Err()) })
+	cs.stop = reqctx.AfterDone(req.Context(), cs)
 	frame := cc.peerFrame
 	cc.mu.Unlock()
 	if werr = cc.encodeRequest(req, hasBody); werr == nil {
@@ -371,6 +372,9 @@ func (cs *h2cs) bodySent() {
 
 func (cs *h2cs) reserveSend(n int) (int, error) { return cs.cc.reserve(&cs.sendWin, &cs.reset, n) }
 
+// CtxDone: the request's context is done.
+func (cs *h2cs) CtxDone() { cs.cancel(cs.req.Context().Err()) }
+
 // cancel resets the stream from our side.
 func (cs *h2cs) cancel(err error) {
 	cc := cs.cc
@@ -400,6 +404,7 @@ func (cc *h2cc) endStream(cs *h2cs, err error) {
 		cc.idle.Reset(h2ClientIdleTimeout)
 	}
 	stop := cs.stop
+	cs.stop = reqctx.Registration{}
 	deliver := err != nil && !cs.delivered
 	if deliver {
 		cs.delivered, cs.err = true, err
@@ -412,9 +417,7 @@ func (cc *h2cc) endStream(cs *h2cs, err error) {
 	case err != nil && cs.body != nil:
 		cs.body.fail(err)
 	}
-	if stop != nil {
-		stop()
-	}
+	stop.Stop()
 	if closeNow {
 		cc.close(errH2Closed)
 	}

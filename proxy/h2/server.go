@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/meshplane/mesh/proxy/httpfield"
+	"github.com/meshplane/mesh/proxy/reqctx"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
@@ -63,8 +64,7 @@ type h2conn struct {
 type Stream struct {
 	c       *h2conn
 	id      uint32
-	ctx     context.Context
-	cancel  context.CancelFunc
+	ctx     *reqctx.Ctx
 	body    *h2body // nil when the request had no body
 	sendWin int64   // guarded by c.mu
 	reset   bool    // guarded by c.mu: either side reset it, or the connection ended
@@ -185,6 +185,9 @@ func (srv *Server) ServeConn(ctx context.Context, nc net.Conn) {
 		stopDrain := context.AfterFunc(srv.Drain, c.goAway)
 		defer stopDrain()
 	}
+	// The streams' contexts end with the connection's (reqctx).
+	stopCtx := context.AfterFunc(cctx, c.fireStreams)
+	defer stopCtx()
 	defer c.close()
 	if err := c.serve(); !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 		srv.log().Debug("HTTP/2 connection", "err", err)
@@ -439,7 +442,7 @@ func (c *h2conn) open(f *http2.MetaHeadersFrame) error {
 		return nil
 	}
 	s := &Stream{c: c, id: id, sendWin: c.peerInitWin, remoteEnded: f.StreamEnded()}
-	s.ctx, s.cancel = context.WithCancel(c.ctx)
+	s.ctx = reqctx.New(c.ctx)
 	if !f.StreamEnded() {
 		s.body = newH2Body(s)
 		s.body.want = rq.ContentLength
@@ -594,6 +597,20 @@ func (c *h2conn) goAway() {
 	c.queue(h2ctrl{typ: http2.FrameGoAway, id: last, code: http2.ErrCodeNo, close: open == 0})
 }
 
+// fireStreams runs what the open streams' clients registered with reqctx.AfterDone: the
+// connection's context is done, and so are theirs.
+func (c *h2conn) fireStreams() {
+	c.mu.Lock()
+	streams := make([]*Stream, 0, len(c.streams))
+	for _, s := range c.streams {
+		streams = append(streams, s)
+	}
+	c.mu.Unlock()
+	for _, s := range streams {
+		s.ctx.Fire()
+	}
+}
+
 func (c *h2conn) idleTimeout() {
 	c.mu.Lock()
 	idle := len(c.streams) == 0
@@ -604,7 +621,7 @@ func (c *h2conn) idleTimeout() {
 }
 
 func (c *h2conn) endStream(s *Stream) {
-	s.cancel()
+	s.ctx.Cancel()
 	remoteOpen := s.body != nil && s.body.discard()
 	c.mu.Lock()
 	delete(c.streams, s.id)
@@ -659,7 +676,7 @@ func (s *Stream) abort(err error) {
 	s.reset = true
 	s.c.cond.Broadcast()
 	s.c.mu.Unlock()
-	s.cancel()
+	s.ctx.Cancel()
 	if s.body != nil {
 		s.body.fail(err)
 	}
