@@ -48,6 +48,20 @@ func trailerMap(h http.Header) http.Header {
 	return t
 }
 
+// responseStatus is http.Response.Status for code ("200 OK"), without allocating
+// for the common codes.
+func responseStatus(code int) string {
+	switch code {
+	case 200:
+		return "200 OK"
+	case 204:
+		return "204 No Content"
+	case 404:
+		return "404 Not Found"
+	}
+	return strconv.Itoa(code) + " " + http.StatusText(code)
+}
+
 // statusText is the :status value for code.
 func statusText(code int) string {
 	switch code {

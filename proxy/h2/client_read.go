@@ -182,7 +182,7 @@ func (cc *h2cc) headers(f *http2.MetaHeadersFrame) {
 		addField(h, &strs, httpfield.CanonicalH2(hf.Name), hf.Value)
 	}
 	resp := &http.Response{
-		Status: strconv.Itoa(status) + " " + http.StatusText(status), StatusCode: status,
+		Status: responseStatus(status), StatusCode: status,
 		Proto: "HTTP/2.0", ProtoMajor: 2, Header: h, Request: cs.req, ContentLength: -1, Body: http.NoBody,
 	}
 	if cl := h.Get("Content-Length"); cl != "" {

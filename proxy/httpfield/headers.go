@@ -252,6 +252,19 @@ func LowerH2(k string) (string, bool) {
 		return "grpc-message", true
 	case "Te":
 		return "te", true
+	// Fields the proxies send on most requests (strings.ToLower allocates).
+	case "User-Agent":
+		return "user-agent", true
+	case "Accept":
+		return "accept", true
+	case "Accept-Encoding":
+		return "accept-encoding", true
+	case "Grpc-Timeout":
+		return "grpc-timeout", true
+	case OrigProto:
+		return "mesh-orig-proto", true
+	case ProxyError:
+		return "mesh-proxy-error", true
 	}
 	if Rules(k)&RuleNoH2 != 0 {
 		return "", false

@@ -220,3 +220,16 @@ func TestValidURLTarget(t *testing.T) {
 		}
 	}
 }
+
+// The allocation-free cases of LowerH2 and CanonicalH2 agree with the general ones.
+func TestLowerHeaderShortcuts(t *testing.T) {
+	for _, k := range []string{"Content-Type", "Content-Length", "Date", "Grpc-Status", "Grpc-Message", "Te",
+		"User-Agent", "Accept", "Accept-Encoding", "Grpc-Timeout", OrigProto, ProxyError} {
+		if got, ok := LowerH2(k); !ok || got != strings.ToLower(k) {
+			t.Errorf("LowerH2(%q) = %q, %v", k, got, ok)
+		}
+		if got := CanonicalH2(strings.ToLower(k)); got != k {
+			t.Errorf("CanonicalH2(%q) = %q", strings.ToLower(k), got)
+		}
+	}
+}
