@@ -86,8 +86,12 @@ func (c *serviceCache) get(ctx context.Context, key string) *service {
 		close(s.ready)
 	} else {
 		select {
-		case <-s.ready:
-		case <-ctx.Done():
+		case <-s.ready: // first: ctx.Done would make the request context's channel
+		default:
+			select {
+			case <-s.ready:
+			case <-ctx.Done():
+			}
 		}
 	}
 	return s

@@ -69,6 +69,9 @@ type Stream struct {
 	sendWin int64   // guarded by c.mu
 	reset   bool    // guarded by c.mu: either side reset it, or the connection ended
 	ended   bool    // the response's END_STREAM was written (handler goroutine only)
+	// req, or the status to refuse it with, until the worker takes it (run).
+	req    *http.Request
+	status int
 
 	// Guarded by c.mu: the halves of the stream's state (RFC 9113 §5.1), and who
 	// reset it.
@@ -453,9 +456,16 @@ func (c *h2conn) open(f *http2.MetaHeadersFrame) error {
 	}
 	c.mu.Unlock()
 
-	req, status := c.request(f, rq, s)
-	c.srv.work.run(func() { c.runStream(s, req, status) })
+	s.req, s.status = c.request(f, rq, s)
+	c.srv.work.run(s)
 	return nil
+}
+
+// run serves the stream, in a worker.
+func (s *Stream) run() {
+	r, status := s.req, s.status
+	s.req = nil
+	s.c.runStream(s, r, status)
 }
 
 // request builds the stream's request from its checked fields, or the status to

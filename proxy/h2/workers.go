@@ -9,14 +9,18 @@ import (
 // what a request needs (a new goroutine per request spends much of its time growing
 // its stack).
 type workers struct {
-	ch   chan func()
+	ch   chan job
 	idle time.Duration
 	once sync.Once
 }
 
-func (w *workers) run(f func()) {
+// job is a worker's task (an interface, not a func: a stream is one without the
+// allocation of a closure).
+type job interface{ run() }
+
+func (w *workers) run(f job) {
 	w.once.Do(func() {
-		w.ch = make(chan func())
+		w.ch = make(chan job)
 		if w.idle == 0 {
 			w.idle = 30 * time.Second
 		}
@@ -28,11 +32,11 @@ func (w *workers) run(f func()) {
 	}
 }
 
-func (w *workers) loop(f func()) {
+func (w *workers) loop(f job) {
 	t := time.NewTimer(w.idle)
 	defer t.Stop()
 	for {
-		f()
+		f.run()
 		f = nil
 		t.Reset(w.idle)
 		select {
