@@ -84,9 +84,8 @@ func forwardDirect(w http.ResponseWriter, r *http.Request, f fwd) {
 		f.series.Request()
 	}
 	out := r
-	u := *r.URL
-	u.Scheme, u.Host = f.scheme, f.host
-	out.URL, out.RequestURI, out.Close = &u, "", false
+	out.URL.Scheme, out.URL.Host = f.scheme, f.host // the URL too is the server's, for this request
+	out.RequestURI, out.Close = "", false
 	if out.ContentLength == 0 {
 		out.Body = nil
 	}

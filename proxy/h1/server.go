@@ -44,8 +44,9 @@ type h1conn struct {
 	br  *bufio.Reader
 	bw  *bufio.Writer
 
-	head       []byte     // the request head being parsed
-	fields     []fieldPos // its field lines
+	head       []byte      // the request head being parsed
+	respHeader http.Header // the current response's (h1rw.h)
+	fields     []fieldPos  // its field lines
 	lastMethod string
 	// broken: a request body failed; the connection must not be reused. Set by
 	// whoever reads the body (http.Transport may, from its own goroutine).
@@ -231,7 +232,14 @@ func closeWrite(c net.Conn) {
 func (c *h1conn) serve(r *http.Request, h http.Handler) (keep bool) {
 	// Read before the handler runs: forwarding strips the request's hop-by-hop headers.
 	http10 := !r.ProtoAtLeast(1, 1)
-	w := &h1rw{c: c, r: r, h: http.Header{}, http10: http10, closeReq: r.Close, length: -1,
+	// The response header map is the connection's, cleared for each request: only
+	// the handler and finish use it, and they are done with it when serve returns.
+	if c.respHeader == nil {
+		c.respHeader = http.Header{}
+	} else {
+		clear(c.respHeader)
+	}
+	w := &h1rw{c: c, r: r, h: c.respHeader, http10: http10, closeReq: r.Close, length: -1,
 		keepAlive10: http10 && !r.Close}
 	body, _ := r.Body.(*h1ReqBody)
 	var cr *continueReader

@@ -144,7 +144,8 @@ type h2cs struct {
 	done    chan struct{}
 	resp    *http.Response
 	err     error
-	body    *h2rbody
+	body    *h2rbody // nil, or rbody once the response has a body
+	rbody   h2rbody
 	// delivered: resp or err was handed to the caller (done closed); guarded by cc.mu.
 	delivered bool
 	reset     bool // guarded by cc.mu

@@ -261,8 +261,10 @@ type h2rbody struct {
 	resp *http.Response
 }
 
+// newH2RBody makes the stream's response body (in the stream: one allocation less).
 func newH2RBody(cs *h2cs, resp *http.Response) *h2rbody {
-	b := &h2rbody{cs: cs, resp: resp}
+	b := &cs.rbody
+	b.cs, b.resp = cs, resp
 	b.init(&cs.cc.h2wire, cs.id, b)
 	return b
 }
