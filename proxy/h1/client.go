@@ -8,8 +8,15 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
+	"slices"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
+
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/meshplane/mesh/proxy/httpfield"
 	"github.com/meshplane/mesh/proxy/reqctx"
@@ -34,6 +41,7 @@ type h1Conn struct {
 	bw   *bufio.Writer
 	addr string
 	used time.Time // when it went idle
+	keys []string  // writeRequest's sorted header keys
 }
 
 const (
@@ -98,7 +106,7 @@ var errNothingRead = errors.New("connection closed before any response")
 
 func (h *Client) send(c *h1Conn, r *http.Request) (*http.Response, error) {
 	stop := reqctx.AfterDone(r.Context(), c)
-	if err := r.Write(c.bw); err != nil {
+	if err := c.writeRequest(r); err != nil {
 		stop.Stop()
 		return nil, fmt.Errorf("%w: %w", errNothingRead, err)
 	}
@@ -228,4 +236,90 @@ func (b *h1Body) finish(atEOF bool) {
 	// to the end.
 	_ = b.c.nc.Close()
 	_ = b.rc.Close()
+}
+
+// writeRequest writes r (which has no body) as r.Write(bw) would, byte for byte,
+// without its allocations (a transfer writer, fmt's boxed arguments, the sorted
+// header's key-value slice); anything out of the ordinary goes to r.Write.
+func (c *h1Conn) writeRequest(r *http.Request) error {
+	host, ruri, ok := c.leanWritable(r)
+	if !ok {
+		return r.Write(c.bw)
+	}
+	bw := c.bw
+	_, _ = bw.WriteString(r.Method)
+	_ = bw.WriteByte(' ')
+	_, _ = bw.WriteString(ruri)
+	_, _ = bw.WriteString(" HTTP/1.1\r\nHost: ")
+	_, _ = bw.WriteString(host)
+	_, _ = bw.WriteString("\r\n")
+	ua := "Go-http-client/1.1" // net/http's default, unless the header has one
+	if vs, ok := r.Header["User-Agent"]; ok {
+		ua = ""
+		if len(vs) > 0 {
+			ua = textproto.TrimString(vs[0])
+		}
+	}
+	if ua != "" {
+		_, _ = bw.WriteString("User-Agent: ")
+		_, _ = bw.WriteString(ua)
+		_, _ = bw.WriteString("\r\n")
+	}
+	switch r.Method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch: // as net/http's transferWriter
+		_, _ = bw.WriteString("Content-Length: 0\r\n")
+	}
+	for _, k := range c.keys {
+		for _, v := range r.Header[k] {
+			_, _ = bw.WriteString(k)
+			_, _ = bw.WriteString(": ")
+			_, _ = bw.WriteString(textproto.TrimString(v))
+			_, _ = bw.WriteString("\r\n")
+		}
+	}
+	_, err := bw.WriteString("\r\n")
+	return err
+}
+
+// leanWritable is true when writeRequest may write r itself, with the Host and
+// request target it returns; it leaves the header's keys to write, sorted, in
+// c.keys.
+func (c *h1Conn) leanWritable(r *http.Request) (host, ruri string, ok bool) {
+	if r.Body != nil && r.Body != http.NoBody || r.ContentLength != 0 || len(r.TransferEncoding) > 0 ||
+		len(r.Trailer) > 0 || r.Close || r.Method == "" || r.Method == http.MethodConnect || r.URL == nil ||
+		httptrace.ContextClientTrace(r.Context()) != nil {
+		return "", "", false
+	}
+	host = r.Host
+	if host == "" {
+		host = r.URL.Host
+	}
+	// As is in Request.write: ASCII (no Punycode), valid, and no IPv6 zone.
+	for i := 0; i < len(host); i++ {
+		if host[i] >= utf8.RuneSelf || host[i] == '%' {
+			return "", "", false
+		}
+	}
+	ruri = r.URL.RequestURI()
+	if !httpguts.ValidHostHeader(host) || !httpfield.ValidOriginTarget(r.Method, ruri) {
+		return "", "", false
+	}
+	c.keys = c.keys[:0]
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			if strings.ContainsAny(v, "\r\n") {
+				return "", "", false
+			}
+		}
+		switch k {
+		case "Host", "User-Agent", "Content-Length", "Transfer-Encoding", "Trailer":
+			continue
+		}
+		if !httpguts.ValidHeaderFieldName(k) {
+			return "", "", false
+		}
+		c.keys = append(c.keys, k)
+	}
+	slices.Sort(c.keys)
+	return host, ruri, true
 }

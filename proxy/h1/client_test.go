@@ -2,11 +2,13 @@ package h1
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -371,5 +373,60 @@ func TestH1ClientDialError(t *testing.T) {
 	if resp, err := h.RoundTrip(req); err == nil {
 		_ = resp.Body.Close()
 		t.Error("no error from a closed port")
+	}
+}
+
+// writeRequest writes what Request.Write does, byte for byte, whether it writes the
+// request itself or leaves it to Request.Write.
+func TestH1WriteRequestAsNetHTTP(t *testing.T) {
+	mk := func(method, target, host string, h http.Header) *http.Request {
+		u, err := url.ParseRequestURI(target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.Scheme, u.Host = "http", "127.0.0.1:8080"
+		return &http.Request{Method: method, URL: u, Host: host, Header: h, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1}
+	}
+	reqs := []*http.Request{
+		mk("GET", "/", "web.default.svc.cluster.local:8080", http.Header{"User-Agent": {""}}),
+		mk("GET", "/a/b?x=1&y=%20", "web", http.Header{"User-Agent": {"curl/8"}, "Accept": {"*/*"}, "X-B": {"2", " 3 "}, "X-A": {"1"}}),
+		mk("GET", "/", "", http.Header{}), // no Host: the URL's; no User-Agent: Go's
+		mk("POST", "/p", "h", http.Header{"User-Agent": {""}}),
+		mk("PUT", "/p", "h", http.Header{"User-Agent": {"u"}, "Content-Length": {"0"}, "Host": {"other"}}),
+		mk("DELETE", "/d", "h", http.Header{"User-Agent": {"\tpadded "}, "Trailer": {"X"}, "Transfer-Encoding": {"chunked"}}),
+		mk("OPTIONS", "*", "h", http.Header{}),
+		mk("HEAD", "/h", "[fe80::1%25en0]:80", http.Header{}), // a zone: Request.Write's
+		mk("GET", "/h", "bücher.example", http.Header{}),      // Punycode: Request.Write's
+		mk("GET", "/h", "bad host", http.Header{}),            // invalid Host: Request.Write's
+		mk("GET", "/h", "h", http.Header{"X-Nl": {"a\r\nb"}}), // Request.Write's
+		mk("GET", "/h", "h", http.Header{"Bad Name": {"v"}}),  // Request.Write's (dropped)
+		mk("PATCH", "/h", "h", http.Header{"Cookie": {"a=1; b=2"}, "Mesh-Orig-Proto": {"HTTP/1.1"}}),
+	}
+	closeReq := mk("GET", "/c", "h", http.Header{"User-Agent": {""}})
+	closeReq.Close = true
+	reqs = append(reqs, closeReq)
+	lean := []bool{true, true, true, true, true, true, true, false, false, false, false, false, true, false}
+	for i, r := range reqs {
+		if _, _, ok := (&h1Conn{}).leanWritable(r); ok != lean[i] {
+			t.Errorf("%s %s: leanWritable %v, want %v", r.Method, r.URL, ok, lean[i])
+		}
+		var want, got bytes.Buffer
+		if err := r.Write(&want); err != nil {
+			t.Fatalf("%s %s: Request.Write: %v", r.Method, r.URL, err)
+		}
+		c := &h1Conn{bw: bufio.NewWriter(&got)}
+		if err := c.writeRequest(r); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.bw.Flush()
+		if got.String() != want.String() {
+			t.Errorf("%s %s:\n got %q\nwant %q", r.Method, r.URL, got.String(), want.String())
+		}
+	}
+	// The common case allocates nothing.
+	r := reqs[1]
+	c := &h1Conn{bw: bufio.NewWriter(io.Discard)}
+	if n := testing.AllocsPerRun(100, func() { _ = c.writeRequest(r) }); n > 1 { // RequestURI joins path and query
+		t.Errorf("writeRequest: %v allocs", n)
 	}
 }
