@@ -2,6 +2,7 @@ package reqctx
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 )
@@ -34,7 +35,7 @@ func TestReqCtx(t *testing.T) {
 		if stop.Stop() {
 			t.Fatal("Stop true after the watcher ran")
 		}
-		if rc.Err() != context.Canceled || context.Cause(rc) != context.Canceled {
+		if !errors.Is(rc.Err(), context.Canceled) || !errors.Is(context.Cause(rc), context.Canceled) {
 			t.Fatalf("Err %v, Cause %v", rc.Err(), context.Cause(rc))
 		}
 	})
@@ -75,7 +76,7 @@ func TestReqCtx(t *testing.T) {
 		AfterDone(rc, w)
 		cancel()
 		waitFired(t, w, true)
-		if rc.Err() != context.Canceled {
+		if !errors.Is(rc.Err(), context.Canceled) {
 			t.Fatal(rc.Err())
 		}
 	})
