@@ -22,7 +22,7 @@ func (cc *h2cc) readLoop() {
 
 func (cc *h2cc) read() error {
 	for {
-		f, err := cc.fr.ReadFrame()
+		f, err := cc.readFrame()
 		cc.ka.reads.Add(1)
 		if err != nil {
 			var se http2.StreamError

@@ -225,7 +225,7 @@ func (c *h2conn) serve() error {
 		return err
 	}
 	for {
-		f, err := c.fr.ReadFrame()
+		f, err := c.readFrame()
 		if err != nil {
 			var se http2.StreamError
 			if errors.As(err, &se) {

@@ -19,7 +19,8 @@ import (
 // write lock, and the flow-control windows.
 type h2wire struct {
 	nc net.Conn
-	fr *http2.Framer // reads: the connection's read goroutine only
+	fr *http2.Framer // reads: the connection's read goroutine only (readFrame)
+	hr headerReader  // its header blocks
 
 	wmu  sync.Mutex // frame writes and the hpack encoder
 	bw   *bufio.Writer
@@ -53,10 +54,26 @@ func (w *h2wire) init(nc net.Conn, t Timeouts) {
 	// are a connection error FRAME_SIZE_ERROR (RFC 9113 §4.2); the framer's read
 	// buffer never grows past it.
 	w.fr.SetMaxReadFrameSize(DefaultFrameSize)
-	w.fr.MaxHeaderListSize = httpfield.MaxHeaderBytes
-	w.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	w.fr.SetReuseFrames()
+	w.hr.init() // header blocks (headers.go), instead of the framer's ReadMetaHeaders
 	w.startWriter()
+}
+
+// readFrame reads the next frame; a HEADERS frame comes with its CONTINUATIONs as a
+// MetaHeadersFrame (headers.go), valid until the next call.
+func (w *h2wire) readFrame() (http2.Frame, error) {
+	f, err := w.fr.ReadFrame()
+	if err != nil {
+		return nil, err
+	}
+	if hf, ok := f.(*http2.HeadersFrame); ok {
+		mh, err := w.hr.read(w.fr, hf)
+		if err != nil {
+			return nil, err
+		}
+		return mh, nil
+	}
+	return f, nil
 }
 
 // write runs fn, which writes frames, under the write lock; flush sends them. A
