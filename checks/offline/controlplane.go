@@ -125,6 +125,9 @@ func controlPlaneChecks(s *Set) []checks.Check {
 						break
 					}
 				}
+				if found == nil && s.services[ns+"/"+name] {
+					continue // a Service of the user's, not mesh's: its ports are not kept
+				}
 				if found == nil {
 					p = append(p, fmt.Sprintf("webhook %s calls Service %s/%s, which is not in these manifests", str(wm, "name"), ns, name))
 					continue

@@ -25,8 +25,8 @@ type Object struct {
 // Set is what the checks know of the manifests after one pass over them: the
 // findings of the checks that judge one object at a time, and the few objects the
 // checks across objects need (the control plane, CRDs, webhooks, the identity
-// ConfigMaps and Secret, and Services and the injector Deployment trimmed to their
-// names, ports, selectors and labels). Memory grows with the largest document, not with
+// ConfigMaps and Secret, the names of Services, and mesh-* Services and the injector
+// Deployment trimmed to their ports, selectors and labels). Memory grows with the largest document, not with
 // the input: a stream of any length is read one document at a time.
 type Set struct {
 	// Objects are the objects kept for the checks across objects, in input order.
@@ -41,6 +41,7 @@ type Set struct {
 	findings map[string]problems
 	pending  map[crdKey][]string // custom resources read before any CRD of theirs
 	injected []injectedWorkload
+	services map[string]bool // NAMESPACE/NAME of every Service
 }
 
 // injectedWorkload is a workload with the proxy, and the proxy version it runs.
@@ -64,7 +65,7 @@ func Load(ctx context.Context, in manifest.Inputs, env manifest.Env, opts Option
 	if err != nil {
 		return nil, err
 	}
-	s := &Set{opts: opts, schema: v, meshCRDs: builtin, crds: map[crdKey]Object{}, findings: map[string]problems{}, pending: map[crdKey][]string{}}
+	s := &Set{opts: opts, schema: v, meshCRDs: builtin, crds: map[crdKey]Object{}, findings: map[string]problems{}, pending: map[crdKey][]string{}, services: map[string]bool{}}
 	checkers := objectCheckers()
 	err = in.Each(ctx, env, func(d manifest.Doc) error {
 		var body map[string]any
@@ -113,12 +114,15 @@ func Load(ctx context.Context, in manifest.Inputs, env manifest.Env, opts Option
 
 // keep holds on to o if a check across objects needs it, trimmed to what it needs.
 func (s *Set) keep(o Object) {
+	if o.Kind == "Service" {
+		s.services[o.Namespace+"/"+o.Name] = true
+	}
 	isCP := str(o.Body, "metadata", "labels", "app.kubernetes.io/part-of") == "mesh"
 	switch {
 	case isCP, o.Kind == "CustomResourceDefinition", o.Kind == "MutatingWebhookConfiguration",
 		o.Kind == "ConfigMap" && (o.Name == "mesh-config" || o.Name == "mesh-identity-trust-roots"),
 		o.Kind == "Secret" && o.Name == "mesh-identity-issuer":
-	case o.Kind == "Service":
+	case o.Kind == "Service" && strings.HasPrefix(o.Name, "mesh-"):
 		o.Body = trim(o.Body, []string{"spec", "ports"}, []string{"spec", "selector"})
 	case o.Kind == "Deployment" && o.Name == "mesh-injector":
 		o.Body = trim(o.Body, []string{"spec", "template", "metadata", "labels"})
