@@ -10,8 +10,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/validate/content"
 	apimachineryvalidation "k8s.io/apimachinery/pkg/api/validation"
-	"k8s.io/apimachinery/pkg/api/validation/path"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/labels"
@@ -68,15 +68,15 @@ func semanticRules(minor int) map[gvkKey]kindRules {
 		{"batch", "v1", "CronJob"}: ns(cronJobName, decodeAnd(func(j *batchv1.CronJob) field.ErrorList {
 			return validateTemplate(&j.Spec.JobTemplate.Spec.Template, field.NewPath("spec", "jobTemplate", "spec", "template"), jobRestart)
 		})),
-		{"rbac.authorization.k8s.io", "v1", "Role"}:               ns(path.ValidatePathSegmentName, noSpec),
-		{"rbac.authorization.k8s.io", "v1", "RoleBinding"}:        ns(path.ValidatePathSegmentName, noSpec),
-		{"rbac.authorization.k8s.io", "v1", "ClusterRole"}:        cluster(path.ValidatePathSegmentName),
-		{"rbac.authorization.k8s.io", "v1", "ClusterRoleBinding"}: cluster(path.ValidatePathSegmentName),
-		{"policy", "v1", "PodDisruptionBudget"}:                   ns(subdomain, noSpec),
-		{"networking.k8s.io", "v1", "NetworkPolicy"}:              ns(subdomain, noSpec),
-		{"networking.k8s.io", "v1", "Ingress"}:                    ns(subdomain, noSpec),
-		{"coordination.k8s.io", "v1", "Lease"}:                    ns(subdomain, noSpec),
-		{"autoscaling", "v2", "HorizontalPodAutoscaler"}:          ns(subdomain, noSpec),
+		{"rbac.authorization.k8s.io", "v1", "Role"}:                              ns(rbacName, noSpec),
+		{"rbac.authorization.k8s.io", "v1", "RoleBinding"}:                       ns(rbacName, noSpec),
+		{"rbac.authorization.k8s.io", "v1", "ClusterRole"}:                       cluster(rbacName),
+		{"rbac.authorization.k8s.io", "v1", "ClusterRoleBinding"}:                cluster(rbacName),
+		{"policy", "v1", "PodDisruptionBudget"}:                                  ns(subdomain, noSpec),
+		{"networking.k8s.io", "v1", "NetworkPolicy"}:                             ns(subdomain, noSpec),
+		{"networking.k8s.io", "v1", "Ingress"}:                                   ns(subdomain, noSpec),
+		{"coordination.k8s.io", "v1", "Lease"}:                                   ns(subdomain, noSpec),
+		{"autoscaling", "v2", "HorizontalPodAutoscaler"}:                         ns(subdomain, noSpec),
 		{"admissionregistration.k8s.io", "v1", "MutatingWebhookConfiguration"}:   cluster(subdomain),
 		{"admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration"}: cluster(subdomain),
 	}
@@ -90,6 +90,15 @@ func serviceName(minor int) apimachineryvalidation.ValidateNameFunc {
 		return label
 	}
 	return apimachineryvalidation.NameIsDNS1035Label
+}
+
+// rbacName: RBAC objects' names only need to be a path segment (no "/", "%", "." or
+// "..").
+func rbacName(name string, prefix bool) []string {
+	if prefix {
+		return content.IsPathSegmentPrefix(name)
+	}
+	return content.IsPathSegmentName(name)
 }
 
 // cronJobName: a DNS subdomain of at most 52 characters, leaving room for the suffix of
