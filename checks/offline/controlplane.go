@@ -94,23 +94,7 @@ func controlPlaneChecks(s *Set) []checks.Check {
 			return fmt.Errorf("versions differ: %s", strings.Join(p, "; "))
 		}, "control-plane.complete"),
 		check("control-plane.images-pinned", cat, "mesh images are pinned to a version", checks.Error, func(context.Context) error {
-			var p problems
-			for _, o := range s.Objects {
-				t := podTemplate(o)
-				spec, _ := get(t, "spec").(map[string]any)
-				isCP := str(o.Body, "metadata", "labels", "app.kubernetes.io/part-of") == "mesh"
-				for _, c := range containers(spec) {
-					name, _ := c["name"].(string)
-					image, _ := c["image"].(string)
-					if !isCP && name != "mesh-proxy" && name != "mesh-init" {
-						continue
-					}
-					if !pinned(image) {
-						p = append(p, fmt.Sprintf("%s container %s: image %q has no version tag or digest", o, name, image))
-					}
-				}
-			}
-			return p.err()
+			return s.findings["control-plane.images-pinned"].err()
 		}),
 		check("control-plane.webhook", cat, "the injector webhook points at the injector Service", checks.Error, func(context.Context) error {
 			hooks := s.Find("MutatingWebhookConfiguration", "mesh-proxy-injector")
@@ -140,6 +124,9 @@ func controlPlaneChecks(s *Set) []checks.Check {
 						found = &o
 						break
 					}
+				}
+				if found == nil && s.services[ns+"/"+name] {
+					continue // a Service of the user's, not mesh's: its ports are not kept
 				}
 				if found == nil {
 					p = append(p, fmt.Sprintf("webhook %s calls Service %s/%s, which is not in these manifests", str(wm, "name"), ns, name))
@@ -191,4 +178,23 @@ func pinned(image string) bool {
 	}
 	tag := inject.ImageTag(image)
 	return tag != "" && tag != "latest"
+}
+
+// imageFindings: the control plane's containers and an injected proxy run pinned images.
+func imageFindings(_ *Set, o Object) []string {
+	t := podTemplate(o)
+	spec, _ := get(t, "spec").(map[string]any)
+	isCP := str(o.Body, "metadata", "labels", "app.kubernetes.io/part-of") == "mesh"
+	var p []string
+	for _, c := range containers(spec) {
+		name, _ := c["name"].(string)
+		image, _ := c["image"].(string)
+		if !isCP && name != "mesh-proxy" && name != "mesh-init" {
+			continue
+		}
+		if !pinned(image) {
+			p = append(p, fmt.Sprintf("%s container %s: image %q has no version tag or digest", o, name, image))
+		}
+	}
+	return p
 }

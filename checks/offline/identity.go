@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -128,25 +129,37 @@ func identityChecks(s *Set, opts Options) []checks.Check {
 			return nil
 		}, "identity.trust-anchors"),
 		check("identity.no-private-keys", cat, "no private key is committed", checks.Warning, func(context.Context) error {
-			var p problems
-			for _, o := range s.Objects {
-				if o.Kind != "Secret" && o.Kind != "ConfigMap" {
-					continue
-				}
-				for _, field := range []string{"data", "stringData"} {
-					m, _ := get(o.Body, field).(map[string]any)
-					for k := range m {
-						v := str(m, k)
-						if o.Kind == "Secret" && field == "data" {
-							v, _ = decodeSecretValue(o, k)
-						}
-						if strings.Contains(v, "PRIVATE KEY-----") {
-							p = append(p, fmt.Sprintf("%s %s holds a private key: seal or encrypt it (sealed-secrets, SOPS, external-secrets)", o, k))
-						}
-					}
-				}
-			}
-			return p.err()
+			return s.findings["identity.no-private-keys"].err()
 		}),
 	}
+}
+
+// privateKeyFindings: a Secret or ConfigMap that holds a PEM private key in clear.
+func privateKeyFindings(_ *Set, o Object) []string {
+	if o.Kind != "Secret" && o.Kind != "ConfigMap" {
+		return nil
+	}
+	var p []string
+	for _, field := range []string{"data", "stringData"} {
+		m, _ := get(o.Body, field).(map[string]any)
+		for _, k := range sortedKeys(m) {
+			v := str(m, k)
+			if o.Kind == "Secret" && field == "data" {
+				v, _ = decodeSecretValue(o, k)
+			}
+			if strings.Contains(v, "PRIVATE KEY-----") {
+				p = append(p, fmt.Sprintf("%s %s holds a private key: seal or encrypt it (sealed-secrets, SOPS, external-secrets)", o, k))
+			}
+		}
+	}
+	return p
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

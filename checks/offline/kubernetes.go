@@ -44,53 +44,80 @@ func meshCRDs(version string) (map[crdKey]map[string]any, error) {
 	return out, nil
 }
 
-func kubernetesChecks(s *Set, opts Options) ([]checks.Check, error) {
+// schemaFindings checks an object against the schemas of its kind: the Kubernetes
+// version's for built-in kinds, its CRD's for custom resources (a CRD earlier in the
+// manifests, else mesh's own). Custom resources of CRDs not seen yet are not judged.
+func schemaFindings(s *Set, o Object) []string {
+	var errs []schema.FieldError
+	var err error
+	key := crdKey{groupOf(o.APIVersion), o.Kind}
+	if crd, ok := s.crds[key]; ok {
+		if errs, err = s.schema.ValidateCustom(crd.Body, o.Body); err != nil {
+			return []string{fmt.Sprintf("%s: %v", crd.Source, err)}
+		}
+	} else if crd, ok := s.meshCRDs[key]; ok {
+		if errs, err = s.schema.ValidateCustom(crd, o.Body); err != nil {
+			return []string{err.Error()}
+		}
+	} else if o.APIVersion == "" || o.Kind == "" || s.schema.Known(o.APIVersion, o.Kind) {
+		errs = s.schema.Validate(o.Body)
+	} else {
+		return nil // a custom resource of a CRD we do not have: not ours to judge
+	}
+	return fieldFindings(o, errs)
+}
+
+// apiRuleFindings checks a built-in object with the API server's own rules beyond the
+// schema (schema.Validator.Semantic).
+func apiRuleFindings(s *Set, o Object) []string {
+	if o.APIVersion == "" || o.Kind == "" || !s.schema.Known(o.APIVersion, o.Kind) {
+		return nil
+	}
+	return fieldFindings(o, s.schema.Semantic(o.Body))
+}
+
+func fieldFindings(o Object, errs []schema.FieldError) []string {
+	out := make([]string, 0, len(errs))
+	for _, e := range errs {
+		out = append(out, fmt.Sprintf("%s: %s", describe(o), e))
+	}
+	return out
+}
+
+// crdOrderFindings records CRDs as they come, and finds custom resources that come
+// before their CRD.
+func crdOrderFindings(s *Set, o Object) []string {
+	if o.Kind == "CustomResourceDefinition" {
+		key := crdKeyOf(o.Body)
+		if _, seen := s.crds[key]; !seen {
+			s.crds[key] = o
+		}
+		var out []string
+		for _, cr := range s.pending[key] {
+			out = append(out, fmt.Sprintf("%s comes before its CRD %s (%s)", cr, o.Name, o.Source))
+		}
+		delete(s.pending, key)
+		return out
+	}
+	key := crdKey{groupOf(o.APIVersion), o.Kind}
+	if _, ok := s.crds[key]; ok || o.Kind == "" || s.schema.Known(o.APIVersion, o.Kind) {
+		return nil
+	}
+	s.pending[key] = append(s.pending[key], fmt.Sprintf("%s (%s)", o, o.Source))
+	return nil
+}
+
+func kubernetesChecks(s *Set) []checks.Check {
 	const cat = "kubernetes"
-	v, err := schema.New(opts.KubernetesVersion)
-	if err != nil {
-		return nil, err
-	}
-	builtinCRDs, err := meshCRDs(opts.CLIVersion)
-	if err != nil {
-		return nil, err
-	}
-	crds := map[crdKey]Object{}
-	for _, o := range s.Find("CustomResourceDefinition", "") {
-		crds[crdKeyOf(o.Body)] = o
-	}
 	return []checks.Check{
-		check("kubernetes.schema", cat, fmt.Sprintf("every object is valid for Kubernetes %s", v.Version()), checks.Error, func(context.Context) error {
-			var p problems
-			for _, o := range s.Objects {
-				key := crdKey{groupOf(o.APIVersion), o.Kind}
-				var errs []schema.FieldError
-				if crd, ok := crds[key]; ok {
-					if errs, err = v.ValidateCustom(crd.Body, o.Body); err != nil {
-						return fmt.Errorf("%s: %w", crd.Source, err)
-					}
-				} else if crd, ok := builtinCRDs[key]; ok {
-					if errs, err = v.ValidateCustom(crd, o.Body); err != nil {
-						return err
-					}
-				} else if v.Known(o.APIVersion, o.Kind) {
-					errs = v.Validate(o.Body)
-				} else {
-					continue // a custom resource of a CRD we do not have: not ours to judge
-				}
-				for _, e := range errs {
-					p = append(p, fmt.Sprintf("%s: %s: %s", o.Source, o, e))
-				}
-			}
-			return p.err()
+		check("kubernetes.schema", cat, fmt.Sprintf("every object is valid for Kubernetes %s", s.schema.Version()), checks.Error, func(context.Context) error {
+			return s.findings["kubernetes.schema"].err()
+		}),
+		check("kubernetes.api-rules", cat, "every built-in object passes the API server's validation rules", checks.Error, func(context.Context) error {
+			return s.findings["kubernetes.api-rules"].err()
 		}),
 		check("kubernetes.crds-first", cat, "CRDs come before their custom resources", checks.Error, func(context.Context) error {
-			var p problems
-			for _, o := range s.Objects {
-				if crd, ok := crds[crdKey{groupOf(o.APIVersion), o.Kind}]; ok && crd.Index > o.Index {
-					p = append(p, fmt.Sprintf("%s (%s) comes before its CRD %s (%s)", o, o.Source, crd.Name, crd.Source))
-				}
-			}
-			return p.err()
+			return s.findings["kubernetes.crds-first"].err()
 		}),
-	}, nil
+	}
 }

@@ -19,6 +19,8 @@ import (
 
 var now = time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 
+var testOptions = Options{KubernetesVersion: "1.36", MinCertValidity: 60 * 24 * time.Hour, Now: func() time.Time { return now }, CLIVersion: "v1.2.3"}
+
 type files struct{}
 
 func (files) ReadFile(name string) ([]byte, error) { return os.ReadFile(name) }
@@ -44,11 +46,11 @@ func installed(t *testing.T, o install.Options) string {
 // run checks the manifests and returns the results by check ID.
 func run(t *testing.T, manifests string) map[string]checks.Result {
 	t.Helper()
-	s, err := Load(context.Background(), manifest.Inputs{Filenames: []string{"-"}}, manifest.Env{Stdin: strings.NewReader(manifests)})
+	s, err := Load(context.Background(), manifest.Inputs{Filenames: []string{"-"}}, manifest.Env{Stdin: strings.NewReader(manifests)}, testOptions)
 	if err != nil {
 		t.Fatal(err)
 	}
-	suite, err := Suite(s, Options{KubernetesVersion: "1.36", MinCertValidity: 60 * 24 * time.Hour, Now: func() time.Time { return now }, CLIVersion: "v1.2.3"})
+	suite, err := Suite(s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,6 +129,9 @@ func TestBrokenVariantsFailTheirCheck(t *testing.T) {
 		{"webhook to nowhere", strings.Replace(base, "        name: mesh-injector\n        namespace: mesh-system\n        path: /inject", "        name: mesh-injectr\n        namespace: mesh-system\n        path: /inject", 1), "control-plane.webhook", "mesh-injectr"},
 		{"private key", installed(t, install.Options{TrustAnchorsFile: "../../render/install/testdata/pki/ca.crt",
 			IssuerCertFile: "../../render/install/testdata/pki/issuer.crt", IssuerKeyFile: "../../render/install/testdata/pki/issuer.key"}), "identity.no-private-keys", "holds a private key"},
+		{"invalid namespace", strings.ReplaceAll(base, "namespace: mesh-system", "namespace: Bad_NS"), "kubernetes.api-rules", `Deployment/Bad_NS/mesh-identity: metadata.namespace: Invalid value: "Bad_NS"`},
+		{"no kind", "apiVersion: v1\nmetadata: {name: x}\n", "kubernetes.schema", "stdin: document 1: (no kind)/x: kind: required field missing"},
+		{"selector does not match", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: api}}\n    spec: {containers: [{name: web, image: nginx}]}\n", "kubernetes.api-rules", "stdin: document 1: Deployment/shop/web: spec.template.metadata.labels: Invalid value"},
 		{"bad annotation", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations:\n    config.meshplane.io/opaque-ports: mysql\nspec: {containers: [{name: a, image: a:1}]}\n", "data-plane.annotations", "opaque-ports"},
 		{"unknown annotation", "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n  annotations:\n    meshplane.io/injct: enabled\n", "data-plane.annotations", "unknown annotation meshplane.io/injct"},
 		{"CRD after its resource", "apiVersion: policy.meshplane.io/v1alpha1\nkind: ServiceProfile\nmetadata: {name: web.shop.svc.cluster.local, namespace: shop}\nspec: {routes: []}\n---\n" + installed(t, install.Options{Part: install.CRDs}), "kubernetes.crds-first", "comes before its CRD"},

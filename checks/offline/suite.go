@@ -5,16 +5,13 @@ import (
 )
 
 // Suite is every offline check of the manifests in s, in the order they run.
-func Suite(s *Set, opts Options) ([]checks.Check, error) {
+// The options are those s was loaded with.
+func Suite(s *Set) ([]checks.Check, error) {
 	var all []checks.Check
-	k8s, err := kubernetesChecks(s, opts)
-	if err != nil {
-		return nil, err
-	}
-	all = append(all, k8s...)
+	all = append(all, kubernetesChecks(s)...)
 	all = append(all, controlPlaneChecks(s)...)
-	all = append(all, identityChecks(s, opts)...)
-	all = append(all, dataPlaneChecks(s, opts)...)
+	all = append(all, identityChecks(s, s.opts)...)
+	all = append(all, dataPlaneChecks(s)...)
 	if err := checks.Validate(all); err != nil {
 		return nil, err
 	}

@@ -2,16 +2,22 @@ package schema
 
 import (
 	"bytes"
+	"cmp"
+	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/meshplane/mesh/checks/preinstall"
 	"github.com/meshplane/mesh/checks/schema/gen"
 	"github.com/meshplane/mesh/render/install"
 )
@@ -62,8 +68,26 @@ func newValidator(t testing.TB) *Validator {
 
 func TestVersions(t *testing.T) {
 	vs := Versions()
-	if len(vs) == 0 || vs[0] != Default {
-		t.Fatalf("Versions() = %v, want %s first", vs, Default)
+	if !slices.Contains(vs, Default) {
+		t.Fatalf("Versions() = %v, want %s among them", vs, Default)
+	}
+	if !slices.IsSortedFunc(vs, func(a, b string) int { return cmp.Compare(minorOf(t, b), minorOf(t, a)) }) {
+		t.Errorf("Versions() = %v, want newest first", vs)
+	}
+	// Every minor `mesh check --pre` accepts has its schemas, and the index of each
+	// says it is that minor.
+	lo, hi := minorOf(t, preinstall.MinVersion), minorOf(t, preinstall.MaxVersion)
+	for m := lo; m <= hi; m++ {
+		want := fmt.Sprintf("1.%d", m)
+		v, err := New(want)
+		if err != nil {
+			t.Errorf("--pre accepts Kubernetes %s, but: %v", want, err)
+			continue
+		}
+		k, err := v.KubernetesVersion()
+		if err != nil || !strings.HasPrefix(k, "v"+want+".") {
+			t.Errorf("schemas of %s come from %q (%v)", want, k, err)
+		}
 	}
 	for _, s := range []string{"1.36", "v1.36", "1.36.3"} {
 		if _, err := New(s); err != nil {
@@ -76,6 +100,46 @@ func TestVersions(t *testing.T) {
 	k, err := newValidator(t).KubernetesVersion()
 	if err != nil || k != "v1.36.3" {
 		t.Errorf("KubernetesVersion() = %q, %v", k, err)
+	}
+}
+
+func minorOf(t *testing.T, v string) int {
+	t.Helper()
+	parts := strings.Split(strings.TrimPrefix(v, "v"), ".")
+	if len(parts) < 2 {
+		t.Fatalf("version %q", v)
+	}
+	n, err := strconv.Atoi(parts[1])
+	if err != nil {
+		t.Fatalf("version %q: %v", v, err)
+	}
+	return n
+}
+
+// mesh's install output is valid for every embedded version, and each version checks
+// against its own schemas: a field added after 1.29 is unknown there.
+func TestEveryVersion(t *testing.T) {
+	objs := render(t, install.All)
+	pod := obj(t, "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  resources: {limits: {cpu: 1}}\n  containers: [{name: a, image: a}]\n")
+	for _, version := range Versions() {
+		v, err := New(version)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range objs {
+			if strings.HasPrefix(o["apiVersion"].(string), "cert-manager.io/") {
+				continue
+			}
+			for _, e := range v.Validate(o) {
+				t.Errorf("%s: %s %s: %s", version, o["kind"], lookup(o, "metadata", "name"), e)
+			}
+		}
+		// PodSpec.resources (pod-level resources) is in the schemas from 1.32 on.
+		errs := v.Validate(pod)
+		unknown := len(errs) == 1 && errs[0].Path == "spec.resources" && strings.Contains(errs[0].Message, "unknown field")
+		if want := minorOf(t, version) < 32; unknown != want {
+			t.Errorf("%s: pod-level resources: %v, want unknown field: %v", version, errs, want)
+		}
 	}
 }
 
@@ -384,7 +448,31 @@ func kubernetesModule(t *testing.T, version string) string {
 
 // The generator is deterministic, and the committed data is what it generates.
 func TestGenerate(t *testing.T) {
-	const version = "v1.36.3"
+	committed := readTree(t, "data")
+	total := 0
+	for _, x := range committed {
+		total += len(x)
+	}
+	// Every minor in about 400 KB; keep the binary small.
+	if total > 1<<20 {
+		t.Errorf("embedded data is %d bytes, want < 1 MB", total)
+	}
+	for _, minor := range Versions() {
+		b, err := os.ReadFile(filepath.Join("data", "v"+minor, "index.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var idx gen.Index
+		if err := json.Unmarshal(b, &idx); err != nil {
+			t.Fatal(err)
+		}
+		t.Run(idx.KubernetesVersion, func(t *testing.T) {
+			testGenerate(t, idx.KubernetesVersion, committed)
+		})
+	}
+}
+
+func testGenerate(t *testing.T, version string, committed map[string][]byte) {
 	spec := gen.SpecDir(kubernetesModule(t, version))
 	a, b := t.TempDir(), t.TempDir()
 	for _, d := range []string{a, b} {
@@ -396,7 +484,6 @@ func TestGenerate(t *testing.T) {
 	if len(ta) != len(gen.GroupVersions)+1 {
 		t.Errorf("generated %d files, want %d", len(ta), len(gen.GroupVersions)+1)
 	}
-	committed := readTree(t, "data")
 	for name, x := range ta {
 		if !bytes.Equal(x, tb[name]) {
 			t.Errorf("%s differs between two runs", name)
@@ -404,13 +491,6 @@ func TestGenerate(t *testing.T) {
 		if !bytes.Equal(x, committed[name]) {
 			t.Errorf("data/%s is not what go run ./hack/genschemas -kubernetes-version %s generates", name, version)
 		}
-	}
-	total := 0
-	for _, x := range committed {
-		total += len(x)
-	}
-	if total > 2<<20 {
-		t.Errorf("embedded data is %d bytes, want < 2 MB", total)
 	}
 }
 

@@ -166,13 +166,13 @@ func Run(cmd *cobra.Command, io *iostreams.IOStreams, o *Options) error {
 }
 
 func offlineSuite(cmd *cobra.Command, io *iostreams.IOStreams, o *Options) ([]checks.Check, error) {
-	set, err := offline.Load(cmd.Context(), o.Inputs, manifest.Env{Stdin: io.In})
+	set, err := offline.Load(cmd.Context(), o.Inputs, manifest.Env{Stdin: io.In}, offline.Options{
+		KubernetesVersion: o.KubernetesVersion, MinCertValidity: o.MinCertValidity, Now: o.Now, CLIVersion: o.CLIVersion,
+	})
 	if err != nil {
 		return nil, exitcode.Usage(err) // the input cannot be read: the command could not run
 	}
-	return offline.Suite(set, offline.Options{
-		KubernetesVersion: o.KubernetesVersion, MinCertValidity: o.MinCertValidity, Now: o.Now, CLIVersion: o.CLIVersion,
-	})
+	return offline.Suite(set)
 }
 
 // kubeconfig loads the REST config of the kubeconfig and context.

@@ -30,12 +30,15 @@ type Options struct {
 	Config map[string]string
 
 	// --manual: write the proxy into the pod spec, with the settings of an install.
-	Manual           bool
-	Version          string
-	ControlPlaneNS   string
-	InstallValues    []string // values files of the install (mesh install --print-values)
-	TrustAnchorsFile string
-	Uninject         bool
+	Manual         bool
+	Version        string
+	ControlPlaneNS string
+	// ControlPlaneNSSet: --control-plane-namespace was given; otherwise the namespace
+	// the install values record (mesh install --print-values) wins over the default.
+	ControlPlaneNSSet bool
+	InstallValues     []string // values files of the install (mesh install --print-values)
+	TrustAnchorsFile  string
+	Uninject          bool
 	// KRM reads a ResourceList on stdin and writes one on stdout; settings come from
 	// its functionConfig.
 	KRM bool
@@ -58,6 +61,7 @@ stdout only if every document is valid; a report goes to stderr.`,
   kubectl get deploy -o yaml | mesh inject - | kubectl apply -f -`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Inputs.Filenames = append(opts.Inputs.Filenames, args...)
+			opts.ControlPlaneNSSet = opts.ControlPlaneNSSet || cmd.Flags().Changed("control-plane-namespace")
 			if err := opts.checkInputs(); err != nil {
 				return exitcode.Usage(err)
 			}
@@ -192,6 +196,7 @@ func (o *Options) apply(name, value string) error {
 		return boolean(&o.Namespaces)
 	case "control-plane-namespace":
 		o.ControlPlaneNS = value
+		o.ControlPlaneNSSet = true
 	case "install-values":
 		o.InstallValues = append(o.InstallValues, strings.Split(value, ",")...)
 	case "identity-trust-anchors-file":
@@ -213,13 +218,18 @@ func (o *Options) apply(name, value string) error {
 
 // manualOptions reads the install's values and trust anchors for --manual.
 func manualOptions(io *iostreams.IOStreams, o *Options) (*inject.Manual, error) {
+	ns := o.ControlPlaneNS
+	if !o.ControlPlaneNSSet {
+		ns = "" // the install values' namespace, else the default
+	}
 	v, err := install.EffectiveValues(install.Options{
-		Version: o.Version, Namespace: o.ControlPlaneNS, Values: values.Options{ValueFiles: o.InstallValues},
+		Version: o.Version, Namespace: ns, Values: values.Options{ValueFiles: o.InstallValues},
 	}, io)
 	if err != nil {
 		return nil, fmt.Errorf("install values: %w", err)
 	}
-	m := &inject.Manual{Version: o.Version, Namespace: o.ControlPlaneNS, Values: v}
+	ns, _ = v["namespace"].(string)
+	m := &inject.Manual{Version: o.Version, Namespace: ns, Values: v}
 	if o.TrustAnchorsFile != "" {
 		b, err := io.ReadFile(o.TrustAnchorsFile)
 		if err != nil {

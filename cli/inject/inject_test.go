@@ -58,7 +58,7 @@ func TestNewCmdOptions(t *testing.T) {
 			}), ""},
 		{"manual", []string{"-f", "a.yaml", "--manual", "--control-plane-namespace", "mesh", "--install-values", "v.yaml", "--identity-trust-anchors-file", "ca.crt"},
 			base(func(o *Options) {
-				o.Inputs.Filenames, o.Manual, o.ControlPlaneNS = []string{"a.yaml"}, true, "mesh"
+				o.Inputs.Filenames, o.Manual, o.ControlPlaneNS, o.ControlPlaneNSSet = []string{"a.yaml"}, true, "mesh", true
 				o.InstallValues, o.TrustAnchorsFile = []string{"v.yaml"}, "ca.crt"
 			}), ""},
 		{"krm", []string{"--krm"}, base(func(o *Options) { o.KRM = true }), ""},
@@ -127,7 +127,7 @@ func TestRun(t *testing.T) {
 	if err != nil || out == "" || report != "" {
 		t.Errorf("quiet: stderr %q", report)
 	}
-	out, _, err = run(stdin(Options{Manual: true, Version: "v9.9.9", ControlPlaneNS: "mesh"}), deployment)
+	out, _, err = run(stdin(Options{Manual: true, Version: "v9.9.9", ControlPlaneNS: "mesh", ControlPlaneNSSet: true}), deployment)
 	if err != nil || !strings.Contains(out, "image: ghcr.io/meshplane/proxy:v9.9.9") || !strings.Contains(out, "mesh-destination.mesh.svc.cluster.local.:8086") {
 		t.Errorf("manual: err %v\n%s", err, out)
 	}

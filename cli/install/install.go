@@ -24,6 +24,8 @@ type Options struct {
 	Output      string // yaml or json
 	OutputDir   string
 	PrintValues bool
+	// IncludePrivateKey: --print-values prints the issuer's private key too.
+	IncludePrivateKey bool
 }
 
 // NewCmd builds `mesh install` and its `crds` and `control-plane` subcommands. runF
@@ -33,6 +35,9 @@ func NewCmd(io *iostreams.IOStreams, runF func(*Options) error) *cobra.Command {
 	run := func(part install.Part) func(*cobra.Command, []string) error {
 		return func(cmd *cobra.Command, args []string) error {
 			opts.Render.Part = part
+			if !cmd.Flags().Changed("namespace") {
+				opts.Render.Namespace = "" // the one the values record, else mesh-system
+			}
 			if err := opts.validate(); err != nil {
 				return exitcode.Usage(err)
 			}
@@ -88,7 +93,8 @@ separately, for GitOps setups that sync the CRDs first.`,
 	f.StringVar(&opts.Render.IssuerKeyFile, "identity-issuer-key-file", "", "PEM issuer key: renders the issuer Secret WITH this private key")
 	f.StringVarP(&opts.Output, "output", "o", opts.Output, "output format: yaml or json (a v1 List)")
 	f.StringVar(&opts.OutputDir, "output-dir", "", "write one file per object and a kustomization.yaml into this directory instead of stdout")
-	f.BoolVar(&opts.PrintValues, "print-values", false, "print the effective control-plane values instead of the manifests")
+	f.BoolVar(&opts.PrintValues, "print-values", false, "print the effective control-plane values (with the namespace) instead of the manifests; never the issuer's private key unless --include-private-key")
+	f.BoolVar(&opts.IncludePrivateKey, "include-private-key", false, "with --print-values: print the issuer's private key (identity.issuer.tls.keyPEM) too")
 	return cmd
 }
 
@@ -101,6 +107,12 @@ func (o *Options) validate() error {
 	}
 	if o.OutputDir != "" && o.PrintValues {
 		return fmt.Errorf("--print-values writes to stdout; it does not take --output-dir")
+	}
+	if o.IncludePrivateKey && !o.PrintValues {
+		return fmt.Errorf("--include-private-key goes with --print-values")
+	}
+	if o.PrintValues && o.Render.Part == install.CRDs {
+		return fmt.Errorf("--print-values prints the control plane's values; mesh install crds has none")
 	}
 	switch o.Render.IssuerMode {
 	case "", install.IssuerBootstrap, install.IssuerExternal, install.IssuerCertManager:
@@ -117,6 +129,12 @@ func Run(io *iostreams.IOStreams, o *Options) error {
 		v, err := install.EffectiveValues(o.Render, io)
 		if err != nil {
 			return err
+		}
+		if !o.IncludePrivateKey {
+			var had bool
+			if v, had = install.WithoutPrivateKey(v); had {
+				fmt.Fprintf(io.ErrOut, "Note: %s (the issuer's private key) is left out; pass --include-private-key to print it\n", install.PrivateKeyPath)
+			}
 		}
 		var b []byte
 		if o.Output == "json" {

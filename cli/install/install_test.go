@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/meshplane/mesh/cli/exitcode"
+	cliinject "github.com/meshplane/mesh/cli/inject"
 	"github.com/meshplane/mesh/cli/iostreams"
 	"github.com/meshplane/mesh/internal/testing/golden"
 	"github.com/meshplane/mesh/render/install"
@@ -18,7 +19,8 @@ import (
 // argv -> options: flags bind onto the render library's options.
 func TestNewCmdOptions(t *testing.T) {
 	base := func(mod func(*Options)) Options {
-		o := Options{Render: install.Options{Version: "dev", Namespace: install.DefaultNamespace, Part: install.All}, Output: "yaml"}
+		// Namespace "" without -n: the values' namespace, else mesh-system.
+		o := Options{Render: install.Options{Version: "dev", Part: install.All}, Output: "yaml"}
 		mod(&o)
 		return o
 	}
@@ -44,6 +46,9 @@ func TestNewCmdOptions(t *testing.T) {
 				o.Render.TrustAnchorsFile, o.Render.IssuerCertFile, o.Render.IssuerKeyFile = "ca.crt", "i.crt", "i.key"
 			}), ""},
 		{"output", []string{"-o", "json", "--print-values"}, base(func(o *Options) { o.Output, o.PrintValues = "json", true }), ""},
+		{"print-values with the key", []string{"--print-values", "--include-private-key"}, base(func(o *Options) { o.PrintValues, o.IncludePrivateKey = true, true }), ""},
+		{"include-private-key alone", []string{"--include-private-key"}, Options{}, "--include-private-key goes with --print-values"},
+		{"crds print-values", []string{"crds", "--print-values"}, Options{}, "mesh install crds has none"},
 		{"output dir", []string{"--output-dir", "out"}, base(func(o *Options) { o.OutputDir = "out" }), ""},
 		{"bad output", []string{"-o", "xml"}, Options{}, "--output must be yaml or json"},
 		{"dir and json", []string{"--output-dir", "d", "-o", "json"}, Options{}, "--output-dir writes YAML"},
@@ -121,6 +126,65 @@ func TestRun(t *testing.T) {
 		}
 		golden.Assert(t, "print-values-ha.yaml", out.Bytes())
 	})
+	pki := "../../render/install/testdata/pki/"
+	withKey := func(o *Options) {
+		o.PrintValues = true
+		o.Render.TrustAnchorsFile, o.Render.IssuerCertFile, o.Render.IssuerKeyFile = pki+"ca.crt", pki+"issuer.crt", pki+"issuer.key"
+	}
+	printTests := []struct {
+		name              string
+		mod               func(*Options)
+		stdout, notStdout []string
+		stderr            string
+	}{
+		{"print-values records -n", func(o *Options) { o.PrintValues, o.Render.Namespace = true, "shop-mesh" }, []string{"\nnamespace: shop-mesh\n"}, nil, ""},
+		{"print-values records the default", func(o *Options) { o.PrintValues, o.Render.Namespace = true, "" }, []string{"\nnamespace: mesh-system\n"}, nil, ""},
+		{"print-values -o json records -n", func(o *Options) { o.PrintValues, o.Output, o.Render.Namespace = true, "json", "m2" }, []string{`"namespace": "m2"`}, nil, ""},
+		{"print-values leaves the key out", withKey, []string{"crtPEM: |", "\nnamespace: mesh-system\n"}, []string{"PRIVATE KEY", "keyPEM"},
+			"Note: identity.issuer.tls.keyPEM (the issuer's private key) is left out; pass --include-private-key to print it\n"},
+		{"print-values -o json leaves the key out", func(o *Options) { withKey(o); o.Output = "json" }, []string{`"crtPEM"`}, []string{"PRIVATE KEY", "keyPEM"}, "Note: identity.issuer.tls.keyPEM"},
+		{"--include-private-key prints it", func(o *Options) { withKey(o); o.IncludePrivateKey = true }, []string{"keyPEM: |", "PRIVATE KEY-----"}, nil, ""},
+	}
+	for _, tc := range printTests {
+		t.Run(tc.name, func(t *testing.T) {
+			io, _, out, errOut := iostreams.Test()
+			if err := Run(io, opts(tc.mod)); err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tc.stdout {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("stdout lacks %q:\n%s", w, out.String())
+				}
+			}
+			for _, w := range tc.notStdout {
+				if strings.Contains(out.String(), w) {
+					t.Errorf("stdout holds %q", w)
+				}
+			}
+			if !strings.HasPrefix(errOut.String(), tc.stderr) || (tc.stderr == "" && errOut.Len() != 0) {
+				t.Errorf("stderr %q, want %q", errOut.String(), tc.stderr)
+			}
+		})
+	}
+	errTests := []struct {
+		name string
+		mod  func(*Options)
+		want string
+	}{
+		{"-n Bad_NS", func(o *Options) { o.Render.Namespace = "Bad_NS" }, `--namespace (-n) "Bad_NS" is not a valid namespace name`},
+		{"crds --set", func(o *Options) { o.Render.Part, o.Render.Values.Values = install.CRDs, []string{"anything=1"} }, "mesh install crds takes no values (the CRDs have no settings): --set anything=1: anything: unknown key"},
+		{"--set 2.5 for an integer", func(o *Options) { o.Render.Values.Values = []string{"controller.replicas=2.5"} }, `controller.replicas: needs an integer, not "2.5"`},
+		{"cpu: lots", func(o *Options) { o.Render.Values.Values = []string{"proxy.resources.requests.cpu=lots"} }, `proxy.resources.requests.cpu: "lots" is not a Kubernetes quantity`},
+	}
+	for _, tc := range errTests {
+		t.Run(tc.name, func(t *testing.T) {
+			io, _, out, _ := iostreams.Test()
+			err := Run(io, opts(tc.mod))
+			if err == nil || !strings.Contains(err.Error(), tc.want) || out.Len() != 0 {
+				t.Errorf("err %v, want %q; stdout %d bytes", err, tc.want, out.Len())
+			}
+		})
+	}
 	t.Run("output-dir", func(t *testing.T) {
 		io, _, out, errOut := iostreams.Test()
 		dir := filepath.Join(t.TempDir(), "mesh")
@@ -134,7 +198,6 @@ func TestRun(t *testing.T) {
 	})
 	t.Run("warning on stderr", func(t *testing.T) {
 		io, _, out, errOut := iostreams.Test()
-		pki := "../../render/install/testdata/pki/"
 		err := Run(io, opts(func(o *Options) {
 			o.Render.TrustAnchorsFile, o.Render.IssuerCertFile, o.Render.IssuerKeyFile = pki+"ca.crt", pki+"issuer.crt", pki+"issuer.key"
 		}))
@@ -152,4 +215,46 @@ func TestRun(t *testing.T) {
 			t.Errorf("err %v, stdout %d bytes", err, out.Len())
 		}
 	})
+}
+
+// mesh install -n X --print-values > v.yaml; mesh inject --manual --install-values
+// v.yaml: the proxies point at the control plane in X, not at mesh-system.
+func TestPrintValuesFeedInject(t *testing.T) {
+	io, _, out, _ := iostreams.Test()
+	cmd := NewCmd(io, nil)
+	cmd.SetArgs([]string{"-n", "shop-mesh", "--print-values"})
+	if err := cmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	vf := filepath.Join(t.TempDir(), "values.yaml")
+	if err := os.WriteFile(vf, out.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deployment := "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec: {containers: [{name: web, image: nginx}]}\n"
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--manual", "--install-values", vf, "-f", "-"}, "mesh-destination.shop-mesh.svc"},
+		{[]string{"--manual", "--install-values", vf, "--control-plane-namespace", "shop-mesh", "-f", "-"}, "mesh-destination.shop-mesh.svc"},
+	} {
+		io, in, out, errOut := iostreams.Test()
+		in.WriteString(deployment)
+		c := cliinject.NewCmd(io, nil)
+		c.SetArgs(tc.args)
+		if err := c.Execute(); err != nil {
+			t.Fatalf("%v: %v: %s", tc.args, err, errOut)
+		}
+		if !strings.Contains(out.String(), tc.want) || strings.Contains(out.String(), "mesh-system") {
+			t.Errorf("%v: output lacks %s or names mesh-system:\n%s", tc.args, tc.want, out)
+		}
+	}
+	// A -n that disagrees with the recorded namespace is an error, not a guess.
+	io2, in2, _, _ := iostreams.Test()
+	in2.WriteString(deployment)
+	c := cliinject.NewCmd(io2, nil)
+	c.SetArgs([]string{"--manual", "--install-values", vf, "--control-plane-namespace", "other", "-f", "-"})
+	if err := c.Execute(); err == nil || !strings.Contains(err.Error(), "sets namespace to shop-mesh") {
+		t.Errorf("disagreeing namespaces: %v", err)
+	}
 }

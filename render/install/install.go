@@ -35,7 +35,10 @@ const ReleaseName = "mesh"
 
 // Options are everything a render depends on besides the files they name.
 type Options struct {
-	Version   string // the mesh version: the charts' appVersion and the image tag
+	Version string // the mesh version: the charts' appVersion and the image tag
+	// Namespace is -n: the control plane's namespace, a DNS-1123 label. Empty means the
+	// one the values record (`namespace`, as --print-values writes it), else
+	// DefaultNamespace.
 	Namespace string
 	Part      Part
 	HA        bool
@@ -60,16 +63,33 @@ type Result struct {
 
 // Render renders the selected part.
 func Render(o Options, r values.Reader) (*Result, error) {
-	if o.Namespace == "" {
-		o.Namespace = DefaultNamespace
-	}
 	if o.Part == "" {
 		o.Part = All
 	}
 	if o.Part != All && o.Part != CRDs && o.Part != ControlPlane {
 		return nil, fmt.Errorf("unknown part %q (want %s, %s or %s)", o.Part, All, CRDs, ControlPlane)
 	}
+	if o.Part == CRDs {
+		if err := crdsTakeNoValues(o, r); err != nil {
+			return nil, err
+		}
+		if o.Namespace == "" {
+			o.Namespace = DefaultNamespace
+		}
+		if err := checkNamespace(o.Namespace); err != nil {
+			return nil, err
+		}
+	}
 	res := &Result{}
+	var cp *chart.Chart
+	var vals map[string]any
+	if o.Part != CRDs {
+		// First: the values settle the namespace, which the CRDs render with too.
+		var err error
+		if cp, vals, res.Warnings, err = controlPlaneValues(&o, r); err != nil {
+			return nil, err
+		}
+	}
 	if o.Part == All || o.Part == CRDs {
 		ch, err := LoadChart(templates.CRDs, o.Version)
 		if err != nil {
@@ -82,31 +102,50 @@ func Render(o Options, r values.Reader) (*Result, error) {
 		res.Objects = append(res.Objects, objs...)
 	}
 	if o.Part == All || o.Part == ControlPlane {
-		ch, vals, warnings, err := controlPlaneValues(o, r)
-		if err != nil {
-			return nil, err
-		}
-		objs, err := renderChart(ch, vals, o.Namespace)
+		objs, err := renderChart(cp, vals, o.Namespace)
 		if err != nil {
 			return nil, err
 		}
 		res.Objects = append(res.Objects, objs...)
-		if res.Values, err = chartutil.CoalesceValues(ch, vals); err != nil {
+		if res.Values, err = chartutil.CoalesceValues(cp, vals); err != nil {
 			return nil, fmt.Errorf("values: %w", err)
 		}
-		res.Warnings = warnings
 	}
 	manifest.Sort(res.Objects)
 	return res, nil
 }
 
-// EffectiveValues returns the control plane's values after every source and default.
+// EffectiveValues returns the control plane's values after every source and default,
+// with `namespace` set to the control plane's namespace, so that values printed by
+// `mesh install --print-values` say where the control plane is. The issuer's private
+// key is among them if a source gave one: see WithoutPrivateKey.
 func EffectiveValues(o Options, r values.Reader) (map[string]any, error) {
-	ch, vals, _, err := controlPlaneValues(o, r)
+	ch, vals, _, err := controlPlaneValues(&o, r)
 	if err != nil {
 		return nil, err
 	}
-	return chartutil.CoalesceValues(ch, vals)
+	v, err := chartutil.CoalesceValues(ch, vals)
+	if err != nil {
+		return nil, err
+	}
+	v["namespace"] = o.Namespace
+	return v, nil
+}
+
+// PrivateKeyPath is the values key of the issuer's private key.
+const PrivateKeyPath = "identity.issuer.tls.keyPEM"
+
+// WithoutPrivateKey returns v without the issuer's private key, and whether it had
+// one. v is not changed.
+func WithoutPrivateKey(v map[string]any) (map[string]any, bool) {
+	key, _ := values.Lookup(v, PrivateKeyPath)
+	if k, _ := key.(string); k == "" {
+		return v, false
+	}
+	out := values.Merge(values.Source{Values: v})
+	tls, _ := values.Lookup(out, "identity.issuer.tls")
+	delete(tls.(map[string]any), "keyPEM")
+	return out, true
 }
 
 func renderChart(ch *chart.Chart, vals map[string]any, namespace string) ([]manifest.Object, error) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -218,6 +219,75 @@ func TestCertManagerObjects(t *testing.T) {
 	}
 }
 
+// The namespace: -n, else the one the values record (as --print-values writes it),
+// else mesh-system; printed values record it.
+func TestNamespace(t *testing.T) {
+	dir := t.TempDir()
+	recorded := filepath.Join(dir, "values.yaml")
+	if err := os.WriteFile(recorded, []byte("namespace: shop-mesh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		opts Options
+		want string
+	}{
+		{"default", Options{}, DefaultNamespace},
+		{"-n", Options{Namespace: "mesh"}, "mesh"},
+		{"from the values", Options{Values: values.Options{ValueFiles: []string{recorded}}}, "shop-mesh"},
+		{"-n agreeing with the values", Options{Namespace: "shop-mesh", Values: values.Options{ValueFiles: []string{recorded}}}, "shop-mesh"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.opts.Version = testVersion
+			v, err := EffectiveValues(tc.opts, fileReader{strings.NewReader("")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v["namespace"] != tc.want {
+				t.Errorf("values record namespace %v, want %s", v["namespace"], tc.want)
+			}
+			res, err := Render(tc.opts, fileReader{strings.NewReader("")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, o := range res.Objects {
+				if o.Namespace != "" && o.Namespace != tc.want {
+					t.Errorf("%s is in %s, want %s", o, o.Namespace, tc.want)
+				}
+				if o.Kind == "ConfigMap" && o.Name == "mesh-config" && !strings.Contains(string(o.YAML), "    namespace: "+tc.want+"\n") {
+					t.Errorf("mesh-config does not record namespace %s:\n%s", tc.want, o.YAML)
+				}
+			}
+		})
+	}
+}
+
+// WithoutPrivateKey drops the issuer's key, and only that, from a copy.
+func TestWithoutPrivateKey(t *testing.T) {
+	o := Options{Version: testVersion, TrustAnchorsFile: "testdata/pki/ca.crt", IssuerCertFile: "testdata/pki/issuer.crt", IssuerKeyFile: "testdata/pki/issuer.key"}
+	v, err := EffectiveValues(o, fileReader{strings.NewReader("")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, had := WithoutPrivateKey(v)
+	if !had {
+		t.Fatal("no key found")
+	}
+	if k, _ := values.Lookup(out, PrivateKeyPath); k != nil {
+		t.Errorf("key still there: %v", k)
+	}
+	if c, _ := values.Lookup(out, "identity.issuer.tls.crtPEM"); c == "" || c == nil {
+		t.Error("certificate dropped too")
+	}
+	if k, _ := values.Lookup(v, PrivateKeyPath); k == nil || k == "" {
+		t.Error("the input lost its key")
+	}
+	if _, had := WithoutPrivateKey(out); had {
+		t.Error("a key found in values without one")
+	}
+}
+
 func TestRenderErrors(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, content string) string {
@@ -240,7 +310,21 @@ func TestRenderErrors(t *testing.T) {
 		{"non-mapping file", Options{Values: values.Options{ValueFiles: []string{scalar}}}, []string{scalar, "mapping"}},
 		{"missing file", Options{Values: values.Options{ValueFiles: []string{dir + "/nope.yaml"}}}, []string{"nope.yaml", "no such file"}},
 		{"unknown --set key", Options{Values: values.Options{Values: []string{"proxy.nope=1"}}}, []string{"--set proxy.nope=1", "proxy.nope"}},
-		{"mistyped --set", Options{Values: values.Options{Values: []string{"controller.replicas=many"}}}, []string{"controller.replicas", "string", "integer"}},
+		{"mistyped --set", Options{Values: values.Options{Values: []string{"controller.replicas=many"}}}, []string{"controller.replicas", "needs an integer", `"many"`}},
+		{"fraction by --set", Options{Values: values.Options{Values: []string{"controller.replicas=2.5"}}}, []string{"--set controller.replicas=2.5: controller.replicas: needs an integer, not \"2.5\""}},
+		{"fraction in a file", Options{Values: values.Options{ValueFiles: []string{write("fraction.yaml", "controller:\n  replicas: 2.5\n")}}}, []string{"fraction.yaml: controller.replicas: needs an integer, not 2.5"}},
+		{"quantity by --set", Options{Values: values.Options{Values: []string{"controller.resources.requests.cpu=lots"}}}, []string{"--set controller.resources.requests.cpu=lots: controller.resources.requests.cpu:", `"lots" is not a Kubernetes quantity`}},
+		{"quantity in a file", Options{Values: values.Options{ValueFiles: []string{write("quantity.yaml", "proxy:\n  resources:\n    limits: {memory: 1GB}\n")}}}, []string{"quantity.yaml: proxy.resources.limits.memory:", `"1GB" is not a Kubernetes quantity`}},
+		{"invalid -n", Options{Namespace: "Bad_NS"}, []string{`--namespace (-n) "Bad_NS" is not a valid namespace name`, "RFC 1123"}},
+		{"-n with dots", Options{Namespace: "mesh.system"}, []string{`--namespace (-n) "mesh.system"`}},
+		{"invalid -n for the CRDs", Options{Part: CRDs, Namespace: "Bad_NS"}, []string{`--namespace (-n) "Bad_NS"`}},
+		{"invalid namespace in values", Options{Values: values.Options{Values: []string{"namespace=Bad_NS"}}}, []string{"--set namespace=Bad_NS: namespace:"}},
+		{"-n against the values", Options{Namespace: "shop", Values: values.Options{ValueFiles: []string{write("ns.yaml", "namespace: mesh\n")}}}, []string{"--namespace shop", "ns.yaml sets namespace to mesh"}},
+		{"crds --set", Options{Part: CRDs, Values: values.Options{Values: []string{"anything=1"}}}, []string{"mesh install crds takes no values", "--set anything=1: anything: unknown key"}},
+		{"crds -f", Options{Part: CRDs, Values: values.Options{ValueFiles: []string{write("proxy.yaml", "proxy: {logLevel: debug}\n")}}}, []string{"mesh install crds takes no values", "proxy.yaml: proxy: unknown key"}},
+		{"crds --set-string", Options{Part: CRDs, Values: values.Options{StringValues: []string{"a=b"}}}, []string{"mesh install crds takes no values", "--set-string a=b"}},
+		{"crds --ha", Options{Part: CRDs, HA: true}, []string{"--ha does not apply to mesh install crds"}},
+		{"crds --registry", Options{Part: CRDs, Registry: "r.example"}, []string{"--registry does not apply to mesh install crds"}},
 		{"bad --set syntax", Options{Values: values.Options{Values: []string{"proxy"}}}, []string{"--set", "proxy"}},
 		{"enum", Options{Values: values.Options{StringValues: []string{"injector.failurePolicy=Sometimes"}}}, []string{"--set-string", "injector.failurePolicy"}},
 		{"missing --set-file", Options{Values: values.Options{FileValues: []string{"identity.trustAnchorsPEM=" + dir + "/none.pem"}}}, []string{"--set-file", "none.pem"}},

@@ -39,7 +39,7 @@ func TestHelmTemplateParity(t *testing.T) {
 				if chart == templates.ControlPlane {
 					// The user's values as mesh merged them, before chart defaults: what a
 					// user would pass to helm with -f.
-					_, merged, _, err := controlPlaneValues(o, fileReader{})
+					_, merged, _, err := controlPlaneValues(&o, fileReader{})
 					if err != nil {
 						t.Fatal(err)
 					}

@@ -8,6 +8,7 @@ import (
 
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chartutil"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/meshplane/mesh/render/identity"
 	"github.com/meshplane/mesh/render/values"
@@ -23,7 +24,9 @@ const (
 
 // controlPlaneValues loads the control-plane chart and the user's values over it, each
 // source validated against the schema on its own so errors name the source.
-func controlPlaneValues(o Options, r values.Reader) (*chart.Chart, map[string]any, []string, error) {
+// It settles o.Namespace: -n, else the namespace the values record, else
+// DefaultNamespace; -n and the values must agree.
+func controlPlaneValues(o *Options, r values.Reader) (*chart.Chart, map[string]any, []string, error) {
 	if r == nil {
 		r = noFiles{}
 	}
@@ -52,7 +55,7 @@ func controlPlaneValues(o Options, r values.Reader) (*chart.Chart, map[string]an
 		return nil, nil, nil, err
 	}
 	sources = append(sources, user...)
-	flags, err := flagSources(o, r, values.Origin(sources, "identity.issuer.mode") != "")
+	flags, err := flagSources(*o, r, values.Origin(sources, "identity.issuer.mode") != "")
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -63,6 +66,9 @@ func controlPlaneValues(o Options, r values.Reader) (*chart.Chart, map[string]an
 		}
 	}
 	merged := values.Merge(sources...)
+	if err := settleNamespace(o, sources, merged); err != nil {
+		return nil, nil, nil, err
+	}
 	effective, err := chartutil.CoalesceValues(ch, merged)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("values: %w", err)
@@ -75,6 +81,74 @@ func controlPlaneValues(o Options, r values.Reader) (*chart.Chart, map[string]an
 		return nil, nil, nil, err
 	}
 	return ch, merged, warnings, nil
+}
+
+// settleNamespace sets o.Namespace from -n, the values' namespace or the default, and
+// checks -n is a DNS-1123 label that agrees with the values.
+func settleNamespace(o *Options, sources []values.Source, merged map[string]any) error {
+	recorded, _ := merged["namespace"].(string)
+	switch {
+	case o.Namespace == "" && recorded != "":
+		o.Namespace = recorded // validated with its source by the schema
+	case o.Namespace == "":
+		o.Namespace = DefaultNamespace
+	default:
+		if err := checkNamespace(o.Namespace); err != nil {
+			return err
+		}
+		if recorded != "" && recorded != o.Namespace {
+			return fmt.Errorf("--namespace %s, but %s sets namespace to %s: drop one, or make them agree", o.Namespace, values.Origin(sources, "namespace"), recorded)
+		}
+	}
+	return nil
+}
+
+// checkNamespace: -n is a DNS-1123 label, as the API server requires of namespaces.
+func checkNamespace(ns string) error {
+	if msgs := validation.IsDNS1123Label(ns); len(msgs) > 0 {
+		return fmt.Errorf("--namespace (-n) %q is not a valid namespace name: %s", ns, strings.Join(msgs, "; "))
+	}
+	return nil
+}
+
+// crdsTakeNoValues: the CRDs chart has no settings, so every value source and value
+// flag is an error for `mesh install crds` rather than silently ignored.
+func crdsTakeNoValues(o Options, r values.Reader) error {
+	if r == nil {
+		r = noFiles{}
+	}
+	ch, err := LoadChart(templates.CRDs, o.Version)
+	if err != nil {
+		return err
+	}
+	schema, err := values.CompileSchema(ch.Schema)
+	if err != nil {
+		return fmt.Errorf("chart %s: %w", ch.Name(), err)
+	}
+	sources, err := o.Values.Sources(r)
+	if err != nil {
+		return err
+	}
+	for _, s := range sources {
+		if err := schema.Validate(s); err != nil {
+			return fmt.Errorf("mesh install crds takes no values (the CRDs have no settings): %w", err)
+		}
+	}
+	flags := []struct {
+		name string
+		set  bool
+	}{
+		{"--ha", o.HA}, {"--registry", o.Registry != ""}, {"--image-tag", o.ImageTag != ""},
+		{"--identity-trust-domain", o.TrustDomain != ""}, {"--identity-issuer", o.IssuerMode != ""},
+		{"--identity-trust-anchors-file", o.TrustAnchorsFile != ""},
+		{"--identity-issuer-certificate-file", o.IssuerCertFile != ""}, {"--identity-issuer-key-file", o.IssuerKeyFile != ""},
+	}
+	for _, f := range flags {
+		if f.set {
+			return fmt.Errorf("%s does not apply to mesh install crds: it sets the control plane's values", f.name)
+		}
+	}
+	return nil
 }
 
 // flagSources turns the dedicated flags into value sources, one per flag, applied last.

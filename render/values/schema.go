@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/santhosh-tekuri/jsonschema/v6/kind"
 	"golang.org/x/text/language"
 	"golang.org/x/text/message"
+	"k8s.io/apimachinery/pkg/api/resource"
 )
 
 // Schema is a compiled values.schema.json.
@@ -25,6 +28,8 @@ func CompileSchema(schemaJSON []byte) (*Schema, error) {
 		return nil, fmt.Errorf("values.schema.json: %w", err)
 	}
 	c := jsonschema.NewCompiler()
+	c.RegisterFormat(&jsonschema.Format{Name: "quantity", Validate: validQuantity})
+	c.AssertFormat()
 	if err := c.AddResource("file:///values.schema.json", doc); err != nil {
 		return nil, fmt.Errorf("values.schema.json: %w", err)
 	}
@@ -33,6 +38,19 @@ func CompileSchema(schemaJSON []byte) (*Schema, error) {
 		return nil, fmt.Errorf("values.schema.json: %w", err)
 	}
 	return &Schema{s: s}, nil
+}
+
+// validQuantity: a string is a Kubernetes resource quantity ("100m", "64Mi"); numbers
+// are quantities too.
+func validQuantity(v any) error {
+	s, ok := v.(string)
+	if !ok {
+		return nil
+	}
+	if _, err := resource.ParseQuantity(s); err != nil {
+		return fmt.Errorf("%q is not a Kubernetes quantity (such as 100m, 0.5, 64Mi or 1G)", s)
+	}
+	return nil
 }
 
 // Problem is one schema violation: the dotted key and what is wrong with it.
@@ -87,7 +105,10 @@ func (s *Schema) Validate(src Source) error {
 			}
 			return
 		case *kind.Type:
-			problems = append(problems, Problem{Key: orTop(key), Message: fmt.Sprintf("is a %s, want %s", k.Got, strings.Join(k.Want, " or "))})
+			problems = append(problems, Problem{Key: orTop(key), Message: typeMessage(k, lookupPath(src.Values, e.InstanceLocation))})
+			return
+		case *kind.Format:
+			problems = append(problems, Problem{Key: orTop(key), Message: k.Err.Error()})
 			return
 		}
 		problems = append(problems, Problem{Key: orTop(key), Message: e.ErrorKind.LocalizedString(p)})
@@ -95,6 +116,40 @@ func (s *Schema) Validate(src Source) error {
 	walk(ve)
 	sort.SliceStable(problems, func(i, j int) bool { return problems[i].Key < problems[j].Key })
 	return &Error{Source: src.Name, Problems: problems}
+}
+
+// typeMessage says what type a key needs. A key that needs an integer says so, also for
+// 2.5, which --set passes on as the string "2.5".
+func typeMessage(k *kind.Type, v any) string {
+	if slices.Contains(k.Want, "integer") && !slices.Contains(k.Want, "string") && !slices.Contains(k.Want, "number") {
+		switch x := v.(type) {
+		case string:
+			return fmt.Sprintf("needs an integer, not %q", x)
+		case float64:
+			return fmt.Sprintf("needs an integer, not %v", x)
+		}
+		return fmt.Sprintf("needs an integer, not a %s", k.Got)
+	}
+	return fmt.Sprintf("is a %s, want %s", k.Got, strings.Join(k.Want, " or "))
+}
+
+func lookupPath(m map[string]any, path []string) any {
+	var cur any = m
+	for _, p := range path {
+		switch c := cur.(type) {
+		case map[string]any:
+			cur = c[p]
+		case []any:
+			i, err := strconv.Atoi(p)
+			if err != nil || i < 0 || i >= len(c) {
+				return nil
+			}
+			cur = c[i]
+		default:
+			return nil
+		}
+	}
+	return cur
 }
 
 func join(a, b string) string {

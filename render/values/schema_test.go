@@ -123,12 +123,12 @@ func TestValidate(t *testing.T) {
 		{
 			name:   "string for integer",
 			values: map[string]any{"replicas": "3"},
-			want:   []Problem{{Key: "replicas", Message: "is a string, want integer"}},
+			want:   []Problem{{Key: "replicas", Message: "needs an integer, not \"3\""}},
 		},
 		{
 			name:   "fraction for integer",
 			values: map[string]any{"replicas": 1.5},
-			want:   []Problem{{Key: "replicas", Message: "is a number, want integer"}},
+			want:   []Problem{{Key: "replicas", Message: "needs an integer, not 1.5"}},
 		},
 		{
 			name:   "scalar for object",
@@ -138,7 +138,7 @@ func TestValidate(t *testing.T) {
 		{
 			name:   "array item of the wrong type",
 			values: map[string]any{"proxy": map[string]any{"ports": []any{int64(80), "http"}}},
-			want:   []Problem{{Key: "proxy.ports.1", Message: "is a string, want integer"}},
+			want:   []Problem{{Key: "proxy.ports.1", Message: "needs an integer, not \"http\""}},
 		},
 	}
 	for _, tt := range tests {
@@ -296,7 +296,7 @@ func TestValidateSources(t *testing.T) {
 	err = s.Validate(srcs[2])
 	var ve *Error
 	if !errors.As(err, &ve) || ve.Source != "--set-string replicas=3" ||
-		!reflect.DeepEqual(ve.Problems, []Problem{{Key: "replicas", Message: "is a string, want integer"}}) {
+		!reflect.DeepEqual(ve.Problems, []Problem{{Key: "replicas", Message: "needs an integer, not \"3\""}}) {
 		t.Errorf("Validate(--set-string replicas=3) = %v", err)
 	}
 }

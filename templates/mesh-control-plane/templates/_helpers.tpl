@@ -50,5 +50,6 @@ injector: {port: 8443, portName: webhook, adminPort: 9995}
 {{- define "mesh.recordedValues" -}}
 {{- $v := deepCopy .Values -}}
 {{- $_ := unset $v.identity.issuer.tls "keyPEM" -}}
+{{- $_ := set $v "namespace" .Release.Namespace -}}
 {{- toYaml $v -}}
 {{- end -}}
