@@ -27,6 +27,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/meshplane/mesh/controlplane/api/proxyenv"
 )
 
 // Mode selects the iptables backend.
@@ -42,8 +44,8 @@ const (
 
 // Default values of the flags (Linkerd's ports and proxy UID).
 const (
-	DefaultInboundPort  = 4143
-	DefaultOutboundPort = 4140
+	DefaultInboundPort  = proxyenv.DefaultInboundPort
+	DefaultOutboundPort = proxyenv.DefaultOutboundPort
 	DefaultProxyUID     = 2102
 )
 
