@@ -2,6 +2,9 @@ package app
 
 import (
 	"context"
+	"net"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -149,5 +152,29 @@ func walk(c *cobra.Command, path []string, fn func([]string, *cobra.Command)) {
 	fn(path, c)
 	for _, sub := range c.Commands() {
 		walk(sub, append(slices.Clone(path), sub.Name()), fn)
+	}
+}
+
+// mesh check's exit 3: a cluster that does not answer, said on stderr with no pointer
+// to --help (the command line was fine) and nothing on stdout.
+func TestCheckUnreachableExit3(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close()
+	kc := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kc, []byte("apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: \"https://"+addr+"\"}}]\n"+
+		"users: [{name: u, user: {token: t}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	io, _, out, errOut := iostreams.Test()
+	if code := Run(context.Background(), []string{"check", "--pre", "--kubeconfig", kc, "-o", "json"}, io); code != 3 {
+		t.Errorf("exit %d, want 3; stderr %q", code, errOut)
+	}
+	if out.Len() != 0 || !strings.HasPrefix(errOut.String(), "Error: cannot reach the cluster at https://"+addr) || strings.Contains(errOut.String(), "--help") {
+		t.Errorf("stdout %q, stderr %q", out, errOut)
 	}
 }
