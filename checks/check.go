@@ -129,17 +129,17 @@ func (r Report) Failed(sev Severity) []Result {
 	return out
 }
 
-// ExitCode is 0 when no error-severity check failed (and, with failOnWarning, no
-// warning-severity one either), and 1 otherwise. A command that could not run at all
-// (exit 2) is the CLI's business.
+// ExitCode is ExitPassed when no error-severity check failed (and, with
+// failOnWarning, no warning-severity one either), and ExitFindings otherwise. A
+// command that could not run at all (ExitUsage, ExitCluster) is the caller's business.
 func (r Report) ExitCode(failOnWarning bool) int {
 	if len(r.Failed(Error)) > 0 {
-		return 1
+		return ExitFindings
 	}
 	if failOnWarning && len(r.Failed(Warning)) > 0 {
-		return 1
+		return ExitFindings
 	}
-	return 0
+	return ExitPassed
 }
 
 // Validate reports programming errors in a list of checks: an empty ID, a duplicate

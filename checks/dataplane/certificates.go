@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/meshplane/mesh/checks"
 	"github.com/meshplane/mesh/render/identity"
 )
 
@@ -31,12 +32,12 @@ func certificates(ctx context.Context, cs kubernetes.Interface, o Options) error
 	}
 	secret, err := cs.CoreV1().Secrets(o.ControlPlaneNamespace).Get(ctx, issuerSecret, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return fmt.Errorf("no Secret %s/%s: the trust anchors are unknown", o.ControlPlaneNamespace, issuerSecret)
+		return fmt.Errorf("%s does not exist: the trust anchors are unknown", checks.ObjectName("Secret", o.ControlPlaneNamespace, issuerSecret))
 	}
 	if err != nil {
 		return err
 	}
-	anchors, err := identity.ParseCertificates("Secret "+issuerSecret+" ca.crt", secret.Data["ca.crt"])
+	anchors, err := identity.ParseCertificates(checks.ObjectName("Secret", o.ControlPlaneNamespace, issuerSecret)+" ca.crt", secret.Data["ca.crt"])
 	if err != nil {
 		return err
 	}
@@ -50,7 +51,7 @@ func certificates(ctx context.Context, cs kubernetes.Interface, o Options) error
 			continue // proxy.ready reports these
 		}
 		if err := proxyCertificate(ctx, cs, px, roots); err != nil {
-			bad = append(bad, fmt.Sprintf("%s/%s: %v", px.pod.Namespace, px.pod.Name, err))
+			bad = append(bad, fmt.Sprintf("%s: %v", checks.ObjectName("Pod", px.pod.Namespace, px.pod.Name), err))
 		}
 	}
 	if len(bad) > 0 {

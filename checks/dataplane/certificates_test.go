@@ -124,7 +124,7 @@ func TestProxyCertificates(t *testing.T) {
 		t.Fatalf("a certificate from the anchors: %s %q", r.Status, r.Message)
 	}
 	served.Store(other.leafPEM(t, "default."+ns+".serviceaccount.identity.cluster.local"))
-	if r := run(t, o)["proxy.certificates"]; r.Status != checks.Failed || !strings.Contains(r.Message, ns+"/web") || !strings.Contains(r.Message, "does not chain to the current trust anchors") {
+	if r := run(t, o)["proxy.certificates"]; r.Status != checks.Failed || !strings.Contains(r.Message, "Pod/"+ns+"/web") || !strings.Contains(r.Message, "does not chain to the current trust anchors") {
 		t.Errorf("a certificate from another CA: %s %q", r.Status, r.Message)
 	}
 	served.Store(ca.leafPEM(t, "intruder."+ns+".serviceaccount.identity.cluster.local"))

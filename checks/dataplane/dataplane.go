@@ -107,7 +107,7 @@ func Suite(cs kubernetes.Interface, o Options) []checks.Check {
 			var p []string
 			for _, px := range ps {
 				if px.status == nil || !px.status.Ready {
-					p = append(p, px.pod.Namespace+"/"+px.pod.Name)
+					p = append(p, checks.ObjectName("Pod", px.pod.Namespace, px.pod.Name))
 				}
 			}
 			if len(p) > 0 {
@@ -135,7 +135,7 @@ func Suite(cs kubernetes.Interface, o Options) []checks.Check {
 					got = inject.ImageTag(px.container.Image)
 				}
 				if got != want {
-					p = append(p, fmt.Sprintf("%s/%s runs %s", px.pod.Namespace, px.pod.Name, got))
+					p = append(p, fmt.Sprintf("%s runs %s", checks.ObjectName("Pod", px.pod.Namespace, px.pod.Name), got))
 				}
 			}
 			if len(p) > 0 {
@@ -189,7 +189,7 @@ func uninjected(ctx context.Context, cs kubernetes.Interface, o Options) error {
 			has = has || c.Name == inject.ProxyContainer
 		}
 		if !has {
-			p = append(p, pod.Namespace+"/"+pod.Name)
+			p = append(p, checks.ObjectName("Pod", pod.Namespace, pod.Name))
 		}
 	}
 	if wanted == 0 {

@@ -97,7 +97,7 @@ func TestProxies(t *testing.T) {
 	meshedPod(t, ns, "good", "v1.2.3", true)
 	for id, r := range run(t, o) {
 		if id == "proxy.certificates" {
-			if r.Status != checks.Failed || !strings.Contains(r.Message, "no Secret mesh-absent/mesh-identity-issuer") {
+			if r.Status != checks.Failed || !strings.Contains(r.Message, "Secret/mesh-absent/mesh-identity-issuer does not exist") {
 				t.Errorf("%s without a control plane: %s %q", id, r.Status, r.Message)
 			}
 			continue
@@ -108,10 +108,10 @@ func TestProxies(t *testing.T) {
 	}
 	meshedPod(t, ns, "old", "v1.0.0", false)
 	got := run(t, o)
-	if r := got["proxy.ready"]; r.Status != checks.Failed || !strings.Contains(r.Message, ns+"/old") || strings.Contains(r.Message, "good") {
+	if r := got["proxy.ready"]; r.Status != checks.Failed || !strings.Contains(r.Message, "Pod/"+ns+"/old") || strings.Contains(r.Message, "good") {
 		t.Errorf("proxy.ready: %s %q", r.Status, r.Message)
 	}
-	if r := got["proxy.version"]; r.Status != checks.Failed || !strings.Contains(r.Message, ns+"/old runs v1.0.0") || !strings.Contains(r.Message, "this CLI is v1.2.3") {
+	if r := got["proxy.version"]; r.Status != checks.Failed || !strings.Contains(r.Message, "Pod/"+ns+"/old runs v1.0.0") || !strings.Contains(r.Message, "this CLI is v1.2.3") {
 		t.Errorf("proxy.version: %s %q", r.Status, r.Message)
 	}
 	if r := got["proxy.injected"]; r.Status != checks.Passed {
@@ -138,7 +138,7 @@ func TestProxies(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if r := run(t, o)["proxy.injected"]; r.Status != checks.Failed || !strings.Contains(r.Message, ns+"/plain") || strings.Contains(r.Message, "optout") {
+	if r := run(t, o)["proxy.injected"]; r.Status != checks.Failed || !strings.Contains(r.Message, "Pod/"+ns+"/plain") || strings.Contains(r.Message, "optout") {
 		t.Errorf("proxy.injected with an unmeshed pod: %s %q", r.Status, r.Message)
 	}
 }

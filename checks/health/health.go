@@ -155,7 +155,7 @@ func webhook(ctx context.Context, c *Cluster, o Options) (*admissionregistration
 		return nil, err
 	}
 	if len(wh.Webhooks) == 0 {
-		return nil, fmt.Errorf("MutatingWebhookConfiguration %s has no webhook", wh.Name)
+		return nil, fmt.Errorf("%s has no webhook", checks.ObjectName("MutatingWebhookConfiguration", "", wh.Name))
 	}
 	return wh, nil
 }
@@ -190,9 +190,9 @@ func webhookCA(ctx context.Context, c *Cluster, o Options) error {
 	}
 	secret, err := c.Clientset.CoreV1().Secrets(o.Namespace).Get(ctx, "mesh-injector-tls", metav1.GetOptions{})
 	if err != nil {
-		return fmt.Errorf("the injector's serving certificate: %w", err)
+		return fmt.Errorf("the injector's serving certificate %s: %w", checks.ObjectName("Secret", o.Namespace, "mesh-injector-tls"), err)
 	}
-	chain, err := identity.ParseCertificates("Secret mesh-injector-tls tls.crt", secret.Data[corev1.TLSCertKey])
+	chain, err := identity.ParseCertificates(checks.ObjectName("Secret", o.Namespace, "mesh-injector-tls")+" tls.crt", secret.Data[corev1.TLSCertKey])
 	if err != nil {
 		return err
 	}
@@ -223,16 +223,16 @@ func webhookCA(ctx context.Context, c *Cluster, o Options) error {
 func issuer(ctx context.Context, c *Cluster, o Options) error {
 	secret, err := c.Clientset.CoreV1().Secrets(o.Namespace).Get(ctx, "mesh-identity-issuer", metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return fmt.Errorf("no issuer Secret mesh-identity-issuer yet (the identity controller creates it in bootstrap mode)")
+		return fmt.Errorf("the issuer %s does not exist yet (the identity controller creates it in bootstrap mode)", checks.ObjectName("Secret", o.Namespace, "mesh-identity-issuer"))
 	}
 	if err != nil {
 		return err
 	}
-	chain, err := identity.ParseCertificates("Secret mesh-identity-issuer tls.crt", secret.Data[corev1.TLSCertKey])
+	chain, err := identity.ParseCertificates(checks.ObjectName("Secret", o.Namespace, "mesh-identity-issuer")+" tls.crt", secret.Data[corev1.TLSCertKey])
 	if err != nil {
 		return err
 	}
-	anchors, err := identity.ParseCertificates("Secret mesh-identity-issuer ca.crt", secret.Data["ca.crt"])
+	anchors, err := identity.ParseCertificates(checks.ObjectName("Secret", o.Namespace, "mesh-identity-issuer")+" ca.crt", secret.Data["ca.crt"])
 	if err != nil {
 		return err
 	}

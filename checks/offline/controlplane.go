@@ -64,10 +64,21 @@ func controlPlaneChecks(s *Set) []checks.Check {
 				kinds = append(kinds, k)
 			}
 			sort.Strings(kinds)
+			ns := "" // the control plane's namespace, as its objects say
+			for _, o := range s.controlPlane() {
+				if o.Namespace != "" {
+					ns = o.Namespace
+					break
+				}
+			}
 			for _, kind := range kinds {
 				for _, name := range need[kind] {
 					if len(s.Find(kind, name)) == 0 {
-						missing = append(missing, fmt.Sprintf("%s/%s is missing", kind, name))
+						objNS := ns
+						if kind == "MutatingWebhookConfiguration" {
+							objNS = "" // cluster-scoped
+						}
+						missing = append(missing, checks.ObjectName(kind, objNS, name)+" is missing")
 					}
 				}
 			}
@@ -129,7 +140,7 @@ func controlPlaneChecks(s *Set) []checks.Check {
 					continue // a Service of the user's, not mesh's: its ports are not kept
 				}
 				if found == nil {
-					p = append(p, fmt.Sprintf("webhook %s calls Service %s/%s, which is not in these manifests", str(wm, "name"), ns, name))
+					p = append(p, fmt.Sprintf("webhook %s calls %s, which is not in these manifests", str(wm, "name"), checks.ObjectName("Service", ns, name)))
 					continue
 				}
 				ok := false
@@ -140,10 +151,10 @@ func controlPlaneChecks(s *Set) []checks.Check {
 					}
 				}
 				if !ok {
-					p = append(p, fmt.Sprintf("webhook %s calls port %d, which Service %s/%s does not have", str(wm, "name"), port, ns, name))
+					p = append(p, fmt.Sprintf("webhook %s calls port %d, which %s does not have", str(wm, "name"), port, checks.ObjectName("Service", ns, name)))
 				}
 				if sel, _ := get(found.Body, "spec", "selector").(map[string]any); len(sel) == 0 || !selects(s, ns, sel, "mesh-injector") {
-					p = append(p, fmt.Sprintf("Service %s/%s does not select the mesh-injector pods", ns, name))
+					p = append(p, fmt.Sprintf("%s does not select the mesh-injector pods", checks.ObjectName("Service", ns, name)))
 				}
 			}
 			return p.err()

@@ -120,7 +120,7 @@ func TestBrokenVariantsFailTheirCheck(t *testing.T) {
 	}{
 		{"expired anchor", installed(t, install.Options{TrustAnchorsFile: anchors(t, now.Add(-400*24*time.Hour), 365*24*time.Hour)}), "identity.trust-anchors", "expired"},
 		{"anchor expiring in 30 days", installed(t, install.Options{TrustAnchorsFile: anchors(t, now.Add(-335*24*time.Hour), 365*24*time.Hour)}), "identity.trust-anchors", "in less than"},
-		{"missing Deployment", strings.Replace(base, "kind: Deployment\nmetadata:\n  name: mesh-destination", "kind: DaemonSet\nmetadata:\n  name: mesh-destination", 1), "control-plane.complete", "Deployment/mesh-destination is missing"},
+		{"missing Deployment", strings.Replace(base, "kind: Deployment\nmetadata:\n  name: mesh-destination", "kind: DaemonSet\nmetadata:\n  name: mesh-destination", 1), "control-plane.complete", "Deployment/mesh-system/mesh-destination is missing"},
 		{"unknown field", strings.Replace(base, "  revisionHistoryLimit: 5\n", "  revisionHistoryLimit: 5\n  replicaz: 2\n", 1), "kubernetes.schema", "replicaz"},
 		{"mismatched proxy version", base + "---\n" + manual("v1.0.0"), "data-plane.proxy-version", "runs proxy v1.0.0"},
 		{"proxy version against the CLI", manual("v0.9.0"), "data-plane.proxy-version", "this CLI is v1.2.3"},

@@ -189,7 +189,7 @@ func conflictingCRDs(ctx context.Context, c *Cluster, o Options) error {
 			return err
 		}
 		if got.GetLabels()["app.kubernetes.io/part-of"] != "mesh" {
-			bad = append(bad, obj.Name)
+			bad = append(bad, obj.String())
 		}
 	}
 	if len(bad) > 0 {

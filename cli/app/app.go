@@ -4,6 +4,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -29,11 +30,14 @@ func NewRootCmd(io *iostreams.IOStreams) *cobra.Command {
 		SilenceUsage:  true,
 		Version:       version.Version(),
 	}
-	root.SetOut(io.ErrOut) // help and usage are messages, not data
+	// Help asked for (--help, `mesh help`), completion scripts and the version are what
+	// the user asked for: stdout, so `mesh install --help | less` works. Errors go to
+	// stderr; usage is never printed on an error (SilenceUsage), only a pointer to --help.
+	root.SetOut(io.Out)
 	root.SetErr(io.ErrOut)
 	root.SetIn(io.In)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return exitcode.Usage(err) })
-	root.CompletionOptions.HiddenDefaultCmd = true
+	root.SetHelpCommand(newHelpCmd())
 	root.AddCommand(
 		install.NewCmd(io, nil),
 		clinject.NewCmd(io, nil),
@@ -42,8 +46,73 @@ func NewRootCmd(io *iostreams.IOStreams) *cobra.Command {
 		check.NewCmd(io, nil, time.Now),
 		version.NewCmd(io, nil),
 	)
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	requireSubcommand(root)
 	wrapArgs(root)
 	return root
+}
+
+// newHelpCmd is `mesh help [command]`: cobra's, except that an unknown topic is a usage
+// error (exit 2) rather than the root's usage and exit 0.
+func newHelpCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "help [command]",
+		Short: "Help about any command",
+		Long:  "Help prints the help of any command: mesh help [path to command].",
+		ValidArgsFunction: func(c *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			cmd, _, err := c.Root().Find(args)
+			if err != nil {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+			var out []cobra.Completion
+			for _, sub := range cmd.Commands() {
+				if sub.IsAvailableCommand() && strings.HasPrefix(sub.Name(), toComplete) {
+					out = append(out, cobra.CompletionWithDesc(sub.Name(), sub.Short))
+				}
+			}
+			return out, cobra.ShellCompDirectiveNoFileComp
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			cmd, rest, err := c.Root().Find(args)
+			if err != nil {
+				return exitcode.Usage(err)
+			}
+			if len(rest) > 0 {
+				return exitcode.Usage(unknownCommand(cmd, rest[0]))
+			}
+			cmd.InitDefaultHelpFlag()
+			cmd.InitDefaultVersionFlag()
+			return cmd.Help()
+		},
+	}
+}
+
+// requireSubcommand makes every command that only groups subcommands (mesh identity,
+// mesh completion) print its help when called alone, and refuse anything else as an
+// unknown command (exit 2). Cobra would print the help and exit 0 for `mesh identity
+// rotate`. The root's unknown commands are cobra's own error (see isCobraUsage).
+func requireSubcommand(c *cobra.Command) {
+	if c.HasSubCommands() && !c.Runnable() {
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return cmd.Help()
+			}
+			return exitcode.Usage(unknownCommand(cmd, args[0]))
+		}
+	}
+	for _, sub := range c.Commands() {
+		requireSubcommand(sub)
+	}
+}
+
+// unknownCommand is cobra's message for an unknown subcommand, with its suggestions.
+func unknownCommand(c *cobra.Command, name string) error {
+	msg := fmt.Sprintf("unknown command %q for %q", name, c.CommandPath())
+	if s := c.SuggestionsFor(name); len(s) > 0 {
+		msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t")
+	}
+	return errors.New(msg)
 }
 
 // wrapArgs makes argument-validation failures usage errors, on every command.

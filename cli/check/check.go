@@ -2,6 +2,7 @@
 package check
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -9,7 +10,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -74,8 +74,13 @@ objects exist and are of this CLI's version, its Deployments are available (--wa
 retries), the webhook trusts the injector's certificate, the identity issuer is valid
 for --min-cert-validity, and the injector really injects (a server-side dry run).
 
-Exit codes: 0 all passed, 1 a check failed (an error, or a warning with
---fail-on warning), 2 the command could not run. They do not depend on -o.`,
+Reports name objects as Kind/namespace/name (Kind/name when there is no namespace).
+
+Exit codes, whatever -o:
+  0  every check passed (failed warnings are allowed, unless --fail-on warning)
+  1  findings: a check failed (an error, or a warning with --fail-on warning)
+  2  bad input or usage: bad flags, unreadable manifests, no objects in them, no kubeconfig
+  3  the cluster is unreachable, or refused the kubeconfig's credentials`,
 		Example: `  mesh install | mesh check -f -
   mesh check -R -f deploy/ -o junit > check-report.xml`,
 		Args: cobra.ArbitraryArgs,
@@ -137,20 +142,23 @@ Exit codes: 0 all passed, 1 a check failed (an error, or a warning with
 	return cmd
 }
 
-// Run loads the manifests, runs the offline suite and writes the report to stdout. A
-// failed check is an error with exit code 1 (the report says which).
+// Run loads the manifests or connects to the cluster, runs the suite and writes the
+// report to stdout. A failed check is an error with exit code 1 (the report says
+// which); input that cannot be checked is a usage error (2), and a cluster that cannot
+// be reached or refuses the credentials a *checks.ClusterError (3). Neither writes a
+// report.
 func Run(cmd *cobra.Command, io *iostreams.IOStreams, o *Options) error {
 	var suite []checks.Check
 	var err error
 	switch {
 	case o.Proxy:
-		suite, err = proxySuite(o)
+		suite, err = proxySuite(cmd.Context(), o)
 	case o.Pre:
-		suite, err = clusterSuite(o, false)
+		suite, err = clusterSuite(cmd.Context(), o, false)
 	case len(o.Inputs.Filenames) > 0 || o.Inputs.Kustomize != "":
 		suite, err = offlineSuite(cmd, io, o)
 	default:
-		suite, err = clusterSuite(o, true)
+		suite, err = clusterSuite(cmd.Context(), o, true)
 	}
 	if err != nil {
 		return err
@@ -172,6 +180,10 @@ func offlineSuite(cmd *cobra.Command, io *iostreams.IOStreams, o *Options) ([]ch
 	if err != nil {
 		return nil, exitcode.Usage(err) // the input cannot be read: the command could not run
 	}
+	if set.Count == 0 {
+		// Passing on nothing would hide a wrong path or an empty render in CI.
+		return nil, exitcode.Usage(fmt.Errorf("no Kubernetes objects to check in %s: the input is empty, holds only comments, or is a directory without .yaml, .yml or .json files (-R reads subdirectories)", describeInputs(o.Inputs)))
+	}
 	return offline.Suite(set)
 }
 
@@ -186,28 +198,54 @@ func kubeconfig(o *Options) (*rest.Config, error) {
 	return cfg, nil
 }
 
-func proxySuite(o *Options) ([]checks.Check, error) {
+// describeInputs names the inputs in a message: files, directories, URLs, standard
+// input and the kustomization.
+func describeInputs(in manifest.Inputs) string {
+	var names []string
+	if in.Kustomize != "" {
+		names = append(names, "the kustomization "+in.Kustomize)
+	}
+	for _, f := range in.Filenames {
+		if f == "-" {
+			f = "standard input"
+		}
+		names = append(names, f)
+	}
+	return strings.Join(names, ", ")
+}
+
+// cluster connects to the cluster of the kubeconfig: a kubeconfig that cannot be
+// loaded is a usage error (exit 2); a cluster that does not answer or refuses the
+// credentials is a *checks.ClusterError (exit 3), before any check runs.
+func cluster(ctx context.Context, o *Options) (*preinstall.Cluster, error) {
 	cfg, err := kubeconfig(o)
 	if err != nil {
 		return nil, err
 	}
-	cs, err := kubernetes.NewForConfig(cfg)
+	c, err := preinstall.NewCluster(cfg)
 	if err != nil {
-		return nil, exitcode.Usage(err)
+		return nil, exitcode.Usage(fmt.Errorf("kubeconfig: %w", err))
 	}
-	return dataplane.Suite(cs, dataplane.Options{Namespace: o.PodNamespace, ControlPlaneNamespace: o.ControlPlaneNamespace, CLIVersion: o.CLIVersion}), nil
+	if err := c.Reach(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func proxySuite(ctx context.Context, o *Options) ([]checks.Check, error) {
+	c, err := cluster(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	return dataplane.Suite(c.Clientset, dataplane.Options{Namespace: o.PodNamespace, ControlPlaneNamespace: o.ControlPlaneNamespace, CLIVersion: o.CLIVersion}), nil
 }
 
 // clusterSuite: the pre-install or health checks of what this CLI installs, against
 // the cluster of the kubeconfig.
-func clusterSuite(o *Options, health bool) ([]checks.Check, error) {
-	cfg, err := kubeconfig(o)
+func clusterSuite(ctx context.Context, o *Options, health bool) ([]checks.Check, error) {
+	cluster, err := cluster(ctx, o)
 	if err != nil {
 		return nil, err
-	}
-	cluster, err := preinstall.NewCluster(cfg)
-	if err != nil {
-		return nil, exitcode.Usage(err)
 	}
 	res, err := install.Render(install.Options{Version: o.CLIVersion, Namespace: o.Namespace}, nil)
 	if err != nil {
@@ -227,7 +265,8 @@ func healthSuite(c *preinstall.Cluster, o *Options, objs []manifest.Object) []ch
 	})
 }
 
-// failed is a run whose checks failed: exit 1, and no "Error:" line (the report says it).
+// failed is a run whose checks failed: exit 1 (checks.ExitFindings), and no "Error:"
+// line (the report says it).
 type failed struct{ code int }
 
 func (f *failed) Error() string { return "checks failed" }

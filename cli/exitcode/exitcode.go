@@ -8,6 +8,7 @@ const (
 	OK        = 0
 	Error     = 1 // the command ran and failed (or a check failed)
 	UsageCode = 2 // the command could not run: bad flags, arguments or input it cannot read
+	Cluster   = 3 // the command could not run: the cluster is unreachable or refused the credentials (mesh check)
 )
 
 // UsageError marks an error in how the command was called.
@@ -19,7 +20,9 @@ func (e *UsageError) Unwrap() error { return e.Err }
 // Usage wraps err as a usage error.
 func Usage(err error) error { return &UsageError{Err: err} }
 
-// For returns the exit code for an error returned by a command.
+// For returns the exit code for an error returned by a command: UsageCode for a
+// *UsageError, the code of an error with an ExitCode() int method (a failed check, a
+// checks.ClusterError), else Error.
 func For(err error) int {
 	if err == nil {
 		return OK

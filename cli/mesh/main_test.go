@@ -74,6 +74,20 @@ func TestReleaseBinary(t *testing.T) {
 	if code != 1 || out != "" || !strings.Contains(errOut, "Error: --set nope=1: nope: unknown key") {
 		t.Errorf("bad install: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
+
+	// Help and completion are data on stdout; an unknown subcommand is exit 2.
+	out, errOut, code = run("install", "--help")
+	if code != 0 || errOut != "" || !strings.Contains(out, "Usage:\n  mesh install") {
+		t.Errorf("install --help: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	out, errOut, code = run("completion", "bash")
+	if code != 0 || errOut != "" || !strings.HasPrefix(out, "# bash completion V2 for mesh") {
+		t.Errorf("completion bash: exit %d, stdout %.80q, stderr %q", code, out, errOut)
+	}
+	out, errOut, code = run("identity", "rotate")
+	if code != 2 || out != "" || !strings.Contains(errOut, `unknown command "rotate" for "mesh identity"`) {
+		t.Errorf("identity rotate: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
 }
 
 // `mesh inject --krm` works as a kustomize exec function: kustomize's own library

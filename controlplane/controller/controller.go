@@ -4,7 +4,9 @@
 package controller
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -101,19 +103,69 @@ func (c *common) client() (kubernetes.Interface, error) {
 	return kubernetes.NewForConfig(cfg)
 }
 
-// component parses a component's flags (the common ones, plus extra), builds its
-// logger and runs main; it returns the exit code: 0 after a graceful stop, 1 on failure,
-// 2 on bad usage.
-func component(ctx context.Context, name string, args []string, stderr io.Writer, extra func(*flag.FlagSet),
-	main func(ctx context.Context, c common, log *slog.Logger) error) int {
-	var c common
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	c.flags(fs)
-	if extra != nil {
-		extra(fs)
+// component is one subcommand of mesh-controller.
+type component struct {
+	name, short string
+	// extra adds the component's own flags (nil: only the common ones) and returns
+	// the component's main with those flags bound.
+	extra func(*flag.FlagSet, func() time.Time) func(ctx context.Context, c common, log *slog.Logger) error
+}
+
+// components are mesh-controller's subcommands, in the order the usage lists them.
+func components() []component {
+	return []component{
+		{"identity", "the certificate authority: Certify, the issuer and the trust-root ConfigMaps",
+			func(_ *flag.FlagSet, now func() time.Time) func(context.Context, common, *slog.Logger) error {
+				return func(ctx context.Context, c common, log *slog.Logger) error { return identityMain(ctx, c, log, now) }
+			}},
+		{"destination", "discovery: Destination.Get and GetProfile for the proxies",
+			func(*flag.FlagSet, func() time.Time) func(context.Context, common, *slog.Logger) error {
+				return destinationMain
+			}},
+		{"injector", "the admission webhook that injects the proxy into pods",
+			func(fs *flag.FlagSet, now func() time.Time) func(context.Context, common, *slog.Logger) error {
+				var o injectorFlags
+				o.flags(fs)
+				return func(ctx context.Context, c common, log *slog.Logger) error { return injectorMain(ctx, c, o, log, now) }
+			}},
 	}
-	if err := fs.Parse(args); err != nil {
+}
+
+// usage is mesh-controller's own help.
+func usage() string {
+	var b strings.Builder
+	b.WriteString("Usage: mesh-controller COMPONENT [flags]\n\nRuns one component of the mesh control plane.\n\nComponents:\n")
+	for _, c := range components() {
+		fmt.Fprintf(&b, "  %-12s %s\n", c.name, c.short)
+	}
+	b.WriteString("\nRun 'mesh-controller COMPONENT --help' for a component's flags.\n")
+	return b.String()
+}
+
+// run parses a component's flags (the common ones, plus its own), builds its logger
+// and runs it; it returns the exit code: 0 after a graceful stop (or for --help, whose
+// text goes to stdout), 1 on failure, 2 on bad usage (said on stderr).
+func (comp component) run(ctx context.Context, args []string, stdout, stderr io.Writer, now func() time.Time) int {
+	var c common
+	fs := flag.NewFlagSet("mesh-controller "+comp.name, flag.ContinueOnError)
+	var out bytes.Buffer // the flag package's help or error, for stdout or stderr
+	fs.SetOutput(&out)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: mesh-controller %s [flags]\n\nRuns %s.\n\nFlags:\n", comp.name, comp.short)
+		fs.PrintDefaults()
+	}
+	c.flags(fs)
+	runMain := comp.extra(fs, now)
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		_, _ = stdout.Write(out.Bytes())
+		return 0
+	case err != nil:
+		fmt.Fprintf(stderr, "mesh-controller %s: %v\nRun 'mesh-controller %s --help' for usage.\n", comp.name, err, comp.name)
+		return 2
+	case fs.NArg() > 0:
+		fmt.Fprintf(stderr, "mesh-controller %s: unknown command %q (a component takes flags only)\nRun 'mesh-controller %s --help' for usage.\n", comp.name, fs.Arg(0), comp.name)
 		return 2
 	}
 	log, err := c.logger(stderr)
@@ -121,12 +173,12 @@ func component(ctx context.Context, name string, args []string, stderr io.Writer
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
-	log = log.With("component", name)
-	if err := main(ctx, c, log); err != nil {
-		log.Error(name+" failed", "err", err)
+	log = log.With("component", comp.name)
+	if err := runMain(ctx, c, log); err != nil {
+		log.Error(comp.name+" failed", "err", err)
 		return 1
 	}
-	log.Info(name + " stopped")
+	log.Info(comp.name + " stopped")
 	return 0
 }
 
@@ -163,25 +215,28 @@ func serveUntilDone(ctx context.Context, g *grpc.Server, errs <-chan error) erro
 }
 
 // Run runs the component named by args[0] until ctx ends (SIGTERM in main), and
-// returns the exit code: 0 after a graceful stop, 1 on failure, 2 on bad usage.
-func Run(ctx context.Context, args []string, stderr io.Writer, now func() time.Time) int {
+// returns the exit code: 0 after a graceful stop, 1 on failure, 2 on bad usage. Help
+// (-h, --help, help) goes to stdout; logs and errors go to stderr.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer, now func() time.Time) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: mesh-controller identity|destination|injector [flags]")
+		fmt.Fprint(stderr, usage())
 		return 2
 	}
 	switch args[0] {
-	case "identity":
-		return component(ctx, "identity", args[1:], stderr, nil, func(ctx context.Context, c common, log *slog.Logger) error {
-			return identityMain(ctx, c, log, now)
-		})
-	case "destination":
-		return component(ctx, "destination", args[1:], stderr, nil, destinationMain)
-	case "injector":
-		var o injectorFlags
-		return component(ctx, "injector", args[1:], stderr, o.flags, func(ctx context.Context, c common, log *slog.Logger) error {
-			return injectorMain(ctx, c, o, log, now)
-		})
+	case "-h", "-help", "--help", "help":
+		if len(args) > 1 && args[0] == "help" {
+			return Run(ctx, []string{args[1], "--help"}, stdout, stderr, now)
+		}
+		fmt.Fprint(stdout, usage())
+		return 0
 	}
-	fmt.Fprintf(stderr, "mesh-controller: unknown component %q (want %s)\n", args[0], strings.Join([]string{"identity", "destination", "injector"}, ", "))
+	var names []string
+	for _, c := range components() {
+		if c.name == args[0] {
+			return c.run(ctx, args[1:], stdout, stderr, now)
+		}
+		names = append(names, c.name)
+	}
+	fmt.Fprintf(stderr, "mesh-controller: unknown command %q (want %s)\nRun 'mesh-controller --help' for usage.\n", args[0], strings.Join(names, ", "))
 	return 2
 }

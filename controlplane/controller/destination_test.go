@@ -1,7 +1,6 @@
 package controller
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -32,15 +31,6 @@ import (
 	"github.com/meshplane/mesh/internal/testing/testcluster"
 	"github.com/meshplane/mesh/render/install"
 )
-
-func TestRunUsage(t *testing.T) {
-	for _, args := range [][]string{nil, {"router"}, {"identity", "--bogus"}, {"destination", "--log-level", "loud"}} {
-		var stderr bytes.Buffer
-		if code := Run(context.Background(), args, &stderr, time.Now); code != 2 {
-			t.Errorf("%v: exit %d, want 2 (%s)", args, code, stderr.String())
-		}
-	}
-}
 
 // destination's identity client: the identity service and token from the
 // environment or the defaults, and the anchors from the file (optional: it may not

@@ -1,4 +1,5 @@
-// Command mesh-controller runs one control-plane component: mesh-controller identity.
+// Command mesh-controller runs one control-plane component: mesh-controller identity,
+// destination or injector.
 package main
 
 import (
@@ -13,7 +14,7 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := controller.Run(ctx, os.Args[1:], os.Stderr, time.Now)
+	code := controller.Run(ctx, os.Args[1:], os.Stdout, os.Stderr, time.Now)
 	stop()
 	os.Exit(code)
 }

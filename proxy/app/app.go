@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/meshplane/mesh/controlplane/api/identityclient"
+	"github.com/meshplane/mesh/controlplane/api/proxyenv"
 	"github.com/meshplane/mesh/proxy/config"
 	"github.com/meshplane/mesh/proxy/dataplane"
 	"github.com/meshplane/mesh/proxy/discovery"
@@ -43,43 +44,107 @@ type Streams struct {
 // Version is set by main from the linker flag.
 type Version string
 
-const usage = `Usage: mesh-proxy COMMAND
+// command is one subcommand of mesh-proxy.
+type command struct {
+	name, short string
+	// help writes the command's help (to stdout, when asked for).
+	help func(w io.Writer)
+	// run runs the command with the arguments after its name; it is not called for
+	// -h or --help.
+	run func(ctx context.Context, args []string, s Streams, version Version) int
+}
 
-Commands:
-  run       run the proxy (configured by MESH_PROXY_* environment variables)
-  init      install the iptables rules that redirect the pod's traffic to the proxy
-  version   print the version
-`
+// commands are mesh-proxy's subcommands, in the order the usage lists them.
+func commands() []command {
+	return []command{
+		{"run", "run the proxy (configured by MESH_PROXY_* environment variables)", runHelp, func(ctx context.Context, args []string, s Streams, version Version) int {
+			if len(args) > 0 {
+				fmt.Fprintf(s.Err, "mesh-proxy run: unknown command %q (run takes no arguments: configure it with MESH_PROXY_* variables)\nRun 'mesh-proxy run --help' for usage.\n", args[0])
+				return exitUsage
+			}
+			if err := runProxy(ctx, s, string(version)); err != nil {
+				fmt.Fprintf(s.Err, "mesh-proxy: %v\n", err)
+				return exitError
+			}
+			return exitOK
+		}},
+		{"init", "install the iptables rules that redirect the pod's traffic to the proxy", initHelp, func(ctx context.Context, args []string, s Streams, _ Version) int {
+			return runInit(ctx, args, s)
+		}},
+		{"version", "print the version", func(w io.Writer) {
+			fmt.Fprint(w, "Usage: mesh-proxy version\n\nPrints the version.\n")
+		}, func(_ context.Context, args []string, s Streams, version Version) int {
+			if len(args) > 0 {
+				fmt.Fprintf(s.Err, "mesh-proxy version: unknown command %q (version takes no arguments)\nRun 'mesh-proxy version --help' for usage.\n", args[0])
+				return exitUsage
+			}
+			fmt.Fprintln(s.Out, version)
+			return exitOK
+		}},
+	}
+}
 
-// Run runs one command and returns the exit code.
+func usage() string {
+	var b strings.Builder
+	b.WriteString("Usage: mesh-proxy COMMAND\n\nCommands:\n")
+	for _, c := range commands() {
+		fmt.Fprintf(&b, "  %-9s %s\n", c.name, c.short)
+	}
+	b.WriteString("\nRun 'mesh-proxy COMMAND --help' for a command's help.\n")
+	return b.String()
+}
+
+func runHelp(w io.Writer) {
+	fmt.Fprint(w, "Usage: mesh-proxy run\n\nRuns the proxy until SIGTERM, then drains. It takes no arguments: the injector\nconfigures it with these environment variables:\n\n")
+	for _, name := range proxyenv.Names() {
+		fmt.Fprintf(w, "  %s\n", name)
+	}
+}
+
+// isHelp tells whether args ask for help: -h, -help or --help before any "--".
+func isHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "-help", "--help":
+			return true
+		}
+	}
+	return false
+}
+
+// Run runs one command and returns the exit code. Help (-h, --help, help COMMAND) and
+// the version go to stdout; errors go to stderr.
 func Run(ctx context.Context, args []string, s Streams, version Version) int {
 	if len(args) == 0 {
-		fmt.Fprint(s.Err, usage)
+		fmt.Fprint(s.Err, usage())
 		return exitUsage
 	}
-	switch args[0] {
-	case "run":
-		if len(args) > 1 {
-			fmt.Fprintf(s.Err, "mesh-proxy run takes no arguments (configure it with MESH_PROXY_* variables)\n")
-			return exitUsage
+	name, rest := args[0], args[1:]
+	switch name {
+	case "-h", "-help", "--help":
+		fmt.Fprint(s.Out, usage())
+		return exitOK
+	case "help":
+		if len(rest) == 0 {
+			fmt.Fprint(s.Out, usage())
+			return exitOK
 		}
-		if err := runProxy(ctx, s, string(version)); err != nil {
-			fmt.Fprintf(s.Err, "mesh-proxy: %v\n", err)
-			return exitError
-		}
-		return exitOK
-	case "init":
-		return runInit(ctx, args[1:], s)
-	case "version":
-		fmt.Fprintln(s.Out, version)
-		return exitOK
-	case "-h", "--help", "help":
-		fmt.Fprint(s.Out, usage)
-		return exitOK
-	default:
-		fmt.Fprintf(s.Err, "mesh-proxy: unknown command %q\n%s", args[0], usage)
-		return exitUsage
+		name, rest = rest[0], []string{"--help"}
 	}
+	for _, c := range commands() {
+		if c.name != name {
+			continue
+		}
+		if name != "init" && isHelp(rest) { // init's flag parser knows its own help
+			c.help(s.Out)
+			return exitOK
+		}
+		return c.run(ctx, rest, s, version)
+	}
+	fmt.Fprintf(s.Err, "mesh-proxy: unknown command %q\nRun 'mesh-proxy --help' for usage.\n", name)
+	return exitUsage
 }
 
 // logLevel reads a level, or a Linkerd-style directive list such as

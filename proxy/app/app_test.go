@@ -248,3 +248,50 @@ func TestLogLevel(t *testing.T) {
 		}
 	}
 }
+
+// Every command of the table Run dispatches from (so a new one is covered by itself):
+// --help, -h and `help COMMAND` print its help on stdout, nothing on stderr, and exit
+// 0, before anything runs; an unknown argument after it is an unknown command, exit 2
+// with the reason on stderr and nothing on stdout.
+func TestHelpOfEveryCommand(t *testing.T) {
+	t.Parallel()
+	run := func(args ...string) (int, string, string) {
+		var out, errb bytes.Buffer
+		// No environment: `run` would fail at once if it ran instead of helping.
+		code := Run(context.Background(), args, Streams{Out: &out, Err: &errb, LookupEnv: envOf(nil)}, "v1.2.3")
+		return code, out.String(), errb.String()
+	}
+	if len(commands()) < 3 {
+		t.Fatalf("commands: %v", commands())
+	}
+	for _, c := range commands() {
+		for _, args := range [][]string{{c.name, "--help"}, {c.name, "-h"}, {"help", c.name}} {
+			code, out, errOut := run(args...)
+			if code != exitOK || errOut != "" || !strings.HasPrefix(out, "Usage: mesh-proxy "+c.name) {
+				t.Errorf("%v: exit %d, stderr %q, stdout %q", args, code, errOut, out)
+			}
+		}
+		code, out, errOut := run(c.name, "rotate")
+		if code != exitUsage || out != "" || !strings.Contains(errOut, `unknown command "rotate"`) {
+			t.Errorf("%s rotate: exit %d, stdout %q, stderr %q", c.name, code, out, errOut)
+		}
+	}
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}} {
+		code, out, errOut := run(args...)
+		if code != exitOK || errOut != "" || !strings.HasPrefix(out, "Usage: mesh-proxy COMMAND") {
+			t.Errorf("%v: exit %d, stderr %q, stdout %q", args, code, errOut, out)
+		}
+		for _, c := range commands() {
+			if !strings.Contains(out, "\n  "+c.name+" ") {
+				t.Errorf("%v: the usage does not list %s", args, c.name)
+			}
+		}
+	}
+	if code, out, errOut := run("help", "rotate"); code != exitUsage || out != "" || !strings.Contains(errOut, `unknown command "rotate"`) {
+		t.Errorf("help rotate: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	// run's help lists the variables of the contract.
+	if _, out, _ := run("run", "--help"); !strings.Contains(out, "MESH_PROXY_IDENTITY_LOCAL_NAME") {
+		t.Errorf("run --help:\n%s", out)
+	}
+}

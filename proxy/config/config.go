@@ -1,5 +1,7 @@
-// Package config reads the proxy's settings from its environment (the MESH_PROXY_*
-// variables that `mesh inject` and the injector set; see render/inject/manual.go).
+// Package config reads the proxy's settings from its environment: the MESH_PROXY_*
+// variables that `mesh inject` and the injector set (render/inject/manual.go). Their
+// names and the proxy's defaults are controlplane/api/proxyenv, the one contract both
+// sides use.
 package config
 
 import (
@@ -10,16 +12,17 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/meshplane/mesh/controlplane/api/proxyenv"
 )
 
 // DefaultOpaquePorts are server-speaks-first protocols that must skip detection
 // (SMTP, MySQL, Galera, PostgreSQL, Redis, Elasticsearch, memcached), as Linkerd does.
-const DefaultOpaquePorts = "25,587,3306,4444,5432,6379,9300,11211"
+const DefaultOpaquePorts = proxyenv.DefaultOpaquePorts
 
 // DefaultProfileNetworks are the destinations whose ServiceProfile is looked up by IP
-// when the Host is not a service name (Linkerd's default cluster networks: the private
-// and shared ranges where cluster and pod IPs live).
-const DefaultProfileNetworks = "10.0.0.0/8,100.64.0.0/10,172.16.0.0/12,192.168.0.0/16"
+// when the Host is not a service name.
+const DefaultProfileNetworks = proxyenv.DefaultProfileNetworks
 
 // Config is everything `mesh-proxy run` needs.
 type Config struct {
@@ -35,11 +38,11 @@ type Config struct {
 	InboundPorts []uint16
 	// OpaquePorts skip protocol detection, inbound and outbound.
 	OpaquePorts map[uint16]bool
-	// HTTP2Ports (MESH_PROXY_HTTP2_PORTS, none by default) carry HTTP/2 with prior
+	// HTTP2Ports (proxyenv.HTTP2Ports, none by default) carry HTTP/2 with prior
 	// knowledge (h2c, gRPC), inbound and outbound: what is not TLS goes to the
 	// HTTP/2 server, which closes a connection whose preface is wrong.
 	HTTP2Ports map[uint16]bool
-	// ProfileNetworks: MESH_PROXY_DESTINATION_PROFILE_NETWORKS (CIDRs; set but empty:
+	// ProfileNetworks: proxyenv.ProfileNetworks (CIDRs; set but empty:
 	// none), where a request whose Host is not a service name gets the profile of its
 	// original destination.
 	ProfileNetworks []netip.Prefix
@@ -83,26 +86,26 @@ type LookupEnv func(string) (string, bool)
 func FromEnv(lookupEnv LookupEnv) (*Config, error) {
 	get := func(k string) string { v, _ := lookupEnv(k); return v }
 	c := &Config{
-		LogLevel:         or(get("MESH_PROXY_LOG"), "info"),
-		LogFormat:        or(get("MESH_PROXY_LOG_FORMAT"), "plain"),
-		InboundAddr:      or(get("MESH_PROXY_INBOUND_LISTEN_ADDR"), "0.0.0.0:4143"),
-		OutboundAddr:     or(get("MESH_PROXY_OUTBOUND_LISTEN_ADDR"), "127.0.0.1:4140"),
-		AdminAddr:        or(get("MESH_PROXY_ADMIN_LISTEN_ADDR"), "127.0.0.1:4191"),
-		ControlAddr:      or(get("MESH_PROXY_CONTROL_LISTEN_ADDR"), "0.0.0.0:4190"),
-		DestinationAddr:  get("MESH_PROXY_DESTINATION_SVC_ADDR"),
-		DestinationName:  get("MESH_PROXY_DESTINATION_SVC_NAME"),
-		IdentityAddr:     get("MESH_PROXY_IDENTITY_SVC_ADDR"),
-		IdentityName:     get("MESH_PROXY_IDENTITY_SVC_NAME"),
-		IdentityDir:      get("MESH_PROXY_IDENTITY_DIR"),
-		TokenFile:        get("MESH_PROXY_IDENTITY_TOKEN_FILE"),
-		LocalName:        get("MESH_PROXY_IDENTITY_LOCAL_NAME"),
-		TrustAnchorsFile: get("MESH_PROXY_IDENTITY_TRUST_ANCHORS_FILE"),
-		InboundOrigDst:   get("MESH_PROXY_INBOUND_ORIG_DST"),
-		OutboundOrigDst:  get("MESH_PROXY_OUTBOUND_ORIG_DST"),
-		PodNamespace:     get("_pod_ns"),
-		PodName:          get("_pod_name"),
+		LogLevel:         or(get(proxyenv.Log), proxyenv.DefaultLog),
+		LogFormat:        or(get(proxyenv.LogFormat), proxyenv.DefaultLogFormat),
+		InboundAddr:      or(get(proxyenv.InboundListenAddr), proxyenv.DefaultInboundListenAddr),
+		OutboundAddr:     or(get(proxyenv.OutboundListenAddr), proxyenv.DefaultOutboundListenAddr),
+		AdminAddr:        or(get(proxyenv.AdminListenAddr), proxyenv.DefaultAdminListenAddr),
+		ControlAddr:      or(get(proxyenv.ControlListenAddr), proxyenv.DefaultControlListenAddr),
+		DestinationAddr:  get(proxyenv.DestinationSvcAddr),
+		DestinationName:  get(proxyenv.DestinationSvcName),
+		IdentityAddr:     get(proxyenv.IdentitySvcAddr),
+		IdentityName:     get(proxyenv.IdentitySvcName),
+		IdentityDir:      get(proxyenv.IdentityDir),
+		TokenFile:        get(proxyenv.IdentityTokenFile),
+		LocalName:        get(proxyenv.IdentityLocalName),
+		TrustAnchorsFile: get(proxyenv.IdentityTrustAnchorsFile),
+		InboundOrigDst:   get(proxyenv.InboundOrigDst),
+		OutboundOrigDst:  get(proxyenv.OutboundOrigDst),
+		PodNamespace:     get(proxyenv.PodNamespace),
+		PodName:          get(proxyenv.PodName),
 	}
-	if a := get("MESH_PROXY_IDENTITY_TRUST_ANCHORS"); a != "" {
+	if a := get(proxyenv.IdentityTrustAnchors); a != "" {
 		c.TrustAnchorsPEM = []byte(a)
 	}
 	var errs []error
@@ -119,40 +122,40 @@ func FromEnv(lookupEnv LookupEnv) (*Config, error) {
 		}
 		*dst = d
 	}
-	dur("MESH_PROXY_INBOUND_CONNECT_TIMEOUT", 100*time.Millisecond, &c.InboundConnectTimeout)
-	dur("MESH_PROXY_OUTBOUND_CONNECT_TIMEOUT", time.Second, &c.OutboundConnectTimeout)
-	dur("MESH_PROXY_DETECT_TIMEOUT", 10*time.Second, &c.DetectTimeout)
-	dur("MESH_PROXY_SHUTDOWN_GRACE_PERIOD", 120*time.Second, &c.ShutdownGrace)
+	dur(proxyenv.InboundConnectTimeout, proxyenv.DefaultInboundConnectTimeout, &c.InboundConnectTimeout)
+	dur(proxyenv.OutboundConnectTimeout, proxyenv.DefaultOutboundConnectTimeout, &c.OutboundConnectTimeout)
+	dur(proxyenv.DetectTimeout, proxyenv.DefaultDetectTimeout, &c.DetectTimeout)
+	dur(proxyenv.ShutdownGracePeriod, proxyenv.DefaultShutdownGracePeriod, &c.ShutdownGrace)
 
 	var err error
-	if c.InboundPorts, err = Ports(get("MESH_PROXY_INBOUND_PORTS")); err != nil {
-		errs = append(errs, fmt.Errorf("MESH_PROXY_INBOUND_PORTS: %w", err))
+	if c.InboundPorts, err = Ports(get(proxyenv.InboundPorts)); err != nil {
+		errs = append(errs, fmt.Errorf("%s: %w", proxyenv.InboundPorts, err))
 	}
 	// Set but empty means "no opaque ports"; unset means the defaults.
-	opaque, ok := lookupEnv("MESH_PROXY_OPAQUE_PORTS")
+	opaque, ok := lookupEnv(proxyenv.OpaquePorts)
 	if !ok {
 		opaque = DefaultOpaquePorts
 	}
 	ports, err := Ports(opaque)
 	if err != nil {
-		errs = append(errs, fmt.Errorf("MESH_PROXY_OPAQUE_PORTS: %w", err))
+		errs = append(errs, fmt.Errorf("%s: %w", proxyenv.OpaquePorts, err))
 	}
 	c.OpaquePorts = map[uint16]bool{}
 	for _, p := range ports {
 		c.OpaquePorts[p] = true
 	}
-	h2ports, err := Ports(get("MESH_PROXY_HTTP2_PORTS"))
+	h2ports, err := Ports(get(proxyenv.HTTP2Ports))
 	if err != nil {
-		errs = append(errs, fmt.Errorf("MESH_PROXY_HTTP2_PORTS: %w", err))
+		errs = append(errs, fmt.Errorf("%s: %w", proxyenv.HTTP2Ports, err))
 	}
 	c.HTTP2Ports = map[uint16]bool{}
 	for _, p := range h2ports {
 		if c.OpaquePorts[p] {
-			errs = append(errs, fmt.Errorf("MESH_PROXY_HTTP2_PORTS: port %d is also opaque (MESH_PROXY_OPAQUE_PORTS)", p))
+			errs = append(errs, fmt.Errorf("%s: port %d is also opaque (%s)", proxyenv.HTTP2Ports, p, proxyenv.OpaquePorts))
 		}
 		c.HTTP2Ports[p] = true
 	}
-	nets, ok := lookupEnv("MESH_PROXY_DESTINATION_PROFILE_NETWORKS")
+	nets, ok := lookupEnv(proxyenv.ProfileNetworks)
 	if !ok {
 		nets = DefaultProfileNetworks
 	}
@@ -162,34 +165,34 @@ func FromEnv(lookupEnv LookupEnv) (*Config, error) {
 		}
 		pfx, err := netip.ParsePrefix(n)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("MESH_PROXY_DESTINATION_PROFILE_NETWORKS: %q is not a CIDR such as 10.0.0.0/8", n))
+			errs = append(errs, fmt.Errorf("%s: %q is not a CIDR such as 10.0.0.0/8", proxyenv.ProfileNetworks, n))
 			continue
 		}
 		c.ProfileNetworks = append(c.ProfileNetworks, pfx.Masked())
 	}
 	for name, addr := range map[string]string{
-		"MESH_PROXY_INBOUND_LISTEN_ADDR": c.InboundAddr, "MESH_PROXY_OUTBOUND_LISTEN_ADDR": c.OutboundAddr,
-		"MESH_PROXY_ADMIN_LISTEN_ADDR": c.AdminAddr, "MESH_PROXY_INBOUND_ORIG_DST": c.InboundOrigDst,
-		"MESH_PROXY_OUTBOUND_ORIG_DST": c.OutboundOrigDst,
+		proxyenv.InboundListenAddr: c.InboundAddr, proxyenv.OutboundListenAddr: c.OutboundAddr,
+		proxyenv.AdminListenAddr: c.AdminAddr, proxyenv.InboundOrigDst: c.InboundOrigDst,
+		proxyenv.OutboundOrigDst: c.OutboundOrigDst,
 	} {
-		if addr == "" && strings.HasSuffix(name, "ORIG_DST") {
-			continue
+		if addr == "" && (name == proxyenv.InboundOrigDst || name == proxyenv.OutboundOrigDst) {
+			continue // optional
 		}
 		if _, err := netip.ParseAddrPort(addr); err != nil {
 			errs = append(errs, fmt.Errorf("%s=%q: not an ip:port", name, addr))
 		}
 	}
 	if c.LocalName == "" {
-		errs = append(errs, errors.New("MESH_PROXY_IDENTITY_LOCAL_NAME is not set: the proxy needs its identity"))
+		errs = append(errs, fmt.Errorf("%s is not set: the proxy needs its identity", proxyenv.IdentityLocalName))
 	}
 	if c.TrustAnchorsFile == "" && len(c.TrustAnchorsPEM) == 0 {
-		errs = append(errs, errors.New("neither MESH_PROXY_IDENTITY_TRUST_ANCHORS nor MESH_PROXY_IDENTITY_TRUST_ANCHORS_FILE is set"))
+		errs = append(errs, fmt.Errorf("neither %s nor %s is set", proxyenv.IdentityTrustAnchors, proxyenv.IdentityTrustAnchorsFile))
 	}
 	if c.IdentityAddr == "" || c.IdentityName == "" || c.TokenFile == "" {
-		errs = append(errs, errors.New("MESH_PROXY_IDENTITY_SVC_ADDR, MESH_PROXY_IDENTITY_SVC_NAME and MESH_PROXY_IDENTITY_TOKEN_FILE must be set"))
+		errs = append(errs, fmt.Errorf("%s, %s and %s must be set", proxyenv.IdentitySvcAddr, proxyenv.IdentitySvcName, proxyenv.IdentityTokenFile))
 	}
 	if (c.DestinationAddr == "") != (c.DestinationName == "") {
-		errs = append(errs, errors.New("MESH_PROXY_DESTINATION_SVC_ADDR and MESH_PROXY_DESTINATION_SVC_NAME go together"))
+		errs = append(errs, fmt.Errorf("%s and %s go together", proxyenv.DestinationSvcAddr, proxyenv.DestinationSvcName))
 	}
 	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
 	if len(errs) > 0 {

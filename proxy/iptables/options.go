@@ -27,6 +27,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/meshplane/mesh/controlplane/api/proxyenv"
 )
 
 // Mode selects the iptables backend.
@@ -42,8 +44,8 @@ const (
 
 // Default values of the flags (Linkerd's ports and proxy UID).
 const (
-	DefaultInboundPort  = 4143
-	DefaultOutboundPort = 4140
+	DefaultInboundPort  = proxyenv.DefaultInboundPort
+	DefaultOutboundPort = proxyenv.DefaultOutboundPort
 	DefaultProxyUID     = 2102
 )
 
@@ -105,13 +107,18 @@ func DefaultOptions() Options {
 //	--skip-inbound-ports=4190,4191 --skip-outbound-ports=443,5000-5100
 //	--skip-subnets=10.0.0.0/8 --iptables-mode=nft
 //
-// Usage and help go to stderr. Bad arguments return an error wrapping
+// Usage, help and errors go to stderr (the caller may send help elsewhere: it
+// is all there is on stderr when -h returns). Bad arguments return an error wrapping
 // ErrUsage; -h returns flag.ErrHelp.
 func ParseFlags(args []string, stderr io.Writer) (Options, error) {
 	o := DefaultOptions()
 	var skipIn, skipOut, subnets, mode string
 	fs := flag.NewFlagSet("init", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "Usage: mesh-proxy init [flags]\n\nInstalls (or with --remove removes) the iptables rules that redirect the pod's\nTCP traffic to the proxy.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
 	fs.IntVar(&o.InboundPort, "inbound-port", o.InboundPort, "proxy port that inbound TCP is redirected to")
 	fs.IntVar(&o.OutboundPort, "outbound-port", o.OutboundPort, "proxy port that outbound TCP is redirected to")
 	fs.IntVar(&o.ProxyUID, "proxy-uid", o.ProxyUID, "user ID of the proxy, whose traffic is not redirected")
@@ -135,7 +142,7 @@ func ParseFlags(args []string, stderr io.Writer) (Options, error) {
 		return Options{}, fmt.Errorf("%w: %w", ErrUsage, err)
 	}
 	if fs.NArg() > 0 {
-		return usage(fmt.Errorf("unexpected arguments %q", fs.Args()))
+		return usage(fmt.Errorf("unknown command %q (init takes flags only)", fs.Arg(0)))
 	}
 	o.SkipInboundPorts, o.SkipOutboundPorts = splitList(skipIn), splitList(skipOut)
 	o.Mode = Mode(mode)

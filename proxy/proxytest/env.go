@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/meshplane/mesh/controlplane/api/identityclient/identitytest"
+	"github.com/meshplane/mesh/controlplane/api/proxyenv"
 )
 
 // ProxyLocalName is the identity ProxyEnv gives the proxy.
@@ -21,18 +22,18 @@ func (c *ControlPlane) ProxyEnv(t testing.TB, appAddr string) map[string]string 
 		t.Fatal(err)
 	}
 	return map[string]string{
-		"MESH_PROXY_INBOUND_LISTEN_ADDR":    FreeAddr(t),
-		"MESH_PROXY_OUTBOUND_LISTEN_ADDR":   FreeAddr(t),
-		"MESH_PROXY_ADMIN_LISTEN_ADDR":      FreeAddr(t),
-		"MESH_PROXY_INBOUND_ORIG_DST":       appAddr,
-		"MESH_PROXY_IDENTITY_SVC_ADDR":      c.IdentityAddr,
-		"MESH_PROXY_IDENTITY_SVC_NAME":      IdentityName,
-		"MESH_PROXY_IDENTITY_TOKEN_FILE":    token,
-		"MESH_PROXY_IDENTITY_LOCAL_NAME":    ProxyLocalName,
-		"MESH_PROXY_IDENTITY_TRUST_ANCHORS": string(c.AnchorsPEM),
-		"MESH_PROXY_DESTINATION_SVC_ADDR":   c.DestinationAddr,
-		"MESH_PROXY_DESTINATION_SVC_NAME":   DestinationName,
-		"MESH_PROXY_SHUTDOWN_GRACE_PERIOD":  "1s",
+		proxyenv.InboundListenAddr:    FreeAddr(t),
+		proxyenv.OutboundListenAddr:   FreeAddr(t),
+		proxyenv.AdminListenAddr:      FreeAddr(t),
+		proxyenv.InboundOrigDst:       appAddr,
+		proxyenv.IdentitySvcAddr:      c.IdentityAddr,
+		proxyenv.IdentitySvcName:      IdentityName,
+		proxyenv.IdentityTokenFile:    token,
+		proxyenv.IdentityLocalName:    ProxyLocalName,
+		proxyenv.IdentityTrustAnchors: string(c.AnchorsPEM),
+		proxyenv.DestinationSvcAddr:   c.DestinationAddr,
+		proxyenv.DestinationSvcName:   DestinationName,
+		proxyenv.ShutdownGracePeriod:  "1s",
 	}
 }
 

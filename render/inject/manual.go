@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"github.com/meshplane/mesh/controlplane/api/proxyenv"
 	"github.com/meshplane/mesh/render/values"
 )
 
@@ -182,27 +183,27 @@ func (s settings) proxy(ns string, appPorts []string) (corev1.Container, *corev1
 	}
 	id := func(sa string) string { return fmt.Sprintf("%s.%s.serviceaccount.identity.%s", sa, ns, s.trustDomain) }
 	envs := []corev1.EnvVar{
-		env("MESH_PROXY_LOG", s.logLevel),
-		env("MESH_PROXY_LOG_FORMAT", s.logFormat),
-		env("MESH_PROXY_INBOUND_LISTEN_ADDR", fmt.Sprintf("0.0.0.0:%d", s.inbound)),
-		env("MESH_PROXY_OUTBOUND_LISTEN_ADDR", fmt.Sprintf("127.0.0.1:%d", s.outbound)),
-		env("MESH_PROXY_ADMIN_LISTEN_ADDR", fmt.Sprintf("0.0.0.0:%d", s.admin)),
-		env("MESH_PROXY_CONTROL_LISTEN_ADDR", fmt.Sprintf("0.0.0.0:%d", s.control)),
-		env("MESH_PROXY_INBOUND_PORTS", strings.Join(appPorts, ",")),
-		env("MESH_PROXY_OPAQUE_PORTS", s.opaque),
-		env("MESH_PROXY_INBOUND_CONNECT_TIMEOUT", s.inboundConnectTimeout),
-		env("MESH_PROXY_OUTBOUND_CONNECT_TIMEOUT", s.outboundTimeout),
-		env("MESH_PROXY_SHUTDOWN_GRACE_PERIOD", s.shutdown),
-		env("MESH_PROXY_DESTINATION_SVC_ADDR", svc("destination", 8086)),
-		env("MESH_PROXY_DESTINATION_SVC_NAME", id("mesh-destination")),
-		env("MESH_PROXY_IDENTITY_SVC_ADDR", svc("identity", 8080)),
-		env("MESH_PROXY_IDENTITY_SVC_NAME", id("mesh-identity")),
-		env("MESH_PROXY_IDENTITY_DIR", identityDir),
-		env("MESH_PROXY_IDENTITY_TOKEN_FILE", tokenPath+"/"+volumeToken),
-		fieldEnv("_pod_sa", "spec.serviceAccountName"),
-		fieldEnv("_pod_ns", "metadata.namespace"),
-		fieldEnv("_pod_name", "metadata.name"),
-		env("MESH_PROXY_IDENTITY_LOCAL_NAME", "$(_pod_sa).$(_pod_ns).serviceaccount.identity."+s.trustDomain),
+		env(proxyenv.Log, s.logLevel),
+		env(proxyenv.LogFormat, s.logFormat),
+		env(proxyenv.InboundListenAddr, fmt.Sprintf("0.0.0.0:%d", s.inbound)),
+		env(proxyenv.OutboundListenAddr, fmt.Sprintf("127.0.0.1:%d", s.outbound)),
+		env(proxyenv.AdminListenAddr, fmt.Sprintf("0.0.0.0:%d", s.admin)),
+		env(proxyenv.ControlListenAddr, fmt.Sprintf("0.0.0.0:%d", s.control)),
+		env(proxyenv.InboundPorts, strings.Join(appPorts, ",")),
+		env(proxyenv.OpaquePorts, s.opaque),
+		env(proxyenv.InboundConnectTimeout, s.inboundConnectTimeout),
+		env(proxyenv.OutboundConnectTimeout, s.outboundTimeout),
+		env(proxyenv.ShutdownGracePeriod, s.shutdown),
+		env(proxyenv.DestinationSvcAddr, svc("destination", 8086)),
+		env(proxyenv.DestinationSvcName, id("mesh-destination")),
+		env(proxyenv.IdentitySvcAddr, svc("identity", 8080)),
+		env(proxyenv.IdentitySvcName, id("mesh-identity")),
+		env(proxyenv.IdentityDir, identityDir),
+		env(proxyenv.IdentityTokenFile, tokenPath+"/"+volumeToken),
+		fieldEnv(proxyenv.PodServiceAccount, "spec.serviceAccountName"),
+		fieldEnv(proxyenv.PodNamespace, "metadata.namespace"),
+		fieldEnv(proxyenv.PodName, "metadata.name"),
+		env(proxyenv.IdentityLocalName, "$("+proxyenv.PodServiceAccount+").$("+proxyenv.PodNamespace+").serviceaccount.identity."+s.trustDomain),
 	}
 	mounts := []corev1.VolumeMount{
 		{Name: volumeEndEntity, MountPath: identityDir},
@@ -215,12 +216,12 @@ func (s settings) proxy(ns string, appPorts []string) (corev1.Container, *corev1
 		}}}}},
 	}
 	if s.http2 != "" {
-		envs = append(envs, env("MESH_PROXY_HTTP2_PORTS", s.http2))
+		envs = append(envs, env(proxyenv.HTTP2Ports, s.http2))
 	}
 	if s.anchors != "" {
-		envs = append(envs, env("MESH_PROXY_IDENTITY_TRUST_ANCHORS", s.anchors))
+		envs = append(envs, env(proxyenv.IdentityTrustAnchors, s.anchors))
 	} else {
-		envs = append(envs, env("MESH_PROXY_IDENTITY_TRUST_ANCHORS_FILE", trustRootsDir+"/ca-bundle.crt"))
+		envs = append(envs, env(proxyenv.IdentityTrustAnchorsFile, trustRootsDir+"/ca-bundle.crt"))
 		mounts = append(mounts, corev1.VolumeMount{Name: volumeTrustRoots, MountPath: trustRootsDir, ReadOnly: true})
 		volumes = append(volumes, corev1.Volume{Name: volumeTrustRoots, VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
 			LocalObjectReference: corev1.LocalObjectReference{Name: TrustRootsConfigMap},
