@@ -315,7 +315,10 @@ func configAnnotations(tmpl *yaml.Node) map[string]string {
 func appPorts(spec *yaml.Node) []string {
 	seen := map[string]bool{}
 	var out []string
-	eachPort(spec, func(_, p *yaml.Node) {
+	eachPort(spec, func(c, p *yaml.Node) {
+		if name := scalar(c, "name"); name == ProxyContainer || name == InitContainer {
+			return // mesh's own: a re-inject must see the same app ports
+		}
 		if v := scalar(p, "containerPort"); v != "" && scalar(p, "protocol") != "UDP" && !seen[v] {
 			seen[v] = true
 			out = append(out, v)
