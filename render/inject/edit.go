@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	yaml "go.yaml.in/yaml/v3"
 )
@@ -59,12 +60,25 @@ func parseYAMLDoc(src []byte) (*yamlDoc, error) {
 	return d, nil
 }
 
-// offset is the byte offset of a 1-based line and column.
+// offset is the byte offset of a 1-based line and column. yaml.v3 counts columns in
+// characters, not bytes.
 func (d *yamlDoc) offset(line, col int) int {
 	if line-1 >= len(d.lineStart) {
 		return len(d.src)
 	}
-	return min(d.lineStart[line-1]+col-1, len(d.src))
+	p := d.lineStart[line-1]
+	for range col - 1 {
+		if p >= len(d.src) {
+			break
+		}
+		if d.src[p] < utf8.RuneSelf {
+			p++
+			continue
+		}
+		_, size := utf8.DecodeRune(d.src[p:])
+		p += size
+	}
+	return p
 }
 
 // lineEnd is the offset just past the newline ending the 1-based line (or the end).

@@ -345,71 +345,92 @@ func (in *Injector) manual(d *yamlDoc, tmpl *yaml.Node, res Result) (Result, err
 	for k, v := range in.opts.Config {
 		cfg[k] = v
 	}
-	s, err := in.opts.Manual.settings(cfg)
+	sc, err := in.opts.Manual.Sidecar(cfg, appPorts(spec))
 	if err != nil {
 		return res, err
 	}
-	proxy, init, volumes := s.proxy(in.opts.Manual.Namespace, appPorts(spec))
-	want := wantedParts(s.native, proxy, init, volumes)
 	kvs := in.annotations(kv{InjectAnnotation, Enabled}, kv{ProxyVersion, in.opts.Manual.Version})
 	if hasMeshParts(spec) {
 		have, err := currentParts(spec)
 		if err != nil {
 			return res, err
 		}
-		changes := have.changes(want)
-		if len(changes) > 0 {
+		version := versionChange(tmpl, in.opts.Manual.Version)
+		if changes := have.changes(sc.parts()); len(changes) > 0 {
 			if _, err := stripMesh(d, spec); err != nil {
 				return res, err
 			}
-			res.Changed, res.Action, res.Reason = true, "stale", strings.Join(append(versionChange(tmpl, in.opts.Manual.Version), changes...), "; ")
+			res.Changed, res.Action, res.Reason = true, "stale", strings.Join(append(version, changes...), "; ")
 			return res, nil
 		}
-		old := versionChange(tmpl, in.opts.Manual.Version)
 		changed, err := d.setStrings(tmpl, []string{"metadata", "annotations"}, kvs)
 		switch {
 		case err != nil:
 			return res, err
+		case changed && len(version) > 0:
+			res.Changed, res.Action, res.Reason = true, "updated", strings.Join(version, "; ")
 		case changed:
-			res.Changed, res.Action, res.Reason = true, "updated", strings.Join(append(old, "annotations"), "; ")
-			if len(old) > 0 {
-				res.Reason = strings.Join(old, "; ")
-			}
+			res.Changed, res.Action, res.Reason = true, "updated", "annotations"
 		default:
 			res.Action, res.Reason = "unchanged", "already injected"
 		}
 		return res, nil
 	}
-	var vols items
-	for _, v := range volumes {
-		vols = append(vols, v)
-	}
-	if s.native {
-		list := items{proxy}
-		if init != nil {
-			list = items{*init, proxy}
+	for _, l := range []struct {
+		name    string
+		items   items
+		prepend bool
+	}{{"initContainers", toItems(sc.InitContainers), true}, {"containers", toItems(sc.Containers), true}, {"volumes", toItems(sc.Volumes), false}} {
+		if len(l.items) == 0 {
+			continue
 		}
-		if err := d.setList(spec, "initContainers", list, true); err != nil {
+		if err := d.setList(spec, l.name, l.items, l.prepend); err != nil {
 			return res, err
 		}
-	} else {
-		if init != nil {
-			if err := d.setList(spec, "initContainers", items{*init}, true); err != nil {
-				return res, err
-			}
-		}
-		if err := d.setList(spec, "containers", items{proxy}, true); err != nil {
-			return res, err
-		}
-	}
-	if err := d.setList(spec, "volumes", vols, false); err != nil {
-		return res, err
 	}
 	if _, err := d.setStrings(tmpl, []string{"metadata", "annotations"}, kvs); err != nil {
 		return res, err
 	}
 	res.Changed, res.Action = true, "injected"
 	return res, nil
+}
+
+func toItems[T any](list []T) items {
+	out := make(items, 0, len(list))
+	for _, v := range list {
+		out = append(out, v)
+	}
+	return out
+}
+
+// Sidecar is what --manual writes into a pod spec: init containers to put first (the
+// proxy among them when it is a native sidecar), containers to put first, and volumes
+// to add at the end.
+type Sidecar struct {
+	InitContainers []corev1.Container
+	Containers     []corev1.Container
+	Volumes        []corev1.Volume
+}
+
+// Sidecar is the proxy for a pod whose app containers listen on appPorts (TCP
+// container ports, in increasing order), with the pod's config.meshplane.io/*
+// annotations cfg.
+func (m *Manual) Sidecar(cfg map[string]string, appPorts []string) (Sidecar, error) {
+	s, err := m.settings(cfg)
+	if err != nil {
+		return Sidecar{}, err
+	}
+	proxy, init, volumes := s.proxy(m.Namespace, appPorts)
+	sc := Sidecar{Volumes: volumes}
+	if init != nil {
+		sc.InitContainers = append(sc.InitContainers, *init)
+	}
+	if s.native {
+		sc.InitContainers = append(sc.InitContainers, proxy)
+	} else {
+		sc.Containers = append(sc.Containers, proxy)
+	}
+	return sc, nil
 }
 
 // meshItem tells, for each list of a pod spec, whether an item is one mesh adds.

@@ -21,21 +21,20 @@ type meshPart struct {
 	json []byte
 }
 
-func wantedParts(native bool, proxy corev1.Container, init *corev1.Container, volumes []corev1.Volume) meshParts {
+// parts are the sidecar's items as meshParts.
+func (sc Sidecar) parts() meshParts {
 	p := meshParts{}
 	add := func(list, name string, v any) {
 		j, _ := json.Marshal(v) // typed Kubernetes objects always marshal
 		p[list] = append(p[list], meshPart{name, j})
 	}
-	proxyList := "containers"
-	if native {
-		proxyList = "initContainers"
+	for _, c := range sc.InitContainers {
+		add("initContainers", c.Name, c)
 	}
-	if init != nil {
-		add("initContainers", init.Name, init)
+	for _, c := range sc.Containers {
+		add("containers", c.Name, c)
 	}
-	add(proxyList, proxy.Name, proxy)
-	for _, v := range volumes {
+	for _, v := range sc.Volumes {
 		add("volumes", v.Name, v)
 	}
 	return p

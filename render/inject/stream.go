@@ -245,7 +245,7 @@ func writeOut(spool io.Reader, entries []entry, output string, jsonOut, useAlt b
 	if list {
 		_, _ = bw.WriteString("{\n  \"apiVersion\": \"v1\",\n  \"kind\": \"List\",\n  \"items\": [\n") // bufio keeps the error for Flush
 	}
-	written := 0         // documents written
+	written := 0        // documents written
 	lastNewline := true // the output so far ends with a line break (or is empty)
 	for _, e := range entries {
 		if e.altSize > 0 && useAlt { // skip the document, write its annotated version
