@@ -1,6 +1,7 @@
 package inject
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -39,20 +40,57 @@ func nestedNode(path []string, kvs []kv) []*yaml.Node {
 }
 
 // objectNode is v (a Kubernetes object or part of one) as a node, in its JSON field
-// order.
+// order. It reads the JSON itself: a YAML parser would refuse strings holding
+// characters YAML cannot carry raw, which the emitter escapes.
 func objectNode(v any) (*yaml.Node, error) {
 	j, err := json.Marshal(v)
 	if err != nil {
 		return nil, err
 	}
-	var n yaml.Node
-	if err := yaml.Unmarshal(j, &n); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(j))
+	dec.UseNumber()
+	return jsonNode(dec)
+}
+
+func jsonNode(dec *json.Decoder) (*yaml.Node, error) {
+	tok, err := dec.Token()
+	if err != nil {
 		return nil, err
 	}
-	if n.Kind != yaml.DocumentNode || len(n.Content) != 1 {
-		return nil, fmt.Errorf("cannot render %T", v)
+	switch t := tok.(type) {
+	case json.Delim:
+		n := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
+		if t == '{' {
+			n.Kind, n.Tag = yaml.MappingNode, "!!map"
+		}
+		for dec.More() {
+			if n.Kind == yaml.MappingNode {
+				k, err := dec.Token()
+				if err != nil {
+					return nil, err
+				}
+				n.Content = append(n.Content, strNode(k.(string)))
+			}
+			c, err := jsonNode(dec)
+			if err != nil {
+				return nil, err
+			}
+			n.Content = append(n.Content, c)
+		}
+		if _, err := dec.Token(); err != nil { // the closing delimiter
+			return nil, err
+		}
+		return n, nil
+	case string:
+		return strNode(t), nil
+	case json.Number:
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: t.String()}, nil
+	case bool:
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: fmt.Sprint(t)}, nil
+	case nil:
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Value: "null"}, nil
 	}
-	return n.Content[0], nil
+	return nil, fmt.Errorf("unexpected JSON token %v", tok)
 }
 
 // emitter writes new nodes in a document's style.

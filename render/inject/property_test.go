@@ -239,6 +239,10 @@ func objects(raw []byte) (list bool, objs []runtime.Object, err error) {
 		list, parts = true, head.Items
 	}
 	for _, p := range parts {
+		if string(p) == "null" {
+			objs = append(objs, nil) // a List's null item
+			continue
+		}
 		o, _, err := clientscheme.Codecs.UniversalDeserializer().Decode(p, nil, nil)
 		if err != nil {
 			return false, nil, err
