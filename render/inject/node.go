@@ -267,7 +267,7 @@ func (d *yamlDoc) plainEnd(n *yaml.Node, start, indent int, flow, key bool) (int
 		}
 		p = d.lineStart[next-1] + len(t) - len(trimmed)
 	}
-	if fold(pieces) != n.Value && !(n.Tag == "!!null" && n.Value == strings.Join(pieces, "")) {
+	if fold(pieces) != n.Value && (n.Tag != "!!null" || n.Value != strings.Join(pieces, "")) {
 		return 0, fmt.Errorf("line %d: cannot find the end of the plain scalar %q", n.Line, n.Value)
 	}
 	return end, nil
