@@ -115,6 +115,7 @@ func TestValuesReadBack(t *testing.T) {
 	}
 	values := append([]string{"3306,5432", "a,b", "warn,mesh=debug"}, trickyStrings...)
 	values = append(values, "", `"`, `'`, `\`, "\x7f", "\u2028", "\ufeff", "x\r\ny")
+	m := manualFor(t, "v1.2.3")
 	for name, doc := range docs {
 		for _, manual := range []bool{false, true} {
 			for _, v := range values {
@@ -124,7 +125,7 @@ func TestValuesReadBack(t *testing.T) {
 					"config.meshplane.io/proxy-log-level": v,
 				}}
 				if manual {
-					opts.Manual = manualFor(t, "v1.2.3")
+					opts.Manual = m
 					opts.Config["config.meshplane.io/skip-subnets"] = "10.0.0.0/8,192.168.0.0/16"
 				}
 				out, _ := streamReport(t, newInj(t, opts), doc)
