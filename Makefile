@@ -71,16 +71,23 @@ release-check:
 unit:
 	$(GO) test ./...
 
-## fuzz-short: run each fuzz target in ./proxy/... for FUZZTIME (default 20s), one
-## after another; the seed corpora (testdata/fuzz) also run in every go test.
+## fuzz-short: run each fuzz target in ./proxy/... for FUZZTIME (default 20s), then
+## each one in ./render/... for RENDER_FUZZTIME (default 15s: inject's two targets,
+## the reader and the property, together about 30 s), one after another; the seed
+## corpora (testdata/fuzz) also run in every go test.
 FUZZTIME ?= 20s
+RENDER_FUZZTIME ?= 15s
 fuzz-short:
-	@set -e; for pkg in `$(GO) list ./proxy/...`; do \
-		for target in `$(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true`; do \
-			echo "fuzz $$pkg $$target ($(FUZZTIME))"; \
-			$(GO) test $$pkg -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME); \
+	@set -e; fuzz() { \
+		for pkg in `$(GO) list $$1`; do \
+			for target in `$(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true`; do \
+				echo "fuzz $$pkg $$target ($$2)"; \
+				$(GO) test $$pkg -run '^$$' -fuzz "^$$target$$" -fuzztime $$2; \
+			done; \
 		done; \
-	done
+	}; \
+	fuzz ./proxy/... $(FUZZTIME); \
+	fuzz ./render/... $(RENDER_FUZZTIME)
 
 ## test: what CI runs. Steps run one after another, in this order, even
 ## under `make -j`. Add further steps (e.g. starting a test cluster) before

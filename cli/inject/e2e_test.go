@@ -25,6 +25,8 @@ func TestInjectedOutputIsAcceptedByAPIServer(t *testing.T) {
 		"../../render/inject/testdata/in/lists.yaml",
 		"../../render/inject/testdata/in/concatenated.json",
 		"../../render/inject/testdata/in/crlf.yaml",
+		"../../render/inject/testdata/in/volumes-last.yaml",
+		"../../render/inject/testdata/in/layout.yaml",
 	}
 	for _, tc := range []struct {
 		name string

@@ -1,11 +1,13 @@
 package inject
 
 import (
+	"encoding/json"
 	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
 
 	"github.com/meshplane/mesh/cli/exitcode"
 	"github.com/meshplane/mesh/cli/iostreams"
@@ -148,4 +150,72 @@ func TestRun(t *testing.T) {
 	if err == nil || out != "" || !strings.Contains(err.Error(), "namespaces") {
 		t.Errorf("krm with a bad setting: err %v, stdout %q", err, out)
 	}
+}
+
+// Values with commas, as flags and as --krm settings, read back as themselves from the
+// output, in block and flow mappings; a re-inject reports what it updated on stderr.
+func TestRunValuesWithCommas(t *testing.T) {
+	want := map[string]string{
+		"config.meshplane.io/opaque-ports":    "3306,5432",
+		"config.meshplane.io/skip-subnets":    "10.0.0.0/8,192.168.0.0/16",
+		"config.meshplane.io/proxy-log-level": "warn,mesh=debug",
+	}
+	flowPod := "apiVersion: v1\nkind: Pod\nmetadata: {name: p, annotations: {a: b}}\nspec: {containers: [{name: app, image: app:1}]}\n"
+	check := func(name, doc string) {
+		t.Helper()
+		var obj struct {
+			Metadata struct{ Annotations map[string]string }
+			Spec     struct{ InitContainers []struct{ Name string } }
+		}
+		if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
+			t.Fatalf("%s: %v\n%s", name, err, doc)
+		}
+		for k, v := range want {
+			if got := obj.Metadata.Annotations[k]; got != v {
+				t.Errorf("%s: %s = %q, want %q\n%s", name, k, got, v, doc)
+			}
+		}
+	}
+	for _, input := range []string{flowPod, deployment} {
+		o, err := parse(t, NewCmd, []string{"-f", "-", "--manual", "--opaque-ports", "3306,5432", "--skip-subnets", "10.0.0.0/8,192.168.0.0/16", "--proxy-log-level", "warn,mesh=debug"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Version = "v1.2.3"
+		io, in, out, errOut := iostreams.Test()
+		in.WriteString(input)
+		c := &cobra.Command{}
+		c.SetContext(t.Context())
+		if err := Run(c, io, o); err != nil {
+			t.Fatal(err)
+		}
+		if input == flowPod {
+			check("flags", out.String())
+		}
+		// A re-inject with another version updates the proxy and says so.
+		re := *o
+		re.Version = "v1.2.4"
+		io2, in2, out2, errOut2 := iostreams.Test()
+		in2.WriteString(out.String())
+		if err := Run(c, io2, &re); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(errOut2.String(), "updated (proxy version v1.2.3 → v1.2.4; mesh-init: image; mesh-proxy: image)") || !strings.Contains(out2.String(), "proxy:v1.2.4") {
+			t.Errorf("re-inject: stderr %q (first run %q)", errOut2, errOut)
+		}
+	}
+	rl := "apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nfunctionConfig: {apiVersion: v1, kind: ConfigMap, metadata: {name: c}, data: {opaque-ports: \"3306,5432\", skip-subnets: \"10.0.0.0/8,192.168.0.0/16\", proxy-log-level: \"warn,mesh=debug\"}}\nitems:\n- " +
+		strings.ReplaceAll(strings.TrimSuffix(flowPod, "\n"), "\n", "\n  ") + "\n"
+	io, in, out, _ := iostreams.Test()
+	in.WriteString(rl)
+	c := &cobra.Command{}
+	c.SetContext(t.Context())
+	if err := Run(c, io, &Options{KRM: true, Config: map[string]string{}}); err != nil {
+		t.Fatal(err)
+	}
+	var list struct{ Items []json.RawMessage }
+	if err := yaml.Unmarshal(out.Bytes(), &list); err != nil || len(list.Items) != 1 {
+		t.Fatalf("krm output: %v\n%s", err, out)
+	}
+	check("krm", string(list.Items[0]))
 }

@@ -2,31 +2,40 @@ package inject
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	yaml "go.yaml.in/yaml/v3"
 )
 
-// A yamlDoc edits one YAML document by splicing text into its original bytes. yaml.v3
-// is used only to find where things are; nothing is re-encoded, so comments, blank
-// lines, key order, quoting and indentation stay exactly as they were.
+// A yamlDoc edits one YAML (or JSON) document by splicing text into its original
+// bytes. yaml.v3 is used only to find where things are; nothing is re-encoded, so
+// comments, blank lines, key order, quoting and indentation stay exactly as they were.
+//
+// Every edit goes through the operations of this file. Their positions come from the
+// node tree (node.go): a node's start as yaml.v3 reports it, and its end as found
+// from its last descendant. New text is written by the emitter (emit.go), whose every
+// string goes through scalarText.
 type yamlDoc struct {
 	src       []byte
 	lineStart []int // byte offset of each line's start, 0-based line index
 	root      *yaml.Node
 	edits     []splice
-	json      bool       // the document is JSON: quote inserted text as JSON
+	json      bool       // the document is JSON: write JSON
 	cache     *itemCache // rendered list items, shared by an Injector's documents
+	parents   map[*yaml.Node]*yaml.Node
+	aliased   map[*yaml.Node]bool
 }
 
+// A splice replaces remove bytes at at with text. Insertions at the same offset are
+// ordered deepest first: when a collection and the collection holding it end at the
+// same place, what is added to the inner one must stay inside it.
 type splice struct {
-	at     int    // byte offset
-	remove int    // bytes removed at at
-	text   string // inserted at at
+	at, remove int
+	text       string
+	depth      int
 }
 
 func parseYAMLDoc(src []byte) (*yamlDoc, error) {
@@ -51,12 +60,25 @@ func parseYAMLDoc(src []byte) (*yamlDoc, error) {
 	return d, nil
 }
 
-// offset is the byte offset of a 1-based line and column.
+// offset is the byte offset of a 1-based line and column. yaml.v3 counts columns in
+// characters, not bytes.
 func (d *yamlDoc) offset(line, col int) int {
 	if line-1 >= len(d.lineStart) {
 		return len(d.src)
 	}
-	return d.lineStart[line-1] + col - 1
+	p := d.lineStart[line-1]
+	for range col - 1 {
+		if p >= len(d.src) {
+			break
+		}
+		if d.src[p] < utf8.RuneSelf {
+			p++
+			continue
+		}
+		_, size := utf8.DecodeRune(d.src[p:])
+		p += size
+	}
+	return p
 }
 
 // lineEnd is the offset just past the newline ending the 1-based line (or the end).
@@ -80,25 +102,55 @@ func (d *yamlDoc) lineEnding() string {
 	return "\n"
 }
 
-// bytes applies the edits.
-func (d *yamlDoc) bytes() []byte {
+// edit records a splice made for node target (its depth orders insertions).
+func (d *yamlDoc) edit(target *yaml.Node, at, remove int, text string) error {
+	if target != nil && d.shared(target) {
+		return fmt.Errorf("line %d: cannot edit a node that an alias (*%s) refers to", target.Line, d.anchorOf(target))
+	}
+	depth := 0
+	if target != nil {
+		depth = d.depth(target)
+	}
+	d.edits = append(d.edits, splice{at: at, remove: remove, text: text, depth: depth})
+	return nil
+}
+
+func (d *yamlDoc) anchorOf(n *yaml.Node) string {
+	for p := n; p != nil; p = d.parentOf(p) {
+		if p.Anchor != "" && d.aliased[p] {
+			return p.Anchor
+		}
+	}
+	return ""
+}
+
+// bytes applies the edits; overlapping edits are an error, never a corrupt document.
+func (d *yamlDoc) bytes() ([]byte, error) {
 	if len(d.edits) == 0 {
-		return d.src
+		return d.src, nil
 	}
 	edits := append([]splice(nil), d.edits...)
-	sort.SliceStable(edits, func(i, j int) bool { return edits[i].at < edits[j].at })
+	sort.SliceStable(edits, func(i, j int) bool {
+		if edits[i].at != edits[j].at {
+			return edits[i].at < edits[j].at
+		}
+		return edits[i].depth > edits[j].depth
+	})
 	var b bytes.Buffer
 	pos := 0
 	for _, e := range edits {
+		if e.at < pos {
+			return nil, fmt.Errorf("internal error: overlapping edits at byte %d", e.at)
+		}
 		b.Write(d.src[pos:e.at])
 		b.WriteString(e.text)
 		pos = e.at + e.remove
 	}
 	b.Write(d.src[pos:])
-	return b.Bytes()
+	return b.Bytes(), nil
 }
 
-// lookup returns the value node of key in mapping m.
+// lookup returns the key and value nodes of key in mapping m.
 func lookup(m *yaml.Node, key string) (keyNode, value *yaml.Node) {
 	if m == nil || m.Kind != yaml.MappingNode {
 		return nil, nil
@@ -126,50 +178,56 @@ func isNull(n *yaml.Node) bool {
 	return n.Kind == yaml.ScalarNode && n.Tag == "!!null"
 }
 
-// quote renders s as a scalar of the document's syntax.
-func (d *yamlDoc) quote(s string) string {
-	if d.json {
-		b, _ := json.Marshal(s)
-		return string(b)
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.SequenceNode:
+		return "list"
+	case yaml.MappingNode:
+		return "mapping"
+	case yaml.AliasNode:
+		return "alias"
+	case yaml.ScalarNode:
+		return "scalar (" + strings.TrimPrefix(n.Tag, "!!") + ")"
 	}
-	return quoteYAML(s)
+	return "node"
 }
 
-// quoteYAML renders s as a plain YAML scalar, or a quoted one where it needs quoting.
-func quoteYAML(s string) string {
-	var n yaml.Node
-	n.SetString(s)
-	out, err := yaml.Marshal(&n)
-	if err != nil || strings.Contains(strings.TrimSpace(string(out)), "\n") {
-		return strconv.Quote(s)
+// emitter is how new text is written in this document: JSON, or YAML in the
+// document's own indentation step and list style.
+func (d *yamlDoc) emitter() emitter {
+	return emitter{json: d.json, step: d.indentStep(), compact: d.compactLists()}
+}
+
+// style is how a scalar inside collection m is written.
+func (d *yamlDoc) style(m *yaml.Node) scalarStyle {
+	switch {
+	case d.json:
+		return inJSON
+	case m.Style&yaml.FlowStyle != 0 || d.inFlowCollection(m):
+		return inFlow
 	}
-	return strings.TrimSpace(string(out))
+	return inBlock
 }
 
 // kv is one key and its string value.
 type kv struct{ key, value string }
 
 // setStrings sets each key to its value in the mapping reached by path from m, creating
-// the missing mappings of the path, all in one splice. It reports whether the document
+// the missing mappings of the path, all in one edit. It reports whether the document
 // changed. Keys already holding their value are left alone.
 func (d *yamlDoc) setStrings(m *yaml.Node, path []string, kvs []kv) (bool, error) {
 	cur := m
-	i := 0
-	for ; i < len(path); i++ {
+	for i := 0; i < len(path); i++ {
 		kn, v := lookup(cur, path[i])
-		if v == nil {
-			break
-		}
-		if v.Kind != yaml.MappingNode {
-			if isNull(v) {
-				return true, d.fillNull(kn, v, path[i+1:], kvs, cur.Style&yaml.FlowStyle != 0)
-			}
+		switch {
+		case v == nil:
+			return true, d.addEntries(cur, nestedNode(path[i:], kvs))
+		case isNull(v):
+			return true, d.setValue(cur, kn, v, mapNode(nestedNode(path[i+1:], kvs)...))
+		case v.Kind != yaml.MappingNode:
 			return false, fmt.Errorf("%s is a %s, not a mapping", strings.Join(path[:i+1], "."), kindName(v))
 		}
 		cur = v
-	}
-	if i < len(path) {
-		return true, d.addEntries(cur, path[i:], kvs)
 	}
 	var missing []kv
 	changed := false
@@ -178,9 +236,9 @@ func (d *yamlDoc) setStrings(m *yaml.Node, path []string, kvs []kv) (bool, error
 		switch {
 		case v == nil:
 			missing = append(missing, p)
-		case v.Kind == yaml.ScalarNode && v.Value == p.value:
+		case v.Kind == yaml.ScalarNode && v.Value == p.value && v.Tag == "!!str":
 		default:
-			if err := d.replaceScalar(v, p.value, cur.Style&yaml.FlowStyle != 0); err != nil {
+			if err := d.replaceScalar(cur, v, p.value); err != nil {
 				return false, fmt.Errorf("%s: %w", p.key, err)
 			}
 			changed = true
@@ -189,195 +247,161 @@ func (d *yamlDoc) setStrings(m *yaml.Node, path []string, kvs []kv) (bool, error
 	if len(missing) == 0 {
 		return changed, nil
 	}
-	return true, d.addEntries(cur, nil, missing)
+	return true, d.addEntries(cur, kvNodes(missing))
 }
 
-func kindName(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.SequenceNode:
-		return "list"
-	case yaml.ScalarNode:
-		return "scalar (" + strings.TrimPrefix(n.Tag, "!!") + ")"
+// replaceScalar replaces the scalar v (a value of mapping m) with the string value.
+func (d *yamlDoc) replaceScalar(m, v *yaml.Node, value string) error {
+	if v.Kind != yaml.ScalarNode {
+		return fmt.Errorf("cannot replace a %s value with a string", kindName(v))
 	}
-	return "node"
-}
-
-// replaceScalar replaces a single-line scalar's text.
-func (d *yamlDoc) replaceScalar(v *yaml.Node, value string, flow bool) error {
-	if v.Kind != yaml.ScalarNode || v.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0 {
-		return fmt.Errorf("cannot replace a %s value in place", kindName(v))
+	start := d.contentStart(v)
+	end, err := d.nodeEnd(v)
+	if err != nil {
+		return err
 	}
-	start := d.offset(v.Line, v.Column)
-	end := start + scalarLen(d.src[start:d.lineEnd(v.Line)], v, flow)
-	d.edits = append(d.edits, splice{at: start, remove: end - start, text: d.quote(value)})
-	return nil
+	if end < start {
+		end = start
+	}
+	return d.edit(v, start, end-start, scalarText(value, d.style(m)))
 }
 
-// scalarLen is the length of a single-line scalar's text at the start of rest. In a
-// flow collection a plain scalar also ends at ",", "}" or "]".
-func scalarLen(rest []byte, v *yaml.Node, flow bool) int {
-	switch {
-	case v.Style&yaml.DoubleQuotedStyle != 0:
-		for i := 1; i < len(rest); i++ {
-			switch rest[i] {
-			case '\\':
-				i++
-			case '"':
-				return i + 1
-			}
+// setValue replaces the null value v of key kn in mapping m with the new node: a
+// block under the key in a block mapping, flow text otherwise.
+func (d *yamlDoc) setValue(m, kn, v, value *yaml.Node) error {
+	e := d.emitter()
+	start, end := d.contentStart(v), 0
+	var err error
+	if end, err = d.nodeEnd(v); err != nil {
+		return err
+	}
+	if d.style(m) != inBlock || isEmptyCollection(value) {
+		text := e.flow(value)
+		if isEmptyNull(v) {
+			text = " " + text
 		}
-	case v.Style&yaml.SingleQuotedStyle != 0:
-		for i := 1; i < len(rest); i++ {
-			if rest[i] == '\'' {
-				if i+1 < len(rest) && rest[i+1] == '\'' {
-					i++
-					continue
-				}
-				return i + 1
-			}
+		return d.edit(v, start, max(end-start, 0), text)
+	}
+	// `key:` or `key: null`: from the colon on, the new block.
+	colon, err := d.colonEnd(kn, kn.Column-1, false)
+	if err != nil {
+		return err
+	}
+	indent := strings.Repeat(" ", kn.Column-1) + e.step
+	var lines []string
+	if value.Kind == yaml.SequenceNode {
+		dash := indent
+		if e.compact {
+			dash = strings.Repeat(" ", kn.Column-1)
 		}
+		lines = e.itemLines(value.Content, dash)
+	} else {
+		lines = e.entryLines(value.Content, indent)
 	}
-	// Plain: up to " #", a flow indicator in flow context, or the end of the line.
-	s := string(rest)
-	end := len(strings.TrimRight(s, "\r\n"))
-	if j := strings.Index(s, " #"); j >= 0 && j < end {
-		end = j
-	}
-	if flow {
-		if j := strings.IndexAny(s, ",}]"); j >= 0 && j < end {
-			end = j
-		}
-	}
-	return len(strings.TrimRight(s[:end], " \t"))
-}
-
-// nested renders the path as nested block mappings holding kvs, starting at indent.
-func nested(quote func(string) string, path []string, kvs []kv, indent, step, nl string) string {
-	var b strings.Builder
-	for i, k := range path {
-		b.WriteString(indent + strings.Repeat(step, i) + quote(k) + ":" + nl)
-	}
-	for _, p := range kvs {
-		b.WriteString(indent + strings.Repeat(step, len(path)) + quote(p.key) + ": " + quote(p.value) + nl)
-	}
-	return b.String()
-}
-
-// flowEntries renders kvs as flow entries, nested under path: a: {b: {k: v, k2: v2}}.
-func flowEntries(quote func(string) string, path []string, kvs []kv) string {
-	var parts []string
-	for _, p := range kvs {
-		parts = append(parts, quote(p.key)+": "+quote(p.value))
-	}
-	s := strings.Join(parts, ", ")
-	for i := len(path) - 1; i >= 0; i-- {
-		s = quote(path[i]) + ": {" + s + "}"
-	}
-	return s
-}
-
-// fillNull replaces a null value (`key:` or `key: null`) with the mapping keys→value.
-func (d *yamlDoc) fillNull(kn, v *yaml.Node, path []string, kvs []kv, flow bool) error {
-	if v.Line == kn.Line && v.Value == "" {
-		// `key:` with nothing after it: open a block under the key.
-		indent := strings.Repeat(" ", kn.Column-1)
-		text := d.lineText(kn.Line)
-		pos := d.offset(kn.Line, 1) + len(strings.TrimRight(text, " \t"))
-		if c := strings.Index(text, " #"); c >= 0 {
-			pos = d.offset(kn.Line, 1) + len(strings.TrimRight(text[:c], " \t"))
-		}
-		d.edits = append(d.edits, splice{at: pos, text: d.lineEnding() + strings.TrimSuffix(nested(d.quote, path, kvs, indent+"  ", "  ", d.lineEnding()), d.lineEnding())})
-		return nil
-	}
-	start := d.offset(v.Line, v.Column)
-	d.edits = append(d.edits, splice{at: start, remove: scalarLen(d.src[start:d.lineEnd(v.Line)], v, flow), text: "{" + flowEntries(d.quote, path, kvs) + "}"})
-	return nil
-}
-
-// addEntries adds path→kvs to mapping m: after its last entry in block style, or
-// inside the braces in flow style.
-func (d *yamlDoc) addEntries(m *yaml.Node, path []string, kvs []kv) error {
-	if m.Style&yaml.FlowStyle != 0 || len(m.Content) == 0 {
-		return d.addFlowEntry(m, path, kvs)
-	}
-	col := m.Content[0].Column
-	pos := d.blockEnd(m)
 	nl := d.lineEnding()
-	text := nested(d.quote, path, kvs, strings.Repeat(" ", col-1), d.indentStep(m), nl)
-	if pos > 0 && d.src[pos-1] != '\n' { // the document ends without a newline
+	return d.edit(v, colon, max(end-colon, 0), nl+strings.Join(lines, nl))
+}
+
+// addEntries adds mapping content (keys and values) at the end of mapping m.
+func (d *yamlDoc) addEntries(m *yaml.Node, content []*yaml.Node) error {
+	e := d.emitter()
+	if m.Style&yaml.FlowStyle != 0 || len(m.Content) == 0 || d.json {
+		return d.addFlow(m, e.flowEntries(content))
+	}
+	end, err := d.end(m, d.indentFor(m), false, false)
+	if err != nil {
+		return err
+	}
+	lines := e.entryLines(content, strings.Repeat(" ", m.Content[0].Column-1))
+	return d.insertLines(m, d.afterLine(end), lines)
+}
+
+// insertLines inserts whole lines at the line start at.
+func (d *yamlDoc) insertLines(target *yaml.Node, at int, lines []string) error {
+	nl := d.lineEnding()
+	text := strings.Join(lines, nl) + nl
+	if at > 0 && d.src[at-1] != '\n' { // the document ends without a newline
 		text = nl + strings.TrimSuffix(text, nl)
 	}
-	d.edits = append(d.edits, splice{at: pos, text: text})
-	return nil
+	return d.edit(target, at, 0, text)
 }
 
-// indentStep guesses the document's indentation step from m's nested mappings.
-func (d *yamlDoc) indentStep(m *yaml.Node) string {
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if v := m.Content[i+1]; v.Kind == yaml.MappingNode && v.Style&yaml.FlowStyle == 0 && len(v.Content) > 0 && v.Content[0].Column > m.Content[i].Column {
-			return strings.Repeat(" ", v.Content[0].Column-m.Content[i].Column)
-		}
+// addFlow adds flow text (entries or items) at the end of flow collection n.
+func (d *yamlDoc) addFlow(n *yaml.Node, text string) error {
+	if n.Style&yaml.FlowStyle == 0 && len(n.Content) > 0 {
+		return fmt.Errorf("line %d: not a flow collection", n.Line)
 	}
-	return "  "
-}
-
-// blockEnd is the offset just past the last line of block mapping m's content: the
-// lines after its first key that are blank, comments or indented at least as far as
-// its keys (kubectl's compact lists, "- " at the keys' column, included). Trailing
-// blank and comment lines belong to whatever follows.
-func (d *yamlDoc) blockEnd(m *yaml.Node) int {
-	col := m.Content[0].Column
-	last := m.Content[0].Line
-	for line := last + 1; line <= len(d.lineStart); line++ {
-		text := d.lineText(line)
-		trimmed := strings.TrimLeft(text, " ")
-		if trimmed == "" || strings.HasPrefix(trimmed, "#") {
-			continue
+	if len(n.Content) == 0 {
+		p := d.contentStart(n)
+		if p >= len(d.src) || (d.src[p] != '{' && d.src[p] != '[') {
+			return fmt.Errorf("line %d: cannot edit this collection in place", n.Line)
 		}
-		if len(text)-len(trimmed) < col-1 || trimmed == "---" || trimmed == "..." {
-			break
-		}
-		last = line
+		return d.edit(n, p+1, 0, text)
 	}
-	return d.lineEnd(last)
+	last := n.Content[len(n.Content)-1]
+	var end int
+	var err error
+	if n.Kind == yaml.MappingNode && isEmptyNull(last) {
+		end, err = d.end(n.Content[len(n.Content)-2], 0, true, true)
+	} else {
+		end, err = d.end(last, 0, true, false)
+	}
+	if err != nil {
+		return err
+	}
+	return d.edit(n, end, 0, ", "+text)
 }
 
-// addFlowEntry inserts path→kvs before the closing brace of flow mapping m.
-func (d *yamlDoc) addFlowEntry(m *yaml.Node, path []string, kvs []kv) error {
-	return d.addFlowRaw(m, flowEntries(d.quote, path, kvs))
-}
-
-// matchBrace returns the offset of the "}" closing the "{" at start, skipping quoted text.
-func matchBrace(src []byte, start int) (int, error) {
-	depth := 0
-	for i := start; i < len(src); i++ {
-		switch src[i] {
-		case '"':
-			for i++; i < len(src) && src[i] != '"'; i++ {
-				if src[i] == '\\' {
-					i++
+// indentStep is the document's indentation step, from its first nested block mapping.
+func (d *yamlDoc) indentStep() string {
+	step := ""
+	var walk func(n *yaml.Node)
+	walk = func(n *yaml.Node) {
+		if step != "" || n == nil {
+			return
+		}
+		if n.Kind == yaml.MappingNode && n.Style&yaml.FlowStyle == 0 {
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if v := n.Content[i+1]; v.Kind == yaml.MappingNode && v.Style&yaml.FlowStyle == 0 && len(v.Content) > 0 && v.Content[0].Column > n.Content[i].Column && v.Content[0].Line > n.Content[i].Line {
+					step = strings.Repeat(" ", v.Content[0].Column-n.Content[i].Column)
+					return
 				}
 			}
-		case '\'':
-			// A single-quoted scalar ends at a quote not followed by another ('' escapes).
-			for i++; i < len(src); i++ {
-				if src[i] != '\'' {
-					continue
-				}
-				if i+1 < len(src) && src[i+1] == '\'' {
-					i++
-					continue
-				}
-				break
-			}
-		case '{', '[':
-			depth++
-		case '}', ']':
-			depth--
-			if depth == 0 {
-				return i, nil
-			}
+		}
+		for _, c := range n.Content {
+			walk(c)
 		}
 	}
-	return 0, fmt.Errorf("unterminated flow mapping")
+	walk(d.root)
+	if step == "" {
+		step = "  "
+	}
+	return step
+}
+
+// compactLists says how the document writes block lists under a key: compact ("- " at
+// the key's column, as kubectl does) or indented.
+func (d *yamlDoc) compactLists() bool {
+	var found, compact bool
+	var walk func(n *yaml.Node)
+	walk = func(n *yaml.Node) {
+		if found || n == nil {
+			return
+		}
+		if n.Kind == yaml.MappingNode && n.Style&yaml.FlowStyle == 0 {
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				v := n.Content[i+1]
+				if v.Kind == yaml.SequenceNode && v.Style&yaml.FlowStyle == 0 && len(v.Content) > 0 && v.Line > n.Content[i].Line {
+					found = true
+					compact = v.Column == n.Content[i].Column
+					return
+				}
+			}
+		}
+		for _, c := range n.Content {
+			walk(c)
+		}
+	}
+	walk(d.root)
+	return !found || compact
 }

@@ -1,7 +1,6 @@
 package inject
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -14,289 +13,264 @@ import (
 // same proxy, init container and volumes, and rendering them is most of --manual's cost.
 type itemCache struct {
 	mu sync.Mutex
-	m  map[string]string
+	m  map[string][]string
 }
 
 const itemCacheSize = 512
 
-func (c *itemCache) get(key string) (string, bool) {
+func (c *itemCache) get(key string) ([]string, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s, ok := c.m[key]
 	return s, ok
 }
 
-func (c *itemCache) put(key, val string) {
+func (c *itemCache) put(key string, val []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil || len(c.m) >= itemCacheSize {
-		c.m = map[string]string{} // bounded: start over rather than grow
+		c.m = map[string][]string{} // bounded: start over rather than grow
 	}
 	c.m[key] = val
 }
 
-// blockItem renders v (a Kubernetes object or part of one) as block YAML in its JSON
-// field order, each line prefixed by indent, the first after "- ".
-func (d *yamlDoc) blockItem(v any, indent string, nl string) (string, error) {
-	j, err := json.Marshal(v)
+// items are Kubernetes objects (or parts of them) to add to a list.
+type items []any
+
+// nodes renders the items as nodes.
+func (it items) nodes() ([]*yaml.Node, error) {
+	out := make([]*yaml.Node, 0, len(it))
+	for _, v := range it {
+		n, err := objectNode(v)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// blockLines renders the items as block list lines with their dashes at indent.
+func (d *yamlDoc) blockLines(it items, indent string) ([]string, error) {
+	e := d.emitter()
+	var out []string
+	for _, v := range it {
+		j, err := json.Marshal(v)
+		if err != nil {
+			return nil, err
+		}
+		key := fmt.Sprintf("%s\x00%s\x00%v\x00%s", indent, e.step, e.compact, j)
+		if d.cache != nil {
+			if lines, ok := d.cache.get(key); ok {
+				out = append(out, lines...)
+				continue
+			}
+		}
+		n, err := objectNode(v)
+		if err != nil {
+			return nil, err
+		}
+		lines := e.itemLines([]*yaml.Node{n}, indent)
+		if d.cache != nil {
+			d.cache.put(key, lines)
+		}
+		out = append(out, lines...)
+	}
+	return out, nil
+}
+
+// setList makes key in mapping m a list holding the items: created if missing (or
+// null), else the items are added at the start (prepend) or the end of the list.
+func (d *yamlDoc) setList(m *yaml.Node, key string, it items, prepend bool) error {
+	nodes, err := it.nodes()
 	if err != nil {
-		return "", err
+		return err
 	}
-	key := indent + "\x00" + nl + "\x00" + string(j)
-	if d.cache != nil {
-		if s, ok := d.cache.get(key); ok {
-			return s, nil
-		}
-	}
-	s, err := renderBlockItem(j, indent, nl)
-	if err == nil && d.cache != nil {
-		d.cache.put(key, s)
-	}
-	return s, err
-}
-
-func renderBlockItem(j []byte, indent string, nl string) (string, error) {
-	var n yaml.Node
-	if err := yaml.Unmarshal(j, &n); err != nil {
-		return "", err
-	}
-	markBlock(&n)
-	var b bytes.Buffer
-	enc := yaml.NewEncoder(&b)
-	enc.SetIndent(2)
-	if err := enc.Encode(&n); err != nil {
-		return "", err
-	}
-	lines := strings.Split(strings.TrimRight(b.String(), "\n"), "\n")
-	var out strings.Builder
-	for i, l := range lines {
-		if i == 0 {
-			out.WriteString(indent + "- " + l + nl)
-		} else {
-			out.WriteString(indent + "  " + l + nl)
-		}
-	}
-	return out.String(), nil
-}
-
-// markBlock clears the styles JSON parsing leaves: flow collections and quoted
-// scalars. The encoder then quotes only what YAML needs quoted.
-func markBlock(n *yaml.Node) {
-	n.Style = 0
-	for _, c := range n.Content {
-		markBlock(c)
-	}
-}
-
-func flowItem(v any) (string, error) {
-	j, err := json.Marshal(v)
-	return string(j), err
-}
-
-// seqStyle says how the document writes block lists under a key: compact ("- " at the
-// key's column, as kubectl does) or indented by step.
-func (d *yamlDoc) compactLists() bool {
-	var found, compact bool
-	var walk func(n *yaml.Node)
-	walk = func(n *yaml.Node) {
-		if found || n == nil {
-			return
-		}
-		if n.Kind == yaml.MappingNode && n.Style&yaml.FlowStyle == 0 {
-			for i := 0; i+1 < len(n.Content); i += 2 {
-				v := n.Content[i+1]
-				if v.Kind == yaml.SequenceNode && v.Style&yaml.FlowStyle == 0 && len(v.Content) > 0 {
-					found = true
-					compact = d.dashColumn(v) == n.Content[i].Column
-					return
-				}
-			}
-		}
-		for _, c := range n.Content {
-			walk(c)
-		}
-	}
-	walk(d.root)
-	return !found || compact
-}
-
-// dashColumn is the 1-based column of the "-" of a block sequence's first item.
-func (d *yamlDoc) dashColumn(seq *yaml.Node) int {
-	first := seq.Content[0]
-	line := d.lineText(first.Line)
-	for c := first.Column - 2; c >= 0; c-- {
-		if c < len(line) && line[c] == '-' {
-			return c + 1
-		}
-	}
-	return first.Column - 2
-}
-
-// setList makes key in mapping m a list holding items: created if missing (or null),
-// else items are added at the start (prepend) or the end of the existing list.
-func (d *yamlDoc) setList(m *yaml.Node, key string, items []any, prepend bool) error {
+	seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Content: nodes}
 	kn, v := lookup(m, key)
-	nl := d.lineEnding()
 	switch {
-	case v == nil || isNull(v):
-		if v != nil { // `key:` or `key: null`: replace the whole entry's value
-			return d.fillNullList(kn, v, items, m.Style&yaml.FlowStyle != 0)
-		}
-		if m.Style&yaml.FlowStyle != 0 || len(m.Content) == 0 || d.json {
-			text, err := d.flowList(items)
-			if err != nil {
-				return err
-			}
-			return d.addFlowRaw(m, d.quote(key)+": "+text)
-		}
-		col := m.Content[0].Column
-		indent := strings.Repeat(" ", col-1)
-		dash := indent
-		if !d.compactLists() {
-			dash += "  "
-		}
-		var b strings.Builder
-		b.WriteString(indent + d.quote(key) + ":" + nl)
-		for _, it := range items {
-			s, err := d.blockItem(it, dash, nl)
-			if err != nil {
-				return err
-			}
-			b.WriteString(s)
-		}
-		pos := d.blockEnd(m)
-		text := b.String()
-		if pos > 0 && d.src[pos-1] != '\n' {
-			text = nl + strings.TrimSuffix(text, nl)
-		}
-		d.edits = append(d.edits, splice{at: pos, text: text})
-		return nil
+	case v == nil:
+		return d.addEntries(m, []*yaml.Node{strNode(key), seq})
+	case isNull(v):
+		return d.setValue(m, kn, v, seq)
 	case v.Kind != yaml.SequenceNode:
 		return fmt.Errorf("%s is a %s, not a list", key, kindName(v))
-	case v.Style&yaml.FlowStyle != 0 || len(v.Content) == 0:
-		start := d.offset(v.Line, v.Column)
-		if start >= len(d.src) || d.src[start] != '[' {
-			return fmt.Errorf("%s: cannot edit this list in place", key)
+	case v.Style&yaml.FlowStyle != 0 || len(v.Content) == 0 || d.json:
+		text := d.emitter().flowItems(nodes)
+		if prepend && len(v.Content) > 0 {
+			p := d.contentStart(v)
+			if p >= len(d.src) || d.src[p] != '[' {
+				return fmt.Errorf("%s: cannot edit this list in place", key)
+			}
+			return d.edit(v, p+1, 0, text+", ")
 		}
-		end, err := matchBrace(d.src, start)
+		return d.addFlow(v, text)
+	}
+	dash := d.pos(v)
+	if d.src[dash] != '-' {
+		return fmt.Errorf("%s (line %d): cannot edit an anchored or tagged list in place", key, v.Line)
+	}
+	indent := strings.Repeat(" ", v.Column-1)
+	lines, err := d.blockLines(it, indent)
+	if err != nil {
+		return err
+	}
+	if prepend { // at the first dash: the new items, then the first item's indentation
+		nl := d.lineEnding()
+		return d.edit(v, dash, 0, strings.TrimPrefix(strings.Join(lines, nl), indent)+nl+indent)
+	}
+	end, err := d.end(v, d.indentFor(v), false, false)
+	if err != nil {
+		return err
+	}
+	return d.insertLines(v, d.afterLine(end), lines)
+}
+
+// entrySpan is where entry i (a key and its value, or an item) of collection n starts
+// and ends.
+func (d *yamlDoc) entrySpan(n *yaml.Node, i int) (start, end int, err error) {
+	flow := n.Style&yaml.FlowStyle != 0
+	if n.Kind == yaml.SequenceNode {
+		it := n.Content[i]
+		end, err = d.end(it, n.Column-1, flow, false)
+		return d.pos(it), end, err
+	}
+	k, v := n.Content[2*i], n.Content[2*i+1]
+	if isEmptyNull(v) {
+		if flow {
+			end, err = d.end(k, 0, true, true)
+			if err == nil {
+				if p := d.skipSpace(end, true); p < len(d.src) && d.src[p] == ':' {
+					end = p + 1
+				}
+			}
+		} else {
+			end, err = d.colonEnd(k, k.Column-1, false)
+		}
+	} else {
+		end, err = d.end(v, k.Column-1, flow, false)
+	}
+	return d.pos(k), end, err
+}
+
+// remove deletes the entries of collection n (mapping entries or list items, by
+// index) for which gone is true. At least one entry must stay.
+func (d *yamlDoc) remove(n *yaml.Node, gone []bool) error {
+	count := len(gone)
+	if n.Style&yaml.FlowStyle != 0 {
+		// Each run of removed entries goes with the separator before it, or, at the
+		// start, with the one after it.
+		for a := 0; a < count; a++ {
+			if !gone[a] {
+				continue
+			}
+			b := a
+			for b+1 < count && gone[b+1] {
+				b++
+			}
+			var from, to int
+			if a > 0 {
+				_, e1, err := d.entrySpan(n, a-1)
+				if err != nil {
+					return err
+				}
+				_, e2, err := d.entrySpan(n, b)
+				if err != nil {
+					return err
+				}
+				from, to = e1, e2
+			} else {
+				s1, _, err := d.entrySpan(n, a)
+				if err != nil {
+					return err
+				}
+				s2, _, err := d.entrySpan(n, b+1)
+				if err != nil {
+					return err
+				}
+				from, to = s1, s2
+			}
+			if err := d.edit(n, from, to-from, ""); err != nil {
+				return err
+			}
+			a = b
+		}
+		return nil
+	}
+	// Block: whole lines, from the line of the key (or dash) to the end of the value.
+	for i := 0; i < count; i++ {
+		if !gone[i] {
+			continue
+		}
+		start, end, err := d.entrySpan(n, i)
 		if err != nil {
 			return err
 		}
-		var parts []string
-		for _, it := range items {
-			s, err := flowItem(it)
-			if err != nil {
+		if n.Kind == yaml.SequenceNode {
+			if start, err = d.dashBefore(start); err != nil {
 				return err
 			}
-			parts = append(parts, s)
 		}
-		text := strings.Join(parts, ", ")
-		if len(v.Content) == 0 {
-			d.edits = append(d.edits, splice{at: start + 1, remove: end - start - 1, text: text})
-		} else if prepend {
-			d.edits = append(d.edits, splice{at: start + 1, text: text + ", "})
-		} else {
-			at := end
-			for at > start+1 && strings.ContainsRune(" \t\r\n", rune(d.src[at-1])) {
-				at--
-			}
-			d.edits = append(d.edits, splice{at: at, text: ", " + text})
+		lineStart := d.lineStart[d.line(start)-1]
+		if strings.TrimLeft(string(d.src[lineStart:start]), " ") != "" {
+			return fmt.Errorf("line %d: cannot remove an entry that does not start its line", d.line(start))
 		}
-		return nil
-	default:
-		dash := d.dashColumn(v)
-		indent := strings.Repeat(" ", dash-1)
-		var b strings.Builder
-		for _, it := range items {
-			s, err := d.blockItem(it, indent, nl)
-			if err != nil {
-				return err
-			}
-			b.WriteString(s)
+		endLine := d.afterLine(end)
+		if err := d.edit(n, lineStart, endLine-lineStart, ""); err != nil {
+			return err
 		}
-		var pos int
-		if prepend {
-			pos = d.lineStart[v.Content[0].Line-1]
-		} else {
-			pos = d.itemsEnd(v, dash)
-		}
-		text := b.String()
-		if pos > 0 && d.src[pos-1] != '\n' {
-			text = nl + strings.TrimSuffix(text, nl)
-		}
-		d.edits = append(d.edits, splice{at: pos, text: text})
-		return nil
 	}
-}
-
-func (d *yamlDoc) flowList(items []any) (string, error) {
-	var parts []string
-	for _, it := range items {
-		s, err := flowItem(it)
-		if err != nil {
-			return "", err
-		}
-		parts = append(parts, s)
-	}
-	return "[" + strings.Join(parts, ", ") + "]", nil
-}
-
-func (d *yamlDoc) fillNullList(kn, v *yaml.Node, items []any, flow bool) error {
-	text, err := d.flowList(items)
-	if err != nil {
-		return err
-	}
-	if v.Line == kn.Line && v.Value == "" {
-		line := d.lineText(kn.Line)
-		code := line
-		if c := strings.Index(line, " #"); c >= 0 {
-			code = line[:c]
-		}
-		pos := d.lineStart[kn.Line-1] + len(strings.TrimRight(code, " \t"))
-		d.edits = append(d.edits, splice{at: pos, text: " " + text})
-		return nil
-	}
-	start := d.offset(v.Line, v.Column)
-	d.edits = append(d.edits, splice{at: start, remove: scalarLen(d.src[start:d.lineEnd(v.Line)], v, flow), text: text})
 	return nil
 }
 
-// addFlowRaw inserts a raw "key: value" entry into flow mapping m.
-func (d *yamlDoc) addFlowRaw(m *yaml.Node, entry string) error {
-	start := d.offset(m.Line, m.Column)
-	if start >= len(d.src) || d.src[start] != '{' {
-		return fmt.Errorf("cannot edit this mapping in place")
-	}
-	end, err := matchBrace(d.src, start)
-	if err != nil {
-		return err
-	}
-	if len(m.Content) > 0 {
-		entry = ", " + entry
-	}
-	at := end
-	for at > start+1 && strings.ContainsRune(" \t\r\n", rune(d.src[at-1])) {
-		at--
-	}
-	d.edits = append(d.edits, splice{at: at, text: entry})
-	return nil
-}
-
-// itemsEnd is the offset just past the last content line of block sequence seq whose
-// dashes stand at column dash.
-func (d *yamlDoc) itemsEnd(seq *yaml.Node, dash int) int {
-	last := seq.Content[0].Line
-	for line := last + 1; line <= len(d.lineStart); line++ {
-		text := d.lineText(line)
-		trimmed := strings.TrimLeft(text, " ")
-		if trimmed == "" || strings.HasPrefix(trimmed, "#") {
+// dashBefore is the offset of the "- " that introduces the block list item at p.
+func (d *yamlDoc) dashBefore(p int) (int, error) {
+	for q := p - 1; q >= 0; q-- {
+		switch d.src[q] {
+		case ' ', '\t', '\r', '\n':
 			continue
+		case '-':
+			return q, nil
 		}
-		ind := len(text) - len(trimmed)
-		if ind < dash-1 || (ind == dash-1 && !strings.HasPrefix(trimmed, "-")) {
-			break
-		}
-		last = line
+		break
 	}
-	return d.lineEnd(last)
+	return 0, fmt.Errorf("line %d: cannot find this item's dash", d.line(p))
+}
+
+// removeKeys deletes the entries of mapping m whose keys are in drop. It returns how
+// many entries remain; when none would, it deletes nothing and the caller removes m.
+func (d *yamlDoc) removeKeys(m *yaml.Node, drop map[string]bool) (int, error) {
+	gone := make([]bool, len(m.Content)/2)
+	kept, any := 0, false
+	for i := range gone {
+		gone[i] = drop[m.Content[2*i].Value]
+		if gone[i] {
+			any = true
+		} else {
+			kept++
+		}
+	}
+	if !any || kept == 0 {
+		return kept, nil
+	}
+	return kept, d.remove(m, gone)
+}
+
+// removeItems deletes the items of sequence seq for which drop is true. It returns how
+// many remain; when none would, it deletes nothing and the caller removes seq's key.
+func (d *yamlDoc) removeItems(seq *yaml.Node, drop func(*yaml.Node) bool) (int, error) {
+	gone := make([]bool, len(seq.Content))
+	kept, any := 0, false
+	for i, it := range seq.Content {
+		gone[i] = drop(it)
+		if gone[i] {
+			any = true
+		} else {
+			kept++
+		}
+	}
+	if !any || kept == 0 {
+		return kept, nil
+	}
+	return kept, d.remove(seq, gone)
 }

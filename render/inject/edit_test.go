@@ -19,11 +19,15 @@ func TestRemoveKeysFromFlowMapping(t *testing.T) {
 		if _, err := d.removeKeys(at(d.root, "m"), map[string]bool{"b": true}); err != nil {
 			t.Fatal(err)
 		}
-		if got := string(d.bytes()); got != tc.want {
+		out, err := d.bytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := string(out); got != tc.want {
 			t.Errorf("%q: got %q, want %q", tc.src, got, tc.want)
 		}
 		var v any
-		if err := yaml.Unmarshal(d.bytes(), &v); err != nil {
+		if err := yaml.Unmarshal(out, &v); err != nil {
 			t.Errorf("%q: output does not parse: %v", tc.src, err)
 		}
 	}
@@ -34,7 +38,11 @@ func TestReplaceScalarInFlowMapping(t *testing.T) {
 	if _, err := d.setStrings(d.root, []string{"metadata", "annotations"}, []kv{{"meshplane.io/inject", "enabled"}}); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := string(d.bytes()), "metadata: {annotations: {meshplane.io/inject: enabled, other: x}}\n"; got != want {
+	out, err := d.bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := string(out), "metadata: {annotations: {meshplane.io/inject: enabled, other: x}}\n"; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }

@@ -41,8 +41,8 @@ type Result struct {
 	Doc        int // the document's place in the input, from 0
 	Kind, Name string
 	Changed    bool
-	Action     string   // "injected", "unchanged", "skipped"
-	Reason     string   // why skipped or unchanged
+	Action     string   // "injected", "updated", "uninjected", "unchanged", "skipped"
+	Reason     string   // why skipped or unchanged; what changed, when updated
 	Warnings   []string // worth telling the user
 }
 
@@ -98,6 +98,38 @@ func (in *Injector) YAML(src []byte) ([]byte, []Result, error) { return in.doc(s
 func (in *Injector) JSON(src []byte) ([]byte, []Result, error) { return in.doc(src, true) }
 
 func (in *Injector) doc(src []byte, isJSON bool) ([]byte, []Result, error) {
+	out, results, err := in.pass(src, isJSON)
+	if err != nil {
+		return nil, nil, err
+	}
+	stale := false
+	for _, r := range results {
+		stale = stale || r.Action == "stale"
+	}
+	if stale {
+		// Mesh's old containers and volumes are gone from out: write the current ones.
+		again, second, err := in.pass(out, isJSON)
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(second) != len(results) {
+			return nil, nil, fmt.Errorf("internal error: re-inject found %d objects, not %d", len(second), len(results))
+		}
+		for i, r := range results {
+			if r.Action == "stale" {
+				if second[i].Action != "injected" {
+					return nil, nil, fmt.Errorf("%s/%s: cannot update the proxy in place", r.Kind, r.Name)
+				}
+				results[i].Action = "updated"
+			}
+		}
+		out = again
+	}
+	return out, results, nil
+}
+
+// pass edits the document once.
+func (in *Injector) pass(src []byte, isJSON bool) ([]byte, []Result, error) {
 	d, err := parseYAMLDoc(src)
 	if err != nil {
 		return nil, nil, err
@@ -111,7 +143,18 @@ func (in *Injector) doc(src []byte, isJSON bool) ([]byte, []Result, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return d.bytes(), results, nil
+	out, err := d.bytes()
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(d.edits) > 0 {
+		// A last guard: what was written must still be one mapping.
+		var n yaml.Node
+		if err := yaml.Unmarshal(out, &n); err != nil || n.Kind != yaml.DocumentNode || len(n.Content) != 1 || n.Content[0].Kind != yaml.MappingNode {
+			return nil, nil, fmt.Errorf("internal error: the edited document does not parse (%v); please report it", err)
+		}
+	}
+	return out, results, nil
 }
 
 func scalar(n *yaml.Node, path ...string) string {
@@ -133,6 +176,9 @@ func (in *Injector) object(d *yamlDoc, obj *yaml.Node, src []byte, where string)
 	if items := at(obj, "items"); strings.HasSuffix(kind, "List") && items != nil && items.Kind == yaml.SequenceNode {
 		var all []Result
 		for i, item := range items.Content {
+			if isNull(item) {
+				continue // kubectl and other tools write null items: pass them on
+			}
 			if item.Kind != yaml.MappingNode {
 				return nil, fmt.Errorf("%sitems[%d]: not an object", where, i)
 			}

@@ -54,7 +54,7 @@ func TestInjectGolden(t *testing.T) {
 		opts Options
 	}{
 		{"default", Options{}},
-		{"config", Options{Namespaces: true, Config: map[string]string{"config.meshplane.io/proxy-log-level": "debug", "config.meshplane.io/opaque-ports": "3306", "config.meshplane.io/http2-ports": "50051"}}},
+		{"config", Options{Namespaces: true, Config: map[string]string{"config.meshplane.io/proxy-log-level": "warn,mesh=debug", "config.meshplane.io/opaque-ports": "3306,5432", "config.meshplane.io/skip-subnets": "10.0.0.0/8,192.168.0.0/16", "config.meshplane.io/http2-ports": "50051"}}},
 	} {
 		in := newInjector(t, variant.opts)
 		for _, f := range files {

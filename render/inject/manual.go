@@ -316,7 +316,10 @@ func configAnnotations(tmpl *yaml.Node) map[string]string {
 func appPorts(spec *yaml.Node) []string {
 	seen := map[string]bool{}
 	var out []string
-	eachPort(spec, func(_, p *yaml.Node) {
+	eachPort(spec, func(c, p *yaml.Node) {
+		if name := scalar(c, "name"); name == ProxyContainer || name == InitContainer {
+			return // mesh's own: a re-inject must see the same app ports
+		}
 		if v := scalar(p, "containerPort"); v != "" && scalar(p, "protocol") != "UDP" && !seen[v] {
 			seen[v] = true
 			out = append(out, v)
@@ -330,67 +333,151 @@ func appPorts(spec *yaml.Node) []string {
 	return out
 }
 
-func hasContainer(spec *yaml.Node, name string) bool {
-	for _, c := range containerNodes(spec) {
-		if scalar(c, "name") == name {
-			return true
-		}
-	}
-	return false
-}
-
-// manual writes the proxy into the pod template tmpl. Lists go in first: an insertion
-// at the end of spec and one at the end of the template can fall at the same offset,
-// and the deeper one must come first.
+// manual writes the proxy into the pod template tmpl. A template that already has
+// mesh's containers or volumes is brought to the current ones: when they differ, they
+// are removed in this pass (res.Action "stale") and written again in the next
+// (Injector.doc runs it); the report says what changed.
 func (in *Injector) manual(d *yamlDoc, tmpl *yaml.Node, res Result) (Result, error) {
 	spec := at(tmpl, "spec")
 	if spec == nil || spec.Kind != yaml.MappingNode {
 		return res, fmt.Errorf("the pod template has no spec")
 	}
-	if hasContainer(spec, ProxyContainer) {
-		res.Action, res.Reason = "unchanged", "already injected"
-		return res, nil
-	}
 	cfg := configAnnotations(tmpl)
 	for k, v := range in.opts.Config {
 		cfg[k] = v
 	}
-	s, err := in.opts.Manual.settings(cfg)
+	sc, err := in.opts.Manual.Sidecar(cfg, appPorts(spec))
 	if err != nil {
 		return res, err
 	}
-	proxy, init, volumes := s.proxy(in.opts.Manual.Namespace, appPorts(spec))
-	var vols []any
-	for _, v := range volumes {
-		vols = append(vols, v)
-	}
-	if s.native {
-		items := []any{proxy}
-		if init != nil {
-			items = []any{*init, proxy}
-		}
-		if err := d.setList(spec, "initContainers", items, true); err != nil {
+	kvs := in.annotations(kv{InjectAnnotation, Enabled}, kv{ProxyVersion, in.opts.Manual.Version})
+	if hasMeshParts(spec) {
+		have, err := currentParts(spec)
+		if err != nil {
 			return res, err
 		}
-	} else {
-		if init != nil {
-			if err := d.setList(spec, "initContainers", []any{*init}, true); err != nil {
+		version := versionChange(tmpl, in.opts.Manual.Version)
+		if changes := have.changes(sc.parts()); len(changes) > 0 {
+			if _, err := stripMesh(d, spec); err != nil {
 				return res, err
 			}
+			res.Changed, res.Action, res.Reason = true, "stale", strings.Join(append(version, changes...), "; ")
+			return res, nil
 		}
-		if err := d.setList(spec, "containers", []any{proxy}, true); err != nil {
+		changed, err := d.setStrings(tmpl, []string{"metadata", "annotations"}, kvs)
+		switch {
+		case err != nil:
+			return res, err
+		case changed && len(version) > 0:
+			res.Changed, res.Action, res.Reason = true, "updated", strings.Join(version, "; ")
+		case changed:
+			res.Changed, res.Action, res.Reason = true, "updated", "annotations"
+		default:
+			res.Action, res.Reason = "unchanged", "already injected"
+		}
+		return res, nil
+	}
+	for _, l := range []struct {
+		name    string
+		items   items
+		prepend bool
+	}{{"initContainers", toItems(sc.InitContainers), true}, {"containers", toItems(sc.Containers), true}, {"volumes", toItems(sc.Volumes), false}} {
+		if len(l.items) == 0 {
+			continue
+		}
+		if err := d.setList(spec, l.name, l.items, l.prepend); err != nil {
 			return res, err
 		}
 	}
-	if err := d.setList(spec, "volumes", vols, false); err != nil {
-		return res, err
-	}
-	kvs := in.annotations(kv{InjectAnnotation, Enabled}, kv{ProxyVersion, in.opts.Manual.Version})
 	if _, err := d.setStrings(tmpl, []string{"metadata", "annotations"}, kvs); err != nil {
 		return res, err
 	}
 	res.Changed, res.Action = true, "injected"
 	return res, nil
+}
+
+func toItems[T any](list []T) items {
+	out := make(items, 0, len(list))
+	for _, v := range list {
+		out = append(out, v)
+	}
+	return out
+}
+
+// Sidecar is what --manual writes into a pod spec: init containers to put first (the
+// proxy among them when it is a native sidecar), containers to put first, and volumes
+// to add at the end.
+type Sidecar struct {
+	InitContainers []corev1.Container
+	Containers     []corev1.Container
+	Volumes        []corev1.Volume
+}
+
+// Sidecar is the proxy for a pod whose app containers listen on appPorts (TCP
+// container ports, in increasing order), with the pod's config.meshplane.io/*
+// annotations cfg.
+func (m *Manual) Sidecar(cfg map[string]string, appPorts []string) (Sidecar, error) {
+	s, err := m.settings(cfg)
+	if err != nil {
+		return Sidecar{}, err
+	}
+	proxy, init, volumes := s.proxy(m.Namespace, appPorts)
+	sc := Sidecar{Volumes: volumes}
+	if init != nil {
+		sc.InitContainers = append(sc.InitContainers, *init)
+	}
+	if s.native {
+		sc.InitContainers = append(sc.InitContainers, proxy)
+	} else {
+		sc.Containers = append(sc.Containers, proxy)
+	}
+	return sc, nil
+}
+
+// meshItem tells, for each list of a pod spec, whether an item is one mesh adds.
+var meshItem = map[string]func(*yaml.Node) bool{
+	"initContainers": func(n *yaml.Node) bool { s := scalar(n, "name"); return s == ProxyContainer || s == InitContainer },
+	"containers":     func(n *yaml.Node) bool { return scalar(n, "name") == ProxyContainer },
+	"volumes":        func(n *yaml.Node) bool { return meshVolumes[scalar(n, "name")] },
+}
+
+// meshLists are the pod spec's lists mesh adds to, in a fixed order.
+var meshLists = []string{"initContainers", "containers", "volumes"}
+
+// stripMesh removes mesh's containers and volumes from a pod spec, and lists left
+// empty. It reports whether there was anything to remove.
+func stripMesh(d *yamlDoc, spec *yaml.Node) (bool, error) {
+	changed := false
+	drop := map[string]bool{}
+	for _, list := range meshLists {
+		seq := at(spec, list)
+		if seq == nil || seq.Kind != yaml.SequenceNode {
+			continue
+		}
+		found := false
+		for _, it := range seq.Content {
+			found = found || meshItem[list](it)
+		}
+		if !found {
+			continue
+		}
+		changed = true
+		left, err := d.removeItems(seq, meshItem[list])
+		if err != nil {
+			return false, err
+		}
+		if left == 0 {
+			drop[list] = true
+		}
+	}
+	if len(drop) > 0 {
+		if left, err := d.removeKeys(spec, drop); err != nil {
+			return false, err
+		} else if left == 0 {
+			return false, fmt.Errorf("the pod spec would be empty")
+		}
+	}
+	return changed, nil
 }
 
 // uninject removes what inject added to the pod template tmpl: the proxy and init
@@ -400,38 +487,9 @@ func (in *Injector) manual(d *yamlDoc, tmpl *yaml.Node, res Result) (Result, err
 func (in *Injector) uninject(d *yamlDoc, tmpl *yaml.Node, res Result) (Result, error) {
 	changed := false
 	if spec := at(tmpl, "spec"); spec != nil && spec.Kind == yaml.MappingNode {
-		drop := map[string]bool{}
-		for list, isMesh := range map[string]func(*yaml.Node) bool{
-			"initContainers": func(n *yaml.Node) bool { s := scalar(n, "name"); return s == ProxyContainer || s == InitContainer },
-			"containers":     func(n *yaml.Node) bool { return scalar(n, "name") == ProxyContainer },
-			"volumes":        func(n *yaml.Node) bool { return meshVolumes[scalar(n, "name")] },
-		} {
-			seq := at(spec, list)
-			if seq == nil || seq.Kind != yaml.SequenceNode {
-				continue
-			}
-			any := false
-			for _, it := range seq.Content {
-				any = any || isMesh(it)
-			}
-			if !any {
-				continue
-			}
-			changed = true
-			left, err := d.removeItems(seq, isMesh)
-			if err != nil {
-				return res, err
-			}
-			if left == 0 {
-				drop[list] = true
-			}
-		}
-		if len(drop) > 0 {
-			if left, err := d.removeKeys(spec, drop); err != nil {
-				return res, err
-			} else if left == 0 {
-				return res, fmt.Errorf("the pod spec would be empty")
-			}
+		var err error
+		if changed, err = stripMesh(d, spec); err != nil {
+			return res, err
 		}
 	}
 	if ann := at(tmpl, "metadata", "annotations"); ann != nil && ann.Kind == yaml.MappingNode {

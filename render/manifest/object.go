@@ -54,7 +54,10 @@ type header struct {
 // errors; documents are numbered from 1 among all documents of the stream.
 func SplitYAML(source string, data []byte) ([]Object, error) {
 	var objs []Object
-	err := eachYAML(source, bufio.NewReader(bytes.NewReader(data)), func(d Doc) error {
+	err := eachYAML(source, nil, bufio.NewReader(bytes.NewReader(data)), func(d Doc) error {
+		if d.Blank {
+			return nil
+		}
 		var h header
 		if err := yaml.Unmarshal(d.Raw, &h); err != nil {
 			return fmt.Errorf("%s: %w", d, err)

@@ -33,6 +33,12 @@ type Doc struct {
 	Index  int    // 1-based, among the documents of Source
 	Raw    []byte // the document's bytes, without separators
 	Format Format
+	// With Inputs.Layout, for YAML: Sep is what stood before Raw in the stream (a
+	// byte-order mark, the separator line, or the "--- " before content on its line;
+	// empty for a first document without one), and Blank marks a document of only
+	// comments and white space. Writing each Sep and Raw in order gives the stream back.
+	Sep   []byte
+	Blank bool
 }
 
 func (d Doc) String() string { return fmt.Sprintf("%s: document %d", d.Source, d.Index) }
@@ -42,6 +48,9 @@ type Inputs struct {
 	Filenames []string
 	Recursive bool
 	Kustomize string
+	// Layout also passes on the YAML stream's comment-only and empty documents and
+	// each document's separator (Doc.Blank, Doc.Sep), for writing it back unchanged.
+	Layout bool
 }
 
 // Env is what reading needs from outside: standard input and an HTTP client.
@@ -58,6 +67,16 @@ const MaxDocumentSize = 256 << 20
 func (in Inputs) Each(ctx context.Context, env Env, fn func(Doc) error) error {
 	if len(in.Filenames) == 0 && in.Kustomize == "" {
 		return errors.New("no input: pass -f FILE|DIR|URL|-, a file argument, or -k DIR")
+	}
+	if !in.Layout { // blank documents and separators are not the caller's business
+		next := fn
+		fn = func(d Doc) error {
+			if d.Blank {
+				return nil
+			}
+			d.Sep = nil
+			return next(d)
+		}
 	}
 	if in.Kustomize != "" {
 		if err := eachKustomize(in.Kustomize, fn); err != nil {
@@ -171,7 +190,7 @@ func eachFile(path string, fn func(Doc) error) error {
 // whichever the first non-blank byte says.
 func eachInStream(source string, r io.Reader, fn func(Doc) error) error {
 	br := bufio.NewReaderSize(r, 64<<10)
-	first, err := firstByte(br)
+	bom, first, err := firstByte(br)
 	if errors.Is(err, io.EOF) {
 		return nil
 	}
@@ -181,24 +200,31 @@ func eachInStream(source string, r io.Reader, fn func(Doc) error) error {
 	if first == '{' || first == '[' {
 		return eachJSON(source, br, fn)
 	}
-	return eachYAML(source, br, fn)
+	return eachYAML(source, bom, br, fn)
 }
 
-// firstByte skips a UTF-8 byte-order mark and white space, and returns the next byte.
-func firstByte(br *bufio.Reader) (byte, error) {
-	if bom, _ := br.Peek(3); bytes.Equal(bom, []byte{0xEF, 0xBB, 0xBF}) {
+// firstByte skips a UTF-8 byte-order mark (returned) and peeks past white space at
+// the first byte of content.
+func firstByte(br *bufio.Reader) ([]byte, byte, error) {
+	var bom []byte
+	if b, _ := br.Peek(3); bytes.Equal(b, []byte{0xEF, 0xBB, 0xBF}) {
 		_, _ = br.Discard(3)
+		bom = b
 	}
-	for {
-		c, err := br.ReadByte()
-		if err != nil {
-			return 0, err
+	for n := 1; ; n++ {
+		b, err := br.Peek(n)
+		if len(b) < n {
+			if errors.Is(err, bufio.ErrBufferFull) {
+				return bom, ' ', nil // white space filling the whole buffer: read it as YAML
+			}
+			return bom, 0, err
 		}
-		switch c {
+		switch c := b[n-1]; c {
 		case ' ', '\t', '\r', '\n':
 			continue
+		default:
+			return bom, c, nil
 		}
-		return c, br.UnreadByte()
 	}
 }
 
@@ -222,17 +248,22 @@ func eachJSON(source string, r io.Reader, fn func(Doc) error) error {
 
 // eachYAML splits a YAML stream at separator lines, one document in memory at a time.
 // Documents are numbered as SplitYAML numbers them: blank text before a leading
-// separator is not a document; blank documents are counted but not passed on.
-func eachYAML(source string, r *bufio.Reader, fn func(Doc) error) error {
+// separator is not a document; blank documents are counted, and passed on only as
+// Doc.Blank. bom, if any, was read before r.
+func eachYAML(source string, bom []byte, r *bufio.Reader, fn func(Doc) error) error {
 	var doc []byte
+	sep := append([]byte(nil), bom...)
 	index, seen := 0, false
-	emit := func() error {
-		index++
+	emit := func(counted bool) error {
+		if counted {
+			index++
+		}
 		defer func() { doc = doc[:0] }()
-		if isBlank(doc) {
+		d := Doc{Source: source, Index: index, Raw: append([]byte(nil), doc...), Format: YAML, Sep: sep, Blank: isBlank(doc)}
+		if d.Blank && len(d.Raw) == 0 && len(d.Sep) == 0 {
 			return nil
 		}
-		return fn(Doc{Source: source, Index: index, Raw: append([]byte(nil), doc...), Format: YAML})
+		return fn(d)
 	}
 	for {
 		line, err := r.ReadSlice('\n')
@@ -252,14 +283,11 @@ func eachYAML(source string, r *bufio.Reader, fn func(Doc) error) error {
 			return fmt.Errorf("%s: %w", source, err)
 		}
 		if content, ok := separator(line); ok {
-			if seen || !isBlank(doc) {
-				if e := emit(); e != nil {
-					return e
-				}
-			} else {
-				doc = doc[:0]
+			if e := emit(seen || !isBlank(doc)); e != nil {
+				return e
 			}
 			seen = true
+			sep = append([]byte(nil), line[:len(line)-len(content)]...)
 			doc = append(doc, content...)
 		} else {
 			doc = append(doc, line...)
@@ -269,7 +297,7 @@ func eachYAML(source string, r *bufio.Reader, fn func(Doc) error) error {
 		}
 		if errors.Is(err, io.EOF) {
 			if len(doc) > 0 || seen {
-				return emit()
+				return emit(true)
 			}
 			return nil
 		}
