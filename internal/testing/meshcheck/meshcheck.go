@@ -19,12 +19,13 @@ import (
 // CLI version does, and returns an error naming every error-severity check that
 // failed (nil when none did).
 func Offline(ctx context.Context, manifests []byte, cliVersion string) error {
-	s, err := offline.Load(ctx, manifest.Inputs{Filenames: []string{"-"}}, manifest.Env{Stdin: bytes.NewReader(manifests)})
+	now := func() time.Time { return time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC) }
+	s, err := offline.Load(ctx, manifest.Inputs{Filenames: []string{"-"}}, manifest.Env{Stdin: bytes.NewReader(manifests)},
+		offline.Options{KubernetesVersion: schema.Default, MinCertValidity: 60 * 24 * time.Hour, Now: now, CLIVersion: cliVersion})
 	if err != nil {
 		return err
 	}
-	now := func() time.Time { return time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC) }
-	suite, err := offline.Suite(s, offline.Options{KubernetesVersion: schema.Default, MinCertValidity: 60 * 24 * time.Hour, Now: now, CLIVersion: cliVersion})
+	suite, err := offline.Suite(s)
 	if err != nil {
 		return err
 	}
