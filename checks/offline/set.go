@@ -82,6 +82,9 @@ func Load(ctx context.Context, in manifest.Inputs, env manifest.Env, opts Option
 				return fmt.Errorf("%s: items is not a list", d)
 			}
 			for i, it := range list {
+				if it == nil {
+					continue // kubectl and other tools emit null items; kubectl skips them too
+				}
 				m, ok := it.(map[string]any)
 				if !ok {
 					return fmt.Errorf("%s: items[%d] is not an object", d, i)
