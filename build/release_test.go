@@ -77,7 +77,7 @@ func TestReleaseImagesMatchInstall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, m := range regexp.MustCompile(`"image":"([^"]+)"`).FindAllSubmatch(pod, -1) {
+	for _, m := range regexp.MustCompile(`"image":\s*"([^"]+)"`).FindAllSubmatch(pod, -1) {
 		if s := string(m[1]); s != "app:1" {
 			want = append(want, s)
 		}

@@ -346,7 +346,9 @@ func (g *gen) object(i int, item bool) omap {
 	labels := g.anchor(omap{{"app", name}})
 	template := func(restart string) omap {
 		t := omap{{"spec", g.podSpec(name, restart)}}
-		if g.chance(0.8) {
+		// A selector's template must carry its labels (the API server and mesh check
+		// refuse it otherwise); a Job's may leave them out.
+		if restart == "" || g.chance(0.8) {
 			t = append(t, entry{"metadata", g.meta("", labels)})
 		}
 		return g.shuffle(t)
