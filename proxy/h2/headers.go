@@ -26,17 +26,16 @@ var errPseudoAfterRegular = errors.New("pseudo header field after regular")
 
 // headerReader decodes one connection's header blocks (its read goroutine only).
 type headerReader struct {
-	dec    *hpack.Decoder
-	mh     http2.MetaHeadersFrame
-	fields []hpack.HeaderField
+	dec *hpack.Decoder
+	mh  http2.MetaHeadersFrame
 
 	// Per block:
-	invalid         error
-	sawRegular      bool
-	headersLeft     uint32
-	trailersLeft    uint32
-	headerFieldsOut []hpack.HeaderField
-	truncated       bool
+	fields       []hpack.HeaderField // decoded so far; the storage is kept
+	invalid      error
+	sawRegular   bool
+	truncated    bool
+	headersLeft  uint32
+	trailersLeft uint32
 }
 
 func (r *headerReader) init() {
