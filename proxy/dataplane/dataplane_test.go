@@ -144,17 +144,7 @@ func app(t testing.TB) netip.AddrPort {
 		_, _ = rw.WriteString("echo: " + line)
 		_ = rw.Flush()
 	})
-	var ps http.Protocols
-	ps.SetHTTP1(true)
-	ps.SetUnencryptedHTTP2(true)
-	srv := &http.Server{Handler: mux, Protocols: &ps}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(l) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return netip.MustParseAddrPort(l.Addr().String())
+	return proxytest.H2CApp(t, mux)
 }
 
 // meshPair is client app → client proxy → (mTLS) → server proxy → app.
@@ -459,16 +449,7 @@ func TestBalancesAndFollowsDiscovery(t *testing.T) {
 	})
 }
 
-func waitFor(t *testing.T, f func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !f() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 10s")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
+func waitFor(t *testing.T, f func() bool) { proxytest.WaitFor(t, f) }
 
 func containsAll(s string, subs ...string) bool {
 	for _, line := range strings.Split(s, "\n") {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/meshplane/mesh/proxy/h2"
 	"github.com/meshplane/mesh/proxy/metrics"
+	"github.com/meshplane/mesh/proxy/proxytest"
 )
 
 // plainProxy runs a proxy without identity or discovery, which is all plaintext
@@ -60,20 +61,7 @@ func runProxy(t testing.TB, o Options, grace time.Duration) *testProxy {
 }
 
 // h2App serves h with HTTP/1.1 and h2c (prior knowledge).
-func h2App(t *testing.T, h http.Handler) netip.AddrPort {
-	t.Helper()
-	var ps http.Protocols
-	ps.SetHTTP1(true)
-	ps.SetUnencryptedHTTP2(true)
-	srv := &http.Server{Handler: h, Protocols: &ps}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(l) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return netip.MustParseAddrPort(l.Addr().String())
-}
+func h2App(t *testing.T, h http.Handler) netip.AddrPort { return proxytest.H2CApp(t, h) }
 
 // releaser is a channel closed once, by the test or at its cleanup (so that blocked
 // handlers never hold up the proxy's drain).

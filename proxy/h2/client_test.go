@@ -9,36 +9,15 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/meshplane/mesh/proxy/proxytest"
 )
 
 var fastH2 = Timeouts{Write: 300 * time.Millisecond, KeepAliveInterval: 100 * time.Millisecond, KeepAliveTimeout: 100 * time.Millisecond}
 
-// h2cApp is a net/http server speaking HTTP/1 and h2c.
-func h2cApp(t *testing.T, h http.Handler) netip.AddrPort {
-	t.Helper()
-	var ps http.Protocols
-	ps.SetHTTP1(true)
-	ps.SetUnencryptedHTTP2(true)
-	srv := &http.Server{Handler: h, Protocols: &ps}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(l) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return netip.MustParseAddrPort(l.Addr().String())
-}
+func h2cApp(t *testing.T, h http.Handler) netip.AddrPort { return proxytest.H2CApp(t, h) }
 
-func waitFor(t *testing.T, f func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !f() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 10s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+func waitFor(t *testing.T, f func() bool) { proxytest.WaitFor(t, f) }
 
 // A pooled client connection to a peer that went silent (no FIN, no RST, no
 // answers) is found by its keep-alive PING and closed: the request fails instead
