@@ -45,10 +45,13 @@ func (cc *h2cc) read() error {
 			if f.IsAck() {
 				continue
 			}
+			if err := validSettings(f); err != nil {
+				return err
+			}
+			cc.queue(h2ctrl{typ: http2.FrameSettings, ack: true}) // before they apply, as the server does
 			if err := cc.settings(f); err != nil {
 				return err
 			}
-			cc.queue(h2ctrl{typ: http2.FrameSettings, ack: true})
 		case *http2.WindowUpdateFrame:
 			cc.mu.Lock()
 			if f.StreamID == 0 {

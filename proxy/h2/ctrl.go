@@ -78,11 +78,12 @@ func (f *h2ctrl) writeTo(fw *http2.Framer) error {
 
 // h2writer is the connection's control-frame queue and its writer goroutine.
 type h2writer struct {
-	qmu  sync.Mutex // guards q, stop and sends on and the close of kick; never held across a write
-	q    []h2ctrl
-	kick chan struct{}
-	done chan struct{} // closed when the writer goroutine has returned
-	stop bool
+	qmu   sync.Mutex // guards q, stop and sends on and the close of kick; never held across a write
+	q     []h2ctrl
+	spare []h2ctrl // the other queue buffer; guarded by wmu
+	kick  chan struct{}
+	done  chan struct{} // closed when the writer goroutine has returned
+	stop  bool
 	// closing: the connection is being shut down; writes get h2CloseWriteTimeout.
 	closing atomic.Bool
 }
@@ -130,31 +131,34 @@ func (w *h2wire) queue(f h2ctrl) {
 
 func (w *h2wire) writeLoop() {
 	defer close(w.ctl.done)
-	var batch []h2ctrl
 	for {
 		_, more := <-w.ctl.kick
-		w.ctl.qmu.Lock()
-		batch, w.ctl.q = w.ctl.q, batch[:0]
-		w.ctl.qmu.Unlock()
-		if len(batch) > 0 {
-			closeAfter := false
-			err := w.write(func() error {
-				for i := range batch {
-					closeAfter = closeAfter || batch[i].close
-					if err := batch[i].writeTo(w.fw); err != nil {
-						return err
-					}
-				}
-				return nil
-			}, true)
-			if err != nil || closeAfter {
-				_ = w.nc.Close()
-			}
-		}
+		// write sends what is queued; a stream's own write may have sent it already.
+		_ = w.write(func() error { return nil }, true)
 		if !more {
 			return
 		}
 	}
+}
+
+// writeQueuedLocked writes the queued control frames, in order, with wmu held; true
+// if one asks for the connection to close once written. Every write goes through
+// it first, so a frame a stream writes never overtakes a control frame queued
+// before it: a SETTINGS acknowledgement precedes the DATA that the new
+// SETTINGS_INITIAL_WINDOW_SIZE allowed (h2spec 6.9.2/1 checks the order).
+func (w *h2wire) writeQueuedLocked() (closeAfter bool, err error) {
+	w.ctl.qmu.Lock()
+	batch := w.ctl.q
+	w.ctl.q = w.ctl.spare[:0]
+	w.ctl.qmu.Unlock()
+	for i := range batch {
+		closeAfter = closeAfter || batch[i].close
+		if err := batch[i].writeTo(w.fw); err != nil {
+			return closeAfter, err
+		}
+	}
+	w.ctl.spare = batch[:0]
+	return closeAfter, nil
 }
 
 // shutdown ends the connection: what is queued is written (within a second, for a

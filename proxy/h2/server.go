@@ -260,10 +260,15 @@ func (c *h2conn) frame(f http2.Frame) error {
 		if f.IsAck() {
 			return nil
 		}
-		if err := c.settings(f); err != nil {
+		// Valid settings are acknowledged before they apply: what a larger window
+		// lets a stream send goes out after the ACK (writeQueuedLocked).
+		if err := validSettings(f); err != nil {
 			return err
 		}
 		c.queue(h2ctrl{typ: http2.FrameSettings, ack: true})
+		if err := c.settings(f); err != nil {
+			return err
+		}
 		return nil
 	case *http2.WindowUpdateFrame:
 		return c.windowUpdate(f)
@@ -289,6 +294,11 @@ func (c *h2conn) frame(f http2.Frame) error {
 	default: // unknown frame types are ignored
 		return nil
 	}
+}
+
+// validSettings checks every setting of f (RFC 9113 §6.5.2).
+func validSettings(f *http2.SettingsFrame) error {
+	return f.ForeachSetting(func(s http2.Setting) error { return s.Valid() })
 }
 
 func (c *h2conn) settings(f *http2.SettingsFrame) error {

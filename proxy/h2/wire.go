@@ -86,9 +86,18 @@ func (w *h2wire) write(fn func() error, flush bool) error {
 		d = h2CloseWriteTimeout
 	}
 	_ = w.nc.SetWriteDeadline(time.Now().Add(d))
-	err := fn()
-	if err == nil && flush {
-		err = w.bw.Flush()
+	closeAfter, err := w.writeQueuedLocked()
+	switch {
+	case err != nil:
+	case closeAfter:
+		// A connection error's GOAWAY went out: nothing follows it.
+		if err = w.bw.Flush(); err == nil {
+			err = net.ErrClosed
+		}
+	default:
+		if err = fn(); err == nil && flush {
+			err = w.bw.Flush()
+		}
 	}
 	if err != nil {
 		_ = w.nc.Close()
