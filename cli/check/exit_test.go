@@ -8,10 +8,6 @@ import (
 	"testing"
 	"time"
 
-	authenticationv1 "k8s.io/api/authentication/v1"
-	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
@@ -142,23 +138,8 @@ func TestClusterExitCodes(t *testing.T) {
 	cluster := raw.Clusters[raw.Contexts[raw.CurrentContext].Cluster]
 	badToken := writeKubeconfig(t, cluster.Server, cluster.CertificateAuthorityData, "not-a-valid-token")
 
-	ctx := context.Background()
 	ns := testcluster.Namespace(t, cs)
-	if _, err := cs.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "viewer"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cs.RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "viewer"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "view"},
-		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "viewer", Namespace: ns}},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	tok, err := cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, "viewer", &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	viewer := writeKubeconfig(t, cluster.Server, cluster.CertificateAuthorityData, tok.Status.Token)
+	viewer := writeKubeconfig(t, cluster.Server, cluster.CertificateAuthorityData, testcluster.ViewerToken(t, cs, ns))
 
 	for _, tc := range []struct {
 		name string
