@@ -254,9 +254,10 @@ func NewCmdUninject(io *iostreams.IOStreams, runF func(*Options) error) *cobra.C
 		Use:   "uninject [-f FILE|DIR|URL|-]... [-k DIR] [FILE...]",
 		Short: "Remove workloads from the mesh: undo mesh inject (annotation or --manual)",
 		Long: `Remove what mesh inject added: the proxy and init containers, their volumes, and the
-meshplane.io/inject and meshplane.io/proxy-version annotations (with --namespaces, from
-Namespaces too). config.meshplane.io/* annotations stay. Documents are edited in
-place; output goes to stdout only if every document is valid.`,
+meshplane.io/inject, meshplane.io/proxy-version and config.meshplane.io/* annotations
+(with --namespaces, from Namespaces too), as Linkerd's uninject does. An opt-out,
+meshplane.io/inject: disabled, stays. Documents are edited in place; output goes to
+stdout only if every document is valid.`,
 		Example: `  mesh uninject -f meshed.yaml | kubectl apply -f -`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Inputs.Filenames = append(opts.Inputs.Filenames, args...)

@@ -274,3 +274,32 @@ func (d *yamlDoc) removeItems(seq *yaml.Node, drop func(*yaml.Node) bool) (int, 
 	}
 	return kept, d.remove(seq, gone)
 }
+
+// clearFlow deletes every entry of flow collection n, and nothing else: what lies
+// between its brackets before the first entry and after the last (spaces, line
+// breaks, comments) stays, so `{ }` filled by addFlow comes back as `{ }`. A trailing
+// comma goes with the entries.
+func (d *yamlDoc) clearFlow(n *yaml.Node) error {
+	if n.Style&yaml.FlowStyle == 0 {
+		return fmt.Errorf("line %d: not a flow collection", n.Line)
+	}
+	count := len(n.Content)
+	if n.Kind == yaml.MappingNode {
+		count /= 2
+	}
+	if count == 0 {
+		return nil
+	}
+	start, _, err := d.entrySpan(n, 0)
+	if err != nil {
+		return err
+	}
+	_, end, err := d.entrySpan(n, count-1)
+	if err != nil {
+		return err
+	}
+	if p := d.skipSpace(end, true); p < len(d.src) && d.src[p] == ',' {
+		end = p + 1
+	}
+	return d.edit(n, start, end-start, "")
+}

@@ -481,9 +481,10 @@ func stripMesh(d *yamlDoc, spec *yaml.Node) (bool, error) {
 }
 
 // uninject removes what inject added to the pod template tmpl: the proxy and init
-// containers, their volumes, and the inject and proxy-version annotations. A list or
-// mapping left empty goes too. config.meshplane.io/* annotations stay: they are the
-// user's settings.
+// containers, their volumes, and the meshplane.io/inject (unless it is "disabled",
+// the user's own opt-out), meshplane.io/proxy-version and config.meshplane.io/*
+// annotations, as Linkerd's uninject does. A mapping left empty goes too (see
+// dropEmpty), except a flow mapping in a block mapping, which stays as {}.
 func (in *Injector) uninject(d *yamlDoc, tmpl *yaml.Node, res Result) (Result, error) {
 	changed := false
 	if spec := at(tmpl, "spec"); spec != nil && spec.Kind == yaml.MappingNode {
@@ -492,26 +493,23 @@ func (in *Injector) uninject(d *yamlDoc, tmpl *yaml.Node, res Result) (Result, e
 			return res, err
 		}
 	}
-	if ann := at(tmpl, "metadata", "annotations"); ann != nil && ann.Kind == yaml.MappingNode {
-		drop := map[string]bool{InjectAnnotation: true, ProxyVersion: true}
-		has := false
-		for i := 0; i < len(ann.Content); i += 2 {
-			has = has || drop[ann.Content[i].Value]
+	meta := at(tmpl, "metadata")
+	if ann := at(meta, "annotations"); ann != nil && ann.Kind == yaml.MappingNode {
+		drop := map[string]bool{}
+		for i := 0; i+1 < len(ann.Content); i += 2 {
+			if k := ann.Content[i].Value; meshAnnotation(k, ann.Content[i+1]) {
+				drop[k] = true
+			}
 		}
-		if has {
+		if len(drop) > 0 {
 			changed = true
 			left, err := d.removeKeys(ann, drop)
 			if err != nil {
 				return res, err
 			}
 			if left == 0 {
-				meta := at(tmpl, "metadata")
-				if left, err := d.removeKeys(meta, map[string]bool{"annotations": true}); err != nil {
+				if err := d.dropEmpty([]*yaml.Node{tmpl, meta, ann}); err != nil {
 					return res, err
-				} else if left == 0 {
-					if _, err := d.removeKeys(tmpl, map[string]bool{"metadata": true}); err != nil {
-						return res, err
-					}
 				}
 			}
 		}
@@ -522,6 +520,43 @@ func (in *Injector) uninject(d *yamlDoc, tmpl *yaml.Node, res Result) (Result, e
 		res.Action, res.Reason = "unchanged", "not injected"
 	}
 	return res, nil
+}
+
+// meshAnnotation tells whether uninject removes annotation key (with value v).
+func meshAnnotation(key string, v *yaml.Node) bool {
+	switch {
+	case key == InjectAnnotation:
+		return v.Kind != yaml.ScalarNode || v.Value != Disabled
+	case key == ProxyVersion:
+		return true
+	}
+	return strings.HasPrefix(key, ConfigPrefix)
+}
+
+// dropEmpty empties the mapping at the end of chain (each node a mapping value of the
+// one before it), all of whose entries are to go. A flow mapping whose parent is a
+// block mapping is emptied in place: `annotations: {}` and `annotations: { }` come
+// back as they were written before inject filled them (inject never writes a flow
+// mapping into a block one). Otherwise its key goes, and when that empties the parent
+// too, the parent's key, up to chain[0], which stays.
+func (d *yamlDoc) dropEmpty(chain []*yaml.Node) error {
+	for i := len(chain) - 1; i > 0; i-- {
+		m, parent := chain[i], chain[i-1]
+		if m.Style&yaml.FlowStyle != 0 && d.style(parent) == inBlock {
+			return d.clearFlow(m)
+		}
+		key := ""
+		for j := 0; j+1 < len(parent.Content); j += 2 {
+			if parent.Content[j+1] == m {
+				key = parent.Content[j].Value
+			}
+		}
+		left, err := d.removeKeys(parent, map[string]bool{key: true})
+		if err != nil || left > 0 {
+			return err
+		}
+	}
+	return nil
 }
 
 // ImageTag is the tag of an image reference: the text after the last ":" of its last
