@@ -197,7 +197,9 @@ func (d *yamlDoc) remove(n *yaml.Node, gone []bool) error {
 		}
 		return nil
 	}
-	// Block: whole lines, from the line of the key (or dash) to the end of the value.
+	// Block: whole lines, from the line of the key (or dash) to the end of the value;
+	// runs of adjacent entries as one span.
+	var spans [][2]int
 	for i := 0; i < count; i++ {
 		if !gone[i] {
 			continue
@@ -216,7 +218,22 @@ func (d *yamlDoc) remove(n *yaml.Node, gone []bool) error {
 			return fmt.Errorf("line %d: cannot remove an entry that does not start its line", d.line(start))
 		}
 		endLine := d.afterLine(end)
-		if err := d.edit(n, lineStart, endLine-lineStart, ""); err != nil {
+		if k := len(spans) - 1; k >= 0 && spans[k][1] == lineStart {
+			spans[k][1] = endLine
+		} else {
+			spans = append(spans, [2]int{lineStart, endLine})
+		}
+	}
+	if k := len(spans) - 1; k >= 0 && spans[k][1] == len(d.src) && spans[k][0] > 0 && d.src[len(d.src)-1] != '\n' {
+		// The last lines of a document without a final newline: their line break
+		// before them goes, as insertLines added it.
+		spans[k][0]--
+		if spans[k][0] > 0 && d.src[spans[k][0]-1] == '\r' {
+			spans[k][0]--
+		}
+	}
+	for _, sp := range spans {
+		if err := d.edit(n, sp[0], sp[1]-sp[0], ""); err != nil {
 			return err
 		}
 	}

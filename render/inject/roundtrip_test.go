@@ -37,6 +37,9 @@ func TestUninjectRoundTrip(t *testing.T) {
 		{"no metadata in a block template", deploy(""), same, inject.Options{}},
 		{"user annotations, flow", pod("\n  name: p\n  annotations: {team: web}"), same, inject.Options{}},
 		{"user annotations, block", pod("\n  name: p\n  annotations:\n    team: web"), same, inject.Options{}},
+		{"metadata last, no final newline", "apiVersion: v1\nkind: Pod\nspec: {containers: [{name: a, image: b}]}\nmetadata:\n  name: p", same, inject.Options{}},
+		{"annotations last, no final newline, crlf", "apiVersion: v1\r\nkind: Pod\r\nspec: {containers: [{name: a, image: b}]}\r\nmetadata:\r\n  name: p\r\n  annotations:\r\n    team: web",
+			same, inject.Options{Config: map[string]string{"config.meshplane.io/opaque-ports": "3306,5432"}}},
 		// YAML keeps no trace of these once filled: the key goes.
 		{"{} in flow metadata", pod(" {name: p, annotations: {}}"), pod(" {name: p}"), inject.Options{}},
 		{"null", pod("\n  name: p\n  annotations:"), pod("\n  name: p"), inject.Options{}},
