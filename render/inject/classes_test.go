@@ -52,7 +52,7 @@ func checkExpected(t *testing.T, input, out string, opts inject.Options) {
 		if d.Blank {
 			continue
 		}
-		want, _, _, err := expected(d.Raw, opts)
+		want, _, err := expected(d.Raw, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
