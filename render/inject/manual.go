@@ -524,10 +524,10 @@ func (in *Injector) uninject(d *yamlDoc, tmpl *yaml.Node, res Result) (Result, e
 
 // meshAnnotation tells whether uninject removes annotation key (with value v).
 func meshAnnotation(key string, v *yaml.Node) bool {
-	switch {
-	case key == InjectAnnotation:
+	switch key {
+	case InjectAnnotation:
 		return v.Kind != yaml.ScalarNode || v.Value != Disabled
-	case key == ProxyVersion:
+	case ProxyVersion:
 		return true
 	}
 	return strings.HasPrefix(key, ConfigPrefix)
