@@ -212,21 +212,28 @@ func duplicates(objs []Object) error {
 	return nil
 }
 
-// inputCRDs maps the kinds the input's CRDs define to the CRDs' names.
-func inputCRDs(objs []Object) map[schema.GroupKind]string {
-	m := map[schema.GroupKind]string{}
+// inputCRD is a CRD of the input: its name, and whether its kind is namespaced.
+type inputCRD struct {
+	name       string
+	namespaced bool
+}
+
+// inputCRDs maps the kinds the input's CRDs define to the CRDs.
+func inputCRDs(objs []Object) map[schema.GroupKind]inputCRD {
+	m := map[schema.GroupKind]inputCRD{}
 	for _, o := range objs {
 		if o.Kind != "CustomResourceDefinition" || o.Group() != "apiextensions.k8s.io" {
 			continue
 		}
 		group, _, _ := unstructured.NestedString(o.Body, "spec", "group")
 		kind, _, _ := unstructured.NestedString(o.Body, "spec", "names", "kind")
-		m[schema.GroupKind{Group: group, Kind: kind}] = o.Name
+		scope, _, _ := unstructured.NestedString(o.Body, "spec", "scope")
+		m[schema.GroupKind{Group: group, Kind: kind}] = inputCRD{name: o.Name, namespaced: scope == "Namespaced"}
 	}
 	return m
 }
 
-func (c *Cluster) diff(ctx context.Context, obj Object, o Options, crds map[schema.GroupKind]string) (*Result, error) {
+func (c *Cluster) diff(ctx context.Context, obj Object, o Options, crds map[schema.GroupKind]inputCRD) (*Result, error) {
 	r := &Result{APIVersion: obj.APIVersion, Kind: obj.Kind, Namespace: obj.Namespace, Name: obj.Name, Source: obj.Source}
 	gv, err := schema.ParseGroupVersion(obj.APIVersion)
 	if err != nil {
@@ -237,7 +244,10 @@ func (c *Cluster) diff(ctx context.Context, obj Object, o Options, crds map[sche
 	if meta.IsNoMatchError(err) {
 		r.Status = Pending
 		if crd, ok := crds[gk]; ok {
-			r.Reason = fmt.Sprintf("its CustomResourceDefinition %s is in the input and not installed yet", crd)
+			r.Reason = fmt.Sprintf("its CustomResourceDefinition %s is in the input and not installed yet", crd.name)
+			if crd.namespaced && r.Namespace == "" {
+				r.Namespace = o.Namespace
+			}
 		} else {
 			r.Reason = fmt.Sprintf("the cluster serves no kind %s in %s", obj.Kind, obj.APIVersion)
 		}
@@ -346,7 +356,7 @@ func ownedFields(obj map[string]any, manager, apiVersion string) (*fieldpath.Set
 			continue
 		}
 		s := fieldpath.NewSet()
-		if err := s.FromJSON(bytesReader(e.FieldsV1.Raw)); err != nil {
+		if err := s.FromJSON(e.FieldsV1.GetRawReader()); err != nil {
 			return nil, err
 		}
 		set = set.Union(s)

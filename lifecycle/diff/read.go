@@ -32,13 +32,13 @@ func Read(ctx context.Context, in manifest.Inputs, env manifest.Env) ([]Object, 
 		if body == nil {
 			return nil
 		}
-		items, isList := []map[string]any{body}, false
+		items, index, isList := []map[string]any{body}, []int{0}, false
 		if k, _ := body["kind"].(string); strings.HasSuffix(k, "List") && body["items"] != nil {
 			list, ok := body["items"].([]any)
 			if !ok {
 				return fmt.Errorf("%s: items is not a list", d)
 			}
-			items, isList = items[:0], true
+			items, index, isList = nil, nil, true
 			for i, it := range list {
 				if it == nil {
 					continue // kubectl skips null items too
@@ -47,13 +47,13 @@ func Read(ctx context.Context, in manifest.Inputs, env manifest.Env) ([]Object, 
 				if !ok {
 					return fmt.Errorf("%s: items[%d] is not an object", d, i)
 				}
-				items = append(items, m)
+				items, index = append(items, m), append(index, i)
 			}
 		}
 		for i, m := range items {
 			where := d.String()
 			if isList {
-				where = fmt.Sprintf("%s, items[%d]", d, i)
+				where = fmt.Sprintf("%s, items[%d]", d, index[i])
 			}
 			o, err := newObject(m, where)
 			if err != nil {

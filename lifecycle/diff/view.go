@@ -1,7 +1,6 @@
 package diff
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -157,7 +156,5 @@ func lines(b []byte) []string {
 	}
 	return out
 }
-
-func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
 
 func deepCopy(m map[string]any) map[string]any { return runtime.DeepCopyJSON(m) }
