@@ -361,6 +361,15 @@ func ownedFields(obj map[string]any, manager, apiVersion string) (*fieldpath.Set
 		}
 		set = set.Union(s)
 	}
+	if obj["apiVersion"] == "v1" && obj["kind"] == "Secret" {
+		// stringData is write-only: the server moves it into data, which the manager
+		// then sets in effect.
+		if sd, ok := set.Children.Get(fieldpath.FieldNameElement("stringData")); ok {
+			sd.Members.Iterate(func(pe fieldpath.PathElement) {
+				set.Insert(fieldpath.Path{fieldpath.FieldNameElement("data"), pe})
+			})
+		}
+	}
 	return set, nil
 }
 
