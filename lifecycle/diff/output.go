@@ -41,12 +41,28 @@ func Write(w io.Writer, format string, r *Report) error {
 // of counts.
 func Summary(w io.Writer, r *Report) error {
 	var b strings.Builder
+	// Notes (objects added as given) by reason, in order: a namespace that does not
+	// exist yet is one line, not one per object in it.
+	var notes []string
+	noted := map[string][]string{}
 	for _, o := range r.Objects {
-		switch {
-		case o.Status == Pending:
+		if o.Status != Pending && o.Reason != "" {
+			if noted[o.Reason] == nil {
+				notes = append(notes, o.Reason)
+			}
+			noted[o.Reason] = append(noted[o.Reason], o.String())
+		}
+	}
+	for _, n := range notes {
+		if objs := noted[n]; len(objs) == 1 {
+			fmt.Fprintf(&b, "Note: %s: %s\n", objs[0], n)
+		} else {
+			fmt.Fprintf(&b, "Note: %d objects (%s, ...): %s\n", len(objs), objs[0], n)
+		}
+	}
+	for _, o := range r.Objects {
+		if o.Status == Pending {
 			fmt.Fprintf(&b, "Pending: %s: %s\n", o, o.Reason)
-		case o.Reason != "":
-			fmt.Fprintf(&b, "Note: %s: %s\n", o, o.Reason)
 		}
 		for _, c := range o.Conflicts {
 			fmt.Fprintf(&b, "Conflict: %s: %s is owned by %q (%s); applying without force fails\n", o, c.Field, c.Manager, c.Message)
