@@ -33,13 +33,21 @@ func (f Flags) clientConfig() clientcmd.ClientConfig {
 	return clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: f.Context})
 }
 
-// RESTConfig loads the REST configuration of the kubeconfig and context. A kubeconfig
-// that cannot be loaded is a usage error (exit 2).
+// Client-side rate limits, kubectl's: client-go's defaults (5 per second, bursts of
+// 10) would make a diff of a whole install wait seconds on itself.
+const (
+	QPS   = 50
+	Burst = 300
+)
+
+// RESTConfig loads the REST configuration of the kubeconfig and context, with kubectl's
+// rate limits. A kubeconfig that cannot be loaded is a usage error (exit 2).
 func (f Flags) RESTConfig() (*rest.Config, error) {
 	cfg, err := f.clientConfig().ClientConfig()
 	if err != nil {
 		return nil, exitcode.Usage(fmt.Errorf("kubeconfig: %w", err))
 	}
+	cfg.QPS, cfg.Burst = QPS, Burst
 	return cfg, nil
 }
 
