@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/meshplane/mesh/cli/check"
+	clidiff "github.com/meshplane/mesh/cli/diff"
 	"github.com/meshplane/mesh/cli/exitcode"
 	"github.com/meshplane/mesh/cli/identity"
 	clinject "github.com/meshplane/mesh/cli/inject"
@@ -44,6 +45,7 @@ func NewRootCmd(io *iostreams.IOStreams) *cobra.Command {
 		clinject.NewCmdUninject(io, nil),
 		identity.NewCmd(io),
 		check.NewCmd(io, nil, time.Now),
+		clidiff.NewCmd(io, nil),
 		version.NewCmd(io, nil),
 	)
 	root.InitDefaultHelpCmd()
