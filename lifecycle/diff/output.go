@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 )
 
@@ -65,7 +66,9 @@ func Summary(w io.Writer, r *Report) error {
 			fmt.Fprintf(&b, "Pending: %s: %s\n", o, o.Reason)
 		}
 		for _, c := range o.Conflicts {
-			fmt.Fprintf(&b, "Conflict: %s: %s is owned by %q (%s); applying without force fails\n", o, c.Field, c.Manager, c.Message)
+			// The server's message after the manager: " using apps/v1", " with subresource …".
+			rest := strings.TrimPrefix(c.Message, "conflict with "+strconv.Quote(c.Manager))
+			fmt.Fprintf(&b, "Conflict: %s: %s is owned by %q%s; applying without force fails\n", o, c.Field, c.Manager, rest)
 		}
 	}
 	for _, p := range r.Prune {
