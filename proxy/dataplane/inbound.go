@@ -14,6 +14,7 @@ import (
 	"github.com/meshplane/mesh/controlplane/api/identityclient"
 	"github.com/meshplane/mesh/proxy/httpfield"
 	"github.com/meshplane/mesh/proxy/metrics"
+	"github.com/meshplane/mesh/proxy/sockio"
 )
 
 var errPassthrough = errors.New("TLS for another server name: passed through")
@@ -22,7 +23,7 @@ var errPassthrough = errors.New("TLS for another server name: passed through")
 // localhost at the original destination's port. direct is true when the connection
 // was not redirected (a peer proxy dialled the inbound port itself).
 func (p *Proxy) inboundTarget(c net.Conn) (target netip.AddrPort, direct bool) {
-	if tc, ok := c.(*net.TCPConn); ok && p.o.OrigDst != nil {
+	if tc, ok := sockio.TCP(c); ok && p.o.OrigDst != nil {
 		if dst, err := p.o.OrigDst(tc); err == nil && dst.Port() != p.inPort {
 			return netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), dst.Port()), false
 		}
@@ -142,7 +143,7 @@ func (p *Proxy) inboundTCP(ctx context.Context, c net.Conn, m *meta) {
 		return
 	}
 	d := net.Dialer{Timeout: p.o.InboundConnectTimeout}
-	up, err := d.DialContext(ctx, "tcp", m.targetString())
+	up, err := sockio.Dial(ctx, &d, m.targetString())
 	if err != nil {
 		p.o.Log.Debug("inbound connect", "target", m.target, "err", err)
 		series.Open()

@@ -17,11 +17,12 @@ import (
 	"github.com/meshplane/mesh/proxy/h2"
 	"github.com/meshplane/mesh/proxy/httpfield"
 	"github.com/meshplane/mesh/proxy/metrics"
+	"github.com/meshplane/mesh/proxy/sockio"
 )
 
 // outboundTarget is the connection's original destination, if known.
 func (p *Proxy) outboundTarget(c net.Conn) (netip.AddrPort, bool) {
-	if tc, ok := c.(*net.TCPConn); ok && p.o.OrigDst != nil {
+	if tc, ok := sockio.TCP(c); ok && p.o.OrigDst != nil {
 		if dst, err := p.o.OrigDst(tc); err == nil {
 			if la, ok := c.LocalAddr().(*net.TCPAddr); !ok || la.AddrPort() != dst {
 				return dst, true
@@ -93,7 +94,7 @@ func (p *Proxy) outboundTCP(ctx context.Context, c net.Conn, m *meta) {
 		}
 		s := p.o.Metrics.TCP(metrics.TCPLabels{Direction: "outbound", Peer: "dst", TargetAddr: addr.String(), NoTLSReason: reason})
 		d := net.Dialer{Timeout: p.o.OutboundConnectTimeout}
-		up, err := d.DialContext(ctx, "tcp", addr.String())
+		up, err := sockio.Dial(ctx, &d, addr.String())
 		if err != nil {
 			fail(s)
 			return
@@ -363,12 +364,9 @@ func newBackend(e discovery.Endpoint) *backend {
 
 func (b *backend) dialTLS(ctx context.Context, p *Proxy, addr string, alpn string) (*tls.Conn, error) {
 	d := net.Dialer{Timeout: p.o.OutboundConnectTimeout, KeepAlive: 10 * time.Second}
-	raw, err := d.DialContext(ctx, "tcp", addr)
+	raw, err := sockio.Dial(ctx, &d, addr)
 	if err != nil {
 		return nil, err
-	}
-	if tc, ok := raw.(*net.TCPConn); ok {
-		_ = tc.SetNoDelay(true)
 	}
 	cfg := p.o.Identity.ClientConfig(b.id, []string{alpn})
 	c := tls.Client(raw, cfg)

@@ -21,6 +21,7 @@ import (
 	"github.com/meshplane/mesh/proxy/h1"
 	"github.com/meshplane/mesh/proxy/h2"
 	"github.com/meshplane/mesh/proxy/metrics"
+	"github.com/meshplane/mesh/proxy/sockio"
 )
 
 // ALPN protocols between proxies. alpnOpaque carries opaque TCP: after the handshake
@@ -182,6 +183,7 @@ func (p *Proxy) Serve(ctx context.Context, inbound, outbound net.Listener, grace
 					_ = tc.SetKeepAlive(true)
 					_ = tc.SetNoDelay(true)
 				}
+				c = sockio.Wrap(c)
 				p.wg.Add(1)
 				untrack := p.track(c) // closed after the grace period, even while detecting
 				go func() {

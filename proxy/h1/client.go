@@ -20,6 +20,7 @@ import (
 
 	"github.com/meshplane/mesh/proxy/httpfield"
 	"github.com/meshplane/mesh/proxy/reqctx"
+	"github.com/meshplane/mesh/proxy/sockio"
 )
 
 // Client sends bodiless HTTP/1.1 requests to the application on localhost, in the
@@ -141,7 +142,7 @@ func (c *h1Conn) CtxDone() { _ = c.nc.SetDeadline(time.Unix(1, 0)) }
 
 func (h *Client) dial(ctx context.Context, addr string) (*h1Conn, error) {
 	d := net.Dialer{Timeout: h.connectTimeout, KeepAlive: 10 * time.Second}
-	nc, err := d.DialContext(ctx, "tcp", addr)
+	nc, err := sockio.Dial(ctx, &d, addr)
 	if err != nil {
 		return nil, err
 	}
