@@ -46,13 +46,13 @@ func TestReleaseImagesMatchInstall(t *testing.T) {
 			t.Errorf("build %s: tags %v, want grpcnotrace", b.ID, b.Tags)
 		}
 		for _, f := range b.Ldflags {
-			if m := regexp.MustCompile(`-X github.com/meshplane/mesh/cli/version\.version=(\S+)`).FindStringSubmatch(f); m != nil {
+			if m := regexp.MustCompile(`-X github.com/meshplane/mesh/controlplane/api/version\.version=(\S+)`).FindStringSubmatch(f); m != nil {
 				cliVersion = expand(t, m[1], release)
 			}
 		}
 	}
 	if cliVersion == "" {
-		t.Fatal("no -X .../cli/version.version ldflag in .goreleaser.yaml")
+		t.Fatal("no -X .../controlplane/api/version.version ldflag in .goreleaser.yaml")
 	}
 
 	// What that CLI renders by default.

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 RUNS=${1:-10}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 mkdir -p bin
-go build -trimpath -ldflags "-s -w -X github.com/meshplane/mesh/cli/version.version=v0.0.0-bench" -o bin/mesh-bench ./cli/mesh
+go build -trimpath -ldflags "-s -w -X github.com/meshplane/mesh/controlplane/api/version.version=v0.0.0-bench" -o bin/mesh-bench ./cli/mesh
 
 gen() { # count file: realistic Deployments, about 700 bytes each
   awk -v n="$1" 'BEGIN { for (i = 0; i < n; i++) printf "---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app-%d\n  namespace: shop\n  labels:\n    app.kubernetes.io/name: app-%d\n    app.kubernetes.io/part-of: shop\nspec:\n  replicas: 2\n  selector:\n    matchLabels:\n      app.kubernetes.io/name: app-%d\n  template:\n    metadata:\n      labels:\n        app.kubernetes.io/name: app-%d\n    spec:\n      containers:\n      - name: app\n        image: registry.example.com/shop/app-%d:1.4.2\n        args: [\"--port=8080\", \"--log-level=info\"]\n        ports:\n        - name: http\n          containerPort: 8080\n        env:\n        - name: DATABASE_URL\n          value: postgres://db.shop.svc:5432/shop\n        resources:\n          requests: {cpu: 100m, memory: 128Mi}\n          limits: {memory: 256Mi}\n        readinessProbe:\n          httpGet: {path: /healthz, port: http}\n", i, i, i, i, i }' > "$2"

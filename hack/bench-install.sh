@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-30}
 mkdir -p bin
-go build -trimpath -ldflags "-s -w -X github.com/meshplane/mesh/cli/version.version=v0.0.0-bench" -o bin/mesh-bench ./cli/mesh
+go build -trimpath -ldflags "-s -w -X github.com/meshplane/mesh/controlplane/api/version.version=v0.0.0-bench" -o bin/mesh-bench ./cli/mesh
 measure() { # label args...
   local label=$1; shift
   for _ in 1 2 3 4 5; do bin/mesh-bench "$@" >/dev/null; done

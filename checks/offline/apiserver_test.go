@@ -132,6 +132,8 @@ func kubectlDryRun(t *testing.T, ns string, doc []byte) error {
 
 // dryRun creates the object with a server-side dry run and strict field validation,
 // in namespace ns unless it names its own, and returns the API server's refusal.
+// A Service that asks for a nodePort is created for real, and deleted: a dry run
+// allocates no node ports, so it does not check them against the node-port range.
 func dryRun(ctx context.Context, t *testing.T, rc rest.Interface, mapper meta.RESTMapper, ns string, body map[string]any) error {
 	t.Helper()
 	apiVersion, _ := body["apiVersion"].(string)
@@ -171,6 +173,28 @@ func dryRun(ctx context.Context, t *testing.T, rc rest.Interface, mapper meta.RE
 		segments = append(segments, "namespaces", target)
 	}
 	segments = append(segments, gvr.Resource)
-	return rc.Post().AbsPath(segments...).Param("dryRun", "All").Param("fieldValidation", "Strict").
-		SetHeader("Content-Type", "application/json").Body(b).Do(ctx).Error()
+	req := rc.Post().AbsPath(segments...).Param("fieldValidation", "Strict").SetHeader("Content-Type", "application/json").Body(b)
+	if kind != "Service" || !hasNodePort(body) {
+		return req.Param("dryRun", "All").Do(ctx).Error()
+	}
+	if err := req.Do(ctx).Error(); err != nil {
+		return err
+	}
+	name := str(body, "metadata", "name")
+	if err := rc.Delete().AbsPath(append(segments, name)...).Do(ctx).Error(); err != nil {
+		t.Fatalf("delete Service %s: %v", name, err)
+	}
+	return nil
+}
+
+// hasNodePort: a Service's body asks for a node port.
+func hasNodePort(body map[string]any) bool {
+	spec, _ := body["spec"].(map[string]any)
+	ports, _ := spec["ports"].([]any)
+	for _, p := range ports {
+		if m, _ := p.(map[string]any); m != nil && m["nodePort"] != nil {
+			return true
+		}
+	}
+	return false
 }

@@ -24,9 +24,9 @@ func buildWithReleaseFlags(t *testing.T, version string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := regexp.MustCompile(`(?m)^\s*- (-s -w -X .*cli/version\.version=\{\{\s*\.Version\s*\}\})\s*$`).FindSubmatch(cfg)
+	m := regexp.MustCompile(`(?m)^\s*- (-s -w -X .*controlplane/api/version\.version=\{\{\s*\.Version\s*\}\})\s*$`).FindSubmatch(cfg)
 	if m == nil {
-		t.Fatal(".goreleaser.yaml sets no -X .../cli/version.version={{.Version}} ldflag")
+		t.Fatal(".goreleaser.yaml sets no -X .../controlplane/api/version.version={{.Version}} ldflag")
 	}
 	ldflags := regexp.MustCompile(`\{\{\s*\.Version\s*\}\}`).ReplaceAllString(string(m[1]), version)
 	bin := filepath.Join(t.TempDir(), "mesh")

@@ -1,30 +1,20 @@
-// Package version is the CLI's version, set at build time, and `mesh version`.
+// Package version is `mesh version`, and the CLI's version (set at build time in
+// controlplane/api/version, which mesh-controller and mesh-proxy report too).
 package version
 
 import (
-	"encoding/json"
-	"fmt"
-	"runtime"
-
 	"github.com/spf13/cobra"
 
 	"github.com/meshplane/mesh/cli/exitcode"
 	"github.com/meshplane/mesh/cli/iostreams"
+	shared "github.com/meshplane/mesh/controlplane/api/version"
 )
 
-// version is set by the linker: -X github.com/meshplane/mesh/cli/version.version=1.2.3 (goreleaser stamps {{.Version}}, without a v; images are tagged the same).
-// It is the only package variable the CLI has, and nothing writes it at run time.
-var version = "dev"
-
 // Version is the CLI's version.
-func Version() string { return version }
+func Version() string { return shared.Version() }
 
 // Info is what `mesh version` reports.
-type Info struct {
-	ClientVersion string `json:"clientVersion"`
-	GoVersion     string `json:"goVersion"`
-	Platform      string `json:"platform"`
-}
+type Info = shared.Info
 
 // Options of `mesh version`.
 type Options struct {
@@ -34,14 +24,14 @@ type Options struct {
 
 // NewCmd builds `mesh version`. runF replaces the run function in tests.
 func NewCmd(io *iostreams.IOStreams, runF func(*Options) error) *cobra.Command {
-	opts := &Options{Info: Info{ClientVersion: version, GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}}
+	opts := &Options{Info: shared.Current("client")}
 	cmd := &cobra.Command{
 		Use:   "version",
 		Short: "Print the CLI's version",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if opts.Output != "" && opts.Output != "json" && opts.Output != "yaml" && opts.Output != "short" {
-				return exitcode.Usage(fmt.Errorf("--output must be json, yaml or short, not %q", opts.Output))
+			if err := shared.CheckOutput(opts.Output); err != nil {
+				return exitcode.Usage(err)
 			}
 			if runF != nil {
 				return runF(opts)
@@ -55,22 +45,5 @@ func NewCmd(io *iostreams.IOStreams, runF func(*Options) error) *cobra.Command {
 
 // Run prints the version.
 func Run(io *iostreams.IOStreams, opts *Options) error {
-	switch opts.Output {
-	case "json":
-		b, err := json.MarshalIndent(opts.Info, "", "  ")
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprintf(io.Out, "%s\n", b)
-		return err
-	case "yaml":
-		_, err := fmt.Fprintf(io.Out, "clientVersion: %s\ngoVersion: %s\nplatform: %s\n", opts.Info.ClientVersion, opts.Info.GoVersion, opts.Info.Platform)
-		return err
-	case "short":
-		_, err := fmt.Fprintln(io.Out, opts.Info.ClientVersion)
-		return err
-	default:
-		_, err := fmt.Fprintf(io.Out, "Client version: %s\n", opts.Info.ClientVersion)
-		return err
-	}
+	return shared.Write(io.Out, opts.Info, opts.Output)
 }

@@ -26,14 +26,14 @@ func TestNewCmdOptions(t *testing.T) {
 		if (err != nil) != tc.wantErr {
 			t.Fatalf("%v: err %v", tc.args, err)
 		}
-		if err == nil && (got.Output != tc.output || got.Info.ClientVersion != Version()) {
+		if err == nil && (got.Output != tc.output || got.Info.Version != Version()) {
 			t.Errorf("%v: got %+v", tc.args, got)
 		}
 	}
 }
 
 func TestRun(t *testing.T) {
-	info := Info{ClientVersion: "v1.0.0", GoVersion: "go1.26.8", Platform: "linux/amd64"}
+	info := Info{Component: "client", Version: "v1.0.0", GoVersion: "go1.26.8", Platform: "linux/amd64"}
 	for output, want := range map[string]string{
 		"":      "Client version: v1.0.0\n",
 		"short": "v1.0.0\n",

@@ -3,9 +3,12 @@ package controller
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/meshplane/mesh/controlplane/api/version"
 )
 
 func run(args ...string) (code int, stdout, stderr string) {
@@ -67,5 +70,40 @@ func TestRunUsage(t *testing.T) {
 		if code != 2 || out != "" || !strings.Contains(errOut, tc.want) {
 			t.Errorf("%v: exit %d, want 2; stdout %q, stderr %q (want %q)", tc.args, code, out, errOut, tc.want)
 		}
+	}
+}
+
+// `mesh-controller version` prints what `mesh version` prints for the client, from
+// the same source, with "controller" in place of "client": on stdout, exit 0; bad
+// flags or arguments are usage errors (exit 2, on stderr).
+func TestVersion(t *testing.T) {
+	t.Parallel()
+	v := version.Version()
+	info := version.Current("controller")
+	for args, want := range map[string]string{
+		"":              "Controller version: " + v + "\n",
+		"-o short":      v + "\n",
+		"--output=yaml": "controllerVersion: " + v + "\ngoVersion: " + info.GoVersion + "\nplatform: " + info.Platform + "\n",
+	} {
+		code, out, errOut := run(append([]string{"version"}, strings.Fields(args)...)...)
+		if code != 0 || errOut != "" || out != want {
+			t.Errorf("version %s: exit %d, stdout %q (want %q), stderr %q", args, code, out, want, errOut)
+		}
+	}
+	code, out, _ := run("version", "-o", "json")
+	var got struct{ ControllerVersion, GoVersion, Platform string }
+	if err := json.Unmarshal([]byte(out), &got); err != nil || code != 0 || got.ControllerVersion != v || got.Platform != info.Platform {
+		t.Errorf("version -o json: exit %d, %q (%v)", code, out, err)
+	}
+	if code, out, errOut := run("version", "--help"); code != 0 || errOut != "" || !strings.HasPrefix(out, "Usage: mesh-controller version") {
+		t.Errorf("version --help: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	for _, args := range [][]string{{"version", "-o", "toml"}, {"version", "extra"}, {"version", "--bogus"}} {
+		if code, out, errOut := run(args...); code != 2 || out != "" || !strings.Contains(errOut, "mesh-controller version: ") {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, out, errOut)
+		}
+	}
+	if _, out, _ := run("--help"); !strings.Contains(out, "\n  version ") {
+		t.Errorf("the usage does not list version:\n%s", out)
 	}
 }

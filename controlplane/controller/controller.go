@@ -21,6 +21,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
+
+	"github.com/meshplane/mesh/controlplane/api/version"
 )
 
 // common are the flags every component takes (the chart passes them).
@@ -138,6 +140,7 @@ func usage() string {
 	for _, c := range components() {
 		fmt.Fprintf(&b, "  %-12s %s\n", c.name, c.short)
 	}
+	fmt.Fprintf(&b, "\nCommands:\n  %-12s %s\n", "version", "print the version")
 	b.WriteString("\nRun 'mesh-controller COMPONENT --help' for a component's flags.\n")
 	return b.String()
 }
@@ -230,6 +233,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, now func(
 		fmt.Fprint(stdout, usage())
 		return 0
 	}
+	if args[0] == "version" {
+		return runVersion(args[1:], stdout, stderr)
+	}
 	var names []string
 	for _, c := range components() {
 		if c.name == args[0] {
@@ -237,6 +243,42 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, now func(
 		}
 		names = append(names, c.name)
 	}
+	names = append(names, "version")
 	fmt.Fprintf(stderr, "mesh-controller: unknown command %q (want %s)\nRun 'mesh-controller --help' for usage.\n", args[0], strings.Join(names, ", "))
 	return 2
+}
+
+// runVersion is `mesh-controller version [-o json|yaml|short]`: the version on
+// stdout, in the formats and from the source `mesh version` uses; 0, or 2 on bad
+// usage (said on stderr).
+func runVersion(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("mesh-controller version", flag.ContinueOnError)
+	var out bytes.Buffer
+	fs.SetOutput(&out)
+	var output string
+	fs.StringVar(&output, "output", "", "output format: json, yaml or short")
+	fs.StringVar(&output, "o", "", "shorthand for -output")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "Usage: mesh-controller version [flags]\n\nPrints the version.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		_, _ = stdout.Write(out.Bytes())
+		return 0
+	case err == nil && fs.NArg() > 0:
+		err = fmt.Errorf("unknown command %q (version takes flags only)", fs.Arg(0))
+	case err == nil:
+		err = version.CheckOutput(output)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "mesh-controller version: %v\nRun 'mesh-controller version --help' for usage.\n", err)
+		return 2
+	}
+	if err := version.Write(stdout, version.Current("controller"), output); err != nil {
+		fmt.Fprintf(stderr, "mesh-controller version: %v\n", err)
+		return 1
+	}
+	return 0
 }

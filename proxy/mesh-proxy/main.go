@@ -8,15 +8,13 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/meshplane/mesh/controlplane/api/version"
 	"github.com/meshplane/mesh/proxy/app"
 )
 
-// version is set by the linker (-X main.version=...).
-var version = "dev"
-
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := app.Run(ctx, os.Args[1:], app.Streams{Out: os.Stdout, Err: os.Stderr, LookupEnv: os.LookupEnv}, app.Version(version))
+	code := app.Run(ctx, os.Args[1:], app.Streams{Out: os.Stdout, Err: os.Stderr, LookupEnv: os.LookupEnv}, app.Version(version.Version()))
 	stop()
 	os.Exit(code)
 }
