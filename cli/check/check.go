@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/meshplane/mesh/checks"
 	"github.com/meshplane/mesh/checks/dataplane"
@@ -22,6 +20,7 @@ import (
 	"github.com/meshplane/mesh/checks/schema"
 	"github.com/meshplane/mesh/cli/exitcode"
 	"github.com/meshplane/mesh/cli/iostreams"
+	"github.com/meshplane/mesh/cli/kube"
 	"github.com/meshplane/mesh/cli/version"
 	"github.com/meshplane/mesh/render/install"
 	"github.com/meshplane/mesh/render/manifest"
@@ -187,17 +186,6 @@ func offlineSuite(cmd *cobra.Command, io *iostreams.IOStreams, o *Options) ([]ch
 	return offline.Suite(set)
 }
 
-// kubeconfig loads the REST config of the kubeconfig and context.
-func kubeconfig(o *Options) (*rest.Config, error) {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = o.Kubeconfig
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: o.Context}).ClientConfig()
-	if err != nil {
-		return nil, exitcode.Usage(fmt.Errorf("kubeconfig: %w", err))
-	}
-	return cfg, nil
-}
-
 // describeInputs names the inputs in a message: files, directories, URLs, standard
 // input and the kustomization.
 func describeInputs(in manifest.Inputs) string {
@@ -214,22 +202,9 @@ func describeInputs(in manifest.Inputs) string {
 	return strings.Join(names, ", ")
 }
 
-// cluster connects to the cluster of the kubeconfig: a kubeconfig that cannot be
-// loaded is a usage error (exit 2); a cluster that does not answer or refuses the
-// credentials is a *checks.ClusterError (exit 3), before any check runs.
+// cluster connects to the cluster of the kubeconfig (see kube.Flags.Connect).
 func cluster(ctx context.Context, o *Options) (*preinstall.Cluster, error) {
-	cfg, err := kubeconfig(o)
-	if err != nil {
-		return nil, err
-	}
-	c, err := preinstall.NewCluster(cfg)
-	if err != nil {
-		return nil, exitcode.Usage(fmt.Errorf("kubeconfig: %w", err))
-	}
-	if err := c.Reach(ctx); err != nil {
-		return nil, err
-	}
-	return c, nil
+	return kube.Flags{Kubeconfig: o.Kubeconfig, Context: o.Context}.Connect(ctx)
 }
 
 func proxySuite(ctx context.Context, o *Options) ([]checks.Check, error) {
