@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/meshplane/mesh/cli/exitcode"
 	"github.com/meshplane/mesh/cli/iostreams"
@@ -78,24 +79,41 @@ separately, for GitOps setups that sync the CRDs first.`,
 	cmd.AddCommand(crds, cp)
 
 	f := cmd.PersistentFlags()
-	f.StringVarP(&opts.Render.Namespace, "namespace", "n", opts.Render.Namespace, "namespace of the control plane")
-	f.BoolVar(&opts.Render.HA, "ha", false, "high availability: 3 replicas, anti-affinity, PodDisruptionBudgets, webhook failurePolicy Fail")
-	f.StringArrayVarP(&opts.Render.Values.ValueFiles, "values", "f", nil, "values file (YAML), or - for stdin; repeatable, later wins")
-	f.StringArrayVar(&opts.Render.Values.Values, "set", nil, "set values (a.b=c,d=e); repeatable")
-	f.StringArrayVar(&opts.Render.Values.StringValues, "set-string", nil, "set string values (a.b=c); repeatable")
-	f.StringArrayVar(&opts.Render.Values.FileValues, "set-file", nil, "set values from files (a.b=path); repeatable")
-	f.StringVar(&opts.Render.Registry, "registry", "", "registry of the controller and proxy images (image.registry)")
-	f.StringVar(&opts.Render.ImageTag, "image-tag", "", "tag of the controller and proxy images (image.tag; default: this CLI's version)")
-	f.StringVar(&opts.Render.TrustDomain, "identity-trust-domain", "", "trust domain of workload identities (identity.trustDomain; default cluster.local)")
-	f.StringVar(&opts.Render.IssuerMode, "identity-issuer", "", "issuer mode: bootstrap (default), external or cert-manager")
-	f.StringVar(&opts.Render.TrustAnchorsFile, "identity-trust-anchors-file", "", "PEM trust anchors (public); implies --identity-issuer external")
-	f.StringVar(&opts.Render.IssuerCertFile, "identity-issuer-certificate-file", "", "PEM issuer certificate, checked against the trust anchors")
-	f.StringVar(&opts.Render.IssuerKeyFile, "identity-issuer-key-file", "", "PEM issuer key: renders the issuer Secret WITH this private key")
+	BindRenderFlags(f, &opts.Render)
 	f.StringVarP(&opts.Output, "output", "o", opts.Output, "output format: yaml or json (a v1 List)")
 	f.StringVar(&opts.OutputDir, "output-dir", "", "write one file per object and a kustomization.yaml into this directory instead of stdout")
 	f.BoolVar(&opts.PrintValues, "print-values", false, "print the effective control-plane values (with the namespace) instead of the manifests; never the issuer's private key unless --include-private-key")
 	f.BoolVar(&opts.IncludePrivateKey, "include-private-key", false, "with --print-values: print the issuer's private key (identity.issuer.tls.keyPEM) too")
 	return cmd
+}
+
+// BindRenderFlags binds the render flags of `mesh install` (-n, --ha, -f/--values,
+// --set*, images, identity) onto o, for every command that renders an install (mesh
+// diff install too): one definition of each flag.
+func BindRenderFlags(f *pflag.FlagSet, o *install.Options) {
+	f.StringVarP(&o.Namespace, "namespace", "n", o.Namespace, "namespace of the control plane")
+	f.BoolVar(&o.HA, "ha", false, "high availability: 3 replicas, anti-affinity, PodDisruptionBudgets, webhook failurePolicy Fail")
+	f.StringArrayVarP(&o.Values.ValueFiles, "values", "f", nil, "values file (YAML), or - for stdin; repeatable, later wins")
+	f.StringArrayVar(&o.Values.Values, "set", nil, "set values (a.b=c,d=e); repeatable")
+	f.StringArrayVar(&o.Values.StringValues, "set-string", nil, "set string values (a.b=c); repeatable")
+	f.StringArrayVar(&o.Values.FileValues, "set-file", nil, "set values from files (a.b=path); repeatable")
+	f.StringVar(&o.Registry, "registry", "", "registry of the controller and proxy images (image.registry)")
+	f.StringVar(&o.ImageTag, "image-tag", "", "tag of the controller and proxy images (image.tag; default: this CLI's version)")
+	f.StringVar(&o.TrustDomain, "identity-trust-domain", "", "trust domain of workload identities (identity.trustDomain; default cluster.local)")
+	f.StringVar(&o.IssuerMode, "identity-issuer", "", "issuer mode: bootstrap (default), external or cert-manager")
+	f.StringVar(&o.TrustAnchorsFile, "identity-trust-anchors-file", "", "PEM trust anchors (public); implies --identity-issuer external")
+	f.StringVar(&o.IssuerCertFile, "identity-issuer-certificate-file", "", "PEM issuer certificate, checked against the trust anchors")
+	f.StringVar(&o.IssuerKeyFile, "identity-issuer-key-file", "", "PEM issuer key: renders the issuer Secret WITH this private key")
+}
+
+// ValidateRender checks the render options the flags cannot check themselves.
+func ValidateRender(o install.Options) error {
+	switch o.IssuerMode {
+	case "", install.IssuerBootstrap, install.IssuerExternal, install.IssuerCertManager:
+	default:
+		return fmt.Errorf("--identity-issuer must be %s, %s or %s, not %q", install.IssuerBootstrap, install.IssuerExternal, install.IssuerCertManager, o.IssuerMode)
+	}
+	return nil
 }
 
 func (o *Options) validate() error {
@@ -114,12 +132,7 @@ func (o *Options) validate() error {
 	if o.PrintValues && o.Render.Part == install.CRDs {
 		return fmt.Errorf("--print-values prints the control plane's values; mesh install crds has none")
 	}
-	switch o.Render.IssuerMode {
-	case "", install.IssuerBootstrap, install.IssuerExternal, install.IssuerCertManager:
-	default:
-		return fmt.Errorf("--identity-issuer must be %s, %s or %s, not %q", install.IssuerBootstrap, install.IssuerExternal, install.IssuerCertManager, o.Render.IssuerMode)
-	}
-	return nil
+	return ValidateRender(o.Render)
 }
 
 // Run renders and writes. Nothing reaches stdout or the directory unless the whole
