@@ -17,6 +17,7 @@ import (
 	clinject "github.com/meshplane/mesh/cli/inject"
 	"github.com/meshplane/mesh/cli/install"
 	"github.com/meshplane/mesh/cli/iostreams"
+	cliprune "github.com/meshplane/mesh/cli/prune"
 	"github.com/meshplane/mesh/cli/version"
 )
 
@@ -44,6 +45,7 @@ func NewRootCmd(io *iostreams.IOStreams) *cobra.Command {
 		clinject.NewCmdUninject(io, nil),
 		identity.NewCmd(io),
 		check.NewCmd(io, nil, time.Now),
+		cliprune.NewCmd(io, nil),
 		version.NewCmd(io, nil),
 	)
 	root.InitDefaultHelpCmd()
