@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -90,5 +92,40 @@ func TestSetsErrors(t *testing.T) {
 	unlabelled := render(t, install.Options{WithoutApplySet: true})
 	if _, err := prune.Candidates(context.Background(), nil, unlabelled); !errors.Is(err, prune.ErrNoApplySet) {
 		t.Errorf("without an ApplySet: %v", err)
+	}
+}
+
+// mesh install -o json (a v1 List) reads as the YAML render does: the same sets.
+func TestReadList(t *testing.T) {
+	t.Parallel()
+	objs := render(t, install.Options{})
+	var list bytes.Buffer
+	if err := manifest.WriteJSONList(&list, objs); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "mesh.json")
+	if err := os.WriteFile(path, list.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	read, err := prune.Read(context.Background(), manifest.Inputs{Filenames: []string{path}}, manifest.Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(read) != len(objs) {
+		t.Fatalf("read %d objects, rendered %d", len(read), len(objs))
+	}
+	sets, err := prune.Sets(read)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sets) != 2 || len(sets[0].Members)+len(sets[1].Members) != len(objs)-2 {
+		t.Errorf("%d sets", len(sets))
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(bad, []byte("apiVersion: v1\nkind: ConfigMap\nmetadata: {}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := prune.Read(context.Background(), manifest.Inputs{Filenames: []string{bad}}, manifest.Env{}); err == nil || !strings.Contains(err.Error(), bad+": document 1 (ConfigMap): metadata.name is required") {
+		t.Errorf("error %v", err)
 	}
 }
