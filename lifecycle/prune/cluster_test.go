@@ -283,6 +283,12 @@ func TestPrune(t *testing.T) {
 	}
 	sc.check(t, res, progress, want[1:])
 
+	// The CRDs' render alone is its own set: it prunes nothing of the control plane.
+	plan, err = prune.Candidates(ctx, e.c, renderInstall(t, install.Options{Namespace: ns, Part: install.CRDs}))
+	if err != nil || len(plan.Candidates) != 0 || len(plan.Sets) != 1 {
+		t.Errorf("the CRDs alone: %v, candidates %v", err, names(plan.Candidates))
+	}
+
 	// A render without the Namespace (installNamespace: false) does not prune the
 	// namespace that holds the parent: it is kept, with the reason.
 	plan, err = prune.Candidates(ctx, e.c, without(next, "Namespace/"+ns))
