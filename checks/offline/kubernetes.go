@@ -35,6 +35,9 @@ func meshCRDs(version string) (map[crdKey]map[string]any, error) {
 	}
 	out := map[crdKey]map[string]any{}
 	for _, o := range res.Objects {
+		if o.Kind != "CustomResourceDefinition" {
+			continue // the ApplySet's parent
+		}
 		var m map[string]any
 		if err := yaml.Unmarshal(o.YAML, &m); err != nil {
 			return nil, err

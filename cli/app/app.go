@@ -18,6 +18,7 @@ import (
 	clinject "github.com/meshplane/mesh/cli/inject"
 	"github.com/meshplane/mesh/cli/install"
 	"github.com/meshplane/mesh/cli/iostreams"
+	cliprune "github.com/meshplane/mesh/cli/prune"
 	"github.com/meshplane/mesh/cli/version"
 )
 
@@ -46,6 +47,7 @@ func NewRootCmd(io *iostreams.IOStreams) *cobra.Command {
 		identity.NewCmd(io),
 		check.NewCmd(io, nil, time.Now),
 		clidiff.NewCmd(io, nil),
+		cliprune.NewCmd(io, nil),
 		version.NewCmd(io, nil),
 	)
 	root.InitDefaultHelpCmd()

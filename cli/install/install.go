@@ -57,7 +57,11 @@ this CLI's version, the flags and the files they name: the same input gives the
 same bytes. No private key is rendered unless you pass one in.
 
 Use 'mesh install crds' and 'mesh install control-plane' to render the two halves
-separately, for GitOps setups that sync the CRDs first.`,
+separately, for GitOps setups that sync the CRDs first.
+
+Each half is an ApplySet (KEP-3659): its objects are labelled
+applyset.kubernetes.io/part-of, and a parent ConfigMap lists the set, so that
+'mesh prune' deletes what a later render drops (see 'mesh prune --help').`,
 		Example: `  mesh install > mesh.yaml
   mesh install --ha --set proxy.logLevel=debug | kubectl apply -f -
   mesh install --identity-trust-anchors-file ca.crt --output-dir deploy/mesh`,

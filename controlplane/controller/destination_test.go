@@ -85,6 +85,9 @@ func ensureServiceProfileCRD(t *testing.T) {
 	}
 	crds := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
 	for _, o := range res.Objects {
+		if o.Kind != "CustomResourceDefinition" {
+			continue // the ApplySet's parent
+		}
 		u := &unstructured.Unstructured{}
 		if err := yaml.Unmarshal(o.YAML, &u.Object); err != nil {
 			t.Fatal(err)

@@ -51,6 +51,10 @@ type Options struct {
 	TrustAnchorsFile string // --identity-trust-anchors-file
 	IssuerCertFile   string // --identity-issuer-certificate-file
 	IssuerKeyFile    string // --identity-issuer-key-file
+
+	// WithoutApplySet renders no ApplySet: no parents, no part-of labels (what
+	// `kubectl apply --prune --applyset` needs, as it labels the objects itself).
+	WithoutApplySet bool
 }
 
 // Result is a render: the objects in apply order, the control plane's effective values,
@@ -99,11 +103,17 @@ func Render(o Options, r values.Reader) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
+		if objs, err = withApplySet(o, CRDsApplySet(), crdKinds, objs); err != nil {
+			return nil, err
+		}
 		res.Objects = append(res.Objects, objs...)
 	}
 	if o.Part == All || o.Part == ControlPlane {
 		objs, err := renderChart(cp, vals, o.Namespace)
 		if err != nil {
+			return nil, err
+		}
+		if objs, err = withApplySet(o, ControlPlaneApplySet(o.Namespace), controlPlaneKinds, objs); err != nil {
 			return nil, err
 		}
 		res.Objects = append(res.Objects, objs...)
