@@ -15,6 +15,7 @@ import (
 	"github.com/meshplane/mesh/cli/kube"
 	"github.com/meshplane/mesh/cli/version"
 	"github.com/meshplane/mesh/lifecycle/diff"
+	"github.com/meshplane/mesh/lifecycle/prune"
 	"github.com/meshplane/mesh/render/install"
 	"github.com/meshplane/mesh/render/manifest"
 )
@@ -146,7 +147,10 @@ func Run(cmd *cobra.Command, io *iostreams.IOStreams, o *Options) error {
 			return err
 		}
 	}
-	rep, err := diff.Run(cmd.Context(), diff.NewCluster(c.Dynamic, c.Clientset.Discovery(), c.Config.Host), objs, diff.Options{Namespace: ns})
+	rep, err := diff.Run(cmd.Context(), diff.NewCluster(c.Dynamic, c.Clientset.Discovery(), c.Config.Host), objs, diff.Options{
+		Namespace: ns,
+		Prune:     pruneLister{prune.NewCluster(c.Dynamic, c.Clientset.Discovery())},
+	})
 	if err != nil {
 		return atLeastInput(err)
 	}
