@@ -181,25 +181,9 @@ func offlineSuite(cmd *cobra.Command, io *iostreams.IOStreams, o *Options) ([]ch
 	}
 	if set.Count == 0 {
 		// Passing on nothing would hide a wrong path or an empty render in CI.
-		return nil, exitcode.Usage(fmt.Errorf("no Kubernetes objects to check in %s: the input is empty, holds only comments, or is a directory without .yaml, .yml or .json files (-R reads subdirectories)", describeInputs(o.Inputs)))
+		return nil, exitcode.Usage(o.Inputs.NoObjects("to check"))
 	}
 	return offline.Suite(set)
-}
-
-// describeInputs names the inputs in a message: files, directories, URLs, standard
-// input and the kustomization.
-func describeInputs(in manifest.Inputs) string {
-	var names []string
-	if in.Kustomize != "" {
-		names = append(names, "the kustomization "+in.Kustomize)
-	}
-	for _, f := range in.Filenames {
-		if f == "-" {
-			f = "standard input"
-		}
-		names = append(names, f)
-	}
-	return strings.Join(names, ", ")
 }
 
 // cluster connects to the cluster of the kubeconfig (see kube.Flags.Connect).

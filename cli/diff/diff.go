@@ -5,7 +5,6 @@ package diff
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -13,7 +12,6 @@ import (
 	cliinstall "github.com/meshplane/mesh/cli/install"
 	"github.com/meshplane/mesh/cli/iostreams"
 	"github.com/meshplane/mesh/cli/kube"
-	"github.com/meshplane/mesh/cli/version"
 	"github.com/meshplane/mesh/lifecycle/diff"
 	"github.com/meshplane/mesh/lifecycle/prune"
 	"github.com/meshplane/mesh/render/install"
@@ -97,36 +95,19 @@ func NewCmd(io *iostreams.IOStreams, runF func(*Options) error) *cobra.Command {
 // newInstallCmd is `mesh diff install [crds|control-plane]`: mesh install's flags,
 // bound by cli/install onto the same render options.
 func newInstallCmd(opts *Options, run func(*cobra.Command) error) *cobra.Command {
-	render := &install.Options{Version: version.Version(), Namespace: install.DefaultNamespace}
-	part := func(p install.Part) func(*cobra.Command, []string) error {
-		return func(cmd *cobra.Command, _ []string) error {
-			render.Part = p
-			if !cmd.Flags().Changed("namespace") {
-				render.Namespace = "" // the one the values record, else mesh-system (as mesh install)
-			}
-			if err := cliinstall.ValidateRender(*render); err != nil {
-				return exitcode.Usage(err)
-			}
-			opts.Install = render
-			return run(cmd)
-		}
-	}
-	cmd := &cobra.Command{
-		Use:   "install [crds|control-plane] [install flags]",
+	return cliinstall.NewRenderCmd(cliinstall.RenderCmd{
 		Short: "Diff the render of mesh install (same flags) against the cluster",
 		Long: `Render what 'mesh install' renders with the same flags, and diff it against the
 cluster as 'mesh diff -f' does. 'mesh diff install crds' and 'mesh diff install
 control-plane' diff one half.`,
-		Example: `  mesh diff install --ha -f values.yaml`,
-		Args:    cobra.NoArgs,
-		RunE:    part(install.All),
-	}
-	cmd.AddCommand(
-		&cobra.Command{Use: "crds", Short: "Diff only the CustomResourceDefinitions", Args: cobra.NoArgs, RunE: part(install.CRDs)},
-		&cobra.Command{Use: "control-plane", Short: "Diff only the control plane", Args: cobra.NoArgs, RunE: part(install.ControlPlane)},
-	)
-	cliinstall.BindRenderFlags(cmd.PersistentFlags(), render)
-	return cmd
+		Example:      `  mesh diff install --ha -f values.yaml`,
+		CRDs:         "Diff only the CustomResourceDefinitions",
+		ControlPlane: "Diff only the control plane",
+		Run: func(cmd *cobra.Command, render *install.Options) error {
+			opts.Install = render
+			return run(cmd)
+		},
+	})
 }
 
 // Run reads or renders the objects, connects to the cluster, diffs, and writes the
@@ -188,23 +169,9 @@ func objects(cmd *cobra.Command, io *iostreams.IOStreams, o *Options) ([]diff.Ob
 	}
 	if len(objs) == 0 {
 		// No differences in nothing would hide a wrong path or an empty render in CI.
-		return nil, exitcode.Usage(fmt.Errorf("no Kubernetes objects to diff in %s: the input is empty, holds only comments, or is a directory without .yaml, .yml or .json files (-R reads subdirectories)", describe(o.Inputs)))
+		return nil, exitcode.Usage(o.Inputs.NoObjects("to diff"))
 	}
 	return objs, nil
-}
-
-func describe(in manifest.Inputs) string {
-	var names []string
-	if in.Kustomize != "" {
-		names = append(names, "the kustomization "+in.Kustomize)
-	}
-	for _, f := range in.Filenames {
-		if f == "-" {
-			f = "standard input"
-		}
-		names = append(names, f)
-	}
-	return strings.Join(names, ", ")
 }
 
 // differs is a diff that found differences: exit 1, no "Error:" line (the diff and

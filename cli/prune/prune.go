@@ -15,7 +15,6 @@ import (
 	cliinstall "github.com/meshplane/mesh/cli/install"
 	"github.com/meshplane/mesh/cli/iostreams"
 	"github.com/meshplane/mesh/cli/kube"
-	"github.com/meshplane/mesh/cli/version"
 	"github.com/meshplane/mesh/lifecycle/prune"
 	"github.com/meshplane/mesh/render/install"
 	"github.com/meshplane/mesh/render/manifest"
@@ -116,36 +115,19 @@ func NewCmd(io *iostreams.IOStreams, runF func(*Options) error) *cobra.Command {
 // newInstallCmd is `mesh prune install [crds|control-plane]`: mesh install's flags,
 // bound by cli/install onto the same render options.
 func newInstallCmd(opts *Options, run func(*cobra.Command) error) *cobra.Command {
-	render := &install.Options{Version: version.Version(), Namespace: install.DefaultNamespace}
-	part := func(p install.Part) func(*cobra.Command, []string) error {
-		return func(cmd *cobra.Command, _ []string) error {
-			render.Part = p
-			if !cmd.Flags().Changed("namespace") {
-				render.Namespace = "" // the one the values record, else mesh-system (as mesh install)
-			}
-			if err := cliinstall.ValidateRender(*render); err != nil {
-				return exitcode.Usage(err)
-			}
-			opts.Install = render
-			return run(cmd)
-		}
-	}
-	cmd := &cobra.Command{
-		Use:   "install [crds|control-plane] [install flags]",
+	return cliinstall.NewRenderCmd(cliinstall.RenderCmd{
 		Short: "Prune to the render of mesh install (same flags)",
 		Long: `Render what 'mesh install' renders with the same flags, and prune the cluster to it
 as 'mesh prune -f' does. 'mesh prune install crds' and 'mesh prune install
 control-plane' prune one half (one ApplySet).`,
-		Example: `  mesh prune install --ha -f values.yaml`,
-		Args:    cobra.NoArgs,
-		RunE:    part(install.All),
-	}
-	cmd.AddCommand(
-		&cobra.Command{Use: "crds", Short: "Prune only the CRDs' ApplySet", Args: cobra.NoArgs, RunE: part(install.CRDs)},
-		&cobra.Command{Use: "control-plane", Short: "Prune only the control plane's ApplySet", Args: cobra.NoArgs, RunE: part(install.ControlPlane)},
-	)
-	cliinstall.BindRenderFlags(cmd.PersistentFlags(), render)
-	return cmd
+		Example:      `  mesh prune install --ha -f values.yaml`,
+		CRDs:         "Prune only the CRDs' ApplySet",
+		ControlPlane: "Prune only the control plane's ApplySet",
+		Run: func(cmd *cobra.Command, render *install.Options) error {
+			opts.Install = render
+			return run(cmd)
+		},
+	})
 }
 
 // Run reads or renders the objects, checks their ApplySets, connects to the cluster
@@ -260,21 +242,7 @@ func objects(cmd *cobra.Command, io *iostreams.IOStreams, o *Options) ([]manifes
 	}
 	if len(objs) == 0 {
 		// Pruning to nothing would delete the whole install: refuse an empty input.
-		return nil, exitcode.Usage(fmt.Errorf("no Kubernetes objects in %s: the input is empty, holds only comments, or is a directory without .yaml, .yml or .json files (-R reads subdirectories)", describe(o.Inputs)))
+		return nil, exitcode.Usage(o.Inputs.NoObjects(""))
 	}
 	return objs, nil
-}
-
-func describe(in manifest.Inputs) string {
-	var names []string
-	if in.Kustomize != "" {
-		names = append(names, "the kustomization "+in.Kustomize)
-	}
-	for _, f := range in.Filenames {
-		if f == "-" {
-			f = "standard input"
-		}
-		names = append(names, f)
-	}
-	return strings.Join(names, ", ")
 }

@@ -303,3 +303,28 @@ func eachYAML(source string, bom []byte, r *bufio.Reader, fn func(Doc) error) er
 		}
 	}
 }
+
+// Describe names the inputs in a message: files, directories, URLs, standard input
+// and the kustomization.
+func (in Inputs) Describe() string {
+	var names []string
+	if in.Kustomize != "" {
+		names = append(names, "the kustomization "+in.Kustomize)
+	}
+	for _, f := range in.Filenames {
+		if f == "-" {
+			f = "standard input"
+		}
+		names = append(names, f)
+	}
+	return strings.Join(names, ", ")
+}
+
+// NoObjects is the error for inputs that hold no object, for commands where nothing
+// to work on would hide a wrong path or an empty render (verb: "to check", "to diff").
+func (in Inputs) NoObjects(verb string) error {
+	if verb != "" {
+		verb += " "
+	}
+	return fmt.Errorf("no Kubernetes objects %sin %s: the input is empty, holds only comments, or is a directory without .yaml, .yml or .json files (-R reads subdirectories)", verb, in.Describe())
+}
