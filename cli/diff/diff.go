@@ -128,9 +128,11 @@ func Run(cmd *cobra.Command, io *iostreams.IOStreams, o *Options) error {
 			return err
 		}
 	}
-	rep, err := diff.Run(cmd.Context(), diff.NewCluster(c.Dynamic, c.Clientset.Discovery(), c.Config.Host), objs, diff.Options{
+	dc := diff.NewCluster(c.Dynamic, c.Clientset.Discovery(), c.Config.Host)
+	rep, err := diff.Run(cmd.Context(), dc, objs, diff.Options{
 		Namespace: ns,
-		Prune:     pruneLister{prune.NewCluster(c.Dynamic, c.Clientset.Discovery())},
+		// One discovery for both: the prune lister uses the diff's mapper.
+		Prune: pruneLister{&prune.Cluster{Dynamic: dc.Dynamic, Mapper: dc.Mapper}},
 	})
 	if err != nil {
 		return atLeastInput(err)
