@@ -240,14 +240,24 @@ func (p *Proxy) closeAll() {
 	}
 }
 
-// plainTransport sends HTTP/1.1, or HTTP/2 with prior knowledge, over plain TCP.
+// plainTransport sends HTTP/1.1, or HTTP/2 with prior knowledge, over plain TCP
+// (sockio connections).
 func plainTransport(connectTimeout time.Duration, h2 bool) *http.Transport {
 	if connectTimeout == 0 {
 		connectTimeout = time.Second
 	}
 	d := &net.Dialer{Timeout: connectTimeout, KeepAlive: 10 * time.Second}
 	t := &http.Transport{
-		DialContext:           d.DialContext,
+		// sockio, as on every other proxy socket: with net.TCPConn, each write to the
+		// app entered the runtime's syscall hand-off (sysmon wake-ups, futexes),
+		// which made the inbound hop of gRPC (HTTP/2 to the app) cost more than haproxy's.
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return sockio.Wrap(c), nil
+		},
 		MaxIdleConns:          1000,
 		MaxIdleConnsPerHost:   100,
 		IdleConnTimeout:       90 * time.Second,
