@@ -24,6 +24,14 @@ import (
 // streamResetter is the ResponseWriter of an HTTP/2 stream (h2.HTTPHandler's).
 type streamResetter interface{ ResetStream(code http2.ErrCode) }
 
+// readier is a body that knows whether a Read would return at once (proxy/h2's).
+type readier interface{ Ready() bool }
+
+// moreWriter is a ResponseWriter that can hold a write for what follows (proxy/h2's).
+type moreWriter interface {
+	WriteMore(p []byte) (int, error)
+}
+
 // fwd is one request's forwarding decision.
 type fwd struct {
 	scheme, host string
@@ -124,7 +132,13 @@ func forwardDirect(w http.ResponseWriter, r *http.Request, f fwd) {
 	w.WriteHeader(resp.StatusCode)
 	flusher, _ := w.(http.Flusher)
 	streaming := resp.ContentLength < 0
-	if streaming && flusher != nil {
+	// A streamed response is flushed as it comes, except while the upstream body
+	// already holds what follows: a gRPC response's headers, message and trailers
+	// usually arrive together and then leave in one write, not three.
+	ready, _ := resp.Body.(readier)
+	more, _ := w.(moreWriter)
+	pending := func() bool { return ready != nil && more != nil && ready.Ready() }
+	if streaming && flusher != nil && !pending() {
 		flusher.Flush()
 	}
 	buf := f.bufs.Get()
@@ -132,11 +146,19 @@ func forwardDirect(w http.ResponseWriter, r *http.Request, f fwd) {
 	for {
 		n, rerr := resp.Body.Read(buf)
 		if n > 0 {
-			if _, err := w.Write(buf[:n]); err != nil {
+			var err error
+			// The last bytes wait for the end of the response, which flushes.
+			held := streaming && flusher != nil && more != nil && (errors.Is(rerr, io.EOF) || rerr == nil && pending())
+			if held {
+				_, err = more.WriteMore(buf[:n])
+			} else {
+				_, err = w.Write(buf[:n])
+			}
+			if err != nil {
 				s.End(resp.StatusCode, grpc)
 				panic(http.ErrAbortHandler) // the client is gone
 			}
-			if streaming && flusher != nil {
+			if streaming && flusher != nil && !held {
 				flusher.Flush()
 			}
 		}

@@ -1,7 +1,9 @@
 package h2
 
 import (
+	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -159,6 +161,11 @@ func (p *Pool) newConn(ctx context.Context) (*h2cc, error) {
 	if err != nil {
 		return nil, err
 	}
+	if _, ok := nc.(*tls.Conn); !ok {
+		// h2c: without a buffer, the framer reads each frame's header and payload
+		// with a system call each (TLS buffers its records).
+		nc = &readBuffered{Conn: nc, r: bufio.NewReaderSize(nc, 4<<10)}
+	}
 	cc := &h2cc{pool: p, streams: map[uint32]*h2cs{}, nextID: 1, maxStreams: 100}
 	cc.init(nc, p.Timeouts.WithDefaults())
 	err = cc.write(func() error {
@@ -201,6 +208,15 @@ func (cc *h2cc) takeSlot() bool {
 func (cc *h2cc) roundTrip(req *http.Request) (*http.Response, error) {
 	hasBody := req.Body != nil && req.Body != http.NoBody && req.ContentLength != 0
 	cs := &h2cs{cc: cc, req: req, done: make(chan struct{}), sent: !hasBody}
+	// A body whose first bytes (or whole) are already here (a gRPC request through
+	// the proxy) leaves with the HEADERS in one write, and a body sent whole needs
+	// no goroutine.
+	var first bodyChunk
+	if r, ok := req.Body.(interface{ Ready() bool }); hasBody && ok && r.Ready() {
+		first.buf = make([]byte, 16<<10)
+		n, err := req.Body.Read(first.buf)
+		first.p, first.err, first.read = first.buf[:n], err, true
+	}
 	var werr error
 	cc.wmu.Lock()
 	cc.mu.Lock()
@@ -220,6 +236,10 @@ func (cc *h2cc) roundTrip(req *http.Request) (*http.Response, error) {
 	if werr = cc.encodeRequest(req, hasBody); werr == nil {
 		werr = writeHeaderBlock(cc.fw, cs.id, cc.hbuf.Bytes(), frame, !hasBody)
 	}
+	sentAll := false
+	if werr == nil && first.read {
+		sentAll, werr = cs.writeFirst(&first)
+	}
 	if werr == nil {
 		werr = cc.bw.Flush()
 	}
@@ -228,10 +248,17 @@ func (cc *h2cc) roundTrip(req *http.Request) (*http.Response, error) {
 		_ = cc.nc.Close()
 		werr = fmt.Errorf("%w: %w", errH2Retry, werr)
 		cc.endStream(cs, werr)
+		if hasBody {
+			_ = req.Body.Close()
+		}
 		return nil, werr
 	}
-	if hasBody {
-		go cs.writeBody()
+	switch {
+	case sentAll:
+		_ = req.Body.Close()
+		cs.bodySent()
+	case hasBody:
+		go cs.writeBody(first)
 	}
 	<-cs.done
 	if cs.err != nil {
@@ -301,16 +328,64 @@ func writeHeaderBlock(fw *http2.Framer, id uint32, block []byte, frame int, end 
 }
 
 // writeBody sends the request body, then END_STREAM or the trailers.
-func (cs *h2cs) writeBody() {
+// bodyChunk is what roundTrip read of a request body before the HEADERS went out.
+type bodyChunk struct {
+	buf  []byte // the read buffer, for writeBody to go on with
+	p    []byte // bytes read and not yet sent
+	err  error  // the read's error (io.EOF: p ends the body)
+	read bool   // a read was made
+}
+
+// writeFirst writes, after the HEADERS and under the write lock, the DATA of first
+// that the windows allow without waiting; true when that ended the request (no
+// trailers follow). What is left stays in first for writeBody.
+func (cs *h2cs) writeFirst(first *bodyChunk) (bool, error) {
+	cc := cs.cc
+	eof := errors.Is(first.err, io.EOF)
+	if first.err != nil && !eof {
+		return false, nil // writeBody cancels the stream
+	}
+	end := eof && len(cs.req.Trailer) == 0
+	if len(first.p) == 0 {
+		if !end {
+			return false, nil
+		}
+		return true, cc.fw.WriteData(cs.id, true, nil)
+	}
+	for len(first.p) > 0 {
+		m := cc.tryReserve(&cs.sendWin, &cs.reset, len(first.p))
+		if m == 0 {
+			return false, nil
+		}
+		last := m == len(first.p)
+		if err := cc.fw.WriteData(cs.id, end && last, first.p[:m]); err != nil {
+			return false, err
+		}
+		first.p = first.p[m:]
+	}
+	return end, nil
+}
+
+func (cs *h2cs) writeBody(first bodyChunk) {
 	cc := cs.cc
 	body := cs.req.Body
 	defer func() { _ = body.Close() }()
-	buf := make([]byte, 16<<10)
+	buf := first.buf
+	if buf == nil {
+		buf = make([]byte, 16<<10)
+	}
 	trailers := len(cs.req.Trailer) > 0
 	for {
-		n, rerr := body.Read(buf)
+		var n int
+		var rerr error
+		var p []byte
+		if first.read {
+			p, rerr, first.read = first.p, first.err, false
+		} else {
+			n, rerr = body.Read(buf)
+			p = buf[:n]
+		}
 		eof := errors.Is(rerr, io.EOF)
-		p := buf[:n]
 		for len(p) > 0 {
 			m, err := cs.reserveSend(len(p))
 			if err != nil {
@@ -461,3 +536,11 @@ func (cc *h2cc) close(err error) {
 		cc.endStream(cs, err)
 	}
 }
+
+// readBuffered is a connection read through a buffer (an h2c connection's).
+type readBuffered struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *readBuffered) Read(p []byte) (int, error) { return c.r.Read(p) }

@@ -75,6 +75,26 @@ func (w *h2rw) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// WriteMore is Write for a body whose next bytes are already at hand: the DATA
+// frame waits in the buffer for what follows (a later Write, Flush or the end).
+func (w *h2rw) WriteMore(p []byte) (int, error) {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	if len(p) == 0 {
+		return 0, w.err
+	}
+	w.sendHeaders(false)
+	if w.err != nil {
+		return 0, w.err
+	}
+	w.written += int64(len(p))
+	if w.err = w.s.writeDataFlush(p, false, false); w.err != nil {
+		return 0, w.err
+	}
+	return len(p), nil
+}
+
 func (w *h2rw) Flush() {
 	if w.status == 0 {
 		w.WriteHeader(http.StatusOK)

@@ -83,6 +83,10 @@ func (s *Stream) WriteHeaders(status int, h http.Header, end, flush bool) error 
 // END_STREAM on the last one. The frames are flushed.
 func (s *Stream) WriteData(p []byte, end bool) error { return s.writeDataFlush(p, end, true) }
 
+// WriteDataHeld is WriteData (no END_STREAM) for a body whose next bytes are
+// already at hand: the last frame waits in the buffer for what follows.
+func (s *Stream) WriteDataHeld(p []byte) error { return s.writeDataFlush(p, false, false) }
+
 // writeDataFlush is writeData; flush false leaves the last frame buffered.
 func (s *Stream) writeDataFlush(p []byte, end, flush bool) error {
 	for {

@@ -124,6 +124,24 @@ func (w *h2wire) reserve(win *int64, reset *bool, n int) (int, error) {
 	}
 }
 
+// tryReserve is reserve without waiting: up to n bytes the windows allow now, or 0
+// (also when the stream or the connection is gone). The caller holds wmu, not mu.
+func (w *h2wire) tryReserve(win *int64, reset *bool, n int) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if *reset || w.closed {
+		return 0
+	}
+	avail := min(*win, w.sendWin)
+	if avail <= 0 {
+		return 0
+	}
+	n = int(min(int64(n), avail, int64(w.peerFrame)))
+	*win -= int64(n)
+	w.sendWin -= int64(n)
+	return n
+}
+
 // giveBack returns n consumed bytes to the peer's send windows, in batches: the
 // connection's, and the stream's (id) when body is still open.
 func (w *h2wire) giveBack(id uint32, body *h2pipe, n int64) {
@@ -298,6 +316,17 @@ func (b *h2pipe) Read(p []byte) (int, error) {
 	b.mu.Unlock()
 	b.wire.giveBack(b.id, b, int64(n))
 	return n, err
+}
+
+// Ready reports whether a Read now returns data or the body's clean end without
+// waiting (a failed or closed body is not ready). The proxy uses it to leave
+// frames unflushed while the rest of the message is already here: one write
+// instead of three for a gRPC response.
+func (b *h2pipe) Ready() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	end := errors.Is(b.err, io.EOF)
+	return !b.closed && (end || len(b.buf) > 0 && b.err == nil)
 }
 
 // discard drops what is buffered (giving its window back) and what comes later; it
