@@ -145,12 +145,22 @@ func (p *Proxy) copyResponse(s *h2.Stream, resp *http.Response) error {
 	if rerr != nil && !errors.Is(rerr, io.EOF) {
 		return abortResponse(s, rerr)
 	}
-	if err := s.WriteHeaders(resp.StatusCode, resp.Header, false, n == 0); err != nil {
+	// Frames wait in the buffer while the body already holds what follows (the
+	// proxy's own HTTP/2 client tells): a gRPC response leaves in one write.
+	ready, _ := resp.Body.(readier)
+	more := func() bool { return ready != nil && ready.Ready() }
+	if err := s.WriteHeaders(resp.StatusCode, resp.Header, false, n == 0 && !more()); err != nil {
 		return err
 	}
 	for {
 		if n > 0 {
-			if err := s.WriteData(buf[:n], false); err != nil {
+			var err error
+			if errors.Is(rerr, io.EOF) || rerr == nil && more() {
+				err = s.WriteDataHeld(buf[:n]) // the end or more data follows at once
+			} else {
+				err = s.WriteData(buf[:n], false)
+			}
+			if err != nil {
 				return err
 			}
 		}

@@ -88,10 +88,11 @@ type Proxy struct {
 
 	inPort uint16
 
-	appH1, appH2 *http.Transport // inbound: to the application on localhost
-	appFast      *h1.Client      // inbound: bodiless HTTP/1 requests to the application
-	plainH1      *http.Transport // outbound: to endpoints outside the mesh
-	plainH2      *http.Transport
+	appH1   *http.Transport // inbound: to the application on localhost
+	appH2   *appH2          // inbound: HTTP/2 (h2c) to the application
+	appFast *h1.Client      // inbound: bodiless HTTP/1 requests to the application
+	plainH1 *http.Transport // outbound: to endpoints outside the mesh
+	plainH2 *http.Transport
 
 	h1In, h1Out h1.Server // the HTTP/1 servers, with serveInbound and serveOutbound
 	h2In, h2Out h2.Server // the HTTP/2 servers, with serveInboundH2 and serveOutbound
@@ -130,7 +131,7 @@ func New(o Options) *Proxy {
 	p.bufs.New = func() any { b := make([]byte, 16<<10); return &b }
 	p.hbufs = newBufferPool(32<<10, 32)
 	p.appH1 = plainTransport(o.InboundConnectTimeout, false)
-	p.appH2 = plainTransport(o.InboundConnectTimeout, true)
+	p.appH2 = newAppH2(o.InboundConnectTimeout, o.HTTP2)
 	p.appFast = h1.NewClient(o.InboundConnectTimeout, o.Now)
 	p.plainH1 = plainTransport(o.OutboundConnectTimeout, false)
 	p.plainH2 = plainTransport(o.OutboundConnectTimeout, true)
@@ -218,6 +219,7 @@ func (p *Proxy) Serve(ctx context.Context, inbound, outbound net.Listener, grace
 	}
 	p.services.close()
 	p.appFast.CloseIdleConnections()
+	p.appH2.CloseIdleConnections()
 	return nil
 }
 
