@@ -14,8 +14,8 @@ const (
 	plain  = "demo-plain"  // never meshed
 )
 
-// TestMeshOnNode is a user's path on a real node, in order: install with kubectl, the
-// demo app meshed both ways, mTLS traffic of HTTP/1, gRPC and opaque TCP, balancing,
+// TestMeshOnNode is a user's path on a real node, in order: install with kubectl,
+// mesh diff and mesh prune of new renders, the demo app meshed both ways, mTLS traffic of HTTP/1, gRPC and opaque TCP, balancing,
 // a ServiceProfile, failures of the control plane and of the app, and uninjecting.
 func TestMeshOnNode(t *testing.T) {
 	n := newNode(t)
@@ -24,6 +24,7 @@ func TestMeshOnNode(t *testing.T) {
 	if !t.Run("install", n.sub(n.testInstall)) {
 		return
 	}
+	t.Run("day-two", n.sub(n.testDayTwo))
 	if !t.Run("demo", n.sub(n.testDemo)) {
 		return
 	}
