@@ -163,7 +163,13 @@ func Run(cmd *cobra.Command, io *iostreams.IOStreams, o *Options) error {
 		return err
 	}
 	r := checks.Run(cmd.Context(), suite, checks.Options{Wait: o.Wait, Now: o.Now})
-	if err := report.Write(io.Out, o.Output, r, o.Output == "table" && io.ColorEnabled() && io.IsStdoutTTY()); err != nil {
+	// json and junit are data, for a file or a pipe: stdout. table and short are a
+	// report for people: stderr, like every other report (stdout carries only data).
+	w, colour := io.ErrOut, o.Output == "table" && io.ColorEnabled()
+	if o.Output == "json" || o.Output == "junit" {
+		w, colour = io.Out, false
+	}
+	if err := report.Write(w, o.Output, r, colour); err != nil {
 		return err
 	}
 	if code := r.ExitCode(o.FailOn == "warning"); code != 0 {

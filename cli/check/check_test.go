@@ -103,8 +103,13 @@ func TestRun(t *testing.T) {
 			if err != nil && !exitcode.Silent(err) {
 				t.Errorf("%s -o %s: a failed check must not add an error message", tc.name, output)
 			}
-			if out.Len() == 0 || errOut.Len() != 0 {
-				t.Errorf("%s -o %s: stdout %d bytes, stderr %q", tc.name, output, out.Len(), errOut.String())
+			// Data (json, junit) on stdout; reports for people (table, short) on stderr.
+			data, report := out, errOut
+			if output == "table" || output == "short" {
+				data, report = errOut, out
+			}
+			if data.Len() == 0 || report.Len() != 0 {
+				t.Errorf("%s -o %s: stdout %q, stderr %q", tc.name, output, out.String(), errOut.String())
 			}
 			if output == "json" {
 				var doc struct{ Success bool }
@@ -112,8 +117,8 @@ func TestRun(t *testing.T) {
 					t.Errorf("%s -o json: %v success=%v", tc.name, err, doc.Success)
 				}
 			}
-			if tc.name == "bad" && !strings.Contains(out.String(), "control-plane.images-pinned") && output != "table" {
-				t.Errorf("%s -o %s: the failed check is not named:\n%s", tc.name, output, out.String())
+			if tc.name == "bad" && !strings.Contains(data.String(), "control-plane.images-pinned") && output != "table" {
+				t.Errorf("%s -o %s: the failed check is not named:\n%s", tc.name, output, data.String())
 			}
 		}
 	}
