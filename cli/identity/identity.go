@@ -39,7 +39,7 @@ func NewCmd(io *iostreams.IOStreams) *cobra.Command {
 		Use:   "identity",
 		Short: "Manage the identity trust anchor and issuer",
 	}
-	cmd.AddCommand(NewCmdCreate(io, nil, time.Now), NewCmdInspect(io, nil, time.Now))
+	cmd.AddCommand(NewCmdCreate(io, nil, time.Now), NewCmdInspect(io, nil, time.Now), NewCmdRotate(io))
 	return cmd
 }
 
