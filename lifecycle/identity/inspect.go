@@ -106,7 +106,7 @@ func (r *Report) ExitCode() int {
 // Inspect describes m at the clock. It never fails: what does not parse or chain is an
 // error of the report.
 func Inspect(m Material, clk identity.Clock) *Report {
-	r := &Report{Now: clk.Now.UTC(), WarningWindow: identity.HumanDuration(clk.Window), Warnings: []string{}, Errors: []string{}}
+	r := &Report{Now: clk.Now.UTC().Truncate(time.Second), WarningWindow: identity.HumanDuration(clk.Window), Warnings: []string{}, Errors: []string{}}
 	r.Warnings = append(r.Warnings, m.Notes...)
 	anchors := r.bundle(m.Anchors, clk, "trust anchor", func(b *Bundle) { r.Anchors = b })
 	issuerAnchors := r.bundle(m.IssuerAnchors, clk, "trust anchor", func(b *Bundle) { r.IssuerAnchors = b })
