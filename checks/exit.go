@@ -1,6 +1,9 @@
 package checks
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // Exit codes of `mesh check` (docs/checks.md). They never depend on the output format.
 const (
@@ -46,3 +49,8 @@ func ObjectName(kind, namespace, name string) string {
 	}
 	return kind + "/" + namespace + "/" + name
 }
+
+// DefaultMinCertValidity is how long trust anchors and the identity issuer must stay
+// valid for `mesh check` (its --min-cert-validity default, 60 days). `mesh install` and
+// `mesh identity inspect` warn within the same window.
+const DefaultMinCertValidity = 60 * 24 * time.Hour

@@ -41,7 +41,7 @@ func NewRootCmd(io *iostreams.IOStreams) *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return exitcode.Usage(err) })
 	root.SetHelpCommand(newHelpCmd())
 	root.AddCommand(
-		install.NewCmd(io, nil),
+		install.NewCmd(io, nil, time.Now),
 		clinject.NewCmd(io, nil),
 		clinject.NewCmdUninject(io, nil),
 		identity.NewCmd(io),

@@ -49,7 +49,7 @@ type Options struct {
 
 // NewCmd builds `mesh check`. now is the clock; runF replaces the run function in tests.
 func NewCmd(io *iostreams.IOStreams, runF func(*Options) error, now func() time.Time) *cobra.Command {
-	opts := &Options{KubernetesVersion: schema.Default, MinCertValidity: 60 * 24 * time.Hour, Output: "table", FailOn: "error", CLIVersion: version.Version(), Now: now}
+	opts := &Options{KubernetesVersion: schema.Default, MinCertValidity: checks.DefaultMinCertValidity, Output: "table", FailOn: "error", CLIVersion: version.Version(), Now: now}
 	var minValidity string
 	cmd := &cobra.Command{
 		Use:   "check [-f FILE|DIR|- | --pre]",
@@ -128,7 +128,7 @@ Exit codes, whatever -o:
 	f.BoolVarP(&opts.Inputs.Recursive, "recursive", "R", false, "read directories recursively")
 	f.StringVarP(&opts.Inputs.Kustomize, "kustomize", "k", "", "build this kustomization directory first")
 	f.StringVar(&opts.KubernetesVersion, "kubernetes-version", opts.KubernetesVersion, "Kubernetes version whose OpenAPI schema objects must satisfy ("+strings.Join(schema.Versions(), ", ")+")")
-	f.StringVar(&minValidity, "min-cert-validity", "60d", "how long trust anchors and issuer must stay valid (e.g. 60d, 720h)")
+	f.StringVar(&minValidity, "min-cert-validity", fmt.Sprintf("%dd", checks.DefaultMinCertValidity/(24*time.Hour)), "how long trust anchors and issuer must stay valid (e.g. 60d, 720h)")
 	f.StringVarP(&opts.Output, "output", "o", opts.Output, "output: table, json, junit or short")
 	f.StringVar(&opts.FailOn, "fail-on", opts.FailOn, "fail (exit 1) on error, or also on warning")
 	f.DurationVar(&opts.Wait, "wait", 0, "retry checks that may still become true for this long")

@@ -1,5 +1,7 @@
 // Package identity is `mesh identity`: it creates the trust anchor and issuer a user
-// brings to an install in external issuer mode.
+// brings to an install in external issuer mode (create), shows what an install or
+// the cluster holds and trusts (inspect), and edits trust-anchor bundles for a
+// rotation (rotate).
 package identity
 
 import (
@@ -37,7 +39,7 @@ func NewCmd(io *iostreams.IOStreams) *cobra.Command {
 		Use:   "identity",
 		Short: "Manage the identity trust anchor and issuer",
 	}
-	cmd.AddCommand(NewCmdCreate(io, nil, time.Now))
+	cmd.AddCommand(NewCmdCreate(io, nil, time.Now), NewCmdInspect(io, nil, time.Now), NewCmdRotate(io))
 	return cmd
 }
 

@@ -7,12 +7,16 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"time"
+
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/meshplane/mesh/checks"
 	"github.com/meshplane/mesh/cli/exitcode"
 	"github.com/meshplane/mesh/cli/iostreams"
 	"github.com/meshplane/mesh/cli/version"
+	"github.com/meshplane/mesh/render/identity"
 	"github.com/meshplane/mesh/render/install"
 	"github.com/meshplane/mesh/render/manifest"
 	"github.com/meshplane/mesh/render/values"
@@ -27,11 +31,15 @@ type Options struct {
 	PrintValues bool
 	// IncludePrivateKey: --print-values prints the issuer's private key too.
 	IncludePrivateKey bool
+	// Now is the clock's time when the command ran: trust anchors and an issuer that
+	// end within checks.DefaultMinCertValidity of it are warned about. Zero: no
+	// expiry warnings.
+	Now time.Time
 }
 
-// NewCmd builds `mesh install` and its `crds` and `control-plane` subcommands. runF
-// replaces the run function in tests.
-func NewCmd(io *iostreams.IOStreams, runF func(*Options) error) *cobra.Command {
+// NewCmd builds `mesh install` and its `crds` and `control-plane` subcommands. now is
+// the clock; runF replaces the run function in tests.
+func NewCmd(io *iostreams.IOStreams, runF func(*Options) error, now func() time.Time) *cobra.Command {
 	opts := &Options{Render: install.Options{Version: version.Version(), Namespace: install.DefaultNamespace}, Output: "yaml"}
 	run := func(part install.Part) func(*cobra.Command, []string) error {
 		return func(cmd *cobra.Command, args []string) error {
@@ -42,6 +50,7 @@ func NewCmd(io *iostreams.IOStreams, runF func(*Options) error) *cobra.Command {
 			if err := opts.validate(); err != nil {
 				return exitcode.Usage(err)
 			}
+			opts.Now = now()
 			if runF != nil {
 				return runF(opts)
 			}
@@ -147,6 +156,7 @@ func Run(io *iostreams.IOStreams, o *Options) error {
 		if err != nil {
 			return err
 		}
+		warnExpiry(io, o, v)
 		if !o.IncludePrivateKey {
 			var had bool
 			if v, had = install.WithoutPrivateKey(v); had {
@@ -174,6 +184,7 @@ func Run(io *iostreams.IOStreams, o *Options) error {
 	for _, w := range res.Warnings {
 		fmt.Fprintf(io.ErrOut, "Warning: %s\n", w)
 	}
+	warnExpiry(io, o, res.Values)
 	if o.OutputDir != "" {
 		if err := manifest.WriteDir(o.OutputDir, res.Objects); err != nil {
 			return err
@@ -192,4 +203,15 @@ func Run(io *iostreams.IOStreams, o *Options) error {
 	}
 	_, err = io.Out.Write(buf.Bytes())
 	return err
+}
+
+// warnExpiry warns on stderr about anchors and an issuer that end within mesh check's
+// window (checks.DefaultMinCertValidity): the output and the exit code stay as they are.
+func warnExpiry(io *iostreams.IOStreams, o *Options, v map[string]any) {
+	if o.Now.IsZero() || v == nil {
+		return
+	}
+	for _, w := range install.ExpiryWarnings(v, identity.Clock{Now: o.Now, Window: checks.DefaultMinCertValidity}) {
+		fmt.Fprintf(io.ErrOut, "Warning: %s (mesh check fails within this window; rotate: docs/identity.md)\n", w)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/meshplane/mesh/cli/exitcode"
 	cliinject "github.com/meshplane/mesh/cli/inject"
@@ -16,11 +17,13 @@ import (
 	"github.com/meshplane/mesh/render/values"
 )
 
+var clock = func() time.Time { return time.Date(2026, 11, 15, 0, 0, 0, 0, time.UTC) }
+
 // argv -> options: flags bind onto the render library's options.
 func TestNewCmdOptions(t *testing.T) {
 	base := func(mod func(*Options)) Options {
 		// Namespace "" without -n: the values' namespace, else mesh-system.
-		o := Options{Render: install.Options{Version: "dev", Part: install.All}, Output: "yaml"}
+		o := Options{Render: install.Options{Version: "dev", Part: install.All}, Output: "yaml", Now: clock()}
 		mod(&o)
 		return o
 	}
@@ -60,7 +63,7 @@ func TestNewCmdOptions(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			io, _, _, _ := iostreams.Test()
 			var got *Options
-			cmd := NewCmd(io, func(o *Options) error { got = o; return nil })
+			cmd := NewCmd(io, func(o *Options) error { got = o; return nil }, clock)
 			cmd.SetArgs(append([]string{}, tc.args...))
 			cmd.SetOut(io.ErrOut)
 			cmd.SetErr(io.ErrOut)
@@ -221,7 +224,7 @@ func TestRun(t *testing.T) {
 // v.yaml: the proxies point at the control plane in X, not at mesh-system.
 func TestPrintValuesFeedInject(t *testing.T) {
 	io, _, out, _ := iostreams.Test()
-	cmd := NewCmd(io, nil)
+	cmd := NewCmd(io, nil, clock)
 	cmd.SetArgs([]string{"-n", "shop-mesh", "--print-values"})
 	if err := cmd.Execute(); err != nil {
 		t.Fatal(err)

@@ -84,9 +84,9 @@ func TestReleaseBinary(t *testing.T) {
 	if code != 0 || errOut != "" || !strings.HasPrefix(out, "# bash completion V2 for mesh") {
 		t.Errorf("completion bash: exit %d, stdout %.80q, stderr %q", code, out, errOut)
 	}
-	out, errOut, code = run("identity", "rotate")
-	if code != 2 || out != "" || !strings.Contains(errOut, `unknown command "rotate" for "mesh identity"`) {
-		t.Errorf("identity rotate: exit %d, stdout %q, stderr %q", code, out, errOut)
+	out, errOut, code = run("identity", "rekey")
+	if code != 2 || out != "" || !strings.Contains(errOut, `unknown command "rekey" for "mesh identity"`) {
+		t.Errorf("identity rekey: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 }
 
