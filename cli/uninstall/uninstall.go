@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -180,7 +181,7 @@ func Run(cmd *cobra.Command, io *iostreams.IOStreams, o *Options) error {
 		where += fmt.Sprintf(" (context %s)", name)
 	}
 	if len(plan.Delete) == 0 {
-		fmt.Fprintf(io.ErrOut, "Nothing of mesh to delete in %s\n", where)
+		fmt.Fprintf(io.ErrOut, "Nothing of mesh to delete in %s for namespace %s: the wrong context, or installed elsewhere (mesh uninstall install -n NAMESPACE, or -f the manifests applied)\n", where, strings.Join(plan.Namespaces, ", "))
 		return uninstall.Write(io.Out, o.Output, plan.Delete)
 	}
 	if !o.Delete {

@@ -227,7 +227,8 @@ func TestRun(t *testing.T) {
 		{"listed in order", []string{"-f", file, "--force"}, 0, wantYAML.String(), "objects to delete from " + where},
 		{"names", []string{"-f", file, "--force", "-o", "name"}, 0, wantNames.String(), "pipe to kubectl delete -f -"},
 		{"deleted", []string{"-f", file, "--force", "--delete", "-o", "name"}, 0, wantNames.String(), "Gone: namespaces\nDeleted " + strconv.Itoa(len(want)) + " objects from " + where},
-		{"again: nothing", []string{"-f", file, "--force"}, 0, "", "Nothing of mesh to delete in " + where},
+		{"again: nothing", []string{"-f", file, "--force"}, 0, "", "Nothing of mesh to delete in " + where + "https://"},
+		{"another namespace: nothing, and why", []string{"install", "control-plane", "-n", ns + "-other", "--force"}, 0, "", "for namespace " + ns + "-other: the wrong context, or installed elsewhere"},
 	}
 	for _, tc := range tests {
 		args := tc.args

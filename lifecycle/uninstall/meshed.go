@@ -32,7 +32,7 @@ func (p *Plan) findMeshed(ctx context.Context, c *Cluster, force bool) error {
 		return r
 	}
 	err := listMeta(ctx, c, podsResource, "", metav1.ListOptions{}, func(o metav1.PartialObjectMetadata) {
-		if _, ok := o.Annotations[inject.ProxyVersion]; !ok || slices.Contains(p.namespaces, o.Namespace) {
+		if _, ok := o.Annotations[inject.ProxyVersion]; !ok || slices.Contains(p.Namespaces, o.Namespace) {
 			return
 		}
 		why := "its " + inject.ProxyContainer + " sidecar stops working without the control plane: uninject it (mesh uninject, or remove " + inject.InjectAnnotation + " and restart it)"
@@ -47,7 +47,7 @@ func (p *Plan) findMeshed(ctx context.Context, c *Cluster, force bool) error {
 		return err
 	}
 	return listMeta(ctx, c, namespacesResource, "", metav1.ListOptions{}, func(o metav1.PartialObjectMetadata) {
-		if o.Annotations[inject.InjectAnnotation] != inject.Enabled || slices.Contains(p.namespaces, o.Name) {
+		if o.Annotations[inject.InjectAnnotation] != inject.Enabled || slices.Contains(p.Namespaces, o.Name) {
 			return
 		}
 		why := "annotated " + inject.InjectAnnotation + "=" + inject.Enabled + ": remove it with kubectl annotate namespace " + o.Name + " " + inject.InjectAnnotation + "-"

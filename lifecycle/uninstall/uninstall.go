@@ -106,10 +106,12 @@ type Plan struct {
 	Meshed []Left `json:"meshed"`
 	// LeftBehind is everything else of mesh that stays: CRDs and custom resources
 	// without CRDs, runtime objects of the control plane, objects with owners.
-	LeftBehind []Left    `json:"leftBehind"`
-	Notes      []string  `json:"-"`
-	Host       string    `json:"-"`
-	namespaces []string  // the control plane's namespaces
+	LeftBehind []Left   `json:"leftBehind"`
+	Notes      []string `json:"-"`
+	Host       string   `json:"-"`
+	// Namespaces are the control plane's namespaces the render names (its Namespace
+	// objects and its ApplySet parents'), sorted.
+	Namespaces []string  `json:"-"`
 	seen       map[k]int // index in Delete
 }
 
@@ -157,16 +159,16 @@ func NewPlan(ctx context.Context, c *Cluster, objs []manifest.Object, o Options)
 		parents[k{s.Parent.Group, s.Parent.Kind, s.Parent.Namespace, s.Parent.Name}] = true
 		crdSet[s.ID] = isCRDSet(s)
 		if !crdSet[s.ID] {
-			p.namespaces = append(p.namespaces, s.Parent.Namespace)
+			p.Namespaces = append(p.Namespaces, s.Parent.Namespace)
 		}
 	}
 	for _, obj := range objs {
 		if obj.Kind == "Namespace" && obj.Group() == "" {
-			p.namespaces = append(p.namespaces, obj.Name)
+			p.Namespaces = append(p.Namespaces, obj.Name)
 		}
 	}
-	slices.Sort(p.namespaces)
-	p.namespaces = slices.Compact(p.namespaces)
+	slices.Sort(p.Namespaces)
+	p.Namespaces = slices.Compact(p.Namespaces)
 
 	for _, obj := range objs {
 		if err := p.addRendered(ctx, c, obj, ids, parents, crdSet); err != nil {
