@@ -448,6 +448,7 @@ func TestNamespaceStuck(t *testing.T) {
 		})
 		clk.offset.Store(int64(2 * time.Minute))
 	}})
+	t.Log(err)
 	var te *uninstall.TimeoutError
 	if !errors.As(err, &te) || te.Phase != uninstall.PhaseNamespace {
 		t.Fatalf("error %v, want a timeout of the namespace phase", err)
