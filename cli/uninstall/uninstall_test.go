@@ -25,6 +25,7 @@ import (
 	"github.com/meshplane/mesh/cli/version"
 	"github.com/meshplane/mesh/internal/testing/testcluster"
 	"github.com/meshplane/mesh/lifecycle/uninstall"
+	"github.com/meshplane/mesh/render/applyset"
 	"github.com/meshplane/mesh/render/install"
 	"github.com/meshplane/mesh/render/manifest"
 	"github.com/meshplane/mesh/render/values"
@@ -171,6 +172,7 @@ func kubeconfigs(t *testing.T) (unreachable, noContext, addr string) {
 // stdout); with --force the objects are listed in deletion order (yaml, json, name),
 // then deleted with --delete; the namespace is gone; a second run finds nothing.
 func TestRun(t *testing.T) {
+	t.Parallel()
 	kc := testcluster.Kubeconfig(t)
 	cs := testcluster.Clientset(t)
 	ns := testcluster.Namespace(t, cs)
@@ -210,6 +212,10 @@ func TestRun(t *testing.T) {
 	if err := uninstall.Write(&wantNames, uninstall.FormatName, want); err != nil {
 		t.Fatal(err)
 	}
+	// Another namespace, created by someone else: the render's Namespace object is
+	// foreign there (listed, not deleted); then a parent that kubectl manages is refused.
+	other := testcluster.Namespace(t, cs)
+	otherFile, _ := writeRender(t, t.TempDir(), install.Options{Namespace: other})
 	unreachable, noContext, addr := kubeconfigs(t)
 	where := "the cluster at "
 
@@ -228,12 +234,22 @@ func TestRun(t *testing.T) {
 		{"names", []string{"-f", file, "--force", "-o", "name"}, 0, wantNames.String(), "pipe to kubectl delete -f -"},
 		{"deleted", []string{"-f", file, "--force", "--delete", "-o", "name"}, 0, wantNames.String(), "Gone: namespaces\nDeleted " + strconv.Itoa(len(want)) + " objects from " + where},
 		{"again: nothing", []string{"-f", file, "--force"}, 0, "", "Nothing of mesh to delete in " + where + "https://"},
+		{"foreign namespace", []string{"-f", otherFile, "--force"}, 0, "", "Foreign Namespace/" + other + " (not deleted): no applyset.kubernetes.io/part-of label"},
+		{"kubectl's parent", []string{"-f", otherFile, "--force"}, 1, "", `ApplySet parent ConfigMap/` + other + `/mesh-control-plane-applyset in the cluster: the ApplySet is managed by "kubectl"`},
 		{"another namespace: nothing, and why", []string{"install", "control-plane", "-n", ns + "-other", "--force"}, 0, "", "for namespace " + ns + "-other: the wrong context, or installed elsewhere"},
 	}
 	for _, tc := range tests {
 		args := tc.args
 		if !strings.Contains(strings.Join(args, " "), "--kubeconfig") {
 			args = append(args, "--kubeconfig", kc)
+		}
+		if tc.name == "kubectl's parent" {
+			parent := install.ControlPlaneApplySet(other)
+			cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: parent.Name, Namespace: other,
+				Labels: map[string]string{applyset.IDLabel: parent.ID()}, Annotations: map[string]string{applyset.ToolingAnnotation: "kubectl/v1.36.3"}}}
+			if _, err := cs.CoreV1().ConfigMaps(other).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
 		}
 		code, stdout, stderr, msg := execute(t, args...)
 		if code != tc.code || stdout != tc.stdout || !strings.Contains(stderr+msg, tc.want) {
