@@ -66,7 +66,8 @@ Stdout holds only the objects (to delete, or deleted with --delete): YAML, a JSO
 
 Exit codes, whatever -o:
   0  listed, or deleted (also when nothing of mesh was found)
-  1  the uninstall failed: a list or a deletion failed, or the timeout passed
+  1  the uninstall failed: a list or a deletion failed, a parent in the cluster is
+     another tool's, or the timeout passed
   2  bad input: bad flags, unreadable manifests, no objects, unknown context
   3  the cluster is unreachable, or refused the kubeconfig's credentials
   4  refused: meshed workloads remain (pass --force)`
