@@ -299,10 +299,29 @@ func TestUninstall(t *testing.T) {
 		t.Errorf("meshed with --force: %v", plan.Meshed)
 	}
 
+	// The deployment controller has made the control plane's pods (Pending: no
+	// kubelet); the workloads phase is over only once they are gone too (foreground).
+	pods := func() int {
+		l, err := e.cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(l.Items)
+	}
+	waitFor(t, "the control plane's pods", func() bool { return pods() > 0 })
 	var events []string
 	res, err := uninstall.Delete(ctx, e.c, plan, uninstall.Options{Force: true, Progress: func(ev uninstall.Event) {
 		if ev.Ref != nil {
 			events = append(events, ev.Ref.String())
+		}
+		if ev.Ref != nil && ev.Ref.Kind == "Service" {
+			rs, err := e.cs.AppsV1().ReplicaSets(ns).List(ctx, metav1.ListOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := pods(); n > 0 || len(rs.Items) > 0 {
+				t.Errorf("deleting %s with %d pods and %d ReplicaSets of the workloads left", ev.Ref, n, len(rs.Items))
+			}
 		}
 	}})
 	if err != nil {
