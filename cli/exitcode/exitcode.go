@@ -9,6 +9,7 @@ const (
 	Error     = 1 // the command ran and failed (or a check failed)
 	UsageCode = 2 // the command could not run: bad flags, arguments or input it cannot read
 	Cluster   = 3 // the command could not run: the cluster is unreachable or refused the credentials (mesh check)
+	Refused   = 4 // the command refused what the cluster holds (mesh uninstall: meshed workloads remain)
 )
 
 // UsageError marks an error in how the command was called.

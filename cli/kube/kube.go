@@ -6,6 +6,8 @@ package kube
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/rest"
@@ -43,12 +45,47 @@ const (
 // RESTConfig loads the REST configuration of the kubeconfig and context, with kubectl's
 // rate limits. A kubeconfig that cannot be loaded is a usage error (exit 2).
 func (f Flags) RESTConfig() (*rest.Config, error) {
+	if err := f.checkContext(); err != nil {
+		return nil, exitcode.Usage(err)
+	}
 	cfg, err := f.clientConfig().ClientConfig()
 	if err != nil {
 		return nil, exitcode.Usage(fmt.Errorf("kubeconfig: %w", err))
 	}
 	cfg.QPS, cfg.Burst = QPS, Burst
 	return cfg, nil
+}
+
+// checkContext names the context when the kubeconfig does not hold it (client-go's
+// own message for a current-context that is gone is "cluster has no server defined").
+func (f Flags) checkContext() error {
+	raw, err := f.clientConfig().RawConfig()
+	if err != nil {
+		return nil // ClientConfig says what is wrong
+	}
+	name := f.ContextName()
+	if _, ok := raw.Contexts[name]; ok || name == "" {
+		return nil
+	}
+	have := make([]string, 0, len(raw.Contexts))
+	for n := range raw.Contexts {
+		have = append(have, n)
+	}
+	slices.Sort(have)
+	return fmt.Errorf("kubeconfig: context %q does not exist (its contexts: %s)", name, strings.Join(have, ", "))
+}
+
+// ContextName is the context the flags select: --context, else the kubeconfig's
+// current context ("" when the kubeconfig cannot be read).
+func (f Flags) ContextName() string {
+	if f.Context != "" {
+		return f.Context
+	}
+	raw, err := f.clientConfig().RawConfig()
+	if err != nil {
+		return ""
+	}
+	return raw.CurrentContext
 }
 
 // Namespace is the context's namespace, "default" when it names none.

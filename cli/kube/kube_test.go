@@ -35,7 +35,20 @@ func TestFlags(t *testing.T) {
 		}
 	}
 	_, err := Flags{Kubeconfig: path, Context: "nope"}.RESTConfig()
-	if exitcode.For(err) != exitcode.UsageCode || !strings.Contains(err.Error(), "kubeconfig") {
+	if exitcode.For(err) != exitcode.UsageCode || !strings.Contains(err.Error(), `kubeconfig: context "nope" does not exist (its contexts: a, b)`) {
 		t.Errorf("unknown context: %v (exit %d)", err, exitcode.For(err))
+	}
+	// A current-context that is gone is named too (client-go says "cluster has no
+	// server defined").
+	cfg.CurrentContext = "gone"
+	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Flags{Kubeconfig: path}.RESTConfig()
+	if exitcode.For(err) != exitcode.UsageCode || !strings.Contains(err.Error(), `context "gone" does not exist`) {
+		t.Errorf("gone current context: %v (exit %d)", err, exitcode.For(err))
+	}
+	if got := (Flags{Kubeconfig: path}).ContextName(); got != "gone" {
+		t.Errorf("ContextName %q, want the current one", got)
 	}
 }
