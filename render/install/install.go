@@ -55,6 +55,17 @@ type Options struct {
 	// WithoutApplySet renders no ApplySet: no parents, no part-of labels (what
 	// `kubectl apply --prune --applyset` needs, as it labels the objects itself).
 	WithoutApplySet bool
+
+	// Moved is the table of renamed and removed values keys that sources are checked
+	// against; nil means values.MovedKeys(), the chart's own (tests give their own).
+	Moved []values.Moved
+}
+
+func (o Options) moved() []values.Moved {
+	if o.Moved == nil {
+		return values.MovedKeys()
+	}
+	return o.Moved
 }
 
 // Result is a render: the objects in apply order, the control plane's effective values,
