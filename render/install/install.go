@@ -74,6 +74,9 @@ type Result struct {
 	Objects  []manifest.Object
 	Values   map[string]any
 	Warnings []string
+	// Namespace is the control plane's: -n, else the one the values record, else
+	// DefaultNamespace.
+	Namespace string
 }
 
 // Render renders the selected part.
@@ -133,6 +136,7 @@ func Render(o Options, r values.Reader) (*Result, error) {
 		}
 	}
 	manifest.Sort(res.Objects)
+	res.Namespace = o.Namespace
 	return res, nil
 }
 
