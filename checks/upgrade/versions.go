@@ -33,7 +33,7 @@ func ControlPlaneVersion(ctx context.Context, cs kubernetes.Interface, ns string
 		return "", fmt.Errorf("%w in namespace %s (no Deployment %s)", ErrNoControlPlane, ns, ControlPlaneDeployment)
 	}
 	if err != nil {
-		return "", fmt.Errorf("Deployment/%s/%s: %w", ns, ControlPlaneDeployment, err)
+		return "", fmt.Errorf("reading the control plane's Deployment %s/%s: %w", ns, ControlPlaneDeployment, err)
 	}
 	if v := d.Labels[VersionLabel]; v != "" {
 		return v, nil
