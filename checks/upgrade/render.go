@@ -14,7 +14,7 @@ import (
 // that fails only because the values set renamed or removed keys returns no result and
 // no error: the values check names the keys. Any other failure is an error.
 func Render(o install.Options, r values.Reader) (*install.Result, []values.Source, error) {
-	cr := &onceReader{r: r, files: map[string][]byte{}}
+	cr := OnceReader(r)
 	sources, err := o.Values.Sources(cr)
 	if err != nil {
 		return nil, nil, err
@@ -28,6 +28,15 @@ func Render(o install.Options, r values.Reader) (*install.Result, []values.Sourc
 		return nil, nil, err
 	}
 	return res, sources, nil
+}
+
+// OnceReader wraps r to read each file and standard input once: later reads get the
+// same bytes. Render reads the values twice (for the check, for the render) through it.
+func OnceReader(r values.Reader) values.Reader {
+	if o, ok := r.(*onceReader); ok {
+		return o
+	}
+	return &onceReader{r: r, files: map[string][]byte{}}
 }
 
 // onceReader reads each file and standard input once, so that the values are read

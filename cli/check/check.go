@@ -18,11 +18,11 @@ import (
 	"github.com/meshplane/mesh/checks/preinstall"
 	"github.com/meshplane/mesh/checks/report"
 	"github.com/meshplane/mesh/checks/schema"
-	"github.com/meshplane/mesh/checks/upgrade"
 	"github.com/meshplane/mesh/cli/exitcode"
 	"github.com/meshplane/mesh/cli/iostreams"
 	"github.com/meshplane/mesh/cli/kube"
 	"github.com/meshplane/mesh/cli/version"
+	lifeupgrade "github.com/meshplane/mesh/lifecycle/upgrade"
 	"github.com/meshplane/mesh/render/install"
 	"github.com/meshplane/mesh/render/manifest"
 	"github.com/meshplane/mesh/render/values"
@@ -238,9 +238,9 @@ func clusterSuite(ctx context.Context, o *Options, health bool) ([]checks.Check,
 	return preinstall.Suite(cluster, preinstall.Options{Namespace: o.Namespace, Objects: res.Objects, MaxClockSkew: 5 * time.Minute, Now: o.Now}), nil
 }
 
-// upgradeSuite: the upgrade checks of the render of this CLI with the --from values,
-// after the pre-install checks that apply to an installed cluster (the API, its
-// version, the clocks).
+// upgradeSuite: the checks of mesh upgrade (lifecycle/upgrade.NewPlan) for the render
+// of this CLI with the --from values: the pre-install checks that apply to an
+// installed cluster (the API, its version, the clocks), then checks/upgrade's.
 func upgradeSuite(ctx context.Context, io *iostreams.IOStreams, o *Options) ([]checks.Check, error) {
 	c, err := cluster(ctx, o)
 	if err != nil {
@@ -251,36 +251,11 @@ func upgradeSuite(ctx context.Context, io *iostreams.IOStreams, o *Options) ([]c
 		ns = o.Namespace // else the one the values record, as mesh install
 	}
 	render := install.Options{Version: o.CLIVersion, Namespace: ns, Values: values.Options{ValueFiles: o.From}}
-	return UpgradeSuite(c, io, render, o.Force, o.Now)
-}
-
-// UpgradeSuite is what `mesh check --pre --upgrade` and `mesh upgrade` run: the
-// pre-install checks of the API, its version and the clocks, then checks/upgrade's
-// against the new render (rendered from the options only). A render that fails for
-// any reason but moved values keys is a usage error.
-func UpgradeSuite(c *preinstall.Cluster, r values.Reader, render install.Options, force bool, now func() time.Time) ([]checks.Check, error) {
-	res, sources, err := upgrade.Render(render, r)
+	plan, err := lifeupgrade.NewPlan(c, render, io, lifeupgrade.CheckOptions{Force: o.Force, Now: o.Now})
 	if err != nil {
 		return nil, exitcode.Usage(err)
 	}
-	var objs []manifest.Object
-	ns := render.Namespace
-	if res != nil {
-		objs, ns = res.Objects, res.Namespace
-	}
-	if ns == "" {
-		ns = install.DefaultNamespace
-	}
-	var suite []checks.Check
-	for _, ch := range preinstall.Suite(c, preinstall.Options{Namespace: ns, Objects: objs, MaxClockSkew: 5 * time.Minute, Now: now}) {
-		switch ch.ID {
-		case "pre.api", "pre.kubernetes-version", "pre.clock-skew":
-			suite = append(suite, ch)
-		}
-	}
-	return append(suite, upgrade.Suite(&upgrade.Cluster{Clientset: c.Clientset, Dynamic: c.Dynamic}, upgrade.Options{
-		Namespace: ns, CLIVersion: render.Version, Objects: objs, Sources: sources, Force: force,
-	})...), nil
+	return plan.Checks, nil
 }
 
 // healthSuite checks the installed mesh. The objects compared are the API objects every
