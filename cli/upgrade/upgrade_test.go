@@ -180,7 +180,9 @@ func TestRun(t *testing.T) {
 		}
 	}
 
-	code, out, stderr = execute(t, "--from", from, "-n", ns, "--kubeconfig", kc, "--dry-run=server")
+	// The CRD is cluster-wide: other tests may have applied it with other managers
+	// (kubectl) at other versions, so the dry run takes their fields.
+	code, out, stderr = execute(t, "--from", from, "-n", ns, "--kubeconfig", kc, "--dry-run=server", "--force-conflicts")
 	if code != 0 || out != "" || !strings.Contains(stderr, "Dry run (server): nothing was changed") || !strings.Contains(stderr, "mesh prune install") {
 		t.Errorf("--dry-run=server: exit %d, stdout %q\n%s", code, out, stderr)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/meshplane/mesh/checks"
@@ -21,6 +23,8 @@ import (
 	"github.com/meshplane/mesh/render/install"
 	"github.com/meshplane/mesh/render/values"
 )
+
+var crdResource = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
 
 type env struct {
 	pc *preinstall.Cluster
@@ -36,9 +40,11 @@ func newEnv(t *testing.T) *env {
 	return &env{pc: pc, dc: diff.NewCluster(pc.Dynamic, pc.Clientset.Discovery(), pc.Config.Host)}
 }
 
-// plan renders the upgrade at version into ns. The webhook configuration (the one
-// cluster-scoped object whose name does not carry the namespace) is renamed after ns
-// and limited to it, so that tests sharing the cluster do not meet.
+// plan renders the upgrade at version into ns. The cluster-wide objects whose names do
+// not carry the namespace are made the test's own, so that tests sharing the cluster
+// (and applying mesh's real CRD with other managers) do not meet: the webhook
+// configuration is renamed after ns and limited to it, the CRD's group and its
+// ApplySet parent are renamed after ns.
 func (e *env) plan(t *testing.T, ns, version string, set ...string) *upgrade.Plan {
 	t.Helper()
 	p, err := upgrade.NewPlan(e.pc, install.Options{Version: version, Namespace: ns, Values: values.Options{Values: set}}, nil,
@@ -46,9 +52,29 @@ func (e *env) plan(t *testing.T, ns, version string, set ...string) *upgrade.Pla
 	if err != nil {
 		t.Fatal(err)
 	}
+	group := ns + ".test.meshplane.io"
 	for _, ph := range p.Phases {
 		for i, o := range ph.Objects {
-			if o.Kind != "MutatingWebhookConfiguration" {
+			switch {
+			case o.Kind == "CustomResourceDefinition":
+				o.Name = strings.Replace(o.Name, "policy.meshplane.io", group, 1)
+				o.YAML = bytes.ReplaceAll(o.YAML, []byte("policy.meshplane.io"), []byte(group))
+				ph.Objects[i] = o
+				name := o.Name
+				t.Cleanup(func() {
+					_ = e.pc.Dynamic.Resource(crdResource).Delete(context.Background(), name, metav1.DeleteOptions{})
+				})
+				continue
+			case o.Kind == "ConfigMap" && o.Name == "mesh-crds-applyset":
+				o.Name += "-" + ns
+				o.YAML = bytes.Replace(o.YAML, []byte("name: mesh-crds-applyset\n"), []byte("name: "+o.Name+"\n"), 1)
+				ph.Objects[i] = o
+				name := o.Name
+				t.Cleanup(func() {
+					_ = e.pc.Clientset.CoreV1().ConfigMaps(o.Namespace).Delete(context.Background(), name, metav1.DeleteOptions{})
+				})
+				continue
+			case o.Kind != "MutatingWebhookConfiguration":
 				continue
 			}
 			o.Name += "-" + ns
@@ -129,6 +155,10 @@ func TestUpgradeFromOlderRender(t *testing.T) {
 	}
 	if crds == 0 || !phase2 {
 		t.Fatalf("applied: %+v", rep.Applied)
+	}
+	crd, err := e.pc.Dynamic.Resource(crdResource).Get(ctx, "serviceprofiles."+ns+".test.meshplane.io", metav1.GetOptions{})
+	if err != nil || !strings.Contains(fmt.Sprint(crd.Object["status"]), "Established") {
+		t.Errorf("the CRD is not Established: %v %v", err, crd)
 	}
 	actions := map[string]upgrade.Action{}
 	for _, a := range rep.Applied {
