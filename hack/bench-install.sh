@@ -24,4 +24,4 @@ measure() { # label args...
 measure "mesh install" install
 measure "mesh install --ha" install --ha
 measure "mesh install -o json" install -o json
-measure "mesh version (process floor)" version
+measure "mesh version (process floor)" version --client

@@ -20,6 +20,7 @@ import (
 	"github.com/meshplane/mesh/cli/iostreams"
 	cliprune "github.com/meshplane/mesh/cli/prune"
 	cliuninstall "github.com/meshplane/mesh/cli/uninstall"
+	cliupgrade "github.com/meshplane/mesh/cli/upgrade"
 	"github.com/meshplane/mesh/cli/version"
 )
 
@@ -50,6 +51,7 @@ func NewRootCmd(io *iostreams.IOStreams) *cobra.Command {
 		clidiff.NewCmd(io, nil),
 		cliprune.NewCmd(io, nil),
 		cliuninstall.NewCmd(io, nil),
+		cliupgrade.NewCmd(io, nil, time.Now),
 		version.NewCmd(io, nil),
 	)
 	root.InitDefaultHelpCmd()

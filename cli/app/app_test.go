@@ -23,7 +23,7 @@ func TestRunExitCodes(t *testing.T) {
 		stdout    bool   // expect data on stdout
 		stderrHas string // expect this on stderr
 	}{
-		{[]string{"version", "-o", "short"}, 0, true, ""},
+		{[]string{"version", "--client", "-o", "short"}, 0, true, ""},
 		{[]string{"install", "crds"}, 0, true, ""},
 		{[]string{"install", "--set", "proxy.nope=1"}, 1, false, "Error: --set proxy.nope=1: proxy.nope: unknown key"},
 		{[]string{"install", "--set", "proxy.nope=1", "-o", "json"}, 1, false, "proxy.nope"},
@@ -136,7 +136,7 @@ func TestCompletionAndVersionOnStdout(t *testing.T) {
 		{[]string{"completion", "zsh"}, "#compdef mesh"},
 		{[]string{"completion", "fish"}, "# fish completion for mesh"},
 		{[]string{"completion", "powershell"}, "# powershell completion for mesh"},
-		{[]string{"version"}, "Client version: "},
+		{[]string{"version", "--client"}, "Client version: "},
 		{[]string{"--version"}, "mesh version "},
 		{[]string{"--help"}, "  completion  Generate the autocompletion script"},
 	} {

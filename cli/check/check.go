@@ -22,8 +22,10 @@ import (
 	"github.com/meshplane/mesh/cli/iostreams"
 	"github.com/meshplane/mesh/cli/kube"
 	"github.com/meshplane/mesh/cli/version"
+	lifeupgrade "github.com/meshplane/mesh/lifecycle/upgrade"
 	"github.com/meshplane/mesh/render/install"
 	"github.com/meshplane/mesh/render/manifest"
+	"github.com/meshplane/mesh/render/values"
 )
 
 // Options of `mesh check`.
@@ -38,7 +40,12 @@ type Options struct {
 	Now               func() time.Time
 
 	// --pre: pre-install checks against the cluster of the kubeconfig.
-	Pre                   bool
+	Pre bool
+	// --pre --upgrade: before an upgrade, the skew, CRD and values checks of the new
+	// render (from the values files of --from) against the cluster.
+	Upgrade               bool
+	From                  []string
+	Force                 bool
 	Proxy                 bool
 	PodNamespace          string // --proxy: the pods' namespace, "" for all
 	ControlPlaneNamespace string
@@ -64,6 +71,12 @@ injected proxies of the control plane's version.
 With --pre, check the cluster of the kubeconfig before installing: the API is
 reachable and of a supported version, you may create everything 'mesh install' holds,
 no namespace or CRD of mesh's is in the way, and the clocks agree.
+
+With --pre --upgrade, check the cluster before upgrading it to the render of this
+CLI with the values files of --from (as 'mesh upgrade --from' does): the versions of
+this CLI, the control plane and every proxy are within the skew rules (--force allows
+a downgrade), every version the cluster stores mesh's custom resources at is still
+served by the new CRDs, and the values set no renamed or removed key.
 
 With --proxy, check the meshed pods of -n (all namespaces without it): their proxies
 are ready and run the control plane's version.
@@ -93,6 +106,10 @@ Exit codes, whatever -o:
 				return exitcode.Usage(errors.New("--proxy checks a cluster; -f and -k check manifests offline: choose one"))
 			case opts.Pre && opts.Proxy:
 				return exitcode.Usage(errors.New("--pre and --proxy are different suites: choose one"))
+			case opts.Upgrade && !opts.Pre:
+				return exitcode.Usage(errors.New("--upgrade goes with --pre: mesh check --pre --upgrade"))
+			case (len(opts.From) > 0 || opts.Force) && !opts.Upgrade:
+				return exitcode.Usage(errors.New("--from and --force go with --pre --upgrade"))
 			}
 			if opts.Proxy {
 				// mesh check --proxy [-n NS]: -n selects the pods; all namespaces without it.
@@ -135,6 +152,9 @@ Exit codes, whatever -o:
 	f.BoolVar(&opts.Proxy, "proxy", false, "data-plane checks of the meshed pods in -n (default: all namespaces)")
 	f.StringVar(&opts.ControlPlaneNamespace, "control-plane-namespace", install.DefaultNamespace, "namespace of the control plane, with --proxy")
 	f.BoolVar(&opts.Pre, "pre", false, "pre-install checks against the cluster: API, version, permissions, conflicts, clock skew")
+	f.BoolVar(&opts.Upgrade, "upgrade", false, "with --pre: checks before an upgrade (version skew, CRD stored versions, renamed values keys)")
+	f.StringArrayVar(&opts.From, "from", nil, "with --pre --upgrade: values file of the new render (YAML, - for stdin); repeatable, later wins")
+	f.BoolVar(&opts.Force, "force", false, "with --pre --upgrade: allow a downgrade (components newer than this CLI)")
 	f.StringVar(&opts.Kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)")
 	f.StringVar(&opts.Context, "context", "", "kubeconfig context (default: the current one)")
 	f.StringVarP(&opts.Namespace, "namespace", "n", install.DefaultNamespace, "namespace of the control plane")
@@ -152,6 +172,8 @@ func Run(cmd *cobra.Command, io *iostreams.IOStreams, o *Options) error {
 	switch {
 	case o.Proxy:
 		suite, err = proxySuite(cmd.Context(), o)
+	case o.Pre && o.Upgrade:
+		suite, err = upgradeSuite(cmd.Context(), io, o)
 	case o.Pre:
 		suite, err = clusterSuite(cmd.Context(), o, false)
 	case len(o.Inputs.Filenames) > 0 || o.Inputs.Kustomize != "":
@@ -220,6 +242,26 @@ func clusterSuite(ctx context.Context, o *Options, health bool) ([]checks.Check,
 		return healthSuite(cluster, o, res.Objects), nil
 	}
 	return preinstall.Suite(cluster, preinstall.Options{Namespace: o.Namespace, Objects: res.Objects, MaxClockSkew: 5 * time.Minute, Now: o.Now}), nil
+}
+
+// upgradeSuite: the checks of mesh upgrade (lifecycle/upgrade.NewPlan) for the render
+// of this CLI with the --from values: the pre-install checks that apply to an
+// installed cluster (the API, its version, the clocks), then checks/upgrade's.
+func upgradeSuite(ctx context.Context, io *iostreams.IOStreams, o *Options) ([]checks.Check, error) {
+	c, err := cluster(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	ns := ""
+	if o.Namespace != install.DefaultNamespace {
+		ns = o.Namespace // else the one the values record, as mesh install
+	}
+	render := install.Options{Version: o.CLIVersion, Namespace: ns, Values: values.Options{ValueFiles: o.From}}
+	plan, err := lifeupgrade.NewPlan(c, render, io, lifeupgrade.CheckOptions{Force: o.Force, Now: o.Now})
+	if err != nil {
+		return nil, exitcode.Usage(err)
+	}
+	return plan.Checks, nil
 }
 
 // healthSuite checks the installed mesh. The objects compared are the API objects every

@@ -45,6 +45,12 @@ func TestNewCmdOptions(t *testing.T) {
 			return o.Pre && o.Kubeconfig == "kc" && o.Context == "c" && o.Namespace == "mesh"
 		}, ""},
 		{[]string{"--pre", "-f", "a"}, nil, "choose one"},
+		{[]string{"--pre", "--upgrade", "--from", "v.yaml", "--from", "-", "--force", "-n", "mesh"}, func(o *Options) bool {
+			return o.Pre && o.Upgrade && o.Force && len(o.From) == 2 && o.From[1] == "-" && o.Namespace == "mesh"
+		}, ""},
+		{[]string{"--upgrade"}, nil, "--upgrade goes with --pre"},
+		{[]string{"--pre", "--from", "v.yaml"}, nil, "--from and --force go with --pre --upgrade"},
+		{[]string{"--pre", "--force"}, nil, "--from and --force go with --pre --upgrade"},
 		{[]string{"-f", "a", "-o", "yaml"}, nil, "--output must be"},
 		{[]string{"-f", "a", "--fail-on", "info"}, nil, "--fail-on"},
 		{[]string{"-f", "a", "--min-cert-validity", "soon"}, nil, "--min-cert-validity"},

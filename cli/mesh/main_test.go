@@ -59,10 +59,10 @@ func TestReleaseBinary(t *testing.T) {
 		return out.String(), errOut.String(), code
 	}
 
-	out, _, code := run("version", "-o", "json")
+	out, _, code := run("version", "--client", "-o", "json")
 	var info struct{ ClientVersion string }
 	if err := json.Unmarshal([]byte(out), &info); err != nil || code != 0 || info.ClientVersion != "v1.2.3-test" {
-		t.Fatalf("version -o json: %q (exit %d, %v)", out, code, err)
+		t.Fatalf("version --client -o json: %q (exit %d, %v)", out, code, err)
 	}
 
 	out, errOut, code := run("install")

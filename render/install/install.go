@@ -55,6 +55,17 @@ type Options struct {
 	// WithoutApplySet renders no ApplySet: no parents, no part-of labels (what
 	// `kubectl apply --prune --applyset` needs, as it labels the objects itself).
 	WithoutApplySet bool
+
+	// Moved is the table of renamed and removed values keys that sources are checked
+	// against; nil means values.MovedKeys(), the chart's own (tests give their own).
+	Moved []values.Moved
+}
+
+func (o Options) moved() []values.Moved {
+	if o.Moved == nil {
+		return values.MovedKeys()
+	}
+	return o.Moved
 }
 
 // Result is a render: the objects in apply order, the control plane's effective values,
@@ -63,6 +74,9 @@ type Result struct {
 	Objects  []manifest.Object
 	Values   map[string]any
 	Warnings []string
+	// Namespace is the control plane's: -n, else the one the values record, else
+	// DefaultNamespace.
+	Namespace string
 }
 
 // Render renders the selected part.
@@ -122,6 +136,7 @@ func Render(o Options, r values.Reader) (*Result, error) {
 		}
 	}
 	manifest.Sort(res.Objects)
+	res.Namespace = o.Namespace
 	return res, nil
 }
 

@@ -38,6 +38,7 @@ func controlPlaneValues(o *Options, r values.Reader) (*chart.Chart, map[string]a
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("chart %s: %w", ch.Name(), err)
 	}
+	schema = schema.WithMoved(o.moved())
 	var sources []values.Source
 	if o.HA {
 		data, err := chartFile(ch, "values-ha.yaml")

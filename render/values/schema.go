@@ -18,7 +18,15 @@ import (
 
 // Schema is a compiled values.schema.json.
 type Schema struct {
-	s *jsonschema.Schema
+	s     *jsonschema.Schema
+	moved []Moved
+}
+
+// WithMoved returns the schema with a table of renamed and removed keys (MovedKeys):
+// Validate reports a key of the table with its replacement, or why it was removed,
+// instead of as an unknown key, and its error is then a *MovedError.
+func (s *Schema) WithMoved(table []Moved) *Schema {
+	return &Schema{s: s.s, moved: table}
 }
 
 // CompileSchema compiles a chart's values.schema.json. It loads no remote references.
@@ -77,11 +85,18 @@ func (e *Error) Error() string {
 }
 
 // Validate checks one source on its own: unknown keys, wrong types, values out of range.
-// Null values are skipped (in Helm they delete a default). The error is an *Error.
+// Null values are skipped (in Helm they delete a default). The error is an *Error, or
+// a *MovedError (wrapping one) when the source sets keys of the WithMoved table.
 func (s *Schema) Validate(src Source) error {
+	moved := FindMoved(src, s.moved)
 	err := s.s.Validate(dropNulls(src.Values))
-	if err == nil {
+	if err == nil && len(moved) == 0 {
 		return nil
+	}
+	if len(moved) > 0 {
+		// The keys' new names (or why they are gone) say more than the schema's
+		// "unknown key", and are all a values file written for an older release needs.
+		return &MovedError{Err: &Error{Source: src.Name, Problems: moved}}
 	}
 	var ve *jsonschema.ValidationError
 	if !errors.As(err, &ve) {
