@@ -101,7 +101,7 @@ func TestUnknownSubcommands(t *testing.T) {
 	for _, g := range groups {
 		cases = append(cases, append(slices.Clone(g), "frobnicate"))
 	}
-	cases = append(cases, []string{"help", "frobnicate"}, []string{"help", "identity", "frobnicate"}, []string{"identity", "rotate"})
+	cases = append(cases, []string{"help", "frobnicate"}, []string{"help", "identity", "frobnicate"}, []string{"identity", "rekey"})
 	for _, args := range cases {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			t.Parallel()
