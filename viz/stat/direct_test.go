@@ -147,7 +147,7 @@ func assertRows(t *testing.T, s scenario, stat func(Query) ([]Row, error)) {
 
 func TestDirectFake(t *testing.T) {
 	t.Parallel()
-	s := newScenario("shop", "10.1.0.1", "10.1.0.2", 4191)
+	s := newScenario("shop", "10.1.0.1", "10.1.0.2", fakePorts)
 	assertRows(t, s, func(q Query) ([]Row, error) {
 		clock := &fakeClock{now: time.Unix(1e9, 0)}
 		d := &Direct{Client: fakeCluster(t, s), Now: clock.Now, Sleep: clock.Sleep}
@@ -159,7 +159,7 @@ func TestDirectFake(t *testing.T) {
 // can be, Stat fails.
 func TestDirectScrapeFailures(t *testing.T) {
 	t.Parallel()
-	s := newScenario("shop", "10.1.0.1", "10.1.0.2", 4191)
+	s := newScenario("shop", "10.1.0.1", "10.1.0.2", fakePorts)
 	clock := &fakeClock{now: time.Unix(1e9, 0)}
 	var warn strings.Builder
 	d := &Direct{Client: fakeCluster(t, s, "web-2"), Now: clock.Now, Sleep: clock.Sleep, Warnings: &warn}
@@ -183,7 +183,7 @@ func TestDirectScrapeFailures(t *testing.T) {
 
 func TestDirectErrors(t *testing.T) {
 	t.Parallel()
-	s := newScenario("shop", "10.1.0.1", "10.1.0.2", 4191)
+	s := newScenario("shop", "10.1.0.1", "10.1.0.2", fakePorts)
 	d := &Direct{Client: fakeCluster(t, s)}
 	for _, tc := range []struct {
 		q    Query

@@ -22,9 +22,15 @@ type scenario struct {
 	ports        map[string]int // admin port of each meshed pod
 }
 
-func newScenario(ns, ipWeb, ipAPI string, firstPort int) scenario {
-	return scenario{ns: ns, ipWeb: ipWeb, ipAPI: ipAPI, ports: map[string]int{"web-1": firstPort, "web-2": firstPort + 1, "api-1": firstPort + 2}}
+// meshedPods are the scenario's pods with a proxy.
+var meshedPods = []string{"web-1", "web-2", "api-1"}
+
+func newScenario(ns, ipWeb, ipAPI string, ports map[string]int) scenario {
+	return scenario{ns: ns, ipWeb: ipWeb, ipAPI: ipAPI, ports: ports}
 }
+
+// fakePorts are admin ports for the fake clientset, one per pod.
+var fakePorts = map[string]int{"web-1": 4191, "web-2": 4192, "api-1": 4193}
 
 func (s scenario) pod(name, app, ip string) *corev1.Pod {
 	p := &corev1.Pod{
@@ -75,7 +81,9 @@ func (s scenario) workloads() []runtime.Object {
 
 // samples are each meshed pod's two scrapes.
 func (s scenario) samples() map[string][2]proxyCounts {
-	ok200 := func(l map[string]string) map[string]string { return with(l, "classification", "success", "status_code", "200") }
+	ok200 := func(l map[string]string) map[string]string {
+		return with(l, "classification", "success", "status_code", "200")
+	}
 	toAPI := out(s.ns, "api", "api-1")
 	return map[string][2]proxyCounts{
 		"web-1": {
@@ -86,7 +94,7 @@ func (s scenario) samples() map[string][2]proxyCounts {
 			},
 			{
 				responses: []counted{
-					{ok200(in("true")), 40},                                                    // +30
+					{ok200(in("true")), 40}, // +30
 					{with(in("false"), "classification", "failure", "status_code", "500"), 10}, // new: +10
 					{ok200(toAPI), 20}, // new: +20 to api-1
 				},
@@ -107,7 +115,7 @@ func (s scenario) samples() map[string][2]proxyCounts {
 				latency:   []observed{{with(in("true"), "status_code", "200"), obs(100, 0.5)}},
 			},
 			{
-				responses: []counted{{ok200(in("true")), 5}},                                // reset: +5
+				responses: []counted{{ok200(in("true")), 5}},                                 // reset: +5
 				latency:   []observed{{with(in("true"), "status_code", "200"), obs(5, 0.5)}}, // 5 in (0,1]
 				tcpOpen:   []counted{{in("true", "peer", "src", "target_addr", s.ipWeb+":8080"), 2}},
 			},
