@@ -126,13 +126,13 @@ func toJSON(r Row) jsonRow {
 	return jsonRow{
 		Namespace: r.Resource.Namespace, Kind: r.Resource.Kind, Name: r.Resource.Name,
 		MeshedPods: r.MeshedPods, TotalPods: r.TotalPods,
-		Requests: num(r.Requests), Success: num(r.SuccessRate), RPS: num(r.RPS),
-		LatencyP50: num(r.LatencyP50), LatencyP95: num(r.LatencyP95), LatencyP99: num(r.LatencyP99),
-		TCPConnections: num(r.TCPConnections), TLS: num(r.TLSShare),
+		Requests: jsonNum(r.Requests), Success: jsonNum(r.SuccessRate), RPS: jsonNum(r.RPS),
+		LatencyP50: jsonNum(r.LatencyP50), LatencyP95: jsonNum(r.LatencyP95), LatencyP99: jsonNum(r.LatencyP99),
+		TCPConnections: jsonNum(r.TCPConnections), TLS: jsonNum(r.TLSShare),
 	}
 }
 
-func num(v float64) *float64 {
+func jsonNum(v float64) *float64 {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return nil
 	}

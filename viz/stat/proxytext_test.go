@@ -26,9 +26,9 @@ type observed struct {
 	ms     []float64 // every observation so far, in milliseconds
 }
 
-// latencyBounds are the proxy's buckets (proxy/metrics.LatencyBuckets, which viz
+// proxyBuckets are the proxy's buckets (proxy/metrics.LatencyBuckets, which viz
 // tests may not import).
-var latencyBounds = []float64{1, 2, 3, 4, 5, 10, 20, 30, 40, 50, 100, 200, 300, 400, 500,
+var proxyBuckets = []float64{1, 2, 3, 4, 5, 10, 20, 30, 40, 50, 100, 200, 300, 400, 500,
 	1000, 2000, 3000, 4000, 5000, 10000, 20000, 30000, 40000, 50000}
 
 func labelText(l map[string]string, extra ...string) string {
@@ -47,7 +47,7 @@ func (p proxyCounts) text() string {
 	b.WriteString("# HELP response_latency_ms Elapsed times.\n# TYPE response_latency_ms histogram\n")
 	for _, o := range p.latency {
 		var sum float64
-		for _, ub := range append(latencyBounds, math.Inf(+1)) {
+		for _, ub := range append(proxyBuckets, math.Inf(+1)) {
 			n := 0
 			for _, v := range o.ms {
 				if v <= ub {
