@@ -2,14 +2,8 @@ package stat
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,54 +13,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/meshplane/mesh/internal/testing/localaddr"
 	"github.com/meshplane/mesh/internal/testing/testcluster"
 )
-
-// localIPs adds n addresses (random, in 100.127.0.0/16, carrier-grade NAT space)
-// to a new veth link of this machine, deleted in t.Cleanup. The API server refuses
-// to proxy to loopback and link-local addresses; these stay on this machine and it
-// dials them. Without root or iproute2 the test is skipped, or fails when
-// MESH_REQUIRE_NETNS=1 (as make test sets).
-func localIPs(t testing.TB, n int) []string {
-	t.Helper()
-	unavailable := func(format string, args ...any) {
-		t.Helper()
-		msg := fmt.Sprintf(format, args...)
-		if os.Getenv("MESH_REQUIRE_NETNS") == "1" {
-			t.Fatalf("%s (required: MESH_REQUIRE_NETNS=1)", msg)
-		}
-		t.Skipf("%s (set MESH_REQUIRE_NETNS=1 to make this a failure)", msg)
-	}
-	if os.Geteuid() != 0 {
-		unavailable("a local non-loopback address needs root (ip link add)")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		unavailable("a local non-loopback address needs iproute2: %v", err)
-	}
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	link := "vz" + hex.EncodeToString(b[:])
-	ip := func(args ...string) {
-		t.Helper()
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-		}
-	}
-	ip("link", "add", link, "type", "veth", "peer", "name", link+"p")
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "link", "del", link).CombinedOutput(); err != nil {
-			t.Errorf("ip link del %s: %v: %s", link, err, out)
-		}
-	})
-	ip("link", "set", link, "up")
-	var ips []string
-	for i := range n {
-		a := fmt.Sprintf("100.127.%d.%d", b[2], 1+(int(b[3])+i)%254)
-		ip("addr", "add", a+"/32", "dev", link)
-		ips = append(ips, a)
-	}
-	return ips
-}
 
 // fakeProxies serves each meshed pod's samples on its own port of its IP: the
 // first request gets the first sample, later ones the second, until reset.
@@ -131,7 +80,7 @@ func TestDirectCluster(t *testing.T) {
 	t.Parallel()
 	cs := testcluster.Clientset(t)
 	ns := testcluster.Namespace(t, cs)
-	addrs := localIPs(t, 2)
+	addrs := localaddr.IPs(t, 2)
 	base := newScenario(ns, addrs[0], addrs[1], nil)
 	ips := map[string]string{"web-1": base.ipWeb, "web-2": base.ipWeb, "api-1": base.ipAPI}
 	proxies := serveSamples(t, ips, base.samples())
