@@ -1,12 +1,12 @@
 package stat
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"math"
-	"strings"
 	"sync"
 	"time"
 
@@ -311,7 +311,7 @@ func (d *Direct) scrape(ctx context.Context, p *corev1.Pod) (*sample, error) {
 		}
 		return nil, fmt.Errorf("pod %s: scrape port %s: %w", key(p), port, err)
 	}
-	s, err := parseSample(strings.NewReader(string(body)), at)
+	s, err := parseSample(bytes.NewReader(body), at)
 	if err != nil {
 		return nil, fmt.Errorf("pod %s: %w", key(p), err)
 	}
