@@ -160,6 +160,9 @@ func (o *Options) complete(args []string) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", x.flag, err)
 		}
+		if t.Kind != stat.KindNamespace && t.Namespace == "" && o.AllNamespaces {
+			return fmt.Errorf("%s with -A: give its namespace (%s-namespace)", x.flag, x.flag)
+		}
 		*x.dst = &t
 	}
 	return o.Query.Validate()

@@ -77,6 +77,12 @@ func TestNewCmdOptions(t *testing.T) {
 		{"from a service", []string{"po", "--from", "svc/api"}, Options{}, "--from svc"},
 		{"bad --to kind", []string{"po", "--to", "job/x"}, Options{}, `--to: unknown kind "job"`},
 		{"-A and -n", []string{"po", "-A", "-n", "x"}, Options{}, "-A and -n"},
+		{"--to with -A", []string{"po", "-A", "--to", "svc/api"}, Options{}, "--to with -A: give its namespace (--to-namespace)"},
+		{"--to ns with -A", []string{"ns", "-A", "--to", "ns/shop"},
+			base(stat.Resource{Kind: "namespace"}, func(o *Options) {
+				o.AllNamespaces, o.To = true, "ns/shop"
+				o.Query.To = res("namespace", "", "shop")
+			}), ""},
 		{"name with -A", []string{"po/a", "-A"}, Options{}, "a name needs one namespace"},
 		{"negative window", []string{"po", "-t", "-1s"}, Options{}, "must be positive"},
 		{"watch without window", []string{"po", "-w", "-t", "0"}, Options{}, "must be positive"},
