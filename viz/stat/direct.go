@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/meshplane/mesh/render/inject"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/kubernetes"
@@ -292,7 +293,7 @@ func (d *Direct) scrapeAll(ctx context.Context, pods []*corev1.Pod) (map[string]
 func (d *Direct) scrape(ctx context.Context, p *corev1.Pod) (*sample, error) {
 	port, _ := proxyAdminPort(p)
 	if port == "" {
-		return nil, fmt.Errorf("pod %s: container %s has no port named %s", key(p), "mesh-proxy", "mesh-admin")
+		return nil, fmt.Errorf("pod %s: container %s has no port named %s", key(p), inject.ProxyContainer, inject.AdminPortName)
 	}
 	if p.Status.PodIP == "" {
 		return nil, fmt.Errorf("pod %s: no IP yet", key(p))
