@@ -21,6 +21,7 @@ import (
 	cliprune "github.com/meshplane/mesh/cli/prune"
 	cliuninstall "github.com/meshplane/mesh/cli/uninstall"
 	cliupgrade "github.com/meshplane/mesh/cli/upgrade"
+	clistat "github.com/meshplane/mesh/cli/stat"
 	"github.com/meshplane/mesh/cli/version"
 )
 
@@ -52,6 +53,7 @@ func NewRootCmd(io *iostreams.IOStreams) *cobra.Command {
 		cliprune.NewCmd(io, nil),
 		cliuninstall.NewCmd(io, nil),
 		cliupgrade.NewCmd(io, nil, time.Now),
+		clistat.NewCmd(io, nil),
 		version.NewCmd(io, nil),
 	)
 	root.InitDefaultHelpCmd()

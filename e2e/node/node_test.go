@@ -29,6 +29,7 @@ func TestMeshOnNode(t *testing.T) {
 		return
 	}
 	t.Run("traffic", n.sub(n.testTraffic))
+	t.Run("stat", n.sub(n.testStat))
 	t.Run("balancing", n.sub(n.testBalancing))
 	t.Run("profile", n.sub(n.testProfile))
 	t.Run("rolling-restart", n.sub(n.testRollingRestart))

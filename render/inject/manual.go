@@ -18,7 +18,10 @@ import (
 
 // What --manual adds, by name; uninject removes exactly these.
 const (
-	ProxyContainer       = "mesh-proxy"
+	ProxyContainer = "mesh-proxy"
+	// AdminPortName names the proxy container's admin port (/metrics, /live,
+	// /ready); mesh stat reads the port number from it.
+	AdminPortName        = "mesh-admin"
 	InitContainer        = "mesh-init"
 	ProxyVersion         = "meshplane.io/proxy-version"
 	TrustRootsConfigMap  = "mesh-identity-trust-roots"
@@ -238,7 +241,7 @@ func (s settings) proxy(ns string, appPorts []string) (corev1.Container, *corev1
 		Env:             envs,
 		Ports: []corev1.ContainerPort{
 			{Name: "mesh-proxy", ContainerPort: s.inbound},
-			{Name: "mesh-admin", ContainerPort: s.admin},
+			{Name: AdminPortName, ContainerPort: s.admin},
 		},
 		Resources:      s.resources,
 		VolumeMounts:   mounts,
