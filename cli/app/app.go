@@ -19,9 +19,9 @@ import (
 	"github.com/meshplane/mesh/cli/install"
 	"github.com/meshplane/mesh/cli/iostreams"
 	cliprune "github.com/meshplane/mesh/cli/prune"
+	clistat "github.com/meshplane/mesh/cli/stat"
 	cliuninstall "github.com/meshplane/mesh/cli/uninstall"
 	cliupgrade "github.com/meshplane/mesh/cli/upgrade"
-	clistat "github.com/meshplane/mesh/cli/stat"
 	"github.com/meshplane/mesh/cli/version"
 )
 
