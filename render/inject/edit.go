@@ -214,20 +214,34 @@ type kv struct{ key, value string }
 
 // setStrings sets each key to its value in the mapping reached by path from m, creating
 // the missing mappings of the path, all in one edit. It reports whether the document
-// changed. Keys already holding their value are left alone.
+// changed. Keys already holding their value are left alone. When the mapping at the end
+// of the path is a null or an empty one that uninject would delete, the marker
+// OriginalAnnotations records its original form (original.go).
 func (d *yamlDoc) setStrings(m *yaml.Node, path []string, kvs []kv) (bool, error) {
-	cur := m
+	cur, parent := m, (*yaml.Node)(nil)
 	for i := 0; i < len(path); i++ {
 		kn, v := lookup(cur, path[i])
 		switch {
 		case v == nil:
 			return true, d.addEntries(cur, nestedNode(path[i:], kvs))
 		case isNull(v):
+			if i == len(path)-1 {
+				tok, ok, err := d.nullToken(cur, kn, v)
+				if err != nil {
+					return false, err
+				}
+				if ok {
+					kvs = withMarker(kvs, tok)
+				}
+			}
 			return true, d.setValue(cur, kn, v, mapNode(nestedNode(path[i+1:], kvs)...))
 		case v.Kind != yaml.MappingNode:
 			return false, fmt.Errorf("%s is a %s, not a mapping", strings.Join(path[:i+1], "."), kindName(v))
 		}
-		cur = v
+		cur, parent = v, cur
+	}
+	if len(cur.Content) == 0 && parent != nil && !d.keptEmpty(cur, parent) {
+		kvs = withMarker(kvs, "{}") // uninject would delete the key
 	}
 	var missing []kv
 	changed := false
