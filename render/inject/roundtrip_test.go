@@ -74,6 +74,9 @@ func TestUninjectRoundTrip(t *testing.T) {
 		{"NULL in flow", pod(" {name: p, annotations: NULL }"), "NULL", config},
 		{"bare in flow", pod(" {name: p, annotations: }"), "", nil},
 		{"bare in flow, first", pod(" {annotations: , name: p}"), "", config},
+		// A List's items are decoded on their own (yaml.v3 would encode this null as a string).
+		{"bare in flow, a List's item", "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Pod\n  metadata: {name: p, annotations: }\n  spec: {containers: [{name: a, image: b}]}\n", "", nil},
+		{"null in a List's block item", "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Pod\n  metadata:\n    annotations: Null\n    name: p\n  spec: {containers: [{name: a, image: b}]}\n", "Null", config},
 	} {
 		for _, manual := range []bool{false, true} {
 			opts := inject.Options{Config: c.config}
