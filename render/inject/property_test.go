@@ -569,3 +569,42 @@ func templateField(o runtime.Object) (*corev1.PodTemplateSpec, bool) {
 	}
 	return nil, false
 }
+
+// The 80 seeds of TestInjectProperty write every case the round trip has to bring
+// back: each null spelling and {} (marker values), in YAML and in JSON inputs, and
+// mesh annotations already there.
+func TestInjectPropertyCovers(t *testing.T) {
+	t.Parallel()
+	seen := map[string]int{}
+	for seed := range uint64(80) {
+		input := newGen(seed).stream()
+		format := "yaml"
+		if strings.HasPrefix(input, "{") {
+			format = "json"
+		}
+		for _, d := range layout(t, input) {
+			if d.Blank {
+				continue
+			}
+			marks, err := markers(d.Raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range marks {
+				if m != nil {
+					seen[format+" "+strconv.Quote(*m)]++
+				}
+			}
+			if hasMeshAnnotations(t, d.Raw) {
+				seen[format+" mesh annotations"]++
+			}
+		}
+	}
+	for _, want := range []string{`yaml ""`, `yaml "~"`, `yaml "null"`, `yaml "Null"`, `yaml "NULL"`, `yaml " ~"`,
+		`yaml "!!null null"`, `yaml "{}"`, `json "null"`, `json "{}"`, "yaml mesh annotations", "json mesh annotations"} {
+		if seen[want] == 0 {
+			t.Errorf("no input with %s (seen %v)", want, seen)
+		}
+	}
+	t.Logf("seen %v", seen)
+}
