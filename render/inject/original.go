@@ -111,7 +111,37 @@ func (d *yamlDoc) restore(meta, kn, ann *yaml.Node, tok string) (bool, error) {
 	if tok != "" {
 		tok = " " + tok
 	}
-	return true, d.edit(ann, colon, end-colon, tok)
+	comment, err := d.markerComment(ann)
+	if err != nil {
+		return false, err
+	}
+	return true, d.edit(ann, colon, end-colon, tok+comment)
+}
+
+// markerComment is the comment after the marker's value on its line, when entries
+// follow the marker in block mapping ann: the comment that followed the null, which
+// setValue left after the last entry it wrote, before a later inject added more. ("" if
+// the marker is last: its comment is after the text restore replaces.)
+func (d *yamlDoc) markerComment(ann *yaml.Node) (string, error) {
+	n := len(ann.Content)
+	if ann.Style&yaml.FlowStyle != 0 || n < 4 || ann.Content[n-2].Value == OriginalAnnotations {
+		return "", nil
+	}
+	for i := 0; i+1 < n; i += 2 {
+		if ann.Content[i].Value != OriginalAnnotations {
+			continue
+		}
+		v := ann.Content[i+1]
+		end, err := d.end(v, ann.Content[i].Column-1, false, false)
+		if err != nil {
+			return "", err
+		}
+		rest := strings.TrimRight(string(d.src[end:d.lineEnd(d.line(end))]), "\r\n")
+		if strings.HasPrefix(strings.TrimLeft(rest, " \t"), "#") {
+			return rest, nil
+		}
+	}
+	return "", nil
 }
 
 // markerWarning says that uninject did not write back a marker's value v (a scalar:

@@ -194,3 +194,49 @@ func TestUninjectAnnotations(t *testing.T) {
 		}
 	}
 }
+
+// Injecting an injected workload again never touches the marker: --manual with a new
+// version (mesh's containers rewritten) or new config, --manual over annotation mode,
+// annotation mode with more config. Uninject of the result still gives x.
+func TestReinjectKeepsMarker(t *testing.T) {
+	t.Parallel()
+	pod := func(meta string) string {
+		return "apiVersion: v1\nkind: Pod\nmetadata:" + meta + "\nspec:\n  containers: [{name: a, image: b, ports: [{containerPort: 8080}]}]\n"
+	}
+	v3, v4 := manualFor(t, "v1.2.3"), manualFor(t, "v1.2.4")
+	more := map[string]string{"config.meshplane.io/opaque-ports": "25", "config.meshplane.io/proxy-log-level": "debug"}
+	for _, c := range []struct{ name, in, marker string }{
+		{"bare", pod("\n  name: p\n  annotations:"), ""},
+		{"NULL, comment", pod("\n  annotations: NULL # none\n  name: p"), "NULL"},
+		{"{} in flow", pod(" {name: p, annotations: {}}"), "{}"},
+		{"null in json", `{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "annotations": null}, "spec": {"containers": [{"name": "a", "image": "b"}]}}` + "\n", "null"},
+	} {
+		for _, step := range []struct {
+			name        string
+			first, then inject.Options
+			action      string
+		}{
+			{"manual, new version", inject.Options{Manual: v3}, inject.Options{Manual: v4}, "updated"},
+			{"manual, new config", inject.Options{Manual: v3}, inject.Options{Manual: v3, Config: more}, "updated"},
+			{"annotation, then manual", inject.Options{}, inject.Options{Manual: v4, Config: more}, "injected"},
+			{"annotation, more config", inject.Options{}, inject.Options{Config: more}, "injected"},
+		} {
+			name := c.name + ", " + step.name
+			first, _ := streamReport(t, newInj(t, step.first), c.in)
+			again, report := streamReport(t, newInj(t, step.then), first)
+			if !strings.Contains(report, " "+step.action) {
+				t.Errorf("%s: report %q", name, report)
+			}
+			checkExpected(t, c.in, again, step.then)
+			if got := markerIn(t, again); got != c.marker {
+				t.Errorf("%s: marker %q, want %q:\n%s", name, got, c.marker, again)
+			}
+			if n := strings.Count(again, inject.OriginalAnnotations); n != 1 {
+				t.Errorf("%s: %d markers:\n%s", name, n, again)
+			}
+			if back, _ := streamReport(t, newInj(t, inject.Options{Uninject: true}), again); back != c.in {
+				t.Errorf("%s: uninject:\n%s\nwant\n%s", name, back, c.in)
+			}
+		}
+	}
+}
