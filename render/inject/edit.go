@@ -284,9 +284,9 @@ func (d *yamlDoc) replaceScalar(m, v *yaml.Node, value string) error {
 // block under the key in a block mapping, flow text otherwise.
 func (d *yamlDoc) setValue(m, kn, v, value *yaml.Node) error {
 	e := d.emitter()
-	start, end := d.contentStart(v), 0
-	var err error
-	if end, err = d.nodeEnd(v); err != nil {
+	start := d.contentStart(v)
+	end, err := d.nullEnd(v)
+	if err != nil {
 		return err
 	}
 	if d.style(m) != inBlock || isEmptyCollection(value) {
@@ -314,6 +314,20 @@ func (d *yamlDoc) setValue(m, kn, v, value *yaml.Node) error {
 	}
 	nl := d.lineEnding()
 	return d.edit(v, colon, max(end-colon, 0), nl+strings.Join(lines, nl))
+}
+
+// nullEnd is where the null v ends: nodeEnd, less the spaces after a null written as
+// a tag alone (`!!null # c`), which must stay between what replaces it and a comment.
+func (d *yamlDoc) nullEnd(v *yaml.Node) (int, error) {
+	end, err := d.nodeEnd(v)
+	if err != nil {
+		return 0, err
+	}
+	start := d.pos(v)
+	for end > start && (d.src[end-1] == ' ' || d.src[end-1] == '\t') {
+		end--
+	}
+	return end, nil
 }
 
 // addEntries adds mapping content (keys and values) at the end of mapping m.

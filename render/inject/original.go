@@ -44,7 +44,7 @@ func markerOK(tok string, s scalarStyle) bool {
 // the colon in a block mapping, where it removes from the colon on). ok is false when
 // uninject could not write that text back (a tag or anchor in a flow mapping).
 func (d *yamlDoc) nullToken(m, kn, v *yaml.Node) (tok string, ok bool, err error) {
-	end, err := d.nodeEnd(v)
+	end, err := d.nullEnd(v)
 	if err != nil {
 		return "", false, err
 	}

@@ -68,6 +68,8 @@ func TestUninjectRoundTrip(t *testing.T) {
 		{"NULL after spaces", pod("\n  name: p\n  annotations:   NULL"), "  NULL", nil},
 		{"!!null", pod("\n  name: p\n  annotations: !!null"), "!!null", nil},
 		{"!!null ~", pod("\n  name: p\n  annotations: !!null ~"), "!!null ~", nil},
+		{"!!null, comment", pod("\n  name: p\n  annotations: !!null # c"), "!!null", config},
+		{"!!null ~, comment", pod("\n  annotations: !!null ~  # c\n  name: p"), "!!null ~", nil},
 		{"null in a block template", deploy("    metadata:\n      labels: {app: d}\n      annotations: ~\n"), "~", config},
 		{"null in flow", pod(" {name: p, annotations: null}"), "null", nil},
 		{"~ in flow", pod(" {annotations: ~, name: p}"), "~", nil},
