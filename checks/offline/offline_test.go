@@ -76,6 +76,27 @@ func anchors(t *testing.T, made time.Time, life time.Duration) string {
 	return p
 }
 
+// inject's round-trip marker, meshplane.io/original-annotations, is a known annotation
+// in each of the forms inject writes it.
+func TestRoundTripMarkerPasses(t *testing.T) {
+	in, err := inject.New(inject.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, meta := range []string{"\n  name: p\n  annotations:", "\n  name: p\n  annotations: ~", "\n  name: p\n  annotations:   !!null NULL", " {name: p, annotations: Null}", " {name: p, annotations: { }}"} {
+		out, _, err := in.YAML([]byte("apiVersion: v1\nkind: Pod\nmetadata:" + meta + "\nspec: {containers: [{name: a, image: a:1}]}\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(out), inject.OriginalAnnotations) {
+			t.Fatalf("no marker in\n%s", out)
+		}
+		if r := run(t, string(out))["data-plane.annotations"]; r.Status != checks.Passed {
+			t.Errorf("%s: %s\n%s", r.Status, r.Message, out)
+		}
+	}
+}
+
 func TestInstallOutputPasses(t *testing.T) {
 	for name, o := range map[string]install.Options{
 		"default":      {},
@@ -134,6 +155,7 @@ func TestBrokenVariantsFailTheirCheck(t *testing.T) {
 		{"selector does not match", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: api}}\n    spec: {containers: [{name: web, image: nginx}]}\n", "kubernetes.api-rules", "stdin: document 1: Deployment/shop/web: spec.template.metadata.labels: Invalid value"},
 		{"bad annotation", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations:\n    config.meshplane.io/opaque-ports: mysql\nspec: {containers: [{name: a, image: a:1}]}\n", "data-plane.annotations", "opaque-ports"},
 		{"unknown annotation", "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n  annotations:\n    meshplane.io/injct: enabled\n", "data-plane.annotations", "unknown annotation meshplane.io/injct"},
+		{"round-trip marker edited", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations:\n    meshplane.io/inject: enabled\n    meshplane.io/original-annotations: \"{a: b}\"\nspec: {containers: [{name: a, image: a:1}]}\n", "data-plane.annotations", `meshplane.io/original-annotations "{a: b}": not a form inject writes`},
 		{"CRD after its resource", "apiVersion: policy.meshplane.io/v1alpha1\nkind: ServiceProfile\nmetadata: {name: web.shop.svc.cluster.local, namespace: shop}\nspec: {routes: []}\n---\n" + installed(t, install.Options{Part: install.CRDs}), "kubernetes.crds-first", "comes before its CRD"},
 		{"invalid custom resource", "apiVersion: policy.meshplane.io/v1alpha1\nkind: ServiceProfile\nmetadata: {name: web.shop.svc.cluster.local, namespace: shop}\nspec:\n  routes: [{name: r, condition: {pathRegex: /}, timeout: fast}]\n", "kubernetes.schema", "timeout"},
 	}

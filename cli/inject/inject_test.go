@@ -138,6 +138,23 @@ func TestRun(t *testing.T) {
 	if err != nil || out != deployment || report != "deployment/web uninjected\n" {
 		t.Errorf("uninject: err %v, report %q\n%s", err, report, out)
 	}
+	// The round-trip marker: null annotations come back; an edited marker is not
+	// written back, with a warning on stderr only, and no error.
+	nullAnn := strings.Replace(deployment, "metadata: {labels: {app: web}}", "metadata:\n      labels: {app: web}\n      annotations: ~", 1)
+	injected, _, err = run(stdin(Options{}), nullAnn)
+	if err != nil || !strings.Contains(injected, `meshplane.io/original-annotations: "~"`) {
+		t.Errorf("null annotations: err %v\n%s", err, injected)
+	}
+	out, report, err = run(stdin(Options{Uninject: true}), injected)
+	if err != nil || out != nullAnn || report != "deployment/web uninjected\n" {
+		t.Errorf("uninject of null annotations: err %v, report %q\n%s", err, report, out)
+	}
+	edited := strings.Replace(injected, `"~"`, `"x: y"`, 1)
+	out, report, err = run(stdin(Options{Uninject: true}), edited)
+	want := strings.Replace(nullAnn, "\n      annotations: ~", "", 1)
+	if err != nil || out != want || report != "Warning: deployment/web: meshplane.io/original-annotations \"x: y\" is not a form uninject writes back; the annotations key was removed instead\ndeployment/web uninjected\n" {
+		t.Errorf("uninject of an edited marker: err %v, report %q\n%s", err, report, out)
+	}
 	out, _, err = run(stdin(Options{}), deployment+"---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec: {replicas: many}\n")
 	if err == nil || out != "" || !strings.Contains(err.Error(), "stdin: document 2") {
 		t.Errorf("invalid input: err %v, stdout %q", err, out)

@@ -112,6 +112,7 @@ func (w *Webhook) review(ctx context.Context, req *admissionv1.AdmissionRequest)
 	if err := json.Unmarshal(out, &injected); err != nil {
 		return notInjected(err)
 	}
+	dropMarker(pod, injected)
 	ops := diff(pod, injected)
 	if len(ops) == 0 {
 		// inject refused the pod (e.g. hostNetwork); its reason is among the warnings.
@@ -163,6 +164,23 @@ func diff(a, b map[string]any) []patchOp {
 		ops = append(ops, patchOp{Op: op, Path: "/" + f[0] + "/" + f[1], Value: bv})
 	}
 	return ops
+}
+
+// dropMarker removes inject's round-trip marker from the injected pod b, unless the
+// pod a already had it. The marker records how a manifest's text wrote null or {}
+// annotations, for mesh uninject; a live pod has no such text. (The API server never
+// sends null or {} annotations: it omits empty ones.)
+func dropMarker(a, b map[string]any) {
+	before, _ := field(a, "metadata", "annotations")
+	if had, _ := before.(map[string]any); had != nil {
+		if _, ok := had[inject.OriginalAnnotations]; ok {
+			return
+		}
+	}
+	after, _ := field(b, "metadata", "annotations")
+	if ann, _ := after.(map[string]any); ann != nil {
+		delete(ann, inject.OriginalAnnotations)
+	}
 }
 
 func field(m map[string]any, parent, key string) (any, bool) {

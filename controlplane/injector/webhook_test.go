@@ -181,4 +181,18 @@ func TestInjectorWithAPIServer(t *testing.T) {
 	if hasProxy(hn) {
 		t.Error("a hostNetwork pod got the proxy")
 	}
+	// A pod sent as JSON with null annotations: the API server decodes them away, and
+	// the webhook's patch applies; inject's round-trip marker stays out of the pod.
+	var nullAnn corev1.Pod
+	body := `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"null-annotations","annotations":null},"spec":{"containers":[{"name":"app","image":"app:1"}]}}`
+	if err := cs.CoreV1().RESTClient().Post().Namespace(meshed).Resource("pods").Param("dryRun", metav1.DryRunAll).
+		SetHeader("Content-Type", "application/json").Body([]byte(body)).Do(ctx).Into(&nullAnn); err != nil {
+		t.Fatal(err)
+	}
+	if !hasProxy(&nullAnn) || nullAnn.Annotations[inject.InjectAnnotation] != inject.Enabled {
+		t.Errorf("the pod with null annotations was not injected: %v", nullAnn.Annotations)
+	}
+	if _, ok := nullAnn.Annotations[inject.OriginalAnnotations]; ok {
+		t.Errorf("the live pod got the round-trip marker: %v", nullAnn.Annotations)
+	}
 }

@@ -45,6 +45,10 @@ func CheckAnnotation(key, value string) error {
 		if value == "" {
 			return fmt.Errorf("%s is empty", key)
 		}
+	case key == OriginalAnnotations:
+		if !markerOK(value, inBlock) && !markerOK(value, inFlow) {
+			return fmt.Errorf("%s %q: not a form inject writes (\"\", ~, null, Null, NULL or {}); uninject will not write it back", key, value)
+		}
 	case strings.HasPrefix(key, ConfigPrefix):
 		name := strings.TrimPrefix(key, ConfigPrefix)
 		for _, s := range ConfigSettings() {

@@ -214,20 +214,34 @@ type kv struct{ key, value string }
 
 // setStrings sets each key to its value in the mapping reached by path from m, creating
 // the missing mappings of the path, all in one edit. It reports whether the document
-// changed. Keys already holding their value are left alone.
+// changed. Keys already holding their value are left alone. When the mapping at the end
+// of the path is a null or an empty one that uninject would delete, the marker
+// OriginalAnnotations records its original form (original.go).
 func (d *yamlDoc) setStrings(m *yaml.Node, path []string, kvs []kv) (bool, error) {
-	cur := m
+	cur, parent := m, (*yaml.Node)(nil)
 	for i := 0; i < len(path); i++ {
 		kn, v := lookup(cur, path[i])
 		switch {
 		case v == nil:
 			return true, d.addEntries(cur, nestedNode(path[i:], kvs))
 		case isNull(v):
+			if i == len(path)-1 {
+				tok, ok, err := d.nullToken(cur, kn, v)
+				if err != nil {
+					return false, err
+				}
+				if ok {
+					kvs = withMarker(kvs, tok)
+				}
+			}
 			return true, d.setValue(cur, kn, v, mapNode(nestedNode(path[i+1:], kvs)...))
 		case v.Kind != yaml.MappingNode:
 			return false, fmt.Errorf("%s is a %s, not a mapping", strings.Join(path[:i+1], "."), kindName(v))
 		}
-		cur = v
+		cur, parent = v, cur
+	}
+	if len(cur.Content) == 0 && parent != nil && !d.keptEmpty(cur, parent) {
+		kvs = withMarker(kvs, "{}") // uninject would delete the key
 	}
 	var missing []kv
 	changed := false
@@ -270,9 +284,9 @@ func (d *yamlDoc) replaceScalar(m, v *yaml.Node, value string) error {
 // block under the key in a block mapping, flow text otherwise.
 func (d *yamlDoc) setValue(m, kn, v, value *yaml.Node) error {
 	e := d.emitter()
-	start, end := d.contentStart(v), 0
-	var err error
-	if end, err = d.nodeEnd(v); err != nil {
+	start := d.contentStart(v)
+	end, err := d.nullEnd(v)
+	if err != nil {
 		return err
 	}
 	if d.style(m) != inBlock || isEmptyCollection(value) {
@@ -300,6 +314,20 @@ func (d *yamlDoc) setValue(m, kn, v, value *yaml.Node) error {
 	}
 	nl := d.lineEnding()
 	return d.edit(v, colon, max(end-colon, 0), nl+strings.Join(lines, nl))
+}
+
+// nullEnd is where the null v ends: nodeEnd, less the spaces after a null written as
+// a tag alone (`!!null # c`), which must stay between what replaces it and a comment.
+func (d *yamlDoc) nullEnd(v *yaml.Node) (int, error) {
+	end, err := d.nodeEnd(v)
+	if err != nil {
+		return 0, err
+	}
+	start := d.pos(v)
+	for end > start && (d.src[end-1] == ' ' || d.src[end-1] == '\t') {
+		end--
+	}
+	return end, nil
 }
 
 // addEntries adds mapping content (keys and values) at the end of mapping m.

@@ -42,6 +42,8 @@ type (
 		v    any
 		seen *bool
 	}
+	// nullAnn is a null written in any of its spellings: annotations' value.
+	nullAnn struct{}
 )
 
 // shuffle puts a mapping's keys in random order.
@@ -159,6 +161,11 @@ func (g *gen) value(v any, indent int, flow bool) string {
 			return " null"
 		}
 		return g.pick("", " null", " ~")
+	case nullAnn:
+		if flow { // " " is `key: ` with nothing after it
+			return " " + g.pick("null", "~", "Null", "NULL", "")
+		}
+		return g.pick("", " null", " ~", " Null", " NULL", "  ~", " !!null", " !!null null")
 	}
 	panic(fmt.Sprintf("gen: %T", v))
 }
@@ -248,6 +255,9 @@ func (g *gen) flow(v any, indent int) string {
 			parts[i] = g.scalar(e.k, true, indent) + ": " + item(e.v)
 		}
 		s := "{"
+		if len(parts) == 0 {
+			return g.pick("{}", "{}", "{ }")
+		}
 		for i, p := range parts {
 			if i > 0 {
 				s += sep()
@@ -328,13 +338,24 @@ func (g *gen) meta(name string, labels any) omap {
 	if labels != nil {
 		m = append(m, entry{"labels", labels})
 	}
-	switch g.r.IntN(5) {
+	switch g.r.IntN(6) {
 	case 1:
 		m = append(m, entry{"annotations", omap{}})
-	case 2:
-		m = append(m, entry{"annotations", nil})
-	case 3, 4:
-		m = append(m, entry{"annotations", omap{{"example.com/note", g.tricky()}, {"team", g.pick("web", "a,b")}}})
+	case 2, 3:
+		m = append(m, entry{"annotations", nullAnn{}})
+	case 4, 5:
+		ann := omap{{"example.com/note", g.tricky()}, {"team", g.pick("web", "a,b")}}
+		if g.chance(0.25) {
+			// Mesh's own annotations, already there: uninject removes them (Linkerd's
+			// rule), so uninject(inject(x)) is x without them.
+			ann = append(ann, entry{g.pick("config.meshplane.io/opaque-ports", "meshplane.io/inject"), g.pick("25", "enabled")})
+			if ann[2].k == "meshplane.io/inject" {
+				ann[2].v = "enabled"
+			} else {
+				ann[2].v = "25"
+			}
+		}
+		m = append(m, entry{"annotations", g.shuffle(ann)})
 	}
 	return g.shuffle(m)
 }
@@ -387,9 +408,74 @@ func (g *gen) object(i int, item bool) omap {
 	}
 }
 
+// json writes v as JSON: compact, with spaces after the separators, or indented by
+// step (0: on one line).
+func (g *gen) json(v any, indent, step int, spaced bool) string {
+	nl := func(d int) string {
+		if step == 0 {
+			return ""
+		}
+		return "\n" + strings.Repeat(" ", d)
+	}
+	colon, comma := ":", ","
+	if spaced || step > 0 {
+		colon = ": "
+	}
+	if spaced && step == 0 {
+		comma = ", "
+	}
+	switch t := v.(type) {
+	case *anchored:
+		return g.json(t.v, indent, step, spaced)
+	case nullAnn, nil:
+		return "null"
+	case string:
+		b, _ := json.Marshal(t)
+		return string(b)
+	case int, bool:
+		return fmt.Sprint(t)
+	case omap:
+		if len(t) == 0 {
+			return g.pick("{}", "{ }")
+		}
+		parts := make([]string, len(t))
+		for i, e := range t {
+			k, _ := json.Marshal(e.k)
+			parts[i] = nl(indent+step) + string(k) + colon + g.json(e.v, indent+step, step, spaced)
+		}
+		return "{" + strings.Join(parts, comma) + nl(indent) + "}"
+	case list:
+		if len(t) == 0 {
+			return "[]"
+		}
+		parts := make([]string, len(t))
+		for i, x := range t {
+			parts[i] = nl(indent+step) + g.json(x, indent+step, step, spaced)
+		}
+		return "[" + strings.Join(parts, comma) + nl(indent) + "]"
+	}
+	panic(fmt.Sprintf("gen: json of %T", v))
+}
+
+// jsonStream writes one to three JSON objects, one after the other, each ending its
+// line: what a JSON input holds, and how inject writes it back.
+func (g *gen) jsonStream() string {
+	var b strings.Builder
+	for i := range 1 + g.r.IntN(3) {
+		b.WriteString(g.json(g.object(i, false), 0, g.pick3(0, 2, 4), g.chance(0.5)) + "\n")
+	}
+	return b.String()
+}
+
+func (g *gen) pick3(a, b, c int) int { return []int{a, b, c}[g.r.IntN(3)] }
+
 // stream writes a multi-document stream: maybe a licence header and a leading
-// "---", objects, comment-only documents, maybe a trailing one.
+// "---", objects, comment-only documents, maybe a trailing one; or now and then a
+// JSON input.
 func (g *gen) stream() string {
+	if g.chance(0.15) {
+		return g.jsonStream()
+	}
 	var b strings.Builder
 	if g.chance(0.3) {
 		b.WriteString("# Licence: Apache-2.0\n# Copyright the authors\n")

@@ -357,7 +357,7 @@ func (in *Injector) strictCheck(obj *yaml.Node, src []byte, apiVersion, kind str
 		return nil
 	}
 	if src == nil { // a List item: encode the node on its own
-		if src, err = yaml.Marshal(obj); err != nil {
+		if src, err = yaml.Marshal(spelledNulls(obj)); err != nil {
 			return err
 		}
 	}
@@ -365,4 +365,24 @@ func (in *Injector) strictCheck(obj *yaml.Node, src []byte, apiVersion, kind str
 		return err
 	}
 	return nil
+}
+
+// spelledNulls is a copy of n whose nulls written as nothing are spelled "null":
+// yaml.v3 encodes an empty null inside a flow mapping as an empty quoted string.
+// Aliases are not followed; the nodes they refer to are copied where they stand.
+func spelledNulls(n *yaml.Node) *yaml.Node {
+	if n.Kind == yaml.AliasNode {
+		return n
+	}
+	c := *n
+	if isNull(n) && n.Value == "" {
+		c.Value = "null"
+	}
+	if len(n.Content) > 0 {
+		c.Content = make([]*yaml.Node, len(n.Content))
+		for i, k := range n.Content {
+			c.Content[i] = spelledNulls(k)
+		}
+	}
+	return &c
 }

@@ -486,8 +486,10 @@ func stripMesh(d *yamlDoc, spec *yaml.Node) (bool, error) {
 // uninject removes what inject added to the pod template tmpl: the proxy and init
 // containers, their volumes, and the meshplane.io/inject (unless it is "disabled",
 // the user's own opt-out), meshplane.io/proxy-version and config.meshplane.io/*
-// annotations, as Linkerd's uninject does. A mapping left empty goes too (see
-// dropEmpty), except a flow mapping in a block mapping, which stays as {}.
+// annotations, as Linkerd's uninject does, and the marker OriginalAnnotations. When
+// the annotations are left empty, the marker's token is written back in their place;
+// without one, the mapping goes (see dropEmpty), except a flow mapping in a block
+// mapping, which stays as {}.
 func (in *Injector) uninject(d *yamlDoc, tmpl *yaml.Node, res Result) (Result, error) {
 	changed := false
 	if spec := at(tmpl, "spec"); spec != nil && spec.Kind == yaml.MappingNode {
@@ -497,7 +499,7 @@ func (in *Injector) uninject(d *yamlDoc, tmpl *yaml.Node, res Result) (Result, e
 		}
 	}
 	meta := at(tmpl, "metadata")
-	if ann := at(meta, "annotations"); ann != nil && ann.Kind == yaml.MappingNode {
+	if kn, ann := lookup(meta, "annotations"); ann != nil && ann.Kind == yaml.MappingNode {
 		drop := map[string]bool{}
 		for i := 0; i+1 < len(ann.Content); i += 2 {
 			if k := ann.Content[i].Value; meshAnnotation(k, ann.Content[i+1]) {
@@ -511,7 +513,7 @@ func (in *Injector) uninject(d *yamlDoc, tmpl *yaml.Node, res Result) (Result, e
 				return res, err
 			}
 			if left == 0 {
-				if err := d.dropEmpty([]*yaml.Node{tmpl, meta, ann}); err != nil {
+				if res, err = d.emptied(tmpl, meta, kn, ann, res); err != nil {
 					return res, err
 				}
 			}
@@ -525,12 +527,34 @@ func (in *Injector) uninject(d *yamlDoc, tmpl *yaml.Node, res Result) (Result, e
 	return res, nil
 }
 
+// emptied handles the annotations ann (the value of key kn in meta, in tmpl) all of
+// whose entries go: the original form the marker OriginalAnnotations records is
+// written back, or, without a marker, the mapping goes as dropEmpty says. A marker
+// whose value is not a form uninject may write is not written: a warning says so, and
+// the mapping goes as without one.
+func (d *yamlDoc) emptied(tmpl, meta, kn, ann *yaml.Node, res Result) (Result, error) {
+	if _, mv := lookup(ann, OriginalAnnotations); mv != nil {
+		restored := false
+		if mv.Kind == yaml.ScalarNode && mv.Tag == "!!str" {
+			var err error
+			if restored, err = d.restore(meta, kn, ann, mv.Value); err != nil {
+				return res, err
+			}
+		}
+		if restored {
+			return res, nil
+		}
+		res.Warnings = append(res.Warnings, markerWarning(res, mv))
+	}
+	return res, d.dropEmpty([]*yaml.Node{tmpl, meta, ann})
+}
+
 // meshAnnotation tells whether uninject removes annotation key (with value v).
 func meshAnnotation(key string, v *yaml.Node) bool {
 	switch key {
 	case InjectAnnotation:
 		return v.Kind != yaml.ScalarNode || v.Value != Disabled
-	case ProxyVersion:
+	case ProxyVersion, OriginalAnnotations:
 		return true
 	}
 	return strings.HasPrefix(key, ConfigPrefix)
@@ -545,7 +569,7 @@ func meshAnnotation(key string, v *yaml.Node) bool {
 func (d *yamlDoc) dropEmpty(chain []*yaml.Node) error {
 	for i := len(chain) - 1; i > 0; i-- {
 		m, parent := chain[i], chain[i-1]
-		if m.Style&yaml.FlowStyle != 0 && d.style(parent) == inBlock {
+		if d.keptEmpty(m, parent) {
 			return d.clearFlow(m)
 		}
 		key := ""
