@@ -16,3 +16,16 @@ func PrometheusRelabeling() ([]byte, error) {
 	}
 	return chartFile(ch, PrometheusRelabelFile)
 }
+
+// PrometheusRulesFile is the chart file holding the recording rules of the stat queries.
+const PrometheusRulesFile = "files/prometheus-rules.yaml"
+
+// PrometheusRecordingRules returns the recording rules (a Prometheus rule file) the
+// install's Prometheus loads.
+func PrometheusRecordingRules() ([]byte, error) {
+	ch, err := LoadChart(templates.ControlPlane, "")
+	if err != nil {
+		return nil, err
+	}
+	return chartFile(ch, PrometheusRulesFile)
+}

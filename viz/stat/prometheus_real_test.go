@@ -58,7 +58,8 @@ func podMeta(ns, pod, controllerKind, controllerName, templateHash string) map[s
 
 // startPrometheus serves each target's metrics on a loopback port and starts
 // Prometheus with a static scrape config of them whose relabelling is the install's
-// (install.PrometheusRelabeling), so the labels are the ones a cluster gets.
+// (install.PrometheusRelabeling), so the labels are the ones a cluster gets, and the
+// install's recording rules (install.PrometheusRecordingRules).
 func startPrometheus(t *testing.T, targets []promTarget) *realPrometheus {
 	t.Helper()
 	bin, err := exec.LookPath("prometheus")
@@ -93,14 +94,23 @@ func startPrometheus(t *testing.T, targets []promTarget) *realPrometheus {
 	for k, v := range shared {
 		job[k] = v
 	}
+	dir := t.TempDir()
+	rules, err := install.PrometheusRecordingRules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rulesPath := filepath.Join(dir, "recording-rules.yml")
+	if err := os.WriteFile(rulesPath, rules, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	cfg, err := yaml.Marshal(map[string]any{
 		"global":         map[string]any{"scrape_interval": "1s", "scrape_timeout": "900ms", "evaluation_interval": "1s"},
+		"rule_files":     []any{rulesPath},
 		"scrape_configs": []any{job},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "prometheus.yml")
 	if err := os.WriteFile(cfgPath, cfg, 0o644); err != nil {
 		t.Fatal(err)
@@ -209,25 +219,25 @@ func (rp *realPrometheus) value(t *testing.T, query string) float64 {
 	return s[0].Value
 }
 
-// The traffic of the fake mesh below, per batch (2 batches a second):
+// The traffic of the fake mesh below, per batch (10 batches a second):
 //
 //	web pods (deployment web, two pods), inbound, each: 10 responses
 //	  7 tls=true 200 success, latency 4 <=10ms, 2 <=20ms, 1 <=100ms
 //	  1 tls=true 500 failure, latency <=10ms
 //	  2 tls=false 200 success, latency <=20ms
-//	  => 20 rps a pod, success 0.9, tls 0.8; latency 5 in (5,10], 4 in (10,20],
+//	  => 100 rps a pod, success 0.9, tls 0.8; latency 5 in (5,10], 4 in (10,20],
 //	     1 in (50,100]: p50 10, p95 75, p99 95 (histogram_quantile's interpolation)
 //	  tcp_open_connections inbound: peer=src 3, peer=dst 1
 //	api pod (deployment api, one pod), outbound to each web pod: 5 responses
 //	  4 tls=true 200 success, latency 2 <=20ms, 2 <=30ms
 //	  1 tls=true 503 failure, latency <=30ms
-//	  => 20 rps to web, success 0.8, tls 1; p50 20+10*0.5/3, p95 20+10*2.75/3,
+//	  => 100 rps to web, success 0.8, tls 1; p50 20+10*0.5/3, p95 20+10*2.75/3,
 //	     p99 20+10*2.95/3
 //	a decoy: the same metrics on a port not named mesh-admin, which the keep rule drops
 const (
-	batchesPerSecond = 2.0
-	webRPS           = 40.0 // both pods
-	apiToWebRPS      = 20.0
+	batchesPerSecond = 10.0
+	webRPS           = 200.0 // both pods
+	apiToWebRPS      = 100.0
 )
 
 func webProxy() *fakeProxy {
@@ -267,7 +277,8 @@ func within(got, want, tol float64) bool { return math.Abs(got-want) <= tol }
 // stat queries and Flagger's Linkerd queries give the traffic's known numbers.
 //
 // Tolerances: rates from increase() over the window are extrapolated by
-// Prometheus and quantised by the batches (two a second): 10%. Ratios (success
+// Prometheus (to the window's edges, from samples a scrape apart) and quantised by
+// the batches (ten a second, so a 10s window is exact to 1% a pod): 10%. Ratios (success
 // rate, mTLS share) hold batch by batch in every series: 0.005. Percentiles come
 // from irate over the last two scrapes, where every bucket grows in the same
 // proportion: 0.5 ms.
@@ -285,8 +296,9 @@ func TestRealPrometheus(t *testing.T) {
 		}()},
 	})
 
-	// Enough samples: every scraped series has a full window of them.
-	rp.waitFor(t, `min(count_over_time(response_total[10s]))`, func(v float64) bool { return v >= 10 }, 90*time.Second)
+	// Enough samples: every series began before the window (so no rate sees its
+	// start) and has a full window of samples.
+	rp.waitFor(t, `min(count_over_time(response_total[20s]))`, func(v float64) bool { return v >= 15 }, 120*time.Second)
 
 	if up := rp.value(t, `count(up == 1)`); up != 3 {
 		t.Errorf("targets up = %v, want 3 (the decoy port must be dropped)", up)
@@ -323,6 +335,8 @@ func TestRealPrometheus(t *testing.T) {
 			t.Errorf("%s: no row %s in %+v", what, w.name, rows)
 			return
 		}
+		t.Logf("%s %s: rps %.2f (want %v), success %.4f, tls %.4f, p50/95/99 %.2f/%.2f/%.2f, tcp %v",
+			what, w.name, r.RPS, w.rps, r.SuccessRate, r.TLSShare, r.LatencyP50, r.LatencyP95, r.LatencyP99, r.TCPConnections)
 		if !within(r.RPS, w.rps, 0.1*w.rps) || !within(r.Requests, w.rps*window.Seconds(), 0.1*w.rps*window.Seconds()) {
 			t.Errorf("%s %s: rps %v requests %v, want %v rps", what, w.name, r.RPS, r.Requests, w.rps)
 		}
@@ -400,6 +414,27 @@ func TestRealPrometheus(t *testing.T) {
 		}
 		if v := rp.value(t, `sum(tcp_open_connections{deployment="web", direction="inbound", namespace="shop", peer="src"}) by (namespace, deployment)`); v != 6 {
 			t.Errorf("linkerd tcp connections = %v, want 6", v)
+		}
+	})
+
+	// The install's recording rules load and record the stat queries' numbers.
+	t.Run("recording rules", func(t *testing.T) {
+		rp.waitFor(t, `count(deployment:tcp_open_connections:sum)`, func(v float64) bool { return v >= 1 }, 30*time.Second)
+		rp.waitFor(t, `count(count_over_time(deployment:response_latency_ms_bucket:irate1m{deployment="web"}[5s]) >= 2)`, func(v float64) bool { return v >= 1 }, 30*time.Second)
+		if v := rp.value(t, `deployment:tcp_open_connections:sum{deployment="web", namespace="shop"}`); v != 6 {
+			t.Errorf("deployment:tcp_open_connections:sum = %v, want 6", v)
+		}
+		if v := rp.value(t, `histogram_quantile(0.95, deployment:response_latency_ms_bucket:irate1m{deployment="web", namespace="shop"})`); !within(v, 75, 0.5) {
+			t.Errorf("p95 from deployment:response_latency_ms_bucket:irate1m = %v, want 75", v)
+		}
+		sr := rp.value(t, `sum(deployment:response_total:increase1m{deployment="web", classification="success"}) / sum(deployment:response_total:increase1m{deployment="web"})`)
+		if !within(sr, 0.9, 0.005) {
+			t.Errorf("success rate from deployment:response_total:increase1m = %v, want 0.9", sr)
+		}
+		for _, kind := range []string{"namespace", "pod"} {
+			if n := rp.value(t, `count(`+kind+`:response_total:increase1m)`); n < 1 {
+				t.Errorf("%s:response_total:increase1m: no series", kind)
+			}
 		}
 	})
 

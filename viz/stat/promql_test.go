@@ -11,7 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"sigs.k8s.io/yaml"
+
 	"github.com/meshplane/mesh/internal/testing/golden"
+	"github.com/meshplane/mesh/render/install"
 )
 
 func res(kind, ns, name string) *Resource { return &Resource{Kind: kind, Namespace: ns, Name: name} }
@@ -210,5 +213,48 @@ func TestNewPrometheusRejectsBadURLs(t *testing.T) {
 		if _, err := NewPrometheus(u, nil, nil, nil); err == nil {
 			t.Errorf("%q: accepted", u)
 		}
+	}
+}
+
+// The install's recording rules are the stat queries: for each kind, the requests and
+// TCP rules are the queries mesh stat sends over every namespace with -t 1m, and
+// the latency rule is what its percentiles take histogram_quantile of.
+func TestRecordingRulesAreTheStatQueries(t *testing.T) {
+	t.Parallel()
+	raw, err := install.PrometheusRecordingRules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var file struct {
+		Groups []struct {
+			Rules []struct{ Record, Expr string }
+		}
+	}
+	if err := yaml.Unmarshal(raw, &file); err != nil {
+		t.Fatalf("%s: %v", install.PrometheusRulesFile, err)
+	}
+	rules := map[string]string{}
+	for _, g := range file.Groups {
+		for _, r := range g.Rules {
+			rules[r.Record] = r.Expr
+		}
+	}
+	for _, kind := range []string{"namespace", "deployment", "statefulset", "daemonset", "pod"} {
+		qs, err := PromQL(Query{Resource: Resource{Kind: kind}, Window: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := rules[kind+":response_total:increase1m"]; got != qs.Requests {
+			t.Errorf("%s requests rule\n got %s\nwant %s", kind, got, qs.Requests)
+		}
+		if got := rules[kind+":tcp_open_connections:sum"]; got != qs.TCP {
+			t.Errorf("%s tcp rule\n got %s\nwant %s", kind, got, qs.TCP)
+		}
+		if got := "histogram_quantile(0.5, " + rules[kind+":response_latency_ms_bucket:irate1m"] + ")"; got != qs.Latency[0] {
+			t.Errorf("%s latency rule\n got %s\nwant %s", kind, got, qs.Latency[0])
+		}
+	}
+	if len(rules) != 15 {
+		t.Errorf("%d rules, want 3 for each of 5 kinds", len(rules))
 	}
 }
