@@ -3,6 +3,7 @@ package stat
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -66,6 +67,7 @@ type tcpSeries struct {
 // every scrape and every rate Prometheus computes is exact up to its extrapolation.
 type fakeProxy struct {
 	HTTP             []httpSeries
+	HTTPOut          []httpSeries // more series, kept apart for readability
 	TCP              []tcpSeries
 	BatchesPerSecond float64
 
@@ -126,7 +128,7 @@ func (f *fakeProxy) exposition(b float64) string {
 	reqs := map[string]float64{}
 	reqLabels := map[string]map[string]string{}
 	var resp, lat []line
-	for _, s := range f.HTTP {
+	for _, s := range append(slices.Clone(f.HTTP), f.HTTPOut...) {
 		base := s.Base.labels()
 		k := labelString(base)
 		reqs[k] += float64(s.Count) * b

@@ -233,6 +233,7 @@ func (rp *realPrometheus) value(t *testing.T, query string) float64 {
 //	  1 tls=true 503 failure, latency <=30ms
 //	  => 100 rps to web, success 0.8, tls 1; p50 20+10*0.5/3, p95 20+10*2.75/3,
 //	     p99 20+10*2.95/3
+//	  and outbound to api: 1 response, 200, <=5ms (10 rps a pod)
 //	a decoy: the same metrics on a port not named mesh-admin, which the keep rule drops
 const (
 	batchesPerSecond = 10.0
@@ -251,6 +252,11 @@ func webProxy() *fakeProxy {
 			{Base: in, StatusCode: "500", Failure: true, Count: 1, Latency: map[float64]int{10: 1}},
 			{Base: plain, StatusCode: "200", Count: 2, Latency: map[float64]int{20: 2}},
 		},
+		// A little outbound traffic to api (the deployment dashboard's outbound panels).
+		HTTPOut: []httpSeries{{Base: httpBase{Direction: "outbound", Authority: "api.shop.svc.cluster.local:80", TargetAddr: "10.0.0.7:80",
+			TLS: "true", ServerID: "api.shop.serviceaccount.identity.cluster.local", DstNamespace: "shop", DstService: "api",
+			DstPod: "api-7c4f9d8b5-kkkkk", DstWorkloadKind: "replicaset", DstWorkloadName: "api-7c4f9d8b5"},
+			StatusCode: "200", Count: 1, Latency: map[float64]int{5: 1}}},
 		TCP: []tcpSeries{
 			{Direction: "inbound", Peer: "src", TargetAddr: "10.0.0.2:8080", TLS: "true", Open: 3},
 			{Direction: "inbound", Peer: "dst", TargetAddr: "127.0.0.1:8080", TLS: "false", Open: 1},
@@ -434,6 +440,25 @@ func TestRealPrometheus(t *testing.T) {
 		for _, kind := range []string{"namespace", "pod"} {
 			if n := rp.value(t, `count(`+kind+`:response_total:increase1m)`); n < 1 {
 				t.Errorf("%s:response_total:increase1m: no series", kind)
+			}
+		}
+	})
+
+	// Every query of the Grafana dashboards returns data, and no NaN.
+	t.Run("dashboards", func(t *testing.T) {
+		for _, q := range dashboardQueries(t) {
+			samples, err := rp.prom.Query(ctx, grafanaToPromQL(q.expr))
+			if err != nil {
+				t.Errorf("%s: %v", q.where, err)
+				continue
+			}
+			if len(samples) == 0 {
+				t.Errorf("%s: no data for %s", q.where, grafanaToPromQL(q.expr))
+			}
+			for _, s := range samples {
+				if math.IsNaN(s.Value) {
+					t.Errorf("%s: NaN in %v for %s", q.where, s.Metric, grafanaToPromQL(q.expr))
+				}
 			}
 		}
 	})
