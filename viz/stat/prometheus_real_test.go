@@ -1,193 +1,30 @@
 package stat
 
 import (
-	"bytes"
 	"context"
-	"errors"
-	"fmt"
 	"math"
-	"net"
 	"net/http"
-	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
-	"sigs.k8s.io/yaml"
-
-	"github.com/meshplane/mesh/render/install"
+	"github.com/meshplane/mesh/internal/testing/promtest"
 )
 
-// requirePrometheus is set by `make test`: without a prometheus binary the real
-// Prometheus tests fail instead of skipping.
-const requirePrometheus = "MESH_REQUIRE_PROMETHEUS"
-
-// realPrometheus is a Prometheus server (Debian's prometheus package) started by a
-// test on 127.0.0.1, scraping fake proxies every second.
+// realPrometheus is a Prometheus server (internal/testing/promtest) and the
+// Source over it.
 type realPrometheus struct {
 	URL  string
 	prom *Prometheus
 }
 
-// promTarget is one scraped pod: its fake proxy and the kubernetes_sd metadata
-// Prometheus would have discovered for it.
-type promTarget struct {
-	proxy *fakeProxy
-	meta  map[string]string
-}
-
-// podMeta is the kubernetes_sd metadata of a proxy's admin port in a pod.
-func podMeta(ns, pod, controllerKind, controllerName, templateHash string) map[string]string {
-	m := map[string]string{
-		"__meta_kubernetes_namespace":                   ns,
-		"__meta_kubernetes_pod_name":                    pod,
-		"__meta_kubernetes_pod_container_name":          "mesh-proxy",
-		"__meta_kubernetes_pod_container_port_name":     "mesh-admin",
-		"__meta_kubernetes_pod_controller_kind":         controllerKind,
-		"__meta_kubernetes_pod_controller_name":         controllerName,
-		"__meta_kubernetes_pod_label_pod_template_hash": templateHash,
-	}
-	if templateHash == "" {
-		delete(m, "__meta_kubernetes_pod_label_pod_template_hash")
-	}
-	return m
-}
-
-// startPrometheus serves each target's metrics on a loopback port and starts
-// Prometheus with a static scrape config of them whose relabelling is the install's
-// (install.PrometheusRelabeling), so the labels are the ones a cluster gets, and the
-// install's recording rules (install.PrometheusRecordingRules).
-func startPrometheus(t *testing.T, targets []promTarget) *realPrometheus {
+func startPrometheus(t *testing.T, targets []promtest.Target) *realPrometheus {
 	t.Helper()
-	bin, err := exec.LookPath("prometheus")
-	if err != nil {
-		if os.Getenv(requirePrometheus) != "" {
-			t.Fatalf("%s is set but there is no prometheus binary (apt-get install prometheus): %v", requirePrometheus, err)
-		}
-		t.Skipf("no prometheus binary (Debian: apt-get install prometheus; %s=1 makes this a failure): %v", requirePrometheus, err)
-	}
-	relabel, err := install.PrometheusRelabeling()
+	url := promtest.Start(t, targets, promtest.Options{})
+	p, err := NewPrometheus(url, &http.Client{Timeout: 10 * time.Second}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var shared map[string]any
-	if err := yaml.Unmarshal(relabel, &shared); err != nil {
-		t.Fatalf("%s: %v", install.PrometheusRelabelFile, err)
-	}
-	var static []any
-	for _, tg := range targets {
-		srv := httptest.NewServer(tg.proxy)
-		t.Cleanup(srv.Close)
-		labels := map[string]any{}
-		for k, v := range tg.meta {
-			labels[k] = v
-		}
-		static = append(static, map[string]any{"targets": []any{strings.TrimPrefix(srv.URL, "http://")}, "labels": labels})
-	}
-	job := map[string]any{
-		"job_name":       "mesh-proxy",
-		"static_configs": static,
-	}
-	for k, v := range shared {
-		job[k] = v
-	}
-	dir := t.TempDir()
-	rules, err := install.PrometheusRecordingRules()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rulesPath := filepath.Join(dir, "recording-rules.yml")
-	if err := os.WriteFile(rulesPath, rules, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := yaml.Marshal(map[string]any{
-		"global":         map[string]any{"scrape_interval": "1s", "scrape_timeout": "900ms", "evaluation_interval": "1s"},
-		"rule_files":     []any{rulesPath},
-		"scrape_configs": []any{job},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfgPath := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(cfgPath, cfg, 0o644); err != nil {
-		t.Fatal(err)
-	}
-
-	// A free port: probe one, then let Prometheus bind it; retry if someone else
-	// took it in between.
-	for attempt := 0; ; attempt++ {
-		port, err := freePort()
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := fmt.Sprintf("127.0.0.1:%d", port)
-		var logs bytes.Buffer
-		cmd := exec.Command(bin, "--config.file="+cfgPath, "--storage.tsdb.path="+filepath.Join(dir, fmt.Sprint("data", attempt)),
-			"--web.listen-address="+addr, "--log.level=warn")
-		cmd.Stdout, cmd.Stderr = &logs, &logs
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("starting %s: %v", bin, err)
-		}
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
-		url := "http://" + addr
-		ready := waitReady(url, exited, 60*time.Second)
-		if ready == nil {
-			t.Cleanup(func() {
-				_ = cmd.Process.Kill()
-				<-exited
-				if t.Failed() {
-					t.Logf("prometheus log:\n%s\nconfig:\n%s", logs.String(), cfg)
-				}
-			})
-			p, err := NewPrometheus(url, &http.Client{Timeout: 10 * time.Second}, nil, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return &realPrometheus{URL: url, prom: p}
-		}
-		_ = cmd.Process.Kill()
-		<-exited
-		if attempt == 2 || !strings.Contains(logs.String(), "address already in use") {
-			t.Fatalf("prometheus did not become ready: %v\n%s", ready, logs.String())
-		}
-	}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// waitReady polls /-/ready until Prometheus answers 200, exits, or timeout passes.
-func waitReady(url string, exited <-chan error, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		resp, err := http.Get(url + "/-/ready")
-		if err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		select {
-		case err := <-exited:
-			return fmt.Errorf("prometheus exited: %v", err)
-		case <-tick.C:
-		}
-		if time.Now().After(deadline) {
-			return errors.New("timed out waiting for /-/ready")
-		}
-	}
+	return &realPrometheus{URL: url, prom: p}
 }
 
 // waitFor polls query until cond holds on its only sample's value.
@@ -241,37 +78,37 @@ const (
 	apiToWebRPS      = 100.0
 )
 
-func webProxy() *fakeProxy {
-	in := httpBase{Direction: "inbound", Authority: "web.shop.svc.cluster.local:80", TargetAddr: "127.0.0.1:8080", TLS: "true",
+func webProxy() *promtest.FakeProxy {
+	in := promtest.HTTPBase{Direction: "inbound", Authority: "web.shop.svc.cluster.local:80", TargetAddr: "127.0.0.1:8080", TLS: "true",
 		ClientID: "api.shop.serviceaccount.identity.cluster.local"}
 	plain := in
 	plain.TLS, plain.NoTLSReason, plain.ClientID = "false", "no_identity", ""
-	return &fakeProxy{BatchesPerSecond: batchesPerSecond, now: time.Now,
-		HTTP: []httpSeries{
+	return &promtest.FakeProxy{BatchesPerSecond: batchesPerSecond,
+		HTTP: []promtest.HTTPSeries{
 			{Base: in, StatusCode: "200", Count: 7, Latency: map[float64]int{10: 4, 20: 2, 100: 1}},
 			{Base: in, StatusCode: "500", Failure: true, Count: 1, Latency: map[float64]int{10: 1}},
 			{Base: plain, StatusCode: "200", Count: 2, Latency: map[float64]int{20: 2}},
 		},
 		// A little outbound traffic to api (the deployment dashboard's outbound panels).
-		HTTPOut: []httpSeries{{Base: httpBase{Direction: "outbound", Authority: "api.shop.svc.cluster.local:80", TargetAddr: "10.0.0.7:80",
+		HTTPOut: []promtest.HTTPSeries{{Base: promtest.HTTPBase{Direction: "outbound", Authority: "api.shop.svc.cluster.local:80", TargetAddr: "10.0.0.7:80",
 			TLS: "true", ServerID: "api.shop.serviceaccount.identity.cluster.local", DstNamespace: "shop", DstService: "api",
 			DstPod: "api-7c4f9d8b5-kkkkk", DstWorkloadKind: "replicaset", DstWorkloadName: "api-7c4f9d8b5"},
 			StatusCode: "200", Count: 1, Latency: map[float64]int{5: 1}}},
-		TCP: []tcpSeries{
+		TCP: []promtest.TCPSeries{
 			{Direction: "inbound", Peer: "src", TargetAddr: "10.0.0.2:8080", TLS: "true", Open: 3},
 			{Direction: "inbound", Peer: "dst", TargetAddr: "127.0.0.1:8080", TLS: "false", Open: 1},
 		}}
 }
 
-func apiProxy() *fakeProxy {
-	f := &fakeProxy{BatchesPerSecond: batchesPerSecond, now: time.Now}
+func apiProxy() *promtest.FakeProxy {
+	f := &promtest.FakeProxy{BatchesPerSecond: batchesPerSecond}
 	for _, pod := range []string{"web-5d8f7c9b6-abcde", "web-5d8f7c9b6-fghij"} {
-		out := httpBase{Direction: "outbound", Authority: "web.shop.svc.cluster.local:80", TargetAddr: "10.0.0.9:80", TLS: "true",
+		out := promtest.HTTPBase{Direction: "outbound", Authority: "web.shop.svc.cluster.local:80", TargetAddr: "10.0.0.9:80", TLS: "true",
 			ServerID: "web.shop.serviceaccount.identity.cluster.local", DstNamespace: "shop", DstService: "web", DstPod: pod,
 			DstWorkloadKind: "replicaset", DstWorkloadName: "web-5d8f7c9b6"}
 		f.HTTP = append(f.HTTP,
-			httpSeries{Base: out, StatusCode: "200", Count: 4, Latency: map[float64]int{20: 2, 30: 2}},
-			httpSeries{Base: out, StatusCode: "503", Failure: true, Count: 1, Latency: map[float64]int{30: 1}})
+			promtest.HTTPSeries{Base: out, StatusCode: "200", Count: 4, Latency: map[float64]int{20: 2, 30: 2}},
+			promtest.HTTPSeries{Base: out, StatusCode: "503", Failure: true, Count: 1, Latency: map[float64]int{30: 1}})
 	}
 	return f
 }
@@ -291,12 +128,12 @@ func within(got, want, tol float64) bool { return math.Abs(got-want) <= tol }
 func TestRealPrometheus(t *testing.T) {
 	t.Parallel()
 	const window = 10 * time.Second
-	rp := startPrometheus(t, []promTarget{
-		{webProxy(), podMeta("shop", "web-5d8f7c9b6-abcde", "ReplicaSet", "web-5d8f7c9b6", "5d8f7c9b6")},
-		{webProxy(), podMeta("shop", "web-5d8f7c9b6-fghij", "ReplicaSet", "web-5d8f7c9b6", "5d8f7c9b6")},
-		{apiProxy(), podMeta("shop", "api-7c4f9d8b5-kkkkk", "ReplicaSet", "api-7c4f9d8b5", "7c4f9d8b5")},
-		{webProxy(), func() map[string]string {
-			m := podMeta("shop", "decoy-1", "StatefulSet", "decoy", "")
+	rp := startPrometheus(t, []promtest.Target{
+		{Proxy: webProxy(), Meta: promtest.PodMeta("shop", "web-5d8f7c9b6-abcde", "ReplicaSet", "web-5d8f7c9b6", "5d8f7c9b6")},
+		{Proxy: webProxy(), Meta: promtest.PodMeta("shop", "web-5d8f7c9b6-fghij", "ReplicaSet", "web-5d8f7c9b6", "5d8f7c9b6")},
+		{Proxy: apiProxy(), Meta: promtest.PodMeta("shop", "api-7c4f9d8b5-kkkkk", "ReplicaSet", "api-7c4f9d8b5", "7c4f9d8b5")},
+		{Proxy: webProxy(), Meta: func() map[string]string {
+			m := promtest.PodMeta("shop", "decoy-1", "StatefulSet", "decoy", "")
 			m["__meta_kubernetes_pod_container_port_name"] = "http"
 			return m
 		}()},

@@ -1,4 +1,7 @@
-package stat
+// Package promtest runs a real Prometheus (Debian's prometheus binary) for tests,
+// scraping fake mesh proxies on loopback ports through the install's relabelling,
+// and generates /metrics text in the proxy's exposition layout.
+package promtest
 
 import (
 	"fmt"
@@ -22,21 +25,21 @@ import (
 // copied from proxy/metrics/metrics.go (httpLabelNames, tcpLabelNames,
 // LatencyBuckets).
 
-// latencyBounds are proxy/metrics.LatencyBuckets.
-func latencyBounds() []float64 {
+// LatencyBounds are proxy/metrics.LatencyBuckets.
+func LatencyBounds() []float64 {
 	return []float64{
 		1, 2, 3, 4, 5, 10, 20, 30, 40, 50, 100, 200, 300, 400, 500,
 		1000, 2000, 3000, 4000, 5000, 10000, 20000, 30000, 40000, 50000,
 	}
 }
 
-// httpBase are the base labels of an HTTP series (proxy/metrics httpLabelNames).
-type httpBase struct {
+// HTTPBase are the base labels of an HTTP series (proxy/metrics httpLabelNames).
+type HTTPBase struct {
 	Direction, Authority, TargetAddr, TLS, NoTLSReason, ClientID, ServerID    string
 	DstNamespace, DstService, DstPod, DstWorkloadKind, DstWorkloadName, Route string
 }
 
-func (b httpBase) labels() map[string]string {
+func (b HTTPBase) labels() map[string]string {
 	return map[string]string{
 		"direction": b.Direction, "authority": b.Authority, "target_addr": b.TargetAddr, "tls": b.TLS,
 		"no_tls_reason": b.NoTLSReason, "client_id": b.ClientID, "server_id": b.ServerID,
@@ -45,10 +48,10 @@ func (b httpBase) labels() map[string]string {
 	}
 }
 
-// httpSeries is one response series: per batch of traffic, Count responses with
+// HTTPSeries is one response series: per batch of traffic, Count responses with
 // StatusCode, and Latency[ms] of them answered in latency ms (an upper bucket bound).
-type httpSeries struct {
-	Base       httpBase
+type HTTPSeries struct {
+	Base       HTTPBase
 	StatusCode string
 	GRPCStatus string
 	Failure    bool
@@ -56,38 +59,44 @@ type httpSeries struct {
 	Latency    map[float64]int // bucket upper bound (ms) -> responses per batch
 }
 
-// tcpSeries is one tcp_open_connections gauge (proxy/metrics tcpLabelNames).
-type tcpSeries struct {
+// TCPSeries is one tcp_open_connections gauge (proxy/metrics tcpLabelNames).
+type TCPSeries struct {
 	Direction, Peer, TargetAddr, TLS string
 	Open                             int
 }
 
-// fakeProxy serves a proxy's /metrics whose counters grow by one batch every
+// FakeProxy serves a proxy's /metrics whose counters grow by one batch every
 // 1/BatchesPerSecond: every series grows in step, so ratios between them hold at
 // every scrape and every rate Prometheus computes is exact up to its extrapolation.
-type fakeProxy struct {
-	HTTP             []httpSeries
-	HTTPOut          []httpSeries // more series, kept apart for readability
-	TCP              []tcpSeries
+type FakeProxy struct {
+	HTTP             []HTTPSeries
+	HTTPOut          []HTTPSeries // more series, kept apart for readability
+	TCP              []TCPSeries
 	BatchesPerSecond float64
+
+	// Now is the clock the counters follow (nil: time.Now).
+	Now func() time.Time
 
 	mu    sync.Mutex
 	start time.Time
-	now   func() time.Time
 }
 
-func (f *fakeProxy) batches() float64 {
+func (f *FakeProxy) batches() float64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.start.IsZero() {
-		f.start = f.now()
+	now := f.Now
+	if now == nil {
+		now = time.Now
 	}
-	return float64(int64(f.now().Sub(f.start).Seconds() * f.BatchesPerSecond))
+	if f.start.IsZero() {
+		f.start = now()
+	}
+	return float64(int64(now().Sub(f.start).Seconds() * f.BatchesPerSecond))
 }
 
-func (f *fakeProxy) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+func (f *FakeProxy) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	_, _ = w.Write([]byte(f.exposition(f.batches())))
+	_, _ = w.Write([]byte(f.Exposition(f.batches())))
 }
 
 // labelString writes {a="x",b="y"} sorted by name, then extra (le) last.
@@ -112,8 +121,8 @@ func quoteLabel(v string) string {
 
 func num(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
 
-// exposition is the /metrics text after b batches.
-func (f *fakeProxy) exposition(b float64) string {
+// Exposition is the /metrics text after b batches.
+func (f *FakeProxy) Exposition(b float64) string {
 	type line struct{ key, text string }
 	fam := func(name, help, kind string, lines []line) string {
 		sort.SliceStable(lines, func(i, j int) bool { return lines[i].key < lines[j].key })
@@ -145,7 +154,7 @@ func (f *fakeProxy) exposition(b float64) string {
 		key := labelString(ll)
 		var t strings.Builder
 		cum, sum := 0, 0.0
-		for _, le := range latencyBounds() {
+		for _, le := range LatencyBounds() {
 			cum += s.Latency[le]
 			sum += le * float64(s.Latency[le])
 			fmt.Fprintf(&t, "response_latency_ms_bucket%s %s\n", labelString(ll, "le="+quoteLabel(num(le))), num(float64(cum)*b))
