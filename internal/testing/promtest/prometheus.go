@@ -131,22 +131,29 @@ func Start(t *testing.T, targets []Target, o Options) string {
 		if err := cmd.Start(); err != nil {
 			t.Fatalf("starting %s: %v", bin, err)
 		}
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
+		exited := make(chan struct{}) // closed when Prometheus has exited, with waitErr set
+		var waitErr error
+		go func() { waitErr = cmd.Wait(); close(exited) }()
 		url := "http://" + addr
+		// stop kills Prometheus and reaps it; being killed is how it is meant to end.
+		stop := func() {
+			_ = cmd.Process.Kill()
+			<-exited
+			if waitErr != nil && !strings.Contains(waitErr.Error(), "killed") {
+				t.Logf("prometheus: %v", waitErr)
+			}
+		}
 		ready := waitReady(url, exited, 60*time.Second)
 		if ready == nil {
 			t.Cleanup(func() {
-				_ = cmd.Process.Kill()
-				<-exited
+				stop()
 				if t.Failed() {
 					t.Logf("prometheus log:\n%s\nconfig:\n%s", logs.String(), cfg)
 				}
 			})
 			return url
 		}
-		_ = cmd.Process.Kill()
-		<-exited
+		stop()
 		if attempt == 2 || !strings.Contains(logs.String(), "address already in use") {
 			t.Fatalf("prometheus did not become ready: %v\n%s", ready, logs.String())
 		}
@@ -163,7 +170,7 @@ func freePort() (int, error) {
 }
 
 // waitReady polls /-/ready until Prometheus answers 200, exits, or timeout passes.
-func waitReady(url string, exited <-chan error, timeout time.Duration) error {
+func waitReady(url string, exited <-chan struct{}, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
@@ -176,8 +183,8 @@ func waitReady(url string, exited <-chan error, timeout time.Duration) error {
 			}
 		}
 		select {
-		case err := <-exited:
-			return fmt.Errorf("prometheus exited: %v", err)
+		case <-exited:
+			return errors.New("prometheus exited")
 		case <-tick.C:
 		}
 		if time.Now().After(deadline) {
