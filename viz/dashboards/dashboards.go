@@ -1,6 +1,6 @@
 // Package dashboards embeds mesh's Grafana dashboards (JSON, schemaVersion 39): the
-// top line of every namespace, one namespace's deployments, and one deployment's
-// inbound and outbound traffic. Their PromQL is Linkerd's, over the labels mesh's
+// top line of every namespace, one namespace's deployments, one deployment's inbound
+// and outbound traffic, and one deployment's inbound traffic by route. Their PromQL is Linkerd's, over the labels mesh's
 // scrape config gives the proxies' metrics (docs/viz.md); viz/stat's tests run every
 // query in them against a real Prometheus. Import them into Grafana as they are, with
 // a Prometheus data source.

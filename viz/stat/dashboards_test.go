@@ -22,8 +22,8 @@ func dashboardQueries(t *testing.T) []dashboardQuery {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(names) < 3 {
-		t.Fatalf("dashboards %v: want top-line, namespace and deployment", names)
+	if len(names) < 4 {
+		t.Fatalf("dashboards %v: want top-line, namespace, deployment and route", names)
 	}
 	var out []dashboardQuery
 	for _, name := range names {

@@ -80,7 +80,7 @@ const (
 
 func webProxy() *promtest.FakeProxy {
 	in := promtest.HTTPBase{Direction: "inbound", Authority: "web.shop.svc.cluster.local:80", TargetAddr: "127.0.0.1:8080", TLS: "true",
-		ClientID: "api.shop.serviceaccount.identity.cluster.local"}
+		ClientID: "api.shop.serviceaccount.identity.cluster.local", Route: "GET /items"} // a ServiceProfile route (the route dashboard)
 	plain := in
 	plain.TLS, plain.NoTLSReason, plain.ClientID = "false", "no_identity", ""
 	return &promtest.FakeProxy{BatchesPerSecond: batchesPerSecond,
