@@ -192,3 +192,17 @@ func waitReady(url string, exited <-chan struct{}, timeout time.Duration) error 
 		}
 	}
 }
+
+// Promtool returns the path of Debian's promtool (it ships with prometheus), skipping
+// the test without it, or failing it when RequireEnv is set.
+func Promtool(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("promtool")
+	if err != nil {
+		if os.Getenv(RequireEnv) != "" {
+			t.Fatalf("%s is set but there is no promtool (apt-get install prometheus): %v", RequireEnv, err)
+		}
+		t.Skipf("no promtool (Debian: apt-get install prometheus; %s=1 makes this a failure): %v", RequireEnv, err)
+	}
+	return bin
+}
