@@ -15,6 +15,7 @@ import (
 	"github.com/meshplane/mesh/render/inject"
 	"github.com/meshplane/mesh/render/install"
 	"github.com/meshplane/mesh/render/manifest"
+	"github.com/meshplane/mesh/render/values"
 )
 
 var now = time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
@@ -103,6 +104,10 @@ func TestInstallOutputPasses(t *testing.T) {
 		"ha":           {HA: true},
 		"external":     {TrustAnchorsFile: "../../render/install/testdata/pki/ca.crt"},
 		"cert-manager": {IssuerMode: install.IssuerCertManager},
+		// The optional Prometheus and the PodMonitor: a custom resource of a CRD the
+		// manifests do not hold (the Prometheus Operator's) is not judged, as
+		// cert-manager's are not.
+		"prometheus": {Values: values.Options{Values: []string{"prometheus.enabled=true,prometheus.podMonitor.enabled=true"}}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			for id, r := range run(t, installed(t, o)) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/meshplane/mesh/checks"
 	"github.com/meshplane/mesh/checks/dataplane"
 	"github.com/meshplane/mesh/checks/health"
+	"github.com/meshplane/mesh/checks/metrics"
 	"github.com/meshplane/mesh/checks/offline"
 	"github.com/meshplane/mesh/checks/preinstall"
 	"github.com/meshplane/mesh/checks/report"
@@ -52,6 +54,10 @@ type Options struct {
 	Kubeconfig            string
 	Context               string
 	Namespace             string
+
+	// --metrics: the Prometheus at PrometheusURL has the labels the queries need.
+	Metrics       bool
+	PrometheusURL string
 }
 
 // NewCmd builds `mesh check`. now is the clock; runF replaces the run function in tests.
@@ -59,7 +65,7 @@ func NewCmd(io *iostreams.IOStreams, runF func(*Options) error, now func() time.
 	opts := &Options{KubernetesVersion: schema.Default, MinCertValidity: checks.DefaultMinCertValidity, Output: "table", FailOn: "error", CLIVersion: version.Version(), Now: now}
 	var minValidity string
 	cmd := &cobra.Command{
-		Use:   "check [-f FILE|DIR|- | --pre]",
+		Use:   "check [-f FILE|DIR|- | --pre | --proxy | --metrics --prometheus-url URL]",
 		Short: "Check an installed mesh, a cluster before installing (--pre), or manifests offline (-f)",
 		Long: `Check manifests offline, with no cluster: every built-in object strictly against the
 Kubernetes OpenAPI schema of --kubernetes-version (embedded), custom resources against
@@ -80,6 +86,11 @@ served by the new CRDs, and the values set no renamed or removed key.
 
 With --proxy, check the meshed pods of -n (all namespaces without it): their proxies
 are ready and run the control plane's version.
+
+With --metrics, check the Prometheus at --prometheus-url: it answers, holds the
+proxies' metrics, and their series carry the labels mesh stat's, Linkerd's and
+Flagger's queries and mesh's dashboards need (namespace, pod, the workload labels and
+dst_deployment and its siblings, added by the relabelling of docs/viz.md).
 
 With none of these, check the mesh installed in the cluster (-n): its CRDs and control-plane
 objects exist and are of this CLI's version, its Deployments are available (--wait
@@ -110,6 +121,12 @@ Exit codes, whatever -o:
 				return exitcode.Usage(errors.New("--upgrade goes with --pre: mesh check --pre --upgrade"))
 			case (len(opts.From) > 0 || opts.Force) && !opts.Upgrade:
 				return exitcode.Usage(errors.New("--from and --force go with --pre --upgrade"))
+			case opts.Metrics && (offline || opts.Pre || opts.Proxy):
+				return exitcode.Usage(errors.New("--metrics checks a Prometheus; -f, -k, --pre and --proxy are other suites: choose one"))
+			case opts.Metrics && opts.PrometheusURL == "":
+				return exitcode.Usage(errors.New("--metrics needs --prometheus-url (e.g. http://localhost:9090 after kubectl port-forward -n mesh-system svc/mesh-prometheus 9090)"))
+			case !opts.Metrics && opts.PrometheusURL != "":
+				return exitcode.Usage(errors.New("--prometheus-url is for --metrics"))
 			}
 			if opts.Proxy {
 				// mesh check --proxy [-n NS]: -n selects the pods; all namespaces without it.
@@ -151,6 +168,8 @@ Exit codes, whatever -o:
 	f.DurationVar(&opts.Wait, "wait", 0, "retry checks that may still become true for this long")
 	f.BoolVar(&opts.Proxy, "proxy", false, "data-plane checks of the meshed pods in -n (default: all namespaces)")
 	f.StringVar(&opts.ControlPlaneNamespace, "control-plane-namespace", install.DefaultNamespace, "namespace of the control plane, with --proxy")
+	f.BoolVar(&opts.Metrics, "metrics", false, "check that the Prometheus at --prometheus-url has the labels the stat queries need")
+	f.StringVar(&opts.PrometheusURL, "prometheus-url", "", "Prometheus to check with --metrics (http://host:port)")
 	f.BoolVar(&opts.Pre, "pre", false, "pre-install checks against the cluster: API, version, permissions, conflicts, clock skew")
 	f.BoolVar(&opts.Upgrade, "upgrade", false, "with --pre: checks before an upgrade (version skew, CRD stored versions, renamed values keys)")
 	f.StringArrayVar(&opts.From, "from", nil, "with --pre --upgrade: values file of the new render (YAML, - for stdin); repeatable, later wins")
@@ -170,6 +189,10 @@ func Run(cmd *cobra.Command, io *iostreams.IOStreams, o *Options) error {
 	var suite []checks.Check
 	var err error
 	switch {
+	case o.Metrics:
+		if suite, err = metrics.Suite(metrics.Options{URL: o.PrometheusURL, Client: &http.Client{Timeout: 30 * time.Second}}); err != nil {
+			return exitcode.Usage(err)
+		}
 	case o.Proxy:
 		suite, err = proxySuite(cmd.Context(), o)
 	case o.Pre && o.Upgrade:

@@ -51,6 +51,13 @@ func TestNewCmdOptions(t *testing.T) {
 		{[]string{"--upgrade"}, nil, "--upgrade goes with --pre"},
 		{[]string{"--pre", "--from", "v.yaml"}, nil, "--from and --force go with --pre --upgrade"},
 		{[]string{"--pre", "--force"}, nil, "--from and --force go with --pre --upgrade"},
+		{[]string{"--metrics", "--prometheus-url", "http://localhost:9090", "-o", "json"}, func(o *Options) bool {
+			return o.Metrics && o.PrometheusURL == "http://localhost:9090" && o.Output == "json"
+		}, ""},
+		{[]string{"--metrics"}, nil, "--metrics needs --prometheus-url"},
+		{[]string{"--metrics", "--prometheus-url", "http://p", "--pre"}, nil, "choose one"},
+		{[]string{"--metrics", "--prometheus-url", "http://p", "-f", "a"}, nil, "choose one"},
+		{[]string{"--prometheus-url", "http://p"}, nil, "--prometheus-url is for --metrics"},
 		{[]string{"-f", "a", "-o", "yaml"}, nil, "--output must be"},
 		{[]string{"-f", "a", "--fail-on", "info"}, nil, "--fail-on"},
 		{[]string{"-f", "a", "--min-cert-validity", "soon"}, nil, "--min-cert-validity"},
@@ -126,6 +133,26 @@ func TestRun(t *testing.T) {
 			if tc.name == "bad" && !strings.Contains(data.String(), "control-plane.images-pinned") && output != "table" {
 				t.Errorf("%s -o %s: the failed check is not named:\n%s", tc.name, output, data.String())
 			}
+		}
+	}
+	// --metrics: a Prometheus that does not answer is a finding (exit 1, whatever -o),
+	// a URL that is not one a usage error.
+	for _, output := range []string{"table", "json"} {
+		io, _, out, errOut := iostreams.Test()
+		cmd := &cobra.Command{}
+		cmd.SetContext(t.Context())
+		err := Run(cmd, io, &Options{Metrics: true, PrometheusURL: "http://127.0.0.1:1", Output: output, FailOn: "error", Now: clock})
+		if exitcode.For(err) != 1 || !strings.Contains(out.String(), "metrics.prometheus") || errOut.Len() != 0 {
+			t.Errorf("--metrics -o %s unreachable: exit %d, stdout %q, stderr %q", output, exitcode.For(err), out.String(), errOut.String())
+		}
+	}
+	{
+		io, _, _, _ := iostreams.Test()
+		cmd := &cobra.Command{}
+		cmd.SetContext(t.Context())
+		err := Run(cmd, io, &Options{Metrics: true, PrometheusURL: "localhost:9090", Output: "table", FailOn: "error", Now: clock})
+		if exitcode.For(err) != exitcode.UsageCode {
+			t.Errorf("--metrics with a bad URL: exit %d (%v), want usage", exitcode.For(err), err)
 		}
 	}
 	// A warning fails only with --fail-on warning.

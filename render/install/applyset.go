@@ -1,6 +1,8 @@
 package install
 
 import (
+	"slices"
+
 	"github.com/meshplane/mesh/render/applyset"
 	"github.com/meshplane/mesh/render/manifest"
 )
@@ -44,6 +46,24 @@ var (
 		{Group: "cert-manager.io", Kind: "Certificate"}, {Group: "cert-manager.io", Kind: "Issuer"},
 	}
 )
+
+// podMonitorKind is listed in the control plane's group-kinds only when the render has
+// a PodMonitor (prometheus.podMonitor.enabled): listing it always would change every
+// install's parent, and make each prune look for a kind most clusters do not serve
+// (the Prometheus Operator's CRD). A prune unions the live parent's kinds with the
+// render's, so a render that drops the PodMonitor still finds it if it is pruned
+// before the new parent is applied.
+var podMonitorKind = applyset.GroupKind{Group: "monitoring.coreos.com", Kind: "PodMonitor"}
+
+// controlPlaneKindsFor are controlPlaneKinds, plus the optional kinds objs hold.
+func controlPlaneKindsFor(objs []manifest.Object) []applyset.GroupKind {
+	for _, o := range objs {
+		if applyset.Of(o) == podMonitorKind {
+			return append(slices.Clone(controlPlaneKinds), podMonitorKind)
+		}
+	}
+	return controlPlaneKinds
+}
 
 // withApplySet makes objs the members of parent's set, unless o says none.
 func withApplySet(o Options, parent applyset.Parent, kinds []applyset.GroupKind, objs []manifest.Object) ([]manifest.Object, error) {

@@ -95,7 +95,7 @@ func TestApplySetKinds(t *testing.T) {
 	}
 	for _, o := range cases {
 		for _, obj := range render(t, o).Objects {
-			kinds := controlPlaneKinds
+			kinds := controlPlaneKindsFor([]manifest.Object{obj})
 			if obj.Kind == "CustomResourceDefinition" {
 				kinds = crdKinds
 			}

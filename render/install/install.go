@@ -127,7 +127,7 @@ func Render(o Options, r values.Reader) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		if objs, err = withApplySet(o, ControlPlaneApplySet(o.Namespace), controlPlaneKinds, objs); err != nil {
+		if objs, err = withApplySet(o, ControlPlaneApplySet(o.Namespace), controlPlaneKindsFor(objs), objs); err != nil {
 			return nil, err
 		}
 		res.Objects = append(res.Objects, objs...)

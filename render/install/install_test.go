@@ -41,6 +41,9 @@ var renderCases = []struct {
 		Values: values.Options{Values: []string{"proxy.logLevel=debug,controller.tolerations[0].operator=Exists"}}}},
 	{"crds", Options{Part: CRDs}},
 	{"control-plane", Options{Part: ControlPlane}},
+	// The optional Prometheus and the PodMonitor, with a label for an operator's selector.
+	{"prometheus", Options{Part: ControlPlane, Values: values.Options{Values: []string{
+		"prometheus.enabled=true,prometheus.retention=2d,prometheus.podMonitor.enabled=true,prometheus.podMonitor.labels.release=kube-prometheus"}}}},
 }
 
 type objectT manifest.Object
@@ -109,8 +112,8 @@ func TestRenderDecodesStrictly(t *testing.T) {
 	dec := kjson.NewSerializerWithOptions(kjson.DefaultMetaFactory, sch, sch, kjson.SerializerOptions{Yaml: true, Strict: true})
 	for _, tc := range renderCases {
 		for _, o := range render(t, tc.opts).Objects {
-			if o.Group() == "cert-manager.io" {
-				continue // not a k8s.io/api type; checked by TestCertManagerObjects
+			if o.Group() == "cert-manager.io" || o.Group() == "monitoring.coreos.com" {
+				continue // not k8s.io/api types; checked by TestCertManagerObjects and TestPrometheusObjects
 			}
 			if _, _, err := dec.Decode(o.YAML, nil, nil); err != nil {
 				t.Errorf("%s: %s: %v", tc.name, o, err)
@@ -159,8 +162,8 @@ func TestOutputInvariants(t *testing.T) {
 			tag = tc.opts.ImageTag
 		}
 		for _, o := range res.Objects {
-			if o.Kind != "Deployment" {
-				continue
+			if o.Kind != "Deployment" || o.Name == prometheusName {
+				continue // Prometheus's own image: TestPrometheusObjects
 			}
 			for _, line := range strings.Split(string(o.YAML), "\n") {
 				if strings.HasPrefix(strings.TrimSpace(line), "image: ") && !strings.HasSuffix(line, ":"+tag) {

@@ -48,3 +48,45 @@ func TestValuesReferenceIsCurrent(t *testing.T) {
 	}
 	t.Errorf("%s: the values reference is stale; run go test ./render/install -run TestValuesReference -update", referenceDoc)
 }
+
+const (
+	vizDoc           = "../../docs/viz.md"
+	scrapeDocStart   = "<!-- scrape-config:start (generated: go test ./render/install -run TestVizDocScrapeConfig -update) -->\n"
+	scrapeDocEnd     = "<!-- scrape-config:end -->"
+	scrapeJobPreface = "scrape_configs:\n  - job_name: mesh-proxy\n    kubernetes_sd_configs:\n      - role: pod\n"
+)
+
+// docs/viz.md shows the scrape job for a Prometheus of the user's own: it must be the
+// shared relabelling, as the install renders it. -update rewrites it.
+func TestVizDocScrapeConfig(t *testing.T) {
+	relabel, err := PrometheusRelabeling()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var job strings.Builder
+	job.WriteString("```yaml\n" + scrapeJobPreface)
+	for _, line := range strings.SplitAfter(strings.TrimRight(string(relabel), "\n"), "\n") {
+		job.WriteString("    " + line)
+	}
+	job.WriteString("\n```\n")
+	doc, err := os.ReadFile(vizDoc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(doc)
+	i, j := strings.Index(s, scrapeDocStart), strings.Index(s, scrapeDocEnd)
+	if i < 0 || j < i {
+		t.Fatalf("%s lacks the scrape-config markers", vizDoc)
+	}
+	want := s[:i] + scrapeDocStart + job.String() + s[j:]
+	if want == s {
+		return
+	}
+	if golden.Updating() {
+		if err := os.WriteFile(vizDoc, []byte(want), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	t.Errorf("%s: the scrape config is stale; run go test ./render/install -run TestVizDocScrapeConfig -update", vizDoc)
+}

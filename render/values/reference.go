@@ -8,7 +8,7 @@ import (
 )
 
 // Reference renders a Markdown table of every leaf key in a values schema: its dotted
-// key, type, default (from defaults) and description. Keys are sorted, so the table
+// key, type, default (from defaults, else the schema's default) and description. Keys are sorted, so the table
 // is the same on every run.
 func Reference(schemaJSON []byte, defaults map[string]any) (string, error) {
 	var root schemaNode
@@ -34,6 +34,14 @@ func Reference(schemaJSON []byte, defaults map[string]any) (string, error) {
 		if v, ok := Lookup(defaults, prefix); ok {
 			j, _ := json.Marshal(v)
 			def = "`" + strings.ReplaceAll(string(j), "|", `\|`) + "`"
+		} else if len(n.Default) > 0 {
+			// A key values.yaml leaves out (so that renders without it are unchanged):
+			// the schema states the default the chart applies.
+			var v any
+			if err := json.Unmarshal(n.Default, &v); err == nil {
+				j, _ := json.Marshal(v)
+				def = "`" + strings.ReplaceAll(string(j), "|", `\|`) + "`"
+			}
 		}
 		desc := strings.ReplaceAll(n.Description, "|", `\|`)
 		if len(n.Enum) > 0 {
@@ -54,6 +62,7 @@ type schemaNode struct {
 	Description string                `json:"description"`
 	Enum        []any                 `json:"enum"`
 	Properties  map[string]schemaNode `json:"properties"`
+	Default     json.RawMessage       `json:"default"`
 }
 
 func (n schemaNode) typeName() string {

@@ -53,3 +53,41 @@ injector: {port: 8443, portName: webhook, adminPort: 9995}
 {{- $_ := set $v "namespace" .Release.Namespace -}}
 {{- toYaml $v -}}
 {{- end -}}
+
+{{/* The prometheus values over their defaults (values.yaml has no prometheus key, so
+that a render without it records the same values as before; values.schema.json gives
+the same defaults). */}}
+{{- define "mesh.prometheus" -}}
+{{- $d := dict "enabled" false "image" "quay.io/prometheus/prometheus:v2.53.0" "retention" "6h" "scrapeInterval" "10s" "resources" (dict "requests" (dict "cpu" "100m" "memory" "256Mi") "limits" (dict "memory" "1Gi")) "podMonitor" (dict "enabled" false "labels" (dict)) -}}
+{{- toYaml (mergeOverwrite $d (deepCopy (.Values.prometheus | default dict))) -}}
+{{- end -}}
+
+{{/* The shared relabelling (files/prometheus-relabel.yaml) in the Prometheus Operator's
+spelling, for a PodMonitor: call with (dict "rules" LIST). */}}
+{{- define "mesh.prometheus.operatorRelabelings" -}}
+{{- $out := list -}}
+{{- range .rules -}}
+{{- $r := dict -}}
+{{- with .source_labels }}{{ $_ := set $r "sourceLabels" . }}{{ end -}}
+{{- with .action }}{{ $_ := set $r "action" . }}{{ end -}}
+{{- with .regex }}{{ $_ := set $r "regex" . }}{{ end -}}
+{{- with .target_label }}{{ $_ := set $r "targetLabel" . }}{{ end -}}
+{{- $out = append $out $r -}}
+{{- end -}}
+{{- toYaml $out -}}
+{{- end -}}
+
+{{/* Prometheus's configuration: scrape every proxy's admin port through
+kubernetes_sd, relabelled by files/prometheus-relabel.yaml. Call with (dict "root" $ "p" PROMETHEUS-VALUES). */}}
+{{- define "mesh.prometheus.config" -}}
+global:
+  scrape_interval: {{ .p.scrapeInterval }}
+  evaluation_interval: {{ .p.scrapeInterval }}
+rule_files:
+  - /etc/prometheus/recording-rules.yml
+scrape_configs:
+  - job_name: mesh-proxy
+    kubernetes_sd_configs:
+      - role: pod
+    {{- .root.Files.Get "files/prometheus-relabel.yaml" | nindent 4 }}
+{{- end -}}
