@@ -19,6 +19,7 @@ import (
 	"github.com/meshplane/mesh/cli/install"
 	"github.com/meshplane/mesh/cli/iostreams"
 	cliprune "github.com/meshplane/mesh/cli/prune"
+	clitap "github.com/meshplane/mesh/cli/tap"
 	"github.com/meshplane/mesh/cli/version"
 )
 
@@ -48,6 +49,7 @@ func NewRootCmd(io *iostreams.IOStreams) *cobra.Command {
 		check.NewCmd(io, nil, time.Now),
 		clidiff.NewCmd(io, nil),
 		cliprune.NewCmd(io, nil),
+		clitap.NewCmd(io, nil),
 		version.NewCmd(io, nil),
 	)
 	root.InitDefaultHelpCmd()
