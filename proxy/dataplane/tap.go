@@ -18,6 +18,9 @@ type tapped struct {
 	start time.Time
 	ev    api.Event
 	done  bool
+	// counted: the proxy-wide cap was spent when the request came; its headers
+	// were not copied and the event is only counted as dropped.
+	counted bool
 }
 
 // tapStart begins tapping r if anyone listens: the one check (an atomic load) per
@@ -36,7 +39,10 @@ func (p *Proxy) tapStart(r *http.Request, direction string) *tapped {
 		scheme = "http"
 	}
 	t.ev = api.Event{Time: t.start, Direction: direction, Method: r.Method, Scheme: scheme, Authority: r.Host,
-		Path: r.URL.RequestURI(), RequestBytes: r.ContentLength, SrcAddr: r.RemoteAddr, RequestHeaders: h.Headers(r.Header)}
+		Path: r.URL.RequestURI(), RequestBytes: r.ContentLength, SrcAddr: r.RemoteAddr}
+	if t.counted = h.Full(); !t.counted {
+		t.ev.RequestHeaders = h.Headers(r.Header)
+	}
 	return t
 }
 
@@ -47,7 +53,9 @@ func (t *tapped) response(status int, h http.Header) {
 	}
 	t.ev.Status = status
 	t.ev.LatencyToHeadersNs = int64(t.hub.Now().Sub(t.start))
-	t.ev.ResponseHeaders = t.hub.Headers(h)
+	if !t.counted {
+		t.ev.ResponseHeaders = t.hub.Headers(h)
+	}
 }
 
 // fail records the proxy's own answer (or none: status 0).
@@ -92,6 +100,10 @@ func (t *tapped) end(l metrics.HTTPLabels, grpc string, bytes int64) {
 	}
 	if len(dst) > 0 {
 		ev.Dst = dst
+	}
+	if t.counted {
+		t.hub.Dropped(ev)
+		return
 	}
 	t.hub.Publish(ev)
 }

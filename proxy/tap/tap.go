@@ -145,6 +145,33 @@ func (s *Subscription) Close() {
 	})
 }
 
+// Full tells whether the proxy-wide cap is spent right now: the data path then
+// skips copying the request's headers and publishes with Dropped at the end, which
+// only counts the event (a tapped request's cost is then a few allocations).
+func (h *Hub) Full() bool {
+	if !h.Active() {
+		return true
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return !h.bucket.has(h.now())
+}
+
+// Dropped counts ev (an event the data path did not capture in full, see Full) as
+// dropped for every subscriber whose match selects it.
+func (h *Hub) Dropped(ev *api.Event) {
+	if !h.Active() {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for s := range h.subs {
+		if s.match.Matches(ev) {
+			s.dropped.Add(1)
+		}
+	}
+}
+
 // Publish hands ev (an "http" event, which the hub numbers and then shares,
 // read-only, between subscribers) to every subscriber whose match selects it, within
 // the rate limits. It never blocks on a subscriber.
@@ -190,13 +217,18 @@ func newBucket(rate, burst float64, now time.Time) bucket {
 }
 
 func (b *bucket) take(now time.Time) bool {
-	if d := now.Sub(b.last); d > 0 {
-		b.tokens = min(b.burst, b.tokens+d.Seconds()*b.rate)
-		b.last = now
-	}
-	if b.tokens < 1 {
+	if !b.has(now) {
 		return false
 	}
 	b.tokens--
 	return true
+}
+
+// has refills the bucket and tells whether it holds a token.
+func (b *bucket) has(now time.Time) bool {
+	if d := now.Sub(b.last); d > 0 {
+		b.tokens = min(b.burst, b.tokens+d.Seconds()*b.rate)
+		b.last = now
+	}
+	return b.tokens >= 1
 }

@@ -248,3 +248,30 @@ func TestNoSubscriberAllocs(t *testing.T) {
 		t.Errorf("Active allocates %v", a)
 	}
 }
+
+// Full says when the proxy-wide cap is spent; Dropped counts what is not sent then.
+func TestFullAndDropped(t *testing.T) {
+	t.Parallel()
+	c := newClock()
+	h := New(Options{Rate: 1, Now: c.now})
+	if !h.Full() {
+		t.Error("a hub without subscribers should look full: nothing is captured")
+	}
+	s := h.Subscribe(api.Match{Method: "GET"}, 0)
+	if h.Full() {
+		t.Fatal("full before any event")
+	}
+	h.Publish(ev("GET", "/"))
+	if !h.Full() {
+		t.Fatal("not full after the one token")
+	}
+	h.Dropped(ev("GET", "/"))
+	h.Dropped(ev("POST", "/")) // not this subscriber's
+	if got, d := len(drain(s)), s.TakeDropped(); got != 1 || d != 1 {
+		t.Errorf("got %d dropped %d, want 1 and 1", got, d)
+	}
+	c.add(time.Second)
+	if h.Full() {
+		t.Error("still full after a second")
+	}
+}
