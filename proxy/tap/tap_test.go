@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
-	"net/url"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -196,34 +194,6 @@ func proxytestWait(t *testing.T, f func() bool) {
 			t.Fatal("condition not met in 10s")
 		}
 		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-func TestQueryRoundTrip(t *testing.T) {
-	t.Parallel()
-	m := api.Match{Method: "POST", Authority: "a", PathPrefix: "/p", Direction: api.Inbound, Destination: "svc/api"}
-	got, rps, err := api.ParseQuery(m.Query(2.5))
-	if err != nil || got != m || rps != 2.5 {
-		t.Fatalf("%+v %v %v", got, rps, err)
-	}
-	for _, q := range []string{"max-rps=-1", "max-rps=x", "to=widget/x", "direction=up"} {
-		v, _ := url.ParseQuery(q)
-		if _, _, err := api.ParseQuery(v); err == nil || !strings.Contains(err.Error(), strings.SplitN(q, "=", 2)[0]) {
-			t.Errorf("%s: err %v", q, err)
-		}
-	}
-}
-
-func TestMatchDestination(t *testing.T) {
-	t.Parallel()
-	e := &api.Event{Authority: "api.default.svc.cluster.local:8080", Dst: map[string]string{"service": "api", "workloadKind": "deployment", "workloadName": "api-v1"}}
-	for dest, want := range map[string]bool{
-		"svc/api": true, "svc/web": false, "deploy/api-v1": true, "sts/api-v1": false,
-		"api.default.svc.cluster.local": true, "api.default.svc.cluster.local:8080": true, "api.default.svc.cluster.local:80": false,
-	} {
-		if got := (api.Match{Destination: dest}).Matches(e); got != want {
-			t.Errorf("%s: %v, want %v", dest, got, want)
-		}
 	}
 }
 
