@@ -218,3 +218,62 @@ func TestTapRateLimitReportsDrops(t *testing.T) {
 		t.Errorf("events %d dropped %d, want 1 and 4", events, dropped)
 	}
 }
+
+// An upgraded (websocket-like) connection goes through forward (ReverseProxy): its
+// event comes when the upgraded connection ends, with status 101; a request the
+// proxy answers itself (no endpoints) carries the proxy's error.
+func TestTapUpgradeAndProxyError(t *testing.T) {
+	cp := startCP(t)
+	hub := tap.New(tap.Options{})
+	server := startProxy(t, cp, serverID, app(t), netip.AddrPort{})
+	svc := netip.MustParseAddrPort("10.96.0.12:80")
+	cp.Set(svc.String(), proxytest.Endpoint{Addr: server.inAddr(), Identity: serverID})
+	client := startProxy(t, cp, clientID, netip.AddrPort{}, svc, func(o *Options) { o.Tap = hub })
+	lines := tapStream(t, hub, api.Match{}, 0)
+	var raw strings.Builder
+
+	c, err := net.Dial("tcp", client.out.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	_, _ = io.WriteString(c, "GET /upgrade HTTP/1.1\r\nHost: web\r\nConnection: Upgrade\r\nUpgrade: echo\r\nCookie: c="+secret+"\r\n\r\n")
+	br := bufio.NewReader(c)
+	ur, err := http.ReadResponse(br, nil)
+	if err != nil || ur.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", ur, err)
+	}
+	_, _ = io.WriteString(c, "ping\n")
+	if got, err := br.ReadString('\n'); err != nil || got != "echo: ping\n" {
+		t.Fatalf("after upgrade: %q %v", got, err)
+	}
+	_ = c.Close()
+	e := next(t, lines, &raw)
+	if e.Path != "/upgrade" || e.Status != http.StatusSwitchingProtocols || !e.TLS || e.ServerID != serverID || e.ResponseBytes == 0 {
+		t.Errorf("upgrade event: %+v", e)
+	}
+
+	// No endpoints: the proxy answers 503 itself.
+	cp.Set(svc.String())
+	waitFor(t, func() bool {
+		resp, err := http.Get(client.outURL("/none"))
+		if err != nil {
+			return false
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode == http.StatusServiceUnavailable
+	})
+	for {
+		e := next(t, lines, &raw)
+		if e.Path != "/none" || e.Status != http.StatusServiceUnavailable {
+			continue // requests before discovery caught up
+		}
+		if e.Error == "" || e.NoTLSReason != "no_endpoints" {
+			t.Errorf("proxy error event: %+v", e)
+		}
+		break
+	}
+	if strings.Contains(raw.String(), secret) {
+		t.Errorf("the stream carries the cookie:\n%s", raw.String())
+	}
+}
