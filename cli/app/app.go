@@ -20,6 +20,7 @@ import (
 	"github.com/meshplane/mesh/cli/iostreams"
 	cliprune "github.com/meshplane/mesh/cli/prune"
 	clistat "github.com/meshplane/mesh/cli/stat"
+	clitap "github.com/meshplane/mesh/cli/tap"
 	cliuninstall "github.com/meshplane/mesh/cli/uninstall"
 	cliupgrade "github.com/meshplane/mesh/cli/upgrade"
 	"github.com/meshplane/mesh/cli/version"
@@ -54,6 +55,7 @@ func NewRootCmd(io *iostreams.IOStreams) *cobra.Command {
 		cliuninstall.NewCmd(io, nil),
 		cliupgrade.NewCmd(io, nil, time.Now),
 		clistat.NewCmd(io, nil),
+		clitap.NewCmd(io, nil),
 		version.NewCmd(io, nil),
 	)
 	root.InitDefaultHelpCmd()

@@ -136,6 +136,8 @@ func TestProxyEnvContract(t *testing.T) {
 				TokenFile:       "/var/run/secrets/tokens/mesh-identity-token",
 				LocalName:       "web-sa.shop.serviceaccount.identity.example.com",
 				PodNamespace:    "shop", PodName: "web-7d9f-abcde",
+				// The tap's settings are not injected yet: the proxy's defaults.
+				TapAddr: proxyenv.DefaultTapListenAddr, TapMaxEventsPerSecond: proxyenv.DefaultTapMaxEventsPerSecond,
 			}
 			if inline {
 				want.TrustAnchorsPEM = anchors

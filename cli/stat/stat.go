@@ -170,8 +170,13 @@ func (o *Options) complete(args []string) error {
 
 // Run connects to the cluster, builds the source and writes the rows.
 func Run(ctx context.Context, io *iostreams.IOStreams, o *Options) error {
+	var prom *stat.Prometheus
 	if o.PrometheusURL != "" {
-		return exitcode.Usage(errors.New("--prometheus-url: the Prometheus source is not yet available in this build; use the direct source (no flag)"))
+		// A bad URL is bad input: said before the cluster is reached.
+		var err error
+		if prom, err = stat.NewPrometheus(o.PrometheusURL, nil, nil, nil); err != nil {
+			return exitcode.Usage(fmt.Errorf("--prometheus-url: %w", err))
+		}
 	}
 	c, err := o.Kube.Connect(ctx)
 	if err != nil {
@@ -182,7 +187,14 @@ func Run(ctx context.Context, io *iostreams.IOStreams, o *Options) error {
 			return err
 		}
 	}
-	src := &stat.Direct{Client: c.Clientset, Now: o.Now, Sleep: o.Sleep, Warnings: io.ErrOut}
+	var src stat.Source = &stat.Direct{Client: c.Clientset, Now: o.Now, Sleep: o.Sleep, Warnings: io.ErrOut}
+	if prom != nil {
+		// The same rows and pod counts as the direct source, the numbers from
+		// Prometheus over -t (Linkerd viz's queries).
+		if src, err = stat.NewPrometheus(o.PrometheusURL, nil, stat.KubePods{Client: c.Clientset}, nil); err != nil {
+			return exitcode.Usage(fmt.Errorf("--prometheus-url: %w", err))
+		}
+	}
 	return Show(ctx, io, o, src)
 }
 

@@ -226,7 +226,8 @@ func TestRunExitCodes(t *testing.T) {
 		}{
 			{"unreachable", []string{"deploy", "--kubeconfig", unreachable}, 3, "cannot reach the cluster at https://" + addr},
 			{"no kubeconfig", []string{"deploy", "--kubeconfig", filepath.Join(t.TempDir(), "missing")}, 2, "kubeconfig"},
-			{"prometheus", []string{"deploy", "--prometheus-url", "http://prom:9090", "--kubeconfig", unreachable}, 2, "not yet available"},
+			{"prometheus, unreachable cluster", []string{"deploy", "--prometheus-url", "http://prom:9090", "--kubeconfig", unreachable}, 3, "cannot reach the cluster"},
+			{"bad prometheus URL", []string{"deploy", "--prometheus-url", "ftp://prom", "--kubeconfig", unreachable}, 2, "--prometheus-url"},
 			{"bad kind", []string{"jobs"}, 2, "unknown kind"},
 		} {
 			io, _, out, _ := iostreams.Test()

@@ -21,11 +21,13 @@ import (
 
 	"github.com/meshplane/mesh/controlplane/api/identityclient"
 	"github.com/meshplane/mesh/controlplane/api/proxyenv"
+	tapapi "github.com/meshplane/mesh/controlplane/api/tap"
 	"github.com/meshplane/mesh/proxy/config"
 	"github.com/meshplane/mesh/proxy/dataplane"
 	"github.com/meshplane/mesh/proxy/discovery"
 	"github.com/meshplane/mesh/proxy/iptables"
 	"github.com/meshplane/mesh/proxy/metrics"
+	"github.com/meshplane/mesh/proxy/tap"
 )
 
 // Exit codes.
@@ -217,6 +219,15 @@ func runProxy(ctx context.Context, s Streams, version string) error {
 	if err != nil {
 		return err
 	}
+	var lc net.ListenConfig
+	tapLis, err := lc.Listen(ctx, "tcp", cfg.TapAddr)
+	if err != nil {
+		_ = in.Close()
+		_ = out.Close()
+		_ = adminLis.Close()
+		return fmt.Errorf("tap listener: %w", err)
+	}
+	hub := tap.New(tap.Options{Rate: cfg.TapMaxEventsPerSecond, Redact: cfg.TapRedactHeaders})
 
 	// serveCtx ends at SIGTERM or when a part fails: from that moment /ready answers
 	// 503 (before the data plane closes its listeners) and the data plane drains.
@@ -247,6 +258,18 @@ func runProxy(ctx context.Context, s Streams, version string) error {
 		}
 		return nil
 	})
+	// The tap API: loopback only (config refuses other addresses), reached through
+	// the Kubernetes API's pods/portforward. Its streams last until the client goes
+	// away, so the server is closed, not shut down.
+	tapMux := http.NewServeMux()
+	tapMux.Handle("GET "+tapapi.Path, hub.Handler(0))
+	tapSrv := &http.Server{Handler: tapMux, ReadHeaderTimeout: 5 * time.Second}
+	part(func() error {
+		if err := tapSrv.Serve(tapLis); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("tap server: %w", err)
+		}
+		return nil
+	})
 	part(func() error { // the certificate's expiry metric
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
@@ -267,10 +290,10 @@ func runProxy(ctx context.Context, s Streams, version string) error {
 		InboundOrigDst: addrOrZero(cfg.InboundOrigDst), OutboundOrigDst: addrOrZero(cfg.OutboundOrigDst),
 		OpaquePorts: cfg.OpaquePorts, HTTP2Ports: cfg.HTTP2Ports, ProfileNetworks: cfg.ProfileNetworks, DetectTimeout: cfg.DetectTimeout,
 		InboundConnectTimeout: cfg.InboundConnectTimeout, OutboundConnectTimeout: cfg.OutboundConnectTimeout,
-		Log: log, Discovery: discoveryOrNil(disc),
+		Log: log, Discovery: discoveryOrNil(disc), Tap: hub,
 	})
 	log.Info("mesh-proxy starting", "version", version, "identity", cfg.LocalName, "inbound", in.Addr().String(),
-		"outbound", out.Addr().String(), "admin", adminLis.Addr().String())
+		"outbound", out.Addr().String(), "admin", adminLis.Addr().String(), "tap", tapLis.Addr().String())
 	serveErr := p.Serve(serveCtx, in, out, cfg.ShutdownGrace)
 	if serveErr != nil {
 		serveErr = fmt.Errorf("data plane: %w", serveErr)
@@ -283,6 +306,7 @@ func runProxy(ctx context.Context, s Streams, version string) error {
 		log.Warn("admin server: shutdown; closing it", "err", err)
 		_ = admin.Close()
 	}
+	_ = tapSrv.Close()
 	stopBG()
 	return errors.Join(serveErr, g.Wait())
 }

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"io"
@@ -31,6 +32,7 @@ func TestUsageAndConfigErrors(t *testing.T) {
 		{[]string{"run", "extra"}, nil, exitUsage, "takes no arguments"},
 		{[]string{"run"}, map[string]string{}, exitError, "MESH_PROXY_IDENTITY_LOCAL_NAME is not set"},
 		{[]string{"run"}, map[string]string{"MESH_PROXY_INBOUND_CONNECT_TIMEOUT": "soon"}, exitError, `MESH_PROXY_INBOUND_CONNECT_TIMEOUT="soon"`},
+		{[]string{"run"}, map[string]string{"MESH_PROXY_TAP_LISTEN_ADDR": "0.0.0.0:4192"}, exitError, "loopback address only"},
 		{[]string{"init", "--inbound-port=0"}, nil, exitUsage, "inbound"},
 		{[]string{"init", "--bogus"}, nil, exitUsage, "bogus"},
 	} {
@@ -119,13 +121,31 @@ func TestRunReadyProxiesAndStops(t *testing.T) {
 	defer func() { _ = appSrv.Close() }()
 
 	env := cp.ProxyEnv(t, appL.Addr().String())
+	env["MESH_PROXY_TAP_REDACT_HEADERS"] = "X-Secret"
 	admin, in := env["MESH_PROXY_ADMIN_LISTEN_ADDR"], env["MESH_PROXY_INBOUND_LISTEN_ADDR"]
 	r := start(t, env)
 	r.waitReady(t, admin)
 	if code, body := get("http://" + admin + "/live"); code != 200 || body != "live\n" {
 		t.Errorf("/live: %d %q", code, body)
 	}
+	// The tap API on its own loopback listener sees the next request.
+	tapResp, err := http.Get("http://" + env["MESH_PROXY_TAP_LISTEN_ADDR"] + "/tap?direction=inbound")
+	if err != nil || tapResp.StatusCode != 200 || tapResp.Header.Get("Content-Type") != "application/x-ndjson" {
+		t.Fatalf("tap: %v %v", tapResp, err)
+	}
+	defer func() { _ = tapResp.Body.Close() }()
 	// Plaintext from a non-meshed client to the inbound port reaches the app.
+	req, _ := http.NewRequest("GET", "http://"+in+"/tapped", nil)
+	req.Header.Set("X-Secret", "hidden")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Errorf("inbound: %v %v", resp, err)
+	} else {
+		_ = resp.Body.Close()
+	}
+	line, err := bufio.NewReader(tapResp.Body).ReadString('\n')
+	if err != nil || !strings.Contains(line, `"path":"/tapped"`) || !strings.Contains(line, `"direction":"inbound"`) || strings.Contains(line, "hidden") {
+		t.Errorf("tap record %q %v", line, err)
+	}
 	if code, body := get("http://" + in + "/"); code != 200 || body != "app" {
 		t.Errorf("inbound: %d %q", code, body)
 	}
@@ -214,6 +234,7 @@ func TestRunStartupErrors(t *testing.T) {
 		{"MESH_PROXY_ADMIN_LISTEN_ADDR", busy, "admin listener"},
 		{"MESH_PROXY_INBOUND_LISTEN_ADDR", busy, "inbound listener"},
 		{"MESH_PROXY_OUTBOUND_LISTEN_ADDR", busy, "outbound listener"},
+		{"MESH_PROXY_TAP_LISTEN_ADDR", busy, "tap listener"},
 		{"MESH_PROXY_IDENTITY_TRUST_ANCHORS", "nope", "identity: inline trust anchors"},
 		{"MESH_PROXY_IDENTITY_SVC_ADDR", "%zz", "identity: identity service %zz"},
 		{"MESH_PROXY_DESTINATION_SVC_ADDR", "%zz", "discovery: destination service %zz"},

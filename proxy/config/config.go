@@ -33,6 +33,12 @@ type Config struct {
 	OutboundAddr string // 127.0.0.1:4140
 	AdminAddr    string // 0.0.0.0:4191
 	ControlAddr  string // 0.0.0.0:4190 (reserved)
+	// TapAddr is the tap API's listener (127.0.0.1:4192): loopback only.
+	TapAddr string
+	// TapRedactHeaders are more headers the tap never shows (proxyenv.TapRedactHeaders).
+	TapRedactHeaders []string
+	// TapMaxEventsPerSecond is the tap's proxy-wide event cap.
+	TapMaxEventsPerSecond float64
 
 	// InboundPorts are the application's container ports (informational).
 	InboundPorts []uint16
@@ -92,6 +98,7 @@ func FromEnv(lookupEnv LookupEnv) (*Config, error) {
 		OutboundAddr:     or(get(proxyenv.OutboundListenAddr), proxyenv.DefaultOutboundListenAddr),
 		AdminAddr:        or(get(proxyenv.AdminListenAddr), proxyenv.DefaultAdminListenAddr),
 		ControlAddr:      or(get(proxyenv.ControlListenAddr), proxyenv.DefaultControlListenAddr),
+		TapAddr:          or(get(proxyenv.TapListenAddr), proxyenv.DefaultTapListenAddr),
 		DestinationAddr:  get(proxyenv.DestinationSvcAddr),
 		DestinationName:  get(proxyenv.DestinationSvcName),
 		IdentityAddr:     get(proxyenv.IdentitySvcAddr),
@@ -126,6 +133,26 @@ func FromEnv(lookupEnv LookupEnv) (*Config, error) {
 	dur(proxyenv.OutboundConnectTimeout, proxyenv.DefaultOutboundConnectTimeout, &c.OutboundConnectTimeout)
 	dur(proxyenv.DetectTimeout, proxyenv.DefaultDetectTimeout, &c.DetectTimeout)
 	dur(proxyenv.ShutdownGracePeriod, proxyenv.DefaultShutdownGracePeriod, &c.ShutdownGrace)
+
+	for h := range strings.SplitSeq(get(proxyenv.TapRedactHeaders), ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			c.TapRedactHeaders = append(c.TapRedactHeaders, h)
+		}
+	}
+	c.TapMaxEventsPerSecond = proxyenv.DefaultTapMaxEventsPerSecond
+	if v := get(proxyenv.TapMaxEventsPerSecond); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || !(f > 0) || f > 1e6 {
+			errs = append(errs, fmt.Errorf("%s=%q: not a number of events per second (above 0, at most 1e6)", proxyenv.TapMaxEventsPerSecond, v))
+		} else {
+			c.TapMaxEventsPerSecond = f
+		}
+	}
+	if ap, err := netip.ParseAddrPort(c.TapAddr); err != nil {
+		errs = append(errs, fmt.Errorf("%s=%q: not an ip:port", proxyenv.TapListenAddr, c.TapAddr))
+	} else if !ap.Addr().IsLoopback() {
+		errs = append(errs, fmt.Errorf("%s=%q: the tap API listens on a loopback address only (127.0.0.1 or ::1), reached by port-forward", proxyenv.TapListenAddr, c.TapAddr))
+	}
 
 	var err error
 	if c.InboundPorts, err = Ports(get(proxyenv.InboundPorts)); err != nil {

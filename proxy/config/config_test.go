@@ -38,6 +38,23 @@ func TestDefaults(t *testing.T) {
 	if fmt.Sprint(c.ProfileNetworks) != "[10.0.0.0/8 100.64.0.0/10 172.16.0.0/12 192.168.0.0/16]" {
 		t.Errorf("default profile networks %v", c.ProfileNetworks)
 	}
+	if c.TapAddr != "127.0.0.1:4192" || c.TapMaxEventsPerSecond != 100 || len(c.TapRedactHeaders) != 0 {
+		t.Errorf("tap defaults: %q %v %v", c.TapAddr, c.TapMaxEventsPerSecond, c.TapRedactHeaders)
+	}
+}
+
+func TestTapValues(t *testing.T) {
+	m := base()
+	m["MESH_PROXY_TAP_LISTEN_ADDR"] = "[::1]:5000"
+	m["MESH_PROXY_TAP_REDACT_HEADERS"] = " X-Api-Key, ,x-session "
+	m["MESH_PROXY_TAP_MAX_EVENTS_PER_SECOND"] = "2.5"
+	c, err := FromEnv(env(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.TapAddr != "[::1]:5000" || fmt.Sprint(c.TapRedactHeaders) != "[X-Api-Key x-session]" || c.TapMaxEventsPerSecond != 2.5 {
+		t.Errorf("tap: %q %v %v", c.TapAddr, c.TapRedactHeaders, c.TapMaxEventsPerSecond)
+	}
 }
 
 func TestValues(t *testing.T) {
@@ -80,15 +97,21 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		drop string
 		want string
 	}{
-		"bad duration": {set: map[string]string{"MESH_PROXY_DETECT_TIMEOUT": "ten"}, want: `MESH_PROXY_DETECT_TIMEOUT="ten"`},
-		"bad port":     {set: map[string]string{"MESH_PROXY_OPAQUE_PORTS": "3306,http"}, want: `MESH_PROXY_OPAQUE_PORTS: "http" is not a port`},
-		"bad network":  {set: map[string]string{"MESH_PROXY_DESTINATION_PROFILE_NETWORKS": "10.0.0.0"}, want: `MESH_PROXY_DESTINATION_PROFILE_NETWORKS: "10.0.0.0" is not a CIDR`},
-		"bad range":    {set: map[string]string{"MESH_PROXY_INBOUND_PORTS": "90-80"}, want: "MESH_PROXY_INBOUND_PORTS"},
-		"bad addr":     {set: map[string]string{"MESH_PROXY_ADMIN_LISTEN_ADDR": "localhost"}, want: `MESH_PROXY_ADMIN_LISTEN_ADDR="localhost"`},
-		"no identity":  {drop: "MESH_PROXY_IDENTITY_LOCAL_NAME", want: "MESH_PROXY_IDENTITY_LOCAL_NAME"},
-		"no anchors":   {drop: "MESH_PROXY_IDENTITY_TRUST_ANCHORS", want: "MESH_PROXY_IDENTITY_TRUST_ANCHORS"},
-		"half dst":     {set: map[string]string{"MESH_PROXY_DESTINATION_SVC_ADDR": "x:1"}, want: "go together"},
-		"h2 opaque":    {set: map[string]string{"MESH_PROXY_HTTP2_PORTS": "3306"}, want: "MESH_PROXY_HTTP2_PORTS: port 3306 is also opaque"},
+		"bad duration":       {set: map[string]string{"MESH_PROXY_DETECT_TIMEOUT": "ten"}, want: `MESH_PROXY_DETECT_TIMEOUT="ten"`},
+		"bad port":           {set: map[string]string{"MESH_PROXY_OPAQUE_PORTS": "3306,http"}, want: `MESH_PROXY_OPAQUE_PORTS: "http" is not a port`},
+		"bad network":        {set: map[string]string{"MESH_PROXY_DESTINATION_PROFILE_NETWORKS": "10.0.0.0"}, want: `MESH_PROXY_DESTINATION_PROFILE_NETWORKS: "10.0.0.0" is not a CIDR`},
+		"bad range":          {set: map[string]string{"MESH_PROXY_INBOUND_PORTS": "90-80"}, want: "MESH_PROXY_INBOUND_PORTS"},
+		"bad addr":           {set: map[string]string{"MESH_PROXY_ADMIN_LISTEN_ADDR": "localhost"}, want: `MESH_PROXY_ADMIN_LISTEN_ADDR="localhost"`},
+		"no identity":        {drop: "MESH_PROXY_IDENTITY_LOCAL_NAME", want: "MESH_PROXY_IDENTITY_LOCAL_NAME"},
+		"no anchors":         {drop: "MESH_PROXY_IDENTITY_TRUST_ANCHORS", want: "MESH_PROXY_IDENTITY_TRUST_ANCHORS"},
+		"half dst":           {set: map[string]string{"MESH_PROXY_DESTINATION_SVC_ADDR": "x:1"}, want: "go together"},
+		"h2 opaque":          {set: map[string]string{"MESH_PROXY_HTTP2_PORTS": "3306"}, want: "MESH_PROXY_HTTP2_PORTS: port 3306 is also opaque"},
+		"tap on pod network": {set: map[string]string{"MESH_PROXY_TAP_LISTEN_ADDR": "0.0.0.0:4192"}, want: `MESH_PROXY_TAP_LISTEN_ADDR="0.0.0.0:4192": the tap API listens on a loopback address only`},
+		"tap on pod ip":      {set: map[string]string{"MESH_PROXY_TAP_LISTEN_ADDR": "10.1.2.3:4192"}, want: "loopback address only"},
+		"tap on any v6":      {set: map[string]string{"MESH_PROXY_TAP_LISTEN_ADDR": "[::]:4192"}, want: "loopback address only"},
+		"tap bad addr":       {set: map[string]string{"MESH_PROXY_TAP_LISTEN_ADDR": "localhost:4192"}, want: `MESH_PROXY_TAP_LISTEN_ADDR="localhost:4192": not an ip:port`},
+		"tap bad rate":       {set: map[string]string{"MESH_PROXY_TAP_MAX_EVENTS_PER_SECOND": "0"}, want: "MESH_PROXY_TAP_MAX_EVENTS_PER_SECOND"},
+		"tap rate NaN":       {set: map[string]string{"MESH_PROXY_TAP_MAX_EVENTS_PER_SECOND": "NaN"}, want: "MESH_PROXY_TAP_MAX_EVENTS_PER_SECOND"},
 	} {
 		m := base()
 		for k, v := range tc.set {

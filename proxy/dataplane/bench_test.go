@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -9,6 +10,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	api "github.com/meshplane/mesh/controlplane/api/tap"
+	"github.com/meshplane/mesh/proxy/proxytest"
+	"github.com/meshplane/mesh/proxy/tap"
 )
 
 // BenchmarkTwoHopsHTTP1 is one HTTP/1.1 request through client proxy → mTLS (h2) →
@@ -98,6 +103,69 @@ func BenchmarkDirect(b *testing.B) {
 				_, _ = io.Copy(io.Discard, resp.Body)
 				_ = resp.Body.Close()
 			}
+		})
+	}
+}
+
+// BenchmarkTapTwoHops compares BenchmarkTwoHopsParallel's path with no tap
+// subscriber and with one (both proxies tapped) that reads every event, or the
+// proxy's default cap of them, for the "tap adds under 5% proxy CPU" goal: compare
+// the cpu-ns/op.
+func BenchmarkTapTwoHops(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		sub  bool
+		rate float64
+	}{{"no-subscriber", false, 0}, {"one-subscriber-every-event", true, 1e9}, {"one-subscriber-default-cap", true, tap.DefaultRate}} {
+		sub := tc.sub
+		b.Run(tc.name, func(b *testing.B) {
+			cp := startCP(b)
+			appAddr := fixedApp(b)
+			in, out := tap.New(tap.Options{Rate: tc.rate}), tap.New(tap.Options{Rate: tc.rate})
+			server := startProxy(b, cp, serverID, appAddr, netip.AddrPort{}, func(o *Options) { o.Tap = in })
+			svc := netip.MustParseAddrPort("10.96.0.10:80")
+			cp.Set(svc.String(), proxytest.Endpoint{Addr: server.inAddr(), Identity: serverID})
+			client := startProxy(b, cp, clientID, netip.AddrPort{}, svc, func(o *Options) { o.Tap = out })
+			if sub {
+				for _, h := range []*tap.Hub{in, out} {
+					s := h.Subscribe(api.Match{}, 0)
+					done := make(chan struct{})
+					go func() {
+						enc := json.NewEncoder(io.Discard) // what the endpoint does per event
+						for {
+							select {
+							case ev := <-s.Events():
+								_ = enc.Encode(ev)
+							case <-done:
+								return
+							}
+						}
+					}()
+					b.Cleanup(func() { close(done); s.Close() })
+				}
+			}
+			url := client.outURL("/fixed")
+			hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+			b.ReportAllocs()
+			b.SetParallelism(4)
+			var ru0, ru1 syscall.Rusage
+			_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					resp, err := hc.Get(url)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					_, _ = io.Copy(io.Discard, resp.Body)
+					_ = resp.Body.Close()
+				}
+			})
+			b.StopTimer()
+			_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+			cpu := time.Duration(ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano())
+			b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
 		})
 	}
 }

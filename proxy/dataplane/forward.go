@@ -46,6 +46,8 @@ type fwd struct {
 	// untrusted: the responses come from the application, whose internal headers
 	// are stripped (outboundRT strips those of destinations outside the mesh).
 	untrusted bool
+	// tap is the request's tap record, nil when nobody listens.
+	tap *tapped
 }
 
 // forward proxies r through f.rt, preserving headers, trailers, streaming and
@@ -70,13 +72,14 @@ func forward(w http.ResponseWriter, r *http.Request, f fwd) {
 			s := f.seriesNow()
 			grpc := resp.Header.Get("Grpc-Status")
 			s.Response(resp.StatusCode, grpc, time.Since(start))
-			resp.Body = &endBody{ReadCloser: resp.Body, resp: resp, series: s, grpc: grpc}
+			f.tap.response(resp.StatusCode, resp.Header)
+			resp.Body = &endBody{ReadCloser: resp.Body, resp: resp, series: s, grpc: grpc, tap: f.tap}
 			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, req *http.Request, err error) {
 			status, msg := errorStatus(err)
 			f.log.Debug("request failed", "authority", req.Host, "status", status, "err", err)
-			proxyError(w, req, f.seriesNow(), status, msg, start)
+			proxyError(w, req, f.seriesNow(), status, msg, start, f.tap)
 		},
 	}
 	rp.ServeHTTP(w, r)
@@ -107,13 +110,15 @@ func forwardDirect(w http.ResponseWriter, r *http.Request, f fwd) {
 			if code, ok := h2.PeerReset(err); ok {
 				f.log.Debug("request reset upstream", "authority", r.Host, "code", code)
 				f.seriesNow().End(0, "")
+				f.tap.fail(0, "", "reset upstream: "+code.String())
+				f.tap.end(f.seriesNow().Labels(), "", 0)
 				rs.ResetStream(code)
 				return
 			}
 		}
 		status, msg := errorStatus(err)
 		f.log.Debug("request failed", "authority", r.Host, "status", status, "err", err)
-		proxyError(w, out, f.seriesNow(), status, msg, start)
+		proxyError(w, out, f.seriesNow(), status, msg, start, f.tap)
 		return
 	}
 	s := f.seriesNow()
@@ -124,6 +129,9 @@ func forwardDirect(w http.ResponseWriter, r *http.Request, f fwd) {
 	if f.untrusted {
 		httpfield.StripInternal(resp.Header)
 	}
+	f.tap.response(resp.StatusCode, resp.Header)
+	var written int64
+	defer func() { f.tap.end(s.Labels(), grpc, written) }() // also when the copy aborts
 	h := w.Header()
 	for k, vs := range resp.Header {
 		h[k] = vs
@@ -154,6 +162,7 @@ func forwardDirect(w http.ResponseWriter, r *http.Request, f fwd) {
 			} else {
 				_, err = w.Write(buf[:n])
 			}
+			written += int64(n)
 			if err != nil {
 				s.End(resp.StatusCode, grpc)
 				panic(http.ErrAbortHandler) // the client is gone
@@ -200,7 +209,7 @@ func (f *fwd) seriesNow() *metrics.HTTPSeries {
 
 // proxyError answers a request the proxy could not forward: with status and msg,
 // or, to a gRPC request, as gRPC (grpcError).
-func proxyError(w http.ResponseWriter, r *http.Request, s *metrics.HTTPSeries, status int, msg string, start time.Time) {
+func proxyError(w http.ResponseWriter, r *http.Request, s *metrics.HTTPSeries, status int, msg string, start time.Time, t *tapped) {
 	h := w.Header()
 	h.Set(httpfield.ProxyError, msg)
 	code, grpc := grpcError(r, h, status, msg)
@@ -215,6 +224,8 @@ func proxyError(w http.ResponseWriter, r *http.Request, s *metrics.HTTPSeries, s
 		s.Response(code, grpc, time.Since(start))
 		s.End(code, grpc)
 	}
+	t.fail(code, grpc, msg)
+	t.end(s.Labels(), grpc, 0)
 }
 
 // grpcError makes the proxy's own answer to a gRPC request a gRPC one, as Linkerd's
@@ -285,7 +296,15 @@ type endBody struct {
 	resp   *http.Response
 	series *metrics.HTTPSeries
 	grpc   string
+	tap    *tapped
+	n      int64
 	once   sync.Once
+}
+
+func (b *endBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.n += int64(n)
+	return n, err
 }
 
 func (b *endBody) Close() error {
@@ -296,6 +315,7 @@ func (b *endBody) Close() error {
 			g = b.resp.Trailer.Get("Grpc-Status")
 		}
 		b.series.End(b.resp.StatusCode, g)
+		b.tap.end(b.series.Labels(), g, b.n)
 	})
 	return err
 }

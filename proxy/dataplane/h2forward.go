@@ -24,8 +24,9 @@ func (p *Proxy) serveInboundH2(s *h2.Stream, r *http.Request) {
 		TLS: tlsOn, NoTLSReason: reason, PeerID: m.peerID})
 	series.Request()
 	start := time.Now()
+	t := p.tapStart(r, "inbound")
 	if !m.hasTarget {
-		h2ProxyError(s, r, series, http.StatusBadGateway, "no target port: connection was not redirected", start)
+		h2ProxyError(s, r, series, http.StatusBadGateway, "no target port: connection was not redirected", start, t)
 		return
 	}
 	rt := http.RoundTripper(p.appH2)
@@ -33,7 +34,7 @@ func (p *Proxy) serveInboundH2(s *h2.Stream, r *http.Request) {
 		// Written as an HTTP/1 request line and header: nothing of it goes out
 		// unless it is valid as one.
 		if err := httpfield.CheckH1Request(r.Method, httpfield.ValidOriginTarget(r.Method, r.RequestURI), r.Host, r.Header); err != nil {
-			h2ProxyError(s, r, series, http.StatusBadRequest, oneLine(err), start)
+			h2ProxyError(s, r, series, http.StatusBadRequest, oneLine(err), start, t)
 			return
 		}
 		rt = p.appH1
@@ -54,17 +55,21 @@ func (p *Proxy) serveInboundH2(s *h2.Stream, r *http.Request) {
 			// The peer went away (RST_STREAM or the connection closed).
 			series.Response(0, "", time.Since(start))
 			series.End(0, "")
+			t.fail(0, "", "client went away")
+			t.end(series.Labels(), "", 0)
 			return
 		}
 		if code, ok := h2.PeerReset(err); ok {
 			p.o.Log.Debug("request reset by the application", "authority", r.Host, "code", code)
 			s.Reset(code)
 			series.End(0, "")
+			t.fail(0, "", "reset by the application: "+code.String())
+			t.end(series.Labels(), "", 0)
 			return
 		}
 		status, msg := errorStatus(err)
 		p.o.Log.Debug("request failed", "authority", r.Host, "status", status, "err", err)
-		h2ProxyError(s, r, series, status, msg, start)
+		h2ProxyError(s, r, series, status, msg, start, t)
 		return
 	}
 	defer func() { _ = resp.Body.Close() }()
@@ -74,7 +79,8 @@ func (p *Proxy) serveInboundH2(s *h2.Stream, r *http.Request) {
 	httpfield.StripInternal(resp.Header)
 	// No Trailer announcement: HTTP/2 trailers follow in their own HEADERS frame
 	// (RFC 9113 §8.1), and announcing them costs both proxies allocations.
-	copyErr := p.copyResponse(s, resp)
+	t.response(resp.StatusCode, resp.Header)
+	written, copyErr := p.copyResponse(s, resp)
 	if grpc == "" {
 		grpc = resp.Trailer.Get("Grpc-Status")
 	}
@@ -82,6 +88,7 @@ func (p *Proxy) serveInboundH2(s *h2.Stream, r *http.Request) {
 		p.o.Log.Debug("response copy", "authority", r.Host, "err", copyErr)
 	}
 	series.End(resp.StatusCode, grpc)
+	t.end(series.Labels(), grpc, written)
 }
 
 // downgrade is true when a request is to go to the application as HTTP/1: it says
@@ -95,12 +102,13 @@ func (p *Proxy) downgrade(m *meta, h http.Header) bool {
 // copyResponse writes resp to s. A response of known length is read before its
 // headers go out, so that a small one leaves in a single write; a streamed one
 // (unknown length, gRPC) sends its headers at once and flushes every chunk.
-func (p *Proxy) copyResponse(s *h2.Stream, resp *http.Response) error {
+// It returns the body bytes it wrote.
+func (p *Proxy) copyResponse(s *h2.Stream, resp *http.Response) (written int64, err error) {
 	if resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified ||
 		resp.Request != nil && resp.Request.Method == http.MethodHead {
 		var none [1]byte
 		_, _ = resp.Body.Read(none[:]) // reaches the (empty) end: the connection is reused
-		return s.WriteHeaders(resp.StatusCode, resp.Header, true, true)
+		return 0, s.WriteHeaders(resp.StatusCode, resp.Header, true, true)
 	}
 	bp := p.hbufs.Get()
 	defer p.hbufs.Put(bp)
@@ -138,19 +146,19 @@ func (p *Proxy) copyResponse(s *h2.Stream, resp *http.Response) error {
 	if errors.Is(rerr, io.EOF) && len(trailers()) == 0 {
 		// The whole response is here.
 		if err := s.WriteHeaders(resp.StatusCode, resp.Header, n == 0, false); err != nil || n == 0 {
-			return err
+			return 0, err
 		}
-		return s.WriteData(buf[:n], true)
+		return int64(n), s.WriteData(buf[:n], true)
 	}
 	if rerr != nil && !errors.Is(rerr, io.EOF) {
-		return abortResponse(s, rerr)
+		return 0, abortResponse(s, rerr)
 	}
 	// Frames wait in the buffer while the body already holds what follows (the
 	// proxy's own HTTP/2 client tells): a gRPC response leaves in one write.
 	ready, _ := resp.Body.(readier)
 	more := func() bool { return ready != nil && ready.Ready() }
 	if err := s.WriteHeaders(resp.StatusCode, resp.Header, false, n == 0 && !more()); err != nil {
-		return err
+		return 0, err
 	}
 	for {
 		if n > 0 {
@@ -161,17 +169,18 @@ func (p *Proxy) copyResponse(s *h2.Stream, resp *http.Response) error {
 				err = s.WriteData(buf[:n], false)
 			}
 			if err != nil {
-				return err
+				return written, err
 			}
+			written += int64(n)
 		}
 		if errors.Is(rerr, io.EOF) {
 			if t := trailers(); len(t) > 0 {
-				return s.WriteHeaders(0, t, true, true)
+				return written, s.WriteHeaders(0, t, true, true)
 			}
-			return s.WriteData(nil, true)
+			return written, s.WriteData(nil, true)
 		}
 		if rerr != nil {
-			return abortResponse(s, rerr)
+			return written, abortResponse(s, rerr)
 		}
 		n, rerr = resp.Body.Read(buf)
 	}
@@ -189,7 +198,7 @@ func abortResponse(s *h2.Stream, err error) error {
 }
 
 // h2ProxyError answers a request the proxy could not forward (like proxyError).
-func h2ProxyError(s *h2.Stream, r *http.Request, series *metrics.HTTPSeries, status int, msg string, start time.Time) {
+func h2ProxyError(s *h2.Stream, r *http.Request, series *metrics.HTTPSeries, status int, msg string, start time.Time, t *tapped) {
 	h := http.Header{httpfield.ProxyError: {msg}}
 	code, grpc := grpcError(r, h, status, msg)
 	var body []byte
@@ -200,4 +209,6 @@ func h2ProxyError(s *h2.Stream, r *http.Request, series *metrics.HTTPSeries, sta
 	_ = s.Respond(code, h, body)
 	series.Response(code, grpc, time.Since(start))
 	series.End(code, grpc)
+	t.fail(code, grpc, msg)
+	t.end(series.Labels(), grpc, 0)
 }

@@ -163,16 +163,17 @@ func (p *Proxy) serveInbound(w http.ResponseWriter, r *http.Request) {
 	tlsOn, reason := tlsLabels(m)
 	series := p.o.Metrics.HTTP(metrics.HTTPLabels{Direction: "inbound", Authority: r.Host, TargetAddr: m.targetString(),
 		TLS: tlsOn, NoTLSReason: reason, PeerID: m.peerID})
+	t := p.tapStart(r, "inbound")
 	if !m.hasTarget {
 		series.Request()
-		proxyError(w, r, series, http.StatusBadGateway, "no target port: connection was not redirected", time.Now())
+		proxyError(w, r, series, http.StatusBadGateway, "no target port: connection was not redirected", time.Now(), t)
 		return
 	}
 	// An HTTP/1 request carries no internal header, from anyone (the proxies upgrade
 	// HTTP/1 to HTTP/2 between them); nor does the application's response.
 	httpfield.StripInternal(r.Header)
 	f := fwd{scheme: "http", host: m.targetString(), rt: p.appH1, series: series, log: p.o.Log, errLog: p.errLog,
-		bufs: &p.hbufs, untrusted: true}
+		bufs: &p.hbufs, untrusted: true, tap: t}
 	if isUpgrade(r) {
 		forward(w, r, f)
 		return

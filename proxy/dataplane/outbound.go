@@ -122,6 +122,7 @@ func (p *Proxy) serveOutbound(w http.ResponseWriter, r *http.Request) {
 	// The application's requests carry no internal header: only this proxy sets
 	// them, for its peer.
 	httpfield.StripInternal(r.Header)
+	t := p.tapStart(r, "outbound")
 	// One allocation for the round tripper, its meta and its series box.
 	rt := &outboundRT{p: p, upgraded: r.ProtoMajor == 1}
 	// A copy: the connection's meta is shared by its concurrent HTTP/2 streams.
@@ -143,7 +144,7 @@ func (p *Proxy) serveOutbound(w http.ResponseWriter, r *http.Request) {
 	if !m.hasTarget && !named {
 		s := p.o.Metrics.HTTP(metrics.HTTPLabels{Direction: "outbound", Authority: authority, NoTLSReason: "no_target"})
 		s.Request()
-		proxyError(w, r, s, http.StatusBadGateway, "unknown destination: not redirected and no usable authority", time.Now())
+		proxyError(w, r, s, http.StatusBadGateway, "unknown destination: not redirected and no usable authority", time.Now(), t)
 		return
 	}
 	svc := p.services.get(r.Context(), key)
@@ -165,7 +166,7 @@ func (p *Proxy) serveOutbound(w http.ResponseWriter, r *http.Request) {
 		r = r.WithContext(ctx)
 	}
 	rt.svc, rt.m, rt.authority, rt.route = svc, m, authority, route
-	f := fwd{scheme: "http", host: key, rt: rt, box: &rt.box, log: p.o.Log, errLog: p.errLog, bufs: &p.hbufs}
+	f := fwd{scheme: "http", host: key, rt: rt, box: &rt.box, log: p.o.Log, errLog: p.errLog, bufs: &p.hbufs, tap: t}
 	if isUpgrade(r) {
 		forward(w, r, f)
 		return

@@ -22,6 +22,7 @@ import (
 	"github.com/meshplane/mesh/proxy/h2"
 	"github.com/meshplane/mesh/proxy/metrics"
 	"github.com/meshplane/mesh/proxy/sockio"
+	"github.com/meshplane/mesh/proxy/tap"
 )
 
 // ALPN protocols between proxies. alpnOpaque carries opaque TCP: after the handshake
@@ -51,6 +52,8 @@ type Options struct {
 	Identity  Identity
 	Discovery Discovery
 	Metrics   *metrics.Registry
+	// Tap receives the requests while someone taps the proxy; nil: never.
+	Tap *tap.Hub
 	// OrigDst recovers a redirected connection's original destination (SO_ORIGINAL_DST).
 	OrigDst func(*net.TCPConn) (netip.AddrPort, error)
 	// InboundOrigDst and OutboundOrigDst stand in when a connection was not redirected.

@@ -197,3 +197,11 @@ func (s *HTTPSeries) collect(sc *collection) {
 		sc.latency.addHist(s.base, []string{c.code}, &c.hist)
 	}
 }
+
+// Labels are the series' labels, as given (the zero value for a nil series).
+func (s *HTTPSeries) Labels() HTTPLabels {
+	if s == nil {
+		return HTTPLabels{}
+	}
+	return s.labels
+}

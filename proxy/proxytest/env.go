@@ -25,6 +25,7 @@ func (c *ControlPlane) ProxyEnv(t testing.TB, appAddr string) map[string]string 
 		proxyenv.InboundListenAddr:    FreeAddr(t),
 		proxyenv.OutboundListenAddr:   FreeAddr(t),
 		proxyenv.AdminListenAddr:      FreeAddr(t),
+		proxyenv.TapListenAddr:        FreeAddr(t),
 		proxyenv.InboundOrigDst:       appAddr,
 		proxyenv.IdentitySvcAddr:      c.IdentityAddr,
 		proxyenv.IdentitySvcName:      IdentityName,

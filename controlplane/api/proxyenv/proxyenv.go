@@ -23,6 +23,18 @@ const (
 	OutboundListenAddr = "MESH_PROXY_OUTBOUND_LISTEN_ADDR"
 	AdminListenAddr    = "MESH_PROXY_ADMIN_LISTEN_ADDR"
 	ControlListenAddr  = "MESH_PROXY_CONTROL_LISTEN_ADDR"
+	// TapListenAddr is the tap API's: a loopback address only (port-forward reaches
+	// it, the pod network cannot).
+	TapListenAddr = "MESH_PROXY_TAP_LISTEN_ADDR"
+)
+
+// The tap API (docs/tap.md).
+const (
+	// TapRedactHeaders are header names (comma-separated) the tap never shows, in
+	// addition to Authorization, Proxy-Authorization, Cookie and Set-Cookie.
+	TapRedactHeaders = "MESH_PROXY_TAP_REDACT_HEADERS"
+	// TapMaxEventsPerSecond caps the events the proxy taps, for all subscribers.
+	TapMaxEventsPerSecond = "MESH_PROXY_TAP_MAX_EVENTS_PER_SECOND"
 )
 
 // Ports and protocols (comma-separated ports or ranges, e.g. "80,8080-8082").
@@ -94,11 +106,16 @@ const (
 	DefaultOutboundPort = 4140
 	DefaultAdminPort    = 4191
 	DefaultControlPort  = 4190
+	DefaultTapPort      = 4192
 
 	DefaultInboundListenAddr  = "0.0.0.0:4143"
 	DefaultOutboundListenAddr = "127.0.0.1:4140"
 	DefaultAdminListenAddr    = "127.0.0.1:4191"
 	DefaultControlListenAddr  = "0.0.0.0:4190"
+	DefaultTapListenAddr      = "127.0.0.1:4192"
+
+	// DefaultTapMaxEventsPerSecond is the tap's proxy-wide event cap.
+	DefaultTapMaxEventsPerSecond = 100
 
 	// DefaultOpaquePorts are server-speaks-first protocols that must skip detection
 	// (SMTP, MySQL, Galera, PostgreSQL, Redis, Elasticsearch, memcached), as Linkerd does.
@@ -119,7 +136,8 @@ const (
 func Names() []string {
 	return []string{
 		Log, LogFormat,
-		InboundListenAddr, OutboundListenAddr, AdminListenAddr, ControlListenAddr,
+		InboundListenAddr, OutboundListenAddr, AdminListenAddr, ControlListenAddr, TapListenAddr,
+		TapRedactHeaders, TapMaxEventsPerSecond,
 		InboundPorts, OpaquePorts, HTTP2Ports, ProfileNetworks,
 		InboundConnectTimeout, OutboundConnectTimeout, DetectTimeout, ShutdownGracePeriod,
 		DestinationSvcAddr, DestinationSvcName, IdentitySvcAddr, IdentitySvcName,

@@ -1,0 +1,109 @@
+package dataplane
+
+import (
+	"net/http"
+	"time"
+
+	api "github.com/meshplane/mesh/controlplane/api/tap"
+	"github.com/meshplane/mesh/proxy/metrics"
+	"github.com/meshplane/mesh/proxy/tap"
+)
+
+// tapped is a request being tapped (nil when nobody listens): what the data path
+// learned of it, published when its response ends. Its methods are nil-safe, so
+// the paths call them unconditionally; only tapStart looks at the hub.
+type tapped struct {
+	hub   *tap.Hub
+	local string // this proxy's identity
+	start time.Time
+	ev    api.Event
+	done  bool
+	// counted: the proxy-wide cap was spent when the request came; its headers
+	// were not copied and the event is only counted as dropped.
+	counted bool
+}
+
+// tapStart begins tapping r if anyone listens: the one check (an atomic load) per
+// request when nobody does. Call it before the request is changed for forwarding.
+func (p *Proxy) tapStart(r *http.Request, direction string) *tapped {
+	h := p.o.Tap
+	if !h.Active() {
+		return nil
+	}
+	t := &tapped{hub: h, start: h.Now()}
+	if p.o.Identity != nil {
+		t.local = p.o.Identity.LocalName()
+	}
+	scheme := r.URL.Scheme
+	if scheme == "" {
+		scheme = "http"
+	}
+	t.ev = api.Event{Time: t.start, Direction: direction, Method: r.Method, Scheme: scheme, Authority: r.Host,
+		Path: r.URL.RequestURI(), RequestBytes: r.ContentLength, SrcAddr: r.RemoteAddr}
+	if t.counted = h.Full(); !t.counted {
+		t.ev.RequestHeaders = h.Headers(r.Header)
+	}
+	return t
+}
+
+// response records the response headers.
+func (t *tapped) response(status int, h http.Header) {
+	if t == nil {
+		return
+	}
+	t.ev.Status = status
+	t.ev.LatencyToHeadersNs = int64(t.hub.Now().Sub(t.start))
+	if !t.counted {
+		t.ev.ResponseHeaders = t.hub.Headers(h)
+	}
+}
+
+// fail records the proxy's own answer (or none: status 0).
+func (t *tapped) fail(status int, grpc, msg string) {
+	if t == nil {
+		return
+	}
+	t.ev.Status, t.ev.GRPCStatus, t.ev.Error = status, grpc, msg
+	t.ev.LatencyToHeadersNs = int64(t.hub.Now().Sub(t.start))
+}
+
+// end publishes the event, once: l are the request's metric labels (identities,
+// TLS, destination), bytes the response body bytes forwarded.
+func (t *tapped) end(l metrics.HTTPLabels, grpc string, bytes int64) {
+	if t == nil || t.done {
+		return
+	}
+	t.done = true
+	ev := &t.ev
+	if grpc != "" {
+		ev.GRPCStatus = grpc
+	}
+	ev.LatencyToEndNs = int64(t.hub.Now().Sub(t.start))
+	if ev.LatencyToHeadersNs == 0 {
+		ev.LatencyToHeadersNs = ev.LatencyToEndNs
+	}
+	ev.ResponseBytes = bytes
+	ev.TLS, ev.NoTLSReason, ev.DstAddr, ev.Route = l.TLS, l.NoTLSReason, l.TargetAddr, l.Route
+	if ev.TLS {
+		if ev.Direction == api.Inbound {
+			ev.ClientID, ev.ServerID = l.PeerID, t.local
+		} else {
+			ev.ClientID, ev.ServerID = t.local, l.PeerID
+		}
+	}
+	dst := map[string]string{}
+	for k, v := range map[string]string{"namespace": l.DstNamespace, "service": l.DstService, "pod": l.DstPod,
+		"workloadKind": l.DstWorkloadKind, "workloadName": l.DstWorkloadName} {
+		if v != "" {
+			dst[k] = v
+		}
+	}
+	if len(dst) > 0 {
+		ev.Dst = dst
+	}
+	if t.counted {
+		t.hub.Dropped(ev)
+		return
+	}
+	t.hub.Publish(ev)
+}

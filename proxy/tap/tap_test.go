@@ -1,0 +1,247 @@
+package tap
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	api "github.com/meshplane/mesh/controlplane/api/tap"
+)
+
+// clock is a settable clock.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func newClock() *clock { return &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)} }
+
+func ev(method, path string) *api.Event {
+	return &api.Event{Direction: api.Outbound, Method: method, Authority: "web.default.svc.cluster.local:80", Path: path}
+}
+
+func drain(s *Subscription) []*api.Event {
+	var out []*api.Event
+	for {
+		select {
+		case e := <-s.Events():
+			out = append(out, e)
+		default:
+			return out
+		}
+	}
+}
+
+func TestInactiveUntilSubscribed(t *testing.T) {
+	t.Parallel()
+	var nilHub *Hub
+	if nilHub.Active() {
+		t.Fatal("a nil hub is active")
+	}
+	h := New(Options{})
+	if h.Active() {
+		t.Fatal("active without subscribers")
+	}
+	s := h.Subscribe(api.Match{}, 0)
+	if !h.Active() {
+		t.Fatal("not active with a subscriber")
+	}
+	s.Close()
+	s.Close() // twice is fine
+	if h.Active() {
+		t.Fatal("still active after Close")
+	}
+}
+
+func TestMatchAndRates(t *testing.T) {
+	t.Parallel()
+	c := newClock()
+	h := New(Options{Rate: 10, Now: c.now})
+	posts := h.Subscribe(api.Match{Method: "POST", PathPrefix: "/api"}, 0)
+	slow := h.Subscribe(api.Match{}, 2)
+	for range 5 {
+		h.Publish(ev("POST", "/api/x"))
+		h.Publish(ev("GET", "/api/x"))
+	}
+	// The proxy-wide bucket (10) is shared: every publication that someone wants takes one.
+	if got := len(drain(posts)); got != 5 {
+		t.Errorf("POST /api subscriber got %d, want 5", got)
+	}
+	if got, d := len(drain(slow)), slow.TakeDropped(); got != 2 || d != 8 {
+		t.Errorf("max-rps 2 subscriber got %d dropped %d, want 2 and 8", got, d)
+	}
+	// The proxy-wide cap: the bucket is empty now.
+	h.Publish(ev("POST", "/api/y"))
+	if got, d := len(drain(posts)), posts.TakeDropped(); got != 0 || d != 1 {
+		t.Errorf("over the proxy cap: got %d dropped %d, want 0 and 1", got, d)
+	}
+	if posts.TakeDropped() != 0 {
+		t.Error("TakeDropped does not reset")
+	}
+	c.add(time.Second) // refills both buckets
+	h.Publish(ev("POST", "/api/z"))
+	got := drain(posts)
+	if len(got) != 1 || got[0].ID == 0 || got[0].Type != api.TypeHTTP {
+		t.Fatalf("after a second: %+v", got)
+	}
+}
+
+func TestSlowSubscriberNeverBlocks(t *testing.T) {
+	t.Parallel()
+	h := New(Options{Rate: 1e9, Buffer: 4})
+	s := h.Subscribe(api.Match{}, 0)
+	done := make(chan struct{})
+	go func() {
+		for range 100 {
+			h.Publish(ev("GET", "/"))
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Publish blocked on a subscriber that does not read")
+	}
+	if got, d := len(drain(s)), s.TakeDropped(); got != 4 || d != 96 {
+		t.Errorf("got %d dropped %d, want 4 and 96", got, d)
+	}
+}
+
+func TestHeadersRedacted(t *testing.T) {
+	t.Parallel()
+	h := New(Options{Redact: []string{" x-api-key ", ""}})
+	got := h.Headers(http.Header{"Authorization": {"a"}, "Proxy-Authorization": {"b"}, "Cookie": {"c"}, "Set-Cookie": {"d"},
+		"X-Api-Key": {"e"}, "X-Kept": {"f"}})
+	if len(got) != 1 || got["X-Kept"][0] != "f" {
+		t.Errorf("got %v, want only X-Kept", got)
+	}
+	if h.Headers(http.Header{"Cookie": {"c"}}) != nil {
+		t.Error("no header left should be nil")
+	}
+}
+
+// TestHandlerStreamsAndReportsDrops runs the endpoint on a real socket.
+func TestHandlerStreamsAndReportsDrops(t *testing.T) {
+	t.Parallel()
+	h := New(Options{Rate: 1})
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h.Handler(10 * time.Millisecond), ReadHeaderTimeout: time.Second}
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	base := "http://" + lis.Addr().String()
+
+	resp, err := http.Get(base + api.Path + "?direction=sideways")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("bad query: %d, want 400", resp.StatusCode)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", base+api.Path+"?"+api.Match{Method: "GET"}.Query(0).Encode(), nil)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if ct := resp.Header.Get("Content-Type"); ct != api.ContentType {
+		t.Errorf("content type %q", ct)
+	}
+	// The subscription exists once the headers are here.
+	for range 3 {
+		h.Publish(ev("GET", "/a"))
+	}
+	h.Publish(ev("POST", "/not-matched"))
+	sc := bufio.NewScanner(resp.Body)
+	var got []api.Event
+	for len(got) < 2 && sc.Scan() {
+		var e api.Event
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			t.Fatalf("line %q: %v", sc.Text(), err)
+		}
+		got = append(got, e)
+	}
+	if len(got) != 2 || got[0].Type != api.TypeHTTP || got[0].Path != "/a" || got[1].Type != api.TypeDropped || got[1].Dropped != 2 {
+		t.Fatalf("stream: %+v (%v)", got, sc.Err())
+	}
+	cancel()
+	proxytestWait(t, func() bool { return !h.Active() })
+}
+
+func proxytestWait(t *testing.T, f func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 10s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// BenchmarkNoSubscriber is the data path's cost when nobody taps: ~1 ns, 0 allocs.
+func BenchmarkNoSubscriber(b *testing.B) {
+	h := New(Options{})
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		if h.Active() {
+			n++
+		}
+	}
+	if n != 0 {
+		b.Fatal("active")
+	}
+}
+
+func TestNoSubscriberAllocs(t *testing.T) {
+	h := New(Options{})
+	if a := testing.AllocsPerRun(100, func() { _ = h.Active() }); a != 0 {
+		t.Errorf("Active allocates %v", a)
+	}
+}
+
+// Full says when the proxy-wide cap is spent; Dropped counts what is not sent then.
+func TestFullAndDropped(t *testing.T) {
+	t.Parallel()
+	c := newClock()
+	h := New(Options{Rate: 1, Now: c.now})
+	if !h.Full() {
+		t.Error("a hub without subscribers should look full: nothing is captured")
+	}
+	s := h.Subscribe(api.Match{Method: "GET"}, 0)
+	if h.Full() {
+		t.Fatal("full before any event")
+	}
+	h.Publish(ev("GET", "/"))
+	if !h.Full() {
+		t.Fatal("not full after the one token")
+	}
+	h.Dropped(ev("GET", "/"))
+	h.Dropped(ev("POST", "/")) // not this subscriber's
+	if got, d := len(drain(s)), s.TakeDropped(); got != 1 || d != 1 {
+		t.Errorf("got %d dropped %d, want 1 and 1", got, d)
+	}
+	c.add(time.Second)
+	if h.Full() {
+		t.Error("still full after a second")
+	}
+}
