@@ -27,7 +27,7 @@
 #
 # Environment: ROUNDS (3), BENCH_SECONDS (30), WARMUP (5, less for short runs),
 # QPS (1000), CONNS (10), CASES, OUT (a new /tmp/bench-proxy.* directory),
-# PORT_BASE (20000; ports PORT_BASE+79..+194 on 127.0.0.1), MESH_GOMAXPROCS (1),
+# PORT_BASE (20000; ports PORT_BASE+79..+196 on 127.0.0.1), MESH_GOMAXPROCS (1),
 # MESH_PROXY_BIN (a prebuilt mesh-proxy instead of building ./proxy/mesh-proxy as the
 # release does, with -trimpath -tags grpcnotrace),
 # MESH_BENCH_CACHE (~/.cache/mesh-bench: fortio and ghz are installed into its bin),
@@ -78,6 +78,8 @@ P_ID=$((PORT_BASE + 180)) P_DST=$((PORT_BASE + 186))
 # mesh-proxy: client side (outbound is what fortio dials) and server side (inbound).
 P_MC_OUT=$((PORT_BASE + 140)) P_MC_IN=$((PORT_BASE + 141)) P_MC_ADMIN=$((PORT_BASE + 191)) P_MC_CTL=$((PORT_BASE + 193))
 P_MS_OUT=$((PORT_BASE + 142)) P_MS_IN=$((PORT_BASE + 143)) P_MS_ADMIN=$((PORT_BASE + 192)) P_MS_CTL=$((PORT_BASE + 194))
+# The tap listeners (127.0.0.1:4192 by default, one per pod): two proxies on one host.
+P_MC_TAP=$((PORT_BASE + 195)) P_MS_TAP=$((PORT_BASE + 196))
 # "Service" addresses the client proxy routes to as if the client had dialed them
 # (MESH_PROXY_OUTBOUND_ORIG_DST); the stub destination maps them to the server proxy.
 SVC_HTTP=127.0.0.1:$((PORT_BASE + 90)) SVC_GRPC=127.0.0.1:$((PORT_BASE + 91)) SVC_TCP_PORT=$((PORT_BASE + 92))
@@ -184,7 +186,7 @@ else
 fi
 
 for p in $P_APP $P_GRPC $P_HAP_A $P_HAP_B $P_HAPG_A $P_HAPG_B $P_HAPT_A $P_HAPT_B $P_NGX_A $P_NGX_B \
-  $P_ID $P_DST $P_MC_OUT $P_MC_IN $P_MC_ADMIN $P_MC_CTL $P_MS_OUT $P_MS_IN $P_MS_ADMIN $P_MS_CTL; do
+  $P_ID $P_DST $P_MC_OUT $P_MC_IN $P_MC_ADMIN $P_MC_CTL $P_MS_OUT $P_MS_IN $P_MS_ADMIN $P_MS_CTL $P_MC_TAP $P_MS_TAP; do
   if port_busy "$p"; then log "port $p is in use: choose another PORT_BASE"; exit 1; fi
 done
 
@@ -315,6 +317,7 @@ mesh_env() { # side(client|server) identity in out admin ctl orig-out orig-in op
     MESH_PROXY_LOG=warn
     MESH_PROXY_INBOUND_LISTEN_ADDR="127.0.0.1:$3" MESH_PROXY_OUTBOUND_LISTEN_ADDR="127.0.0.1:$4"
     MESH_PROXY_ADMIN_LISTEN_ADDR="127.0.0.1:$5" MESH_PROXY_CONTROL_LISTEN_ADDR="127.0.0.1:$6"
+    MESH_PROXY_TAP_LISTEN_ADDR="127.0.0.1:$(($5 + 4))" # P_MC_TAP / P_MS_TAP
     MESH_PROXY_OUTBOUND_ORIG_DST="$7" MESH_PROXY_INBOUND_ORIG_DST="$8" MESH_PROXY_OPAQUE_PORTS="$9"
     MESH_PROXY_DESTINATION_SVC_ADDR="127.0.0.1:$P_DST" MESH_PROXY_DESTINATION_SVC_NAME="$DST_SVC"
     MESH_PROXY_IDENTITY_SVC_ADDR="127.0.0.1:$P_ID" MESH_PROXY_IDENTITY_SVC_NAME="$ID_SVC"
