@@ -125,7 +125,7 @@ func Apply(objs []manifest.Object, set Set) ([]manifest.Object, error) {
 		if o.Kind == set.Parent.Kind && o.Group() == set.Parent.Group && o.Namespace == set.Parent.Namespace && o.Name == set.Parent.Name {
 			return nil, fmt.Errorf("%s: %s is the ApplySet's parent: the chart must not render it", o.Source, o)
 		}
-		labelled, err := addLabel(o, PartOfLabel, id)
+		labelled, err := manifest.AddMetadataEntry(o, "labels", PartOfLabel, id)
 		if err != nil {
 			return nil, err
 		}
@@ -160,66 +160,6 @@ func ParentObject(p Parent, tooling, groupKinds, additionalNamespaces string) ma
 // quote writes s as a double-quoted YAML scalar (a JSON string is one).
 func quote(s string) string {
 	return fmt.Sprintf("%q", s) // the values are names, commas, dots and slashes: no escapes
-}
-
-// addLabel adds key: value at the end of the document's metadata.labels, in the text,
-// creating labels as metadata's first key when it has none. It expects block style,
-// as the charts write; the result is decoded and checked, never trusted.
-func addLabel(o manifest.Object, key, value string) (manifest.Object, error) {
-	lines := strings.SplitAfter(string(o.YAML), "\n")
-	meta := slices.Index(lines, "metadata:\n")
-	if meta < 0 {
-		return o, fmt.Errorf("%s: %s: no block metadata mapping to label", o.Source, o)
-	}
-	end := meta + 1 // the end of metadata's block
-	for end < len(lines) && (indent(lines[end]) > 0 || strings.TrimSpace(lines[end]) == "") && lines[end] != "" {
-		end++
-	}
-	if end == meta+1 {
-		return o, fmt.Errorf("%s: %s: metadata is empty", o.Source, o)
-	}
-	child := indent(lines[meta+1])
-	pad := strings.Repeat(" ", child)
-	at, entry := meta+1, pad+"labels:\n"+pad+pad+key+": "+value+"\n"
-	for i := meta + 1; i < end; i++ {
-		if lines[i] != pad+"labels:\n" {
-			continue
-		}
-		j := i + 1
-		for j < end && indent(lines[j]) > child {
-			j++
-		}
-		if j == i+1 {
-			return o, fmt.Errorf("%s: %s: metadata.labels is empty", o.Source, o)
-		}
-		at, entry = j, strings.Repeat(" ", indent(lines[i+1]))+key+": "+value+"\n"
-		break
-	}
-	text := strings.Join(slices.Insert(lines, at, entry), "")
-	var m struct {
-		Metadata struct {
-			Labels map[string]string `json:"labels"`
-		} `json:"metadata"`
-	}
-	if err := yaml.Unmarshal(o.YAML, &m); err != nil {
-		return o, fmt.Errorf("%s: %w", o.Source, err)
-	}
-	if _, ok := m.Metadata.Labels[key]; ok {
-		return o, fmt.Errorf("%s: %s already carries the label %s", o.Source, o, key)
-	}
-	want := len(m.Metadata.Labels) + 1
-	if err := yaml.Unmarshal([]byte(text), &m); err != nil {
-		return o, fmt.Errorf("%s: labelling %s: %w", o.Source, o, err)
-	}
-	if m.Metadata.Labels[key] != value || len(m.Metadata.Labels) != want {
-		return o, fmt.Errorf("%s: %s: could not add the label %s (labels not in block style?)", o.Source, o, key)
-	}
-	o.YAML = []byte(text)
-	return o, nil
-}
-
-func indent(line string) int {
-	return len(line) - len(strings.TrimLeft(line, " "))
 }
 
 // Labels reads the object's labels and annotations.
