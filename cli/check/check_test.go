@@ -94,7 +94,7 @@ func installed(t *testing.T, o install.Options) string {
 	return b.String()
 }
 
-// options -> output: the report on stdout in each format, exit codes that do not depend on -o.
+// options -> output: the report in each format (data on stdout, reports on stderr), exit codes that do not depend on -o.
 func TestRun(t *testing.T) {
 	good := installed(t, install.Options{})
 	bad := strings.Replace(good, "controller:v1.2.3", "controller:latest", 1)
@@ -142,7 +142,11 @@ func TestRun(t *testing.T) {
 		cmd := &cobra.Command{}
 		cmd.SetContext(t.Context())
 		err := Run(cmd, io, &Options{Metrics: true, PrometheusURL: "http://127.0.0.1:1", Output: output, FailOn: "error", Now: clock})
-		if exitcode.For(err) != 1 || !strings.Contains(out.String(), "metrics.prometheus") || errOut.Len() != 0 {
+		report, other := out, errOut // json: data on stdout; table: a report on stderr
+		if output == "table" {
+			report, other = errOut, out
+		}
+		if exitcode.For(err) != 1 || !strings.Contains(report.String(), "metrics.prometheus") || other.Len() != 0 {
 			t.Errorf("--metrics -o %s unreachable: exit %d, stdout %q, stderr %q", output, exitcode.For(err), out.String(), errOut.String())
 		}
 	}
@@ -167,6 +171,25 @@ func TestRun(t *testing.T) {
 			Output: "short", FailOn: failOn, CLIVersion: "v1.2.3", Now: clock})
 		if exitcode.For(err) != code {
 			t.Errorf("--fail-on %s: exit %d, want %d", failOn, exitcode.For(err), code)
+		}
+	}
+}
+
+// The GitOps renders pass the offline checks as the plain one does.
+func TestGitOpsRendersPass(t *testing.T) {
+	for name, o := range map[string]install.Options{
+		"argocd sync waves":         {ArgoCDSyncWaves: true},
+		"argocd sync waves, ha":     {ArgoCDSyncWaves: true, HA: true},
+		"argocd sync waves, halves": {ArgoCDSyncWaves: true, Part: install.ControlPlane},
+	} {
+		io, in, _, errOut := iostreams.Test()
+		in.WriteString(installed(t, o))
+		opts := &Options{Inputs: manifest.Inputs{Filenames: []string{"-"}}, KubernetesVersion: "1.36", MinCertValidity: 60 * 24 * time.Hour,
+			Output: "short", FailOn: "error", CLIVersion: "v1.2.3", Now: clock}
+		cmd := &cobra.Command{}
+		cmd.SetContext(t.Context())
+		if err := Run(cmd, io, opts); err != nil {
+			t.Errorf("%s: mesh check: %v\n%s", name, err, errOut)
 		}
 	}
 }

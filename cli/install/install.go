@@ -106,6 +106,7 @@ applyset.kubernetes.io/part-of, and a parent ConfigMap lists the set, so that
 func BindRenderFlags(f *pflag.FlagSet, o *install.Options) {
 	f.StringVarP(&o.Namespace, "namespace", "n", o.Namespace, "namespace of the control plane")
 	f.BoolVar(&o.HA, "ha", false, "high availability: 3 replicas, anti-affinity, PodDisruptionBudgets, webhook failurePolicy Fail")
+	f.BoolVar(&o.ArgoCDSyncWaves, "argocd-sync-waves", false, "annotate every object with its Argo CD sync wave: CRDs, configuration, workloads, then webhooks (docs/gitops.md)")
 	f.StringArrayVarP(&o.Values.ValueFiles, "values", "f", nil, "values file (YAML), or - for stdin; repeatable, later wins")
 	f.StringArrayVar(&o.Values.Values, "set", nil, "set values (a.b=c,d=e); repeatable")
 	f.StringArrayVar(&o.Values.StringValues, "set-string", nil, "set string values (a.b=c); repeatable")

@@ -52,6 +52,10 @@ type Options struct {
 	IssuerCertFile   string // --identity-issuer-certificate-file
 	IssuerKeyFile    string // --identity-issuer-key-file
 
+	// ArgoCDSyncWaves (--argocd-sync-waves) gives every object the Argo CD sync wave
+	// of its kind (SyncWave): CRDs, then configuration, workloads, webhooks.
+	ArgoCDSyncWaves bool
+
 	// WithoutApplySet renders no ApplySet: no parents, no part-of labels (what
 	// `kubectl apply --prune --applyset` needs, as it labels the objects itself).
 	WithoutApplySet bool
@@ -133,6 +137,12 @@ func Render(o Options, r values.Reader) (*Result, error) {
 		res.Objects = append(res.Objects, objs...)
 		if res.Values, err = chartutil.CoalesceValues(cp, vals); err != nil {
 			return nil, fmt.Errorf("values: %w", err)
+		}
+	}
+	if o.ArgoCDSyncWaves {
+		var err error
+		if res.Objects, err = withSyncWaves(res.Objects); err != nil {
+			return nil, err
 		}
 	}
 	manifest.Sort(res.Objects)
