@@ -1,11 +1,16 @@
 package install
 
 import (
+	"context"
+	"fmt"
+
 	"github.com/spf13/cobra"
 
 	"github.com/meshplane/mesh/cli/exitcode"
+	"github.com/meshplane/mesh/cli/iostreams"
 	"github.com/meshplane/mesh/cli/version"
 	"github.com/meshplane/mesh/render/install"
+	"github.com/meshplane/mesh/render/manifest"
 )
 
 // RenderCmd describes `mesh VERB install [crds|control-plane] [install flags]`, the
@@ -49,4 +54,32 @@ func NewRenderCmd(rc RenderCmd) *cobra.Command {
 	)
 	BindRenderFlags(cmd.PersistentFlags(), render)
 	return cmd
+}
+
+// ReadFunc reads the objects of manifest inputs (lifecycle/prune.Read, for one).
+type ReadFunc func(context.Context, manifest.Inputs, manifest.Env) ([]manifest.Object, error)
+
+// Objects is the input of a command that takes either mesh install's flags or
+// manifests: the render of render when it is set (its warnings on stderr), else the
+// objects read from in. A failed render or read, and an input without objects, are
+// bad input (exit 2); verb completes the no-objects error ("to uninstall", or "").
+func Objects(ctx context.Context, io *iostreams.IOStreams, render *install.Options, in manifest.Inputs, read ReadFunc, verb string) ([]manifest.Object, error) {
+	if render != nil {
+		res, err := install.Render(*render, io)
+		if err != nil {
+			return nil, exitcode.Usage(err)
+		}
+		for _, w := range res.Warnings {
+			fmt.Fprintf(io.ErrOut, "Warning: %s\n", w)
+		}
+		return res.Objects, nil
+	}
+	objs, err := read(ctx, in, manifest.Env{Stdin: io.In})
+	if err != nil {
+		return nil, exitcode.Usage(err)
+	}
+	if len(objs) == 0 {
+		return nil, exitcode.Usage(in.NoObjects(verb))
+	}
+	return objs, nil
 }

@@ -226,23 +226,6 @@ func Summary(w io.Writer, dryRun prune.DryRun, res *prune.Result) {
 
 // objects renders the install or reads the inputs. Either failing is bad input (2).
 func objects(cmd *cobra.Command, io *iostreams.IOStreams, o *Options) ([]manifest.Object, error) {
-	if o.Install != nil {
-		res, err := install.Render(*o.Install, io)
-		if err != nil {
-			return nil, exitcode.Usage(err)
-		}
-		for _, w := range res.Warnings {
-			fmt.Fprintf(io.ErrOut, "Warning: %s\n", w)
-		}
-		return res.Objects, nil
-	}
-	objs, err := prune.Read(cmd.Context(), o.Inputs, manifest.Env{Stdin: io.In})
-	if err != nil {
-		return nil, exitcode.Usage(err)
-	}
-	if len(objs) == 0 {
-		// Pruning to nothing would delete the whole install: refuse an empty input.
-		return nil, exitcode.Usage(o.Inputs.NoObjects(""))
-	}
-	return objs, nil
+	// Pruning to nothing would delete the whole install: an empty input is refused.
+	return cliinstall.Objects(cmd.Context(), io, o.Install, o.Inputs, prune.Read, "")
 }

@@ -230,22 +230,5 @@ func Report(w io.Writer, p *uninstall.Plan) {
 
 // objects renders the install or reads the inputs. Either failing is bad input (2).
 func objects(cmd *cobra.Command, io *iostreams.IOStreams, o *Options) ([]manifest.Object, error) {
-	if o.Install != nil {
-		res, err := install.Render(*o.Install, io)
-		if err != nil {
-			return nil, exitcode.Usage(err)
-		}
-		for _, w := range res.Warnings {
-			fmt.Fprintf(io.ErrOut, "Warning: %s\n", w)
-		}
-		return res.Objects, nil
-	}
-	objs, err := prune.Read(cmd.Context(), o.Inputs, manifest.Env{Stdin: io.In})
-	if err != nil {
-		return nil, exitcode.Usage(err)
-	}
-	if len(objs) == 0 {
-		return nil, exitcode.Usage(o.Inputs.NoObjects("to uninstall"))
-	}
-	return objs, nil
+	return cliinstall.Objects(cmd.Context(), io, o.Install, o.Inputs, prune.Read, "to uninstall")
 }
