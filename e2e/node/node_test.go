@@ -16,7 +16,8 @@ const (
 
 // TestMeshOnNode is a user's path on a real node, in order: install with kubectl,
 // mesh diff and mesh prune of new renders, the demo app meshed both ways, mTLS traffic of HTTP/1, gRPC and opaque TCP, balancing,
-// a ServiceProfile, failures of the control plane and of the app, and uninjecting.
+// a ServiceProfile, failures of the control plane and of the app, mesh version,
+// uninjecting and uninstalling.
 func TestMeshOnNode(t *testing.T) {
 	n := newNode(t)
 	n.reset()
@@ -35,7 +36,10 @@ func TestMeshOnNode(t *testing.T) {
 	t.Run("rolling-restart", n.sub(n.testRollingRestart))
 	t.Run("control-plane-restart", n.sub(n.testControlPlaneRestart))
 	t.Run("injector-down", n.sub(n.testInjectorDown))
+	t.Run("version", n.sub(n.testVersion))
+	t.Run("uninstall-refused", n.sub(n.testUninstallRefused))
 	t.Run("uninject", n.sub(n.testUninject))
+	t.Run("uninstall", n.sub(n.testUninstall))
 }
 
 // reset removes what an earlier run left (the cluster may be reused locally).
