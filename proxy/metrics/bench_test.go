@@ -3,6 +3,9 @@ package metrics
 import (
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 )
@@ -79,4 +82,48 @@ func BenchmarkScrape(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkScrape1000Series is issue 14's figure: one GET /metrics over loopback of
+// an exposition with about 1,000 series (sample lines: every bucket counts), with
+// the process and Go collectors on, as a proxy serves it.
+func BenchmarkScrape1000Series(b *testing.B) {
+	r := New()
+	for i := range 11 { // 11 HTTP and TCP label sets: about 90 series each, buckets included
+		l := outboundLabels()
+		l.Authority = fmt.Sprintf("svc-%d:80", i)
+		s := r.HTTP(l)
+		s.Request()
+		s.Response(200, "", time.Millisecond)
+		s.End(200, "")
+		r.TCP(TCPLabels{Direction: "outbound", Peer: "dst", TargetAddr: l.Authority}).Open()
+	}
+	srv := httptest.NewServer(r.Handler())
+	defer srv.Close()
+	get := func() []byte {
+		resp, err := http.Get(srv.URL)
+		if err != nil {
+			b.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if err != nil {
+			b.Fatal(err)
+		}
+		return body
+	}
+	series := 0
+	for _, line := range strings.Split(string(get()), "\n") {
+		if line != "" && !strings.HasPrefix(line, "#") {
+			series++
+		}
+	}
+	if series < 1000 || series > 1300 {
+		b.Fatalf("%d series, want about 1,000", series)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		get()
+	}
+	b.ReportMetric(float64(series), "series")
 }

@@ -112,7 +112,8 @@ func (fr *familyRows) key(s sample) []string { return fr.values[s.off : s.off+le
 // finish sorts the samples by label values and sums the ones with equal labels
 // (label structs that differ only in what sanitizing or TLS drops).
 func (fr *familyRows) finish() {
-	slices.SortStableFunc(fr.samples, func(a, b sample) int { return slices.Compare(fr.key(a), fr.key(b)) })
+	// Unstable is enough: samples with equal labels are summed, in any order.
+	slices.SortFunc(fr.samples, func(a, b sample) int { return slices.Compare(fr.key(a), fr.key(b)) })
 	out := fr.samples[:0]
 	for _, s := range fr.samples {
 		if n := len(out); n > 0 && slices.Equal(fr.key(out[n-1]), fr.key(s)) {
