@@ -12,6 +12,7 @@ import (
 	"net/http/httputil"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/meshplane/mesh/proxy/h1"
@@ -297,13 +298,15 @@ type endBody struct {
 	series *metrics.HTTPSeries
 	grpc   string
 	tap    *tapped
-	n      int64
-	once   sync.Once
+	// n counts the bytes read: an upgraded connection's body is read by one
+	// goroutine of httputil.ReverseProxy and closed by another.
+	n    atomic.Int64
+	once sync.Once
 }
 
 func (b *endBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	b.n += int64(n)
+	b.n.Add(int64(n))
 	return n, err
 }
 
@@ -315,7 +318,7 @@ func (b *endBody) Close() error {
 			g = b.resp.Trailer.Get("Grpc-Status")
 		}
 		b.series.End(b.resp.StatusCode, g)
-		b.tap.end(b.series.Labels(), g, b.n)
+		b.tap.end(b.series.Labels(), g, b.n.Load())
 	})
 	return err
 }
