@@ -13,6 +13,7 @@ import (
 
 	"github.com/meshplane/mesh/cli/check"
 	clidiff "github.com/meshplane/mesh/cli/diff"
+	cliedges "github.com/meshplane/mesh/cli/edges"
 	"github.com/meshplane/mesh/cli/exitcode"
 	"github.com/meshplane/mesh/cli/identity"
 	clinject "github.com/meshplane/mesh/cli/inject"
@@ -55,6 +56,7 @@ func NewRootCmd(io *iostreams.IOStreams) *cobra.Command {
 		cliuninstall.NewCmd(io, nil),
 		cliupgrade.NewCmd(io, nil, time.Now),
 		clistat.NewCmd(io, nil),
+		cliedges.NewCmd(io, nil),
 		clitap.NewCmd(io, nil),
 		version.NewCmd(io, nil),
 	)
