@@ -20,6 +20,7 @@ import (
 	"github.com/meshplane/mesh/cli/install"
 	"github.com/meshplane/mesh/cli/iostreams"
 	cliprune "github.com/meshplane/mesh/cli/prune"
+	cliroutes "github.com/meshplane/mesh/cli/routes"
 	clistat "github.com/meshplane/mesh/cli/stat"
 	clitap "github.com/meshplane/mesh/cli/tap"
 	cliuninstall "github.com/meshplane/mesh/cli/uninstall"
@@ -57,6 +58,7 @@ func NewRootCmd(io *iostreams.IOStreams) *cobra.Command {
 		cliupgrade.NewCmd(io, nil, time.Now),
 		clistat.NewCmd(io, nil),
 		cliedges.NewCmd(io, nil),
+		cliroutes.NewCmd(io, nil),
 		clitap.NewCmd(io, nil),
 		version.NewCmd(io, nil),
 	)
