@@ -84,7 +84,9 @@ func (f *fakeSource) Edges(_ context.Context, ns, _ string, _ time.Duration) ([]
 }
 
 func edges() []stat.Edge {
-	d := func(ns, name string) stat.Resource { return stat.Resource{Kind: "deployment", Namespace: ns, Name: name} }
+	d := func(ns, name string) stat.Resource {
+		return stat.Resource{Kind: "deployment", Namespace: ns, Name: name}
+	}
 	id := func(sa string) string { return sa + ".shop.serviceaccount.identity.cluster.local" }
 	return []stat.Edge{
 		{Dst: d("shop", "web"), NoTLSReason: "not_provided_by_remote", Requests: 10, RPS: 1},
