@@ -189,6 +189,24 @@ func TestEdgesAndRoutesCluster(t *testing.T) {
 		}
 	}
 
+	// By pod: the same edges between pods; db has no pod, so it stays a service.
+	proxies.reset()
+	clock0 := &fakeClock{now: time.Unix(1e9, 0)}
+	d0 := &Direct{Client: cs, Now: clock0.Now, Sleep: clock0.Sleep, PodTimeout: 30 * time.Second}
+	got0, err := d0.Edges(ctx, ns, KindPod, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := func(name string) Resource { return Resource{Kind: KindPod, Namespace: ns, Name: name} }
+	wantPods := wantEdges(0, nan)
+	wantPods[0].Dst = pod("web-1")
+	wantPods[1].Src, wantPods[1].Dst = pod("client-1"), pod("web-1")
+	wantPods[2].Src, wantPods[2].Dst = pod("web-1"), pod("api-1")
+	wantPods[3].Src = pod("web-1")
+	if !sameEdges(got0, wantPods) {
+		t.Errorf("pod edges\n got %+v\nwant %+v", got0, wantPods)
+	}
+
 	// Routes: web's ServiceProfile names three routes, one without traffic.
 	installProfiles(t, dyn)
 	sp := &unstructured.Unstructured{Object: map[string]any{
