@@ -13,12 +13,14 @@ import (
 
 	"github.com/meshplane/mesh/cli/check"
 	clidiff "github.com/meshplane/mesh/cli/diff"
+	cliedges "github.com/meshplane/mesh/cli/edges"
 	"github.com/meshplane/mesh/cli/exitcode"
 	"github.com/meshplane/mesh/cli/identity"
 	clinject "github.com/meshplane/mesh/cli/inject"
 	"github.com/meshplane/mesh/cli/install"
 	"github.com/meshplane/mesh/cli/iostreams"
 	cliprune "github.com/meshplane/mesh/cli/prune"
+	cliroutes "github.com/meshplane/mesh/cli/routes"
 	clistat "github.com/meshplane/mesh/cli/stat"
 	clitap "github.com/meshplane/mesh/cli/tap"
 	cliuninstall "github.com/meshplane/mesh/cli/uninstall"
@@ -55,6 +57,8 @@ func NewRootCmd(io *iostreams.IOStreams) *cobra.Command {
 		cliuninstall.NewCmd(io, nil),
 		cliupgrade.NewCmd(io, nil, time.Now),
 		clistat.NewCmd(io, nil),
+		cliedges.NewCmd(io, nil),
+		cliroutes.NewCmd(io, nil),
 		clitap.NewCmd(io, nil),
 		version.NewCmd(io, nil),
 	)
