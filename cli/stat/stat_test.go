@@ -67,7 +67,7 @@ func TestNewCmdOptions(t *testing.T) {
 			base(stat.Resource{Kind: "namespace", Name: "shop"}, func(o *Options) { o.Namespace = "ignored" }), ""},
 		{"prometheus url", []string{"deploy", "--prometheus-url", "http://prom:9090"},
 			base(stat.Resource{Kind: "deployment"}, func(o *Options) { o.PrometheusURL = "http://prom:9090" }), ""},
-		{"no kind", nil, Options{}, "want KIND[/NAME] [NAME], got 0 arguments"},
+		{"no kind", []string{}, Options{}, "want KIND[/NAME] [NAME], got 0 arguments"},
 		{"three arguments", []string{"po", "a", "b"}, Options{}, "got 3 arguments"},
 		{"unknown kind", []string{"cronjob"}, Options{}, `unknown kind "cronjob"`},
 		{"both forms", []string{"po/a", "b"}, Options{}, "not both"},

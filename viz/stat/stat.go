@@ -7,6 +7,10 @@
 // Prometheus runs Linkerd viz's PromQL against a Prometheus server. Both read the
 // proxies' Linkerd-named metrics (proxy/metrics) and compute percentiles the way
 // Prometheus's histogram_quantile does, so the two agree.
+//
+// Direct also gives `mesh edges` (Edges: which workloads talk to which, with their
+// identities and whether every request was mTLS) and `mesh routes` (Routes: the
+// rows per ServiceProfile route of a resource's inbound traffic).
 package stat
 
 import (
