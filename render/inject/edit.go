@@ -225,6 +225,10 @@ func (d *yamlDoc) setStrings(m *yaml.Node, path []string, kvs []kv) (bool, error
 		case v == nil:
 			return true, d.addEntries(cur, nestedNode(path[i:], kvs))
 		case isNull(v):
+			if v.Anchor != "" {
+				// Filling it would change what its aliases mean, or drop the anchor.
+				return false, fmt.Errorf("%s: line %d: cannot fill a null written with an anchor (&%s)", strings.Join(path[:i+1], "."), v.Line, v.Anchor)
+			}
 			if i == len(path)-1 {
 				tok, ok, err := d.nullToken(cur, kn, v)
 				if err != nil {

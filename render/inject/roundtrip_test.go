@@ -281,3 +281,37 @@ func TestUninjectNullMetadata(t *testing.T) {
 		}
 	}
 }
+
+// An anchored null is not filled, aliased or not: filling it would change what its
+// aliases mean, or drop the anchor so uninject could not write it back. Annotation
+// mode leaves the object as it is and warns, as it does for any node an alias refers
+// to (so the round trip holds trivially); --manual, which fails on any object it
+// cannot inject, fails naming the input, document, object and path, writing nothing.
+func TestInjectRefusesAnchoredNull(t *testing.T) {
+	t.Parallel()
+	pod := func(meta string) string {
+		return "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n" + meta + "spec: {containers: [{name: a, image: b}]}\n"
+	}
+	const msg = "cannot fill a null written with an anchor"
+	for _, in := range []string{
+		pod("  annotations: &a ~\n"),
+		pod("  annotations: &a\n  labels: {x: *a}\n"),
+		pod("  annotations: &a !!null null # c\n"),
+		"apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  selector: {matchLabels: {app: d}}\n  template:\n    metadata: &m\n    spec: {containers: [{name: a, image: b}]}\n",
+	} {
+		opts := inject.Options{Config: map[string]string{"config.meshplane.io/proxy-log-level": "warn"}}
+		out, report := streamReport(t, newInj(t, opts), in)
+		if out != in {
+			t.Errorf("an anchored null was edited:\n%s", out)
+		}
+		if !strings.Contains(report, "skipped") || !strings.Contains(report, msg) {
+			t.Errorf("report %q", report)
+		}
+		opts.Manual = manualFor(t, "v1.2.3")
+		var buf bytes.Buffer
+		err := newInj(t, opts).Stream(context.Background(), manifest.Inputs{Filenames: []string{"-"}}, manifest.Env{Stdin: strings.NewReader(in)}, inject.Auto, &buf, func(inject.Result) {})
+		if err == nil || !strings.Contains(err.Error(), msg) || !strings.Contains(err.Error(), "stdin: document 1:") || buf.Len() != 0 {
+			t.Errorf("--manual: %v, wrote %q", err, buf.String())
+		}
+	}
+}
