@@ -144,9 +144,9 @@ func (d *yamlDoc) markerComment(ann *yaml.Node) (string, error) {
 	return "", nil
 }
 
-// markerWarning says that uninject did not write back a marker's value v (a scalar:
-// the strict decoding of the object refuses anything else).
-func markerWarning(res Result, v *yaml.Node) string {
-	return fmt.Sprintf("%s/%s: %s %q is not a form uninject writes back; the annotations key was removed instead",
-		strings.ToLower(res.Kind), res.Name, OriginalAnnotations, v.Value)
+// markerWarning says that uninject did not write back the token tok of a marker.
+// what is the key it stands for.
+func markerWarning(res Result, what, tok string) string {
+	return fmt.Sprintf("%s/%s: %s %q is not a form uninject writes back; the %s key was removed instead",
+		strings.ToLower(res.Kind), res.Name, OriginalAnnotations, tok, what)
 }
