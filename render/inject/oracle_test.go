@@ -21,6 +21,8 @@ type oracleRecord struct {
 	Metadata    *string           `json:"metadata,omitempty"`
 	Added       []string          `json:"added,omitempty"`
 	Changed     map[string]string `json:"changed,omitempty"`
+	// Refused: the annotations are a null with an anchor, which inject does not fill.
+	Refused bool `json:"-"`
 }
 
 // value is the marker's expected value: the token alone, or the canonical record.

@@ -35,12 +35,15 @@ import (
 //   - separators, comment-only documents and every document inject does not change
 //     come out byte for byte;
 //   - inject is idempotent;
-//   - in annotation mode uninject(inject(x)) is x byte for byte, config annotations
-//     included, null annotations of every spelling and {} in flow mappings and JSON
-//     included (the marker inject.OriginalAnnotations brings them back), whenever x
-//     holds no annotation uninject removes; when x already holds some (the generator
-//     writes them now and then), it is uninject(x), byte for byte: x without them
-//     (checkUninject);
+//   - in annotation mode uninject(inject(x)) is x byte for byte: config annotations x
+//     already had (left alone or overridden by the flags), null annotations of every
+//     spelling, {} in flow mappings and JSON, and a pod template's metadata written
+//     as a null or {} included (the marker inject.OriginalAnnotations records them);
+//     the one document it cannot be is one where x already says
+//     meshplane.io/inject: enabled, as inject's own output does, where it is
+//     uninject(x) (checkUninject);
+//   - an anchored null is never filled: annotation mode leaves the object, --manual
+//     fails the input;
 //   - in --manual mode re-injecting with another version gives what injecting the
 //     input with that version gives.
 func TestInjectProperty(t *testing.T) {
@@ -118,6 +121,13 @@ func checkProperty(t *testing.T, seed uint64, manual map[string]*inject.Manual) 
 		t.Fatal(err)
 	}
 	out, err := runStream(in, input)
+	if opts.Manual != nil && anchoredNull(t, input) {
+		// --manual fails on an object it cannot inject, naming it, and writes nothing.
+		if err == nil || !strings.Contains(err.Error(), "cannot fill a null written with an anchor") || out != "" {
+			fail("inject --manual of an anchored null: %v, wrote %q", err, out)
+		}
+		return
+	}
 	if err != nil {
 		fail("inject: %v", err)
 	}
@@ -224,6 +234,27 @@ func checkUninject(t *testing.T, fail func(string, ...any), input, out string) {
 			fail("uninject(x): document %d (%v) is not x without mesh's annotations:\n%s\ngot  %s\nwant %s", i, err, b.Raw, got, want)
 		}
 	}
+}
+
+// anchoredNull tells whether the stream holds a pod template whose annotations are a
+// null with an anchor.
+func anchoredNull(t *testing.T, input string) bool {
+	t.Helper()
+	for _, d := range layout(t, input) {
+		if d.Blank {
+			continue
+		}
+		marks, err := markers(d.Raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range marks {
+			if m != nil && m.Refused {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // injectedAlready tells whether a pod template of the document says
@@ -370,7 +401,7 @@ func expected(raw []byte, opts inject.Options) ([]byte, bool, error) {
 	changed := false
 	for i, o := range objs {
 		pt, store := template(o)
-		if pt == nil || pt.Spec.HostNetwork {
+		if pt == nil || pt.Spec.HostNetwork || marks[i] != nil && marks[i].Refused {
 			continue
 		}
 		changed = true
@@ -496,6 +527,10 @@ func markers(raw []byte) ([]*oracleRecord, error) {
 		}
 		flow = flow || meta.Style&yamlv3.FlowStyle != 0
 		ak, ann := keyAt(meta, "annotations")
+		if ann != nil && ann.Tag == "!!null" && ann.Anchor != "" {
+			out[i] = &oracleRecord{Refused: true}
+			continue
+		}
 		if tok := token(ak, ann, flow); tok != nil {
 			out[i] = &oracleRecord{Annotations: tok}
 		}
@@ -629,9 +664,18 @@ func TestInjectPropertyCovers(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, m := range marks {
-				if m != nil {
+				switch {
+				case m == nil:
+				case m.Refused:
+					seen[format+" anchored null"]++
+				case m.Metadata != nil:
+					seen[format+" metadata "+strconv.Quote(*m.Metadata)]++
+				default:
 					seen[format+" "+strconv.Quote(m.value())]++
 				}
+			}
+			if hasMeshAnnotations(t, d.Raw) && !injectedAlready(t, d.Raw) {
+				seen[format+" mesh annotations, not injected"]++
 			}
 			if hasMeshAnnotations(t, d.Raw) {
 				seen[format+" mesh annotations"]++
@@ -639,7 +683,9 @@ func TestInjectPropertyCovers(t *testing.T) {
 		}
 	}
 	for _, want := range []string{`yaml ""`, `yaml "~"`, `yaml "null"`, `yaml "Null"`, `yaml "NULL"`, `yaml " ~"`,
-		`yaml "!!null null"`, `yaml "{}"`, `json "null"`, `json "{}"`, "yaml mesh annotations", "json mesh annotations"} {
+		`yaml "!!null null"`, `yaml "{}"`, `json "null"`, `json "{}"`, "yaml mesh annotations", "json mesh annotations",
+		"yaml mesh annotations, not injected", "json mesh annotations, not injected", "yaml anchored null",
+		`yaml metadata "~"`, `yaml metadata "{}"`, `json metadata "null"`, `json metadata "{}"`} {
 		if seen[want] == 0 {
 			t.Errorf("no input with %s (seen %v)", want, seen)
 		}
