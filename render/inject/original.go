@@ -16,7 +16,8 @@ import (
 // (in a block mapping also any extra spaces before it and a `!!null` tag). Uninject
 // always removes it, and when the annotations are left with nothing else, writes that
 // token back in their place. A comment could not carry this (JSON has none, and
-// formatters drop them); an annotation is data, which every tool keeps.
+// formatters drop them); an annotation is data, which every tool keeps. When a token
+// does not say enough, the value is a JSON record instead (record.go).
 const OriginalAnnotations = "meshplane.io/original-annotations"
 
 // The null tokens, and the block form of a null: the text after the key's colon,
