@@ -67,7 +67,7 @@ func (r record) value() string {
 	return strings.TrimSuffix(b.String(), "\n")
 }
 
-// check is CheckAnnotation for the marker: every token in it must be one uninject
+// checkRecord is CheckAnnotation for the marker: every token in it must be one uninject
 // writes back (in some style), and every changed text a string scalar.
 func checkRecord(v string) error {
 	r, err := parseRecord(v)
@@ -184,9 +184,6 @@ func (d *yamlDoc) track(r *record, ann *yaml.Node, kvs []kv) (bool, error) {
 	}
 	if len(r.Changed) == 0 {
 		r.Changed = nil
-	}
-	if r.Added == nil {
-		r.Added = []string{} // still a record: it found mesh annotations and added none
 	}
 	return true, nil
 }
