@@ -3,6 +3,7 @@ package offline
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -78,14 +79,21 @@ func anchors(t *testing.T, made time.Time, life time.Duration) string {
 }
 
 // inject's round-trip marker, meshplane.io/original-annotations, is a known annotation
-// in each of the forms inject writes it.
+// in each of the forms inject writes it: a token, or a record (metadata token, the
+// mesh annotations inject added and changed).
 func TestRoundTripMarkerPasses(t *testing.T) {
-	in, err := inject.New(inject.Options{})
+	in, err := inject.New(inject.Options{Config: map[string]string{"config.meshplane.io/opaque-ports": "3306"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, meta := range []string{"\n  name: p\n  annotations:", "\n  name: p\n  annotations: ~", "\n  name: p\n  annotations:   !!null NULL", " {name: p, annotations: Null}", " {name: p, annotations: { }}"} {
-		out, _, err := in.YAML([]byte("apiVersion: v1\nkind: Pod\nmetadata:" + meta + "\nspec: {containers: [{name: a, image: a:1}]}\n"))
+	job := "apiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\nspec:\n  template:\n    metadata: %s\n    spec: {restartPolicy: Never, containers: [{name: a, image: a:1}]}\n"
+	for _, doc := range []string{"\n  name: p\n  annotations:", "\n  name: p\n  annotations: ~", "\n  name: p\n  annotations:   !!null NULL", " {name: p, annotations: Null}", " {name: p, annotations: { }}",
+		"\n  name: p\n  annotations:\n    config.meshplane.io/opaque-ports: '25'", "\n  name: p\n  annotations:\n    config.meshplane.io/proxy-log-level: warn",
+		fmt.Sprintf(job, "~"), fmt.Sprintf(job, "!!null"), strings.Replace(fmt.Sprintf(job, "{}"), "  template:\n    metadata: {}\n    spec:", "  template: {metadata: {}, spec:", 1) + "}"} {
+		if !strings.HasPrefix(doc, "apiVersion") {
+			doc = "apiVersion: v1\nkind: Pod\nmetadata:" + doc + "\nspec: {containers: [{name: a, image: a:1}]}\n"
+		}
+		out, _, err := in.YAML([]byte(doc))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -160,6 +168,9 @@ func TestBrokenVariantsFailTheirCheck(t *testing.T) {
 		{"selector does not match", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: api}}\n    spec: {containers: [{name: web, image: nginx}]}\n", "kubernetes.api-rules", "stdin: document 1: Deployment/shop/web: spec.template.metadata.labels: Invalid value"},
 		{"bad annotation", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations:\n    config.meshplane.io/opaque-ports: mysql\nspec: {containers: [{name: a, image: a:1}]}\n", "data-plane.annotations", "opaque-ports"},
 		{"unknown annotation", "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n  annotations:\n    meshplane.io/injct: enabled\n", "data-plane.annotations", "unknown annotation meshplane.io/injct"},
+		{"round-trip record edited", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations:\n    meshplane.io/inject: enabled\n    meshplane.io/original-annotations: '{\"added\":[\"team\"]}'\nspec: {containers: [{name: a, image: a:1}]}\n", "data-plane.annotations", `added: team is not a mesh annotation`},
+		{"round-trip record unknown field", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations:\n    meshplane.io/inject: enabled\n    meshplane.io/original-annotations: '{\"metadata\":\"~\",\"x\":1}'\nspec: {containers: [{name: a, image: a:1}]}\n", "data-plane.annotations", `not a record`},
+		{"round-trip record bad changed text", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations:\n    meshplane.io/inject: enabled\n    meshplane.io/original-annotations: '{\"changed\":{\"config.meshplane.io/opaque-ports\":\"[1]\"}}'\nspec: {containers: [{name: a, image: a:1}]}\n", "data-plane.annotations", `is not a string scalar`},
 		{"round-trip marker edited", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations:\n    meshplane.io/inject: enabled\n    meshplane.io/original-annotations: \"{a: b}\"\nspec: {containers: [{name: a, image: a:1}]}\n", "data-plane.annotations", `meshplane.io/original-annotations "{a: b}": not a form inject writes`},
 		{"CRD after its resource", "apiVersion: policy.meshplane.io/v1alpha1\nkind: ServiceProfile\nmetadata: {name: web.shop.svc.cluster.local, namespace: shop}\nspec: {routes: []}\n---\n" + installed(t, install.Options{Part: install.CRDs}), "kubernetes.crds-first", "comes before its CRD"},
 		{"invalid custom resource", "apiVersion: policy.meshplane.io/v1alpha1\nkind: ServiceProfile\nmetadata: {name: web.shop.svc.cluster.local, namespace: shop}\nspec:\n  routes: [{name: r, condition: {pathRegex: /}, timeout: fast}]\n", "kubernetes.schema", "timeout"},

@@ -19,7 +19,8 @@ import (
 // The webhook's JSON patch, applied to the pod it was asked about, gives the injected
 // pod, whatever the pod's annotations are: missing ("add"), null or {} ("replace": the
 // member exists), or the user's own (kept). inject's round-trip marker, which it adds
-// for null and {}, stays out of live pods.
+// for null and {} and to record the mesh annotations a pod already had, stays out of
+// live pods; a marker the pod came with is left as it came.
 func TestReviewPatchAnnotations(t *testing.T) {
 	t.Parallel()
 	vals, err := install.EffectiveValues(install.Options{Version: "v1.2.3"}, nil)
@@ -42,6 +43,9 @@ func TestReviewPatchAnnotations(t *testing.T) {
 		{"empty", `,"annotations":{}`, "replace", nil},
 		{"the user's", `,"annotations":{"team":"web"}`, "replace", map[string]string{"team": "web"}},
 		{"the user's marker", `,"annotations":{"meshplane.io/original-annotations":"~"}`, "replace", map[string]string{inject.OriginalAnnotations: "~"}},
+		{"the user's config", `,"annotations":{"config.meshplane.io/proxy-log-level":"warn"}`, "replace", map[string]string{"config.meshplane.io/proxy-log-level": "warn"}},
+		{"the user's record", `,"annotations":{"config.meshplane.io/proxy-log-level":"warn","meshplane.io/original-annotations":"{\"added\":[\"meshplane.io/inject\"]}"}`, "replace",
+			map[string]string{"config.meshplane.io/proxy-log-level": "warn", inject.OriginalAnnotations: `{"added":["meshplane.io/inject"]}`}},
 	} {
 		raw := `{"metadata":{"name":"p"` + c.ann + `},"spec":{"containers":[{"name":"app","image":"app:1"}]}}`
 		resp := wh.Review(context.Background(), &admissionv1.AdmissionRequest{Kind: metav1.GroupVersionKind{Version: "v1", Kind: "Pod"},

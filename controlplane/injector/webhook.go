@@ -166,21 +166,25 @@ func diff(a, b map[string]any) []patchOp {
 	return ops
 }
 
-// dropMarker removes inject's round-trip marker from the injected pod b, unless the
-// pod a already had it. The marker records how a manifest's text wrote null or {}
-// annotations, for mesh uninject; a live pod has no such text. (The API server never
-// sends null or {} annotations: it omits empty ones.)
+// dropMarker removes inject's round-trip marker from the injected pod b, or, when the
+// pod a already had one, puts back its value (inject may have added to its record).
+// The marker records how a manifest's text wrote null or {} annotations, and which
+// mesh annotations inject added to it, for mesh uninject; a live pod has no such text.
+// (The API server never sends null or {} annotations: it omits empty ones.)
 func dropMarker(a, b map[string]any) {
+	after, _ := field(b, "metadata", "annotations")
+	ann, _ := after.(map[string]any)
+	if ann == nil {
+		return
+	}
 	before, _ := field(a, "metadata", "annotations")
 	if had, _ := before.(map[string]any); had != nil {
-		if _, ok := had[inject.OriginalAnnotations]; ok {
+		if v, ok := had[inject.OriginalAnnotations]; ok {
+			ann[inject.OriginalAnnotations] = v
 			return
 		}
 	}
-	after, _ := field(b, "metadata", "annotations")
-	if ann, _ := after.(map[string]any); ann != nil {
-		delete(ann, inject.OriginalAnnotations)
-	}
+	delete(ann, inject.OriginalAnnotations)
 }
 
 func field(m map[string]any, parent, key string) (any, bool) {

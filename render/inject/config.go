@@ -46,8 +46,8 @@ func CheckAnnotation(key, value string) error {
 			return fmt.Errorf("%s is empty", key)
 		}
 	case key == OriginalAnnotations:
-		if !markerOK(value, inBlock) && !markerOK(value, inFlow) {
-			return fmt.Errorf("%s %q: not a form inject writes (\"\", ~, null, Null, NULL or {}); uninject will not write it back", key, value)
+		if err := checkRecord(value); err != nil {
+			return fmt.Errorf("%s %q: %w", key, value, err)
 		}
 	case strings.HasPrefix(key, ConfigPrefix):
 		name := strings.TrimPrefix(key, ConfigPrefix)

@@ -223,15 +223,27 @@ func (d *yamlDoc) setStrings(m *yaml.Node, path []string, kvs []kv) (bool, error
 		kn, v := lookup(cur, path[i])
 		switch {
 		case v == nil:
+			if i == len(path)-1 && len(cur.Content) == 0 && parent != nil && !d.keptEmpty(cur, parent) {
+				tok := "{}" // the metadata, which uninject would delete
+				kvs = withMarker(kvs, record{Metadata: &tok}.value())
+			}
 			return true, d.addEntries(cur, nestedNode(path[i:], kvs))
 		case isNull(v):
-			if i == len(path)-1 {
+			if v.Anchor != "" {
+				// Filling it would change what its aliases mean, or drop the anchor.
+				return false, fmt.Errorf("%s: line %d: cannot fill a null written with an anchor (&%s)", strings.Join(path[:i+1], "."), v.Line, v.Anchor)
+			}
+			if i >= len(path)-2 {
 				tok, ok, err := d.nullToken(cur, kn, v)
 				if err != nil {
 					return false, err
 				}
+				r := record{Annotations: &tok}
+				if i < len(path)-1 {
+					r = record{Metadata: &tok}
+				}
 				if ok {
-					kvs = withMarker(kvs, tok)
+					kvs = withMarker(kvs, r.value())
 				}
 			}
 			return true, d.setValue(cur, kn, v, mapNode(nestedNode(path[i+1:], kvs)...))
@@ -240,8 +252,24 @@ func (d *yamlDoc) setStrings(m *yaml.Node, path []string, kvs []kv) (bool, error
 		}
 		cur, parent = v, cur
 	}
+	var r record
+	_, mv := lookup(cur, OriginalAnnotations)
+	if mv != nil && mv.Kind == yaml.ScalarNode {
+		var err error
+		if r, err = parseRecord(mv.Value); err != nil {
+			return false, fmt.Errorf("%s: %w", OriginalAnnotations, err)
+		}
+	}
 	if len(cur.Content) == 0 && parent != nil && !d.keptEmpty(cur, parent) {
-		kvs = withMarker(kvs, "{}") // uninject would delete the key
+		tok := "{}" // uninject would delete the key
+		r.Annotations = &tok
+	}
+	tracked, err := d.track(&r, cur, kvs)
+	if err != nil {
+		return false, err
+	}
+	if tracked || r.Annotations != nil && mv == nil {
+		kvs = withMarker(kvs, r.value())
 	}
 	var missing []kv
 	changed := false

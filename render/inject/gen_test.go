@@ -28,6 +28,8 @@ func newGen(seed uint64) *gen {
 func (g *gen) chance(p float64) bool   { return g.r.Float64() < p }
 func (g *gen) pick(s ...string) string { return s[g.r.IntN(len(s))] }
 
+func (g *gen) pickAny(v ...any) any { return v[g.r.IntN(len(v))] }
+
 // An ordered mapping, a list, and an aliased value of the abstract documents.
 type (
 	omap  []entry
@@ -342,12 +344,17 @@ func (g *gen) meta(name string, labels any) omap {
 	case 1:
 		m = append(m, entry{"annotations", omap{}})
 	case 2, 3:
+		if g.chance(0.1) {
+			// An anchored null: inject refuses to fill it, and leaves the object.
+			m = append(m, entry{"annotations", g.anchor(nullAnn{})})
+			break
+		}
 		m = append(m, entry{"annotations", nullAnn{}})
 	case 4, 5:
 		ann := omap{{"example.com/note", g.tricky()}, {"team", g.pick("web", "a,b")}}
-		if g.chance(0.25) {
-			// Mesh's own annotations, already there: uninject removes them (Linkerd's
-			// rule), so uninject(inject(x)) is x without them.
+		if g.chance(0.4) {
+			// Mesh's own annotations, already there: the marker's record keeps a
+			// config annotation; meshplane.io/inject: enabled says x is injected.
 			ann = append(ann, entry{g.pick("config.meshplane.io/opaque-ports", "meshplane.io/inject"), g.pick("25", "enabled")})
 			if ann[2].k == "meshplane.io/inject" {
 				ann[2].v = "enabled"
@@ -369,8 +376,12 @@ func (g *gen) object(i int, item bool) omap {
 		t := omap{{"spec", g.podSpec(name, restart)}}
 		// A selector's template must carry its labels (the API server and mesh check
 		// refuse it otherwise); a Job's may leave them out.
-		if restart == "" || g.chance(0.8) {
+		switch {
+		case restart == "" || g.chance(0.4):
 			t = append(t, entry{"metadata", g.meta("", labels)})
+		case g.chance(0.8):
+			// metadata itself a null or {}: the marker's record says so.
+			t = append(t, entry{"metadata", g.pickAny(nullAnn{}, omap{})})
 		}
 		return g.shuffle(t)
 	}
@@ -473,7 +484,7 @@ func (g *gen) pick3(a, b, c int) int { return []int{a, b, c}[g.r.IntN(3)] }
 // "---", objects, comment-only documents, maybe a trailing one; or now and then a
 // JSON input.
 func (g *gen) stream() string {
-	if g.chance(0.15) {
+	if g.chance(0.25) {
 		return g.jsonStream()
 	}
 	var b strings.Builder

@@ -3,6 +3,7 @@ package inject
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -500,10 +501,24 @@ func (in *Injector) uninject(d *yamlDoc, tmpl *yaml.Node, res Result) (Result, e
 	}
 	meta := at(tmpl, "metadata")
 	if kn, ann := lookup(meta, "annotations"); ann != nil && ann.Kind == yaml.MappingNode {
+		var r record
+		r, res = markerRecord(ann, res)
 		drop := map[string]bool{}
 		for i := 0; i+1 < len(ann.Content); i += 2 {
-			if k := ann.Content[i].Value; meshAnnotation(k, ann.Content[i+1]) {
+			k, v := ann.Content[i].Value, ann.Content[i+1]
+			switch {
+			case !meshAnnotation(k, v):
+			case !r.tracks() || k == OriginalAnnotations || slices.Contains(r.Added, k):
 				drop[k] = true
+			case r.Changed[k] != "":
+				if ok, err := d.writeBack(ann, v, r.Changed[k]); err != nil {
+					return res, err
+				} else if !ok {
+					res.Warnings = append(res.Warnings, fmt.Sprintf("%s/%s: %s: the text %s records for it is not a string scalar; it was removed instead",
+						strings.ToLower(res.Kind), res.Name, k, OriginalAnnotations))
+					drop[k] = true
+				}
+				changed = true
 			}
 		}
 		if len(drop) > 0 {
@@ -513,7 +528,7 @@ func (in *Injector) uninject(d *yamlDoc, tmpl *yaml.Node, res Result) (Result, e
 				return res, err
 			}
 			if left == 0 {
-				if res, err = d.emptied(tmpl, meta, kn, ann, res); err != nil {
+				if res, err = d.emptied(tmpl, meta, kn, ann, r, res); err != nil {
 					return res, err
 				}
 			}
@@ -528,25 +543,61 @@ func (in *Injector) uninject(d *yamlDoc, tmpl *yaml.Node, res Result) (Result, e
 }
 
 // emptied handles the annotations ann (the value of key kn in meta, in tmpl) all of
-// whose entries go: the original form the marker OriginalAnnotations records is
-// written back, or, without a marker, the mapping goes as dropEmpty says. A marker
-// whose value is not a form uninject may write is not written: a warning says so, and
-// the mapping goes as without one.
-func (d *yamlDoc) emptied(tmpl, meta, kn, ann *yaml.Node, res Result) (Result, error) {
-	if _, mv := lookup(ann, OriginalAnnotations); mv != nil {
-		restored := false
-		if mv.Kind == yaml.ScalarNode && mv.Tag == "!!str" {
-			var err error
-			if restored, err = d.restore(meta, kn, ann, mv.Value); err != nil {
-				return res, err
-			}
+// whose entries go: the original form the marker's record r holds is written back (of
+// the annotations, or of the metadata when the annotations are all it holds), or,
+// without one, the mapping goes as dropEmpty says. A token that is not a form uninject
+// may write is not written: a warning says so, and the mapping goes as without one.
+func (d *yamlDoc) emptied(tmpl, meta, kn, ann *yaml.Node, r record, res Result) (Result, error) {
+	if r.Metadata != nil && len(meta.Content) == 2 {
+		mk, _ := lookup(tmpl, "metadata")
+		restored, err := d.restore(tmpl, mk, meta, *r.Metadata)
+		if err != nil || restored {
+			return res, err
 		}
-		if restored {
-			return res, nil
+		res.Warnings = append(res.Warnings, markerWarning(res, "metadata", *r.Metadata))
+	}
+	if r.Annotations != nil {
+		restored, err := d.restore(meta, kn, ann, *r.Annotations)
+		if err != nil || restored {
+			return res, err
 		}
-		res.Warnings = append(res.Warnings, markerWarning(res, mv))
+		res.Warnings = append(res.Warnings, markerWarning(res, "annotations", *r.Annotations))
 	}
 	return res, d.dropEmpty([]*yaml.Node{tmpl, meta, ann})
+}
+
+// markerRecord is the record of the marker in ann (none if it has no marker). A marker
+// that is not a string, or not a record, is ignored with a warning: uninject then
+// does what it does without one.
+func markerRecord(ann *yaml.Node, res Result) (record, Result) {
+	_, mv := lookup(ann, OriginalAnnotations)
+	if mv == nil {
+		return record{}, res
+	}
+	if mv.Kind != yaml.ScalarNode || mv.Tag != "!!str" {
+		res.Warnings = append(res.Warnings, markerWarning(res, "annotations", mv.Value))
+		return record{}, res
+	}
+	if r, err := parseRecord(mv.Value); err == nil {
+		return r, res
+	}
+	res.Warnings = append(res.Warnings, fmt.Sprintf("%s/%s: %s is not a record inject writes; it was removed and nothing written back",
+		strings.ToLower(res.Kind), res.Name, OriginalAnnotations))
+	return record{}, res
+}
+
+// writeBack replaces the value v, in annotations ann, with text, the original text of
+// a value inject changed, when it is one string scalar (and reports false otherwise).
+func (d *yamlDoc) writeBack(ann, v *yaml.Node, text string) (bool, error) {
+	if _, ok := scalarFromText(text, d.style(ann)); !ok || v.Kind != yaml.ScalarNode {
+		return false, nil
+	}
+	start := d.contentStart(v)
+	end, err := d.nodeEnd(v)
+	if err != nil {
+		return false, err
+	}
+	return true, d.edit(v, start, max(end, start)-start, text)
 }
 
 // meshAnnotation tells whether uninject removes annotation key (with value v).

@@ -16,7 +16,8 @@ import (
 // (in a block mapping also any extra spaces before it and a `!!null` tag). Uninject
 // always removes it, and when the annotations are left with nothing else, writes that
 // token back in their place. A comment could not carry this (JSON has none, and
-// formatters drop them); an annotation is data, which every tool keeps.
+// formatters drop them); an annotation is data, which every tool keeps. When a token
+// does not say enough, the value is a JSON record instead (record.go).
 const OriginalAnnotations = "meshplane.io/original-annotations"
 
 // The null tokens, and the block form of a null: the text after the key's colon,
@@ -144,9 +145,9 @@ func (d *yamlDoc) markerComment(ann *yaml.Node) (string, error) {
 	return "", nil
 }
 
-// markerWarning says that uninject did not write back a marker's value v (a scalar:
-// the strict decoding of the object refuses anything else).
-func markerWarning(res Result, v *yaml.Node) string {
-	return fmt.Sprintf("%s/%s: %s %q is not a form uninject writes back; the annotations key was removed instead",
-		strings.ToLower(res.Kind), res.Name, OriginalAnnotations, v.Value)
+// markerWarning says that uninject did not write back the token tok of a marker.
+// what is the key it stands for.
+func markerWarning(res Result, what, tok string) string {
+	return fmt.Sprintf("%s/%s: %s %q is not a form uninject writes back; the %s key was removed instead",
+		strings.ToLower(res.Kind), res.Name, OriginalAnnotations, tok, what)
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"sort"
 	"strconv"
@@ -34,12 +35,15 @@ import (
 //   - separators, comment-only documents and every document inject does not change
 //     come out byte for byte;
 //   - inject is idempotent;
-//   - in annotation mode uninject(inject(x)) is x byte for byte, config annotations
-//     included, null annotations of every spelling and {} in flow mappings and JSON
-//     included (the marker inject.OriginalAnnotations brings them back), whenever x
-//     holds no annotation uninject removes; when x already holds some (the generator
-//     writes them now and then), it is uninject(x), byte for byte: x without them
-//     (checkUninject);
+//   - in annotation mode uninject(inject(x)) is x byte for byte: config annotations x
+//     already had (left alone or overridden by the flags), null annotations of every
+//     spelling, {} in flow mappings and JSON, and a pod template's metadata written
+//     as a null or {} included (the marker inject.OriginalAnnotations records them);
+//     the one document it cannot be is one inject leaves as it is (x already says
+//     meshplane.io/inject: enabled, as inject's own output does, or inject refuses
+//     it), where it is uninject(x) (checkUninject);
+//   - an anchored null is never filled: annotation mode leaves the object, --manual
+//     fails the input;
 //   - in --manual mode re-injecting with another version gives what injecting the
 //     input with that version gives.
 func TestInjectProperty(t *testing.T) {
@@ -117,6 +121,13 @@ func checkProperty(t *testing.T, seed uint64, manual map[string]*inject.Manual) 
 		t.Fatal(err)
 	}
 	out, err := runStream(in, input)
+	if opts.Manual != nil && anchoredNull(t, input) {
+		// --manual fails on an object it cannot inject, naming it, and writes nothing.
+		if err == nil || !strings.Contains(err.Error(), "cannot fill a null written with an anchor") || out != "" {
+			fail("inject --manual of an anchored null: %v, wrote %q", err, out)
+		}
+		return
+	}
 	if err != nil {
 		fail("inject: %v", err)
 	}
@@ -177,12 +188,12 @@ func checkProperty(t *testing.T, seed uint64, manual map[string]*inject.Manual) 
 	}
 }
 
-// checkUninject: uninject(inject(x)) is uninject(x) byte for byte, which is x byte for
-// byte when x holds none of the annotations uninject removes (meshAnnotations), and
-// otherwise x's documents without those annotations. Those are the one exception to
-// uninject(inject(x)) == x, and it is not inject's doing: uninject removes mesh's
-// annotations whoever wrote them (Linkerd's rule), so a config annotation x already
-// had is lost.
+// checkUninject: uninject(inject(x)) is x byte for byte, document by document, config
+// annotations x already had included (the marker records what inject added and
+// changed), except in a document inject leaves as it is (x says it is injected
+// already, meshplane.io/inject: enabled with no record; or inject refuses it,
+// hostNetwork, an anchored null): there uninject(inject(x)) is uninject(x), byte for byte (uninject cannot give two answers
+// for one input), which is x's document without mesh's annotations.
 func checkUninject(t *testing.T, fail func(string, ...any), input, out string) {
 	t.Helper()
 	un, _ := inject.New(inject.Options{Uninject: true})
@@ -190,33 +201,30 @@ func checkUninject(t *testing.T, fail func(string, ...any), input, out string) {
 	if err != nil {
 		fail("uninject(inject(x)): %v", err)
 	}
+	if back == input {
+		return
+	}
 	direct, err := runStream(un, input)
 	if err != nil {
 		fail("uninject(x): %v", err)
 	}
-	if back != direct {
-		fail("uninject(inject(x)) != uninject(x):\n%s\nwant\n%s\ninjected:\n%s", back, direct, out)
-	}
-	if back == input {
-		return
-	}
-	inDocs, backDocs := layout(t, input), layout(t, back)
-	if len(backDocs) != len(inDocs) {
-		fail("uninject(x) has %d documents, not %d:\n%s", len(backDocs), len(inDocs), back)
+	inDocs, backDocs, directDocs, outDocs := layout(t, input), layout(t, back), layout(t, direct), layout(t, out)
+	if len(backDocs) != len(inDocs) || len(directDocs) != len(inDocs) || len(outDocs) != len(inDocs) {
+		fail("uninject(inject(x)) has %d documents, uninject(x) %d, not %d:\n%s", len(backDocs), len(directDocs), len(inDocs), back)
 	}
 	for i, d := range inDocs {
 		b := backDocs[i]
 		if !bytes.Equal(d.Sep, b.Sep) || d.Blank != b.Blank {
-			fail("uninject(x): document %d: separator %q became %q", i, d.Sep, b.Sep)
+			fail("uninject(inject(x)): document %d: separator %q became %q", i, d.Sep, b.Sep)
 		}
 		if bytes.Equal(d.Raw, b.Raw) {
 			continue
 		}
-		if d.Blank {
-			fail("uninject(x): comment-only document %d changed to %q", i, b.Raw)
+		if !injectedAlready(t, d.Raw) && !bytes.Equal(outDocs[i].Raw, d.Raw) {
+			fail("uninject(inject(x)) != x: document %d:\n%s\nwant\n%s\ninjected:\n%s", i, b.Raw, d.Raw, out)
 		}
-		if !hasMeshAnnotations(t, d.Raw) {
-			fail("uninject(inject(x)) != x: document %d holds no mesh annotation:\n%s\nwant\n%s", i, b.Raw, d.Raw)
+		if !bytes.Equal(b.Raw, directDocs[i].Raw) {
+			fail("uninject(inject(x)) != uninject(x): document %d, injected already:\n%s\nwant\n%s", i, b.Raw, directDocs[i].Raw)
 		}
 		want, err := withoutMeshAnnotations(d.Raw)
 		if err != nil {
@@ -226,6 +234,43 @@ func checkUninject(t *testing.T, fail func(string, ...any), input, out string) {
 			fail("uninject(x): document %d (%v) is not x without mesh's annotations:\n%s\ngot  %s\nwant %s", i, err, b.Raw, got, want)
 		}
 	}
+}
+
+// anchoredNull tells whether the stream holds a pod template whose annotations are a
+// null with an anchor.
+func anchoredNull(t *testing.T, input string) bool {
+	t.Helper()
+	for _, d := range layout(t, input) {
+		if d.Blank {
+			continue
+		}
+		marks, err := markers(d.Raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range marks {
+			if m != nil && m.Refused {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// injectedAlready tells whether a pod template of the document says
+// meshplane.io/inject: enabled.
+func injectedAlready(t *testing.T, raw []byte) bool {
+	t.Helper()
+	_, objs, err := objects(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range objs {
+		if pt, _ := template(o); pt != nil && pt.Annotations[inject.InjectAnnotation] == inject.Enabled {
+			return true
+		}
+	}
+	return false
 }
 
 // hasMeshAnnotations tells whether a pod template of the document holds an annotation
@@ -324,6 +369,7 @@ func typedJSON(raw []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	canonMarkers(objs)
 	return json.Marshal(objs)
 }
 
@@ -355,19 +401,28 @@ func expected(raw []byte, opts inject.Options) ([]byte, bool, error) {
 	changed := false
 	for i, o := range objs {
 		pt, store := template(o)
-		if pt == nil || pt.Spec.HostNetwork {
+		if pt == nil || pt.Spec.HostNetwork || marks[i] != nil && marks[i].Refused {
 			continue
 		}
 		changed = true
+		pre := maps.Clone(pt.Annotations)
 		if pt.Annotations == nil {
 			pt.Annotations = map[string]string{}
 		}
 		pt.Annotations[inject.InjectAnnotation] = inject.Enabled
-		if marks[i] != nil {
-			pt.Annotations[inject.OriginalAnnotations] = *marks[i]
-		}
 		for k, v := range opts.Config {
 			pt.Annotations[k] = v
+		}
+		if opts.Manual != nil {
+			pt.Annotations[inject.ProxyVersion] = opts.Manual.Version
+		}
+		r := marks[i]
+		if r == nil {
+			r = &oracleRecord{}
+		}
+		tracking(r, pre, pt.Annotations)
+		if r.Annotations != nil || r.Metadata != nil || r.Added != nil || r.Changed != nil {
+			pt.Annotations[inject.OriginalAnnotations] = r.value()
 		}
 		if opts.Manual != nil {
 			cfg := map[string]string{}
@@ -380,7 +435,6 @@ func expected(raw []byte, opts inject.Options) ([]byte, bool, error) {
 			if err != nil {
 				return nil, false, err
 			}
-			pt.Annotations[inject.ProxyVersion] = opts.Manual.Version
 			pt.Spec.InitContainers = append(sc.InitContainers, pt.Spec.InitContainers...)
 			pt.Spec.Containers = append(sc.Containers, pt.Spec.Containers...)
 			pt.Spec.Volumes = append(pt.Spec.Volumes, sc.Volumes...)
@@ -417,7 +471,7 @@ func ports(spec corev1.PodSpec) []string {
 // follows the colon and one space), and "{}" for an empty mapping inside a flow mapping (or
 // a JSON document), which uninject would otherwise delete. The rule is the documented
 // one, read from the input's YAML tree, not from inject's code.
-func markers(raw []byte) ([]*string, error) {
+func markers(raw []byte) ([]*oracleRecord, error) {
 	var doc yamlv3.Node
 	if err := yamlv3.Unmarshal(raw, &doc); err != nil {
 		return nil, err
@@ -430,7 +484,23 @@ func markers(raw []byte) ([]*string, error) {
 	paths := map[string][]string{"Pod": {}, "CronJob": {"spec", "jobTemplate", "spec", "template"},
 		"Deployment": {"spec", "template"}, "StatefulSet": {"spec", "template"}, "DaemonSet": {"spec", "template"},
 		"ReplicaSet": {"spec", "template"}, "ReplicationController": {"spec", "template"}, "Job": {"spec", "template"}}
-	out := make([]*string, len(objs))
+	out := make([]*oracleRecord, len(objs))
+	// token is the marker's token for v, the value of key k in a mapping in flow
+	// context or not, which inject fills: nil when it needs none.
+	token := func(k, v *yamlv3.Node, flow bool) *string {
+		switch {
+		case v == nil:
+		case v.Tag == "!!null" && !flow:
+			tok := nullText(raw, k)
+			return &tok
+		case v.Tag == "!!null" && v.Style&yamlv3.TaggedStyle == 0:
+			return &v.Value
+		case v.Kind == yamlv3.MappingNode && len(v.Content) == 0 && flow:
+			empty := "{}"
+			return &empty
+		}
+		return nil
+	}
 	for i, o := range objs {
 		path, ok := paths[scalarAt(o, "kind")]
 		if o.Kind != yamlv3.MappingNode || !ok {
@@ -444,22 +514,25 @@ func markers(raw []byte) ([]*string, error) {
 			}
 			flow = flow || tmpl.Style&yamlv3.FlowStyle != 0
 		}
-		meta := nodeAt(tmpl, "metadata")
-		if tmpl == nil || scalarAt(tmpl, "spec", "hostNetwork") == "true" || meta == nil {
+		if tmpl == nil || scalarAt(tmpl, "spec", "hostNetwork") == "true" {
+			continue
+		}
+		mk, meta := keyAt(tmpl, "metadata")
+		if tok := token(mk, meta, flow); tok != nil {
+			out[i] = &oracleRecord{Metadata: tok}
+			continue
+		}
+		if meta == nil {
 			continue
 		}
 		flow = flow || meta.Style&yamlv3.FlowStyle != 0
-		k, v := keyAt(meta, "annotations")
-		switch {
-		case v == nil:
-		case v.Tag == "!!null" && !flow:
-			tok := nullText(raw, k)
-			out[i] = &tok
-		case v.Tag == "!!null" && v.Style&yamlv3.TaggedStyle == 0:
-			out[i] = &v.Value
-		case v.Kind == yamlv3.MappingNode && len(v.Content) == 0 && flow:
-			empty := "{}"
-			out[i] = &empty
+		ak, ann := keyAt(meta, "annotations")
+		if ann != nil && ann.Tag == "!!null" && ann.Anchor != "" {
+			out[i] = &oracleRecord{Refused: true}
+			continue
+		}
+		if tok := token(ak, ann, flow); tok != nil {
+			out[i] = &oracleRecord{Annotations: tok}
 		}
 	}
 	return out, nil
@@ -591,9 +664,18 @@ func TestInjectPropertyCovers(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, m := range marks {
-				if m != nil {
-					seen[format+" "+strconv.Quote(*m)]++
+				switch {
+				case m == nil:
+				case m.Refused:
+					seen[format+" anchored null"]++
+				case m.Metadata != nil:
+					seen[format+" metadata "+strconv.Quote(*m.Metadata)]++
+				default:
+					seen[format+" "+strconv.Quote(m.value())]++
 				}
+			}
+			if hasMeshAnnotations(t, d.Raw) && !injectedAlready(t, d.Raw) {
+				seen[format+" mesh annotations, not injected"]++
 			}
 			if hasMeshAnnotations(t, d.Raw) {
 				seen[format+" mesh annotations"]++
@@ -601,7 +683,9 @@ func TestInjectPropertyCovers(t *testing.T) {
 		}
 	}
 	for _, want := range []string{`yaml ""`, `yaml "~"`, `yaml "null"`, `yaml "Null"`, `yaml "NULL"`, `yaml " ~"`,
-		`yaml "!!null null"`, `yaml "{}"`, `json "null"`, `json "{}"`, "yaml mesh annotations", "json mesh annotations"} {
+		`yaml "!!null null"`, `yaml "{}"`, `json "null"`, `json "{}"`, "yaml mesh annotations", "json mesh annotations",
+		"yaml mesh annotations, not injected", "json mesh annotations, not injected", "yaml anchored null",
+		`yaml metadata "~"`, `yaml metadata "{}"`, `json metadata "null"`, `json metadata "{}"`} {
 		if seen[want] == 0 {
 			t.Errorf("no input with %s (seen %v)", want, seen)
 		}

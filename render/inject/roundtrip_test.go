@@ -247,7 +247,9 @@ func TestReinjectKeepsMarker(t *testing.T) {
 // or as {} inside a flow mapping (JSON included). Inject writes the annotations into
 // it, and uninject, having no marker for metadata, removes the metadata key, which
 // Kubernetes reads the same. (metadata: {} in a block mapping comes back as written.)
-// This test pins that result, so that a change to it is deliberate.
+// A pod template's metadata written as a null, or as {} where uninject would delete
+// it (in a flow mapping, in JSON), comes back as it was written: the marker's record
+// says {"metadata": token}.
 func TestUninjectNullMetadata(t *testing.T) {
 	t.Parallel()
 	deploy := func(tmpl string) string {
@@ -258,26 +260,67 @@ func TestUninjectNullMetadata(t *testing.T) {
 		return `{"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}, "spec": {"selector": {"matchLabels": {"app": "d"}}, "template": {` +
 			meta + `"spec": {"containers": [{"name": "a", "image": "b"}]}}}}` + "\n"
 	}
-	for _, c := range []struct{ name, in, want string }{
-		{"bare, block", deploy("\n    metadata:\n    " + spec), deploy("\n    " + spec)},
-		{"~, block", deploy("\n    metadata: ~\n    " + spec), deploy("\n    " + spec)},
-		{"{} in flow", deploy(" {metadata: {}, " + spec + "}"), deploy(" {" + spec + "}")},
-		{"null in flow", deploy(" {metadata: null, " + spec + "}"), deploy(" {" + spec + "}")},
-		{"{} in json", jsonDeploy(`"metadata": {}, `), jsonDeploy("")},
+	for _, c := range []struct{ name, in, marker string }{
+		{"bare, block", deploy("\n    metadata:\n    " + spec), `{"metadata":""}`},
+		{"~, block", deploy("\n    metadata: ~\n    " + spec), `{"metadata":"~"}`},
+		{"~, block, comment", deploy("\n    metadata: ~ # none\n    " + spec), `{"metadata":"~"}`},
+		{"!!null, block", deploy("\n    " + spec + "\n    metadata: !!null"), `{"metadata":"!!null"}`},
+		{"{} in flow", deploy(" {metadata: {}, " + spec + "}"), `{"metadata":"{}"}`},
+		{"null in flow", deploy(" {metadata: null, " + spec + "}"), `{"metadata":"null"}`},
+		{"bare in flow", deploy(" {metadata: , " + spec + "}"), `{"metadata":""}`},
+		{"{} in json", jsonDeploy(`"metadata": {}, `), `{"metadata":"{}"}`},
+		{"null in json", jsonDeploy(`"metadata": null, `), `{"metadata":"null"}`},
 	} {
 		for _, manual := range []bool{false, true} {
-			opts := inject.Options{}
+			opts := inject.Options{Config: map[string]string{"config.meshplane.io/proxy-log-level": "warn"}}
 			if manual {
 				opts.Manual = manualFor(t, "v1.2.3")
 			}
 			out, _ := streamReport(t, newInj(t, opts), c.in)
 			checkExpected(t, c.in, out, opts)
-			if strings.Contains(out, inject.OriginalAnnotations) {
-				t.Errorf("%s: a marker:\n%s", c.name, out)
+			if m := markerIn(t, out); m != c.marker {
+				t.Errorf("%s: marker %s, want %s:\n%s", c.name, m, c.marker, out)
 			}
-			if back, _ := streamReport(t, newInj(t, inject.Options{Uninject: true}), out); back != c.want {
-				t.Errorf("%s (manual %v): uninject(inject(x)):\n%s\nwant\n%s", c.name, manual, back, c.want)
+			if again, _ := streamReport(t, newInj(t, opts), out); again != out {
+				t.Errorf("%s: re-inject changed it:\n%s", c.name, again)
 			}
+			if back, _ := streamReport(t, newInj(t, inject.Options{Uninject: true}), out); back != c.in {
+				t.Errorf("%s (manual %v): uninject(inject(x)):\n%s\nwant\n%s\ninjected:\n%s", c.name, manual, back, c.in, out)
+			}
+		}
+	}
+}
+
+// An anchored null is not filled, aliased or not: filling it would change what its
+// aliases mean, or drop the anchor so uninject could not write it back. Annotation
+// mode leaves the object as it is and warns, as it does for any node an alias refers
+// to (so the round trip holds trivially); --manual, which fails on any object it
+// cannot inject, fails naming the input, document, object and path, writing nothing.
+func TestInjectRefusesAnchoredNull(t *testing.T) {
+	t.Parallel()
+	pod := func(meta string) string {
+		return "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n" + meta + "spec: {containers: [{name: a, image: b}]}\n"
+	}
+	const msg = "cannot fill a null written with an anchor"
+	for _, in := range []string{
+		pod("  annotations: &a ~\n"),
+		pod("  annotations: &a\n  labels: {x: *a}\n"),
+		pod("  annotations: &a !!null null # c\n"),
+		"apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  selector: {matchLabels: {app: d}}\n  template:\n    metadata: &m\n    spec: {containers: [{name: a, image: b}]}\n",
+	} {
+		opts := inject.Options{Config: map[string]string{"config.meshplane.io/proxy-log-level": "warn"}}
+		out, report := streamReport(t, newInj(t, opts), in)
+		if out != in {
+			t.Errorf("an anchored null was edited:\n%s", out)
+		}
+		if !strings.Contains(report, "skipped") || !strings.Contains(report, msg) {
+			t.Errorf("report %q", report)
+		}
+		opts.Manual = manualFor(t, "v1.2.3")
+		var buf bytes.Buffer
+		err := newInj(t, opts).Stream(context.Background(), manifest.Inputs{Filenames: []string{"-"}}, manifest.Env{Stdin: strings.NewReader(in)}, inject.Auto, &buf, func(inject.Result) {})
+		if err == nil || !strings.Contains(err.Error(), msg) || !strings.Contains(err.Error(), "stdin: document 1:") || buf.Len() != 0 {
+			t.Errorf("--manual: %v, wrote %q", err, buf.String())
 		}
 	}
 }
