@@ -47,11 +47,15 @@ func validity(what string, c *x509.Certificate, now time.Time, min time.Duration
 	return ""
 }
 
-func decodeSecretValue(o Object, key string) (string, bool) {
-	if v := str(o.Body, "stringData", key); v != "" {
+func decodeSecretValue(o Object, key string) (string, bool) { return SecretValue(o.Body, key) }
+
+// SecretValue is a Secret's value for key, as the API server would store it:
+// stringData's, else data's decoded from base64; false when neither has one.
+func SecretValue(body map[string]any, key string) (string, bool) {
+	if v := str(body, "stringData", key); v != "" {
 		return v, true
 	}
-	v := str(o.Body, "data", key)
+	v := str(body, "data", key)
 	if v == "" {
 		return "", false
 	}

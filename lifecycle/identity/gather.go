@@ -2,7 +2,6 @@ package identity
 
 import (
 	"context"
-	"encoding/base64"
 	"fmt"
 	"os"
 	"sort"
@@ -15,6 +14,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/meshplane/mesh/checks"
+	"github.com/meshplane/mesh/checks/offline"
 	"github.com/meshplane/mesh/lifecycle/diff"
 )
 
@@ -81,10 +81,10 @@ func FromObjects(objs []diff.Object, namespace string) (Material, error) {
 		}
 	}
 	for _, o := range find("Secret", IssuerSecret) {
-		if v, ok := secretValue(o.Body, secretCertKey); ok {
+		if v, ok := offline.SecretValue(o.Body, secretCertKey); ok {
 			m.Issuer = &PEM{Source: name(o) + " " + secretCertKey, Data: []byte(v)}
 		}
-		if v, ok := secretValue(o.Body, secretCAKey); ok {
+		if v, ok := offline.SecretValue(o.Body, secretCAKey); ok {
 			m.IssuerAnchors = &PEM{Source: name(o) + " " + secretCAKey, Data: []byte(v)}
 		}
 	}
@@ -164,21 +164,6 @@ func FromCluster(ctx context.Context, c kubernetes.Interface, namespace string) 
 }
 
 func name(o diff.Object) string { return checks.ObjectName(o.Kind, o.Namespace, o.Name) }
-
-func secretValue(body map[string]any, key string) (string, bool) {
-	if v := str(body, "stringData", key); v != "" {
-		return v, true
-	}
-	v := str(body, "data", key)
-	if v == "" {
-		return "", false
-	}
-	b, err := base64.StdEncoding.DecodeString(v)
-	if err != nil {
-		return "", false
-	}
-	return string(b), true
-}
 
 func str(m map[string]any, path ...string) string {
 	var cur any = m

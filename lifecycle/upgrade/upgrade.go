@@ -12,6 +12,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/meshplane/mesh/checks"
 	"github.com/meshplane/mesh/lifecycle/diff"
 	"github.com/meshplane/mesh/render/manifest"
 )
@@ -73,23 +74,12 @@ func (o Options) withDefaults() Options {
 		o.Now = time.Now
 	}
 	if o.Sleep == nil {
-		o.Sleep = sleep
+		o.Sleep = checks.Sleep
 	}
 	if o.Progress == nil {
 		o.Progress = io.Discard
 	}
 	return o
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // Phase is one half of the render, applied before the next begins.
