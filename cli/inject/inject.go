@@ -256,7 +256,8 @@ func NewCmdUninject(io *iostreams.IOStreams, runF func(*Options) error) *cobra.C
 		Long: `Remove what mesh inject added: the proxy and init containers, their volumes, and the
 meshplane.io/inject, meshplane.io/proxy-version and config.meshplane.io/* annotations
 (with --namespaces, from Namespaces too), as Linkerd's uninject does. An opt-out,
-meshplane.io/inject: disabled, stays. Documents are edited in place; output goes to
+meshplane.io/inject: disabled, stays, and so do config annotations where nothing shows
+an injection (no mesh container, inject annotation, proxy version or marker). Documents are edited in place; output goes to
 stdout only if every document is valid.`,
 		Example: `  mesh uninject -f meshed.yaml | kubectl apply -f -`,
 		RunE: func(cmd *cobra.Command, args []string) error {

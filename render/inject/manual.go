@@ -487,7 +487,8 @@ func stripMesh(d *yamlDoc, spec *yaml.Node) (bool, error) {
 // uninject removes what inject added to the pod template tmpl: the proxy and init
 // containers, their volumes, and the meshplane.io/inject (unless it is "disabled",
 // the user's own opt-out), meshplane.io/proxy-version and config.meshplane.io/*
-// annotations, as Linkerd's uninject does, and the marker OriginalAnnotations. When
+// annotations, as Linkerd's uninject does, and the marker OriginalAnnotations, when the
+// template shows it was injected (mesh's containers, or injectedBy). When
 // the annotations are left empty, the marker's token is written back in their place;
 // without one, the mapping goes (see dropEmpty), except a flow mapping in a block
 // mapping, which stays as {}.
@@ -500,7 +501,7 @@ func (in *Injector) uninject(d *yamlDoc, tmpl *yaml.Node, res Result) (Result, e
 		}
 	}
 	meta := at(tmpl, "metadata")
-	if kn, ann := lookup(meta, "annotations"); ann != nil && ann.Kind == yaml.MappingNode {
+	if kn, ann := lookup(meta, "annotations"); ann != nil && ann.Kind == yaml.MappingNode && (changed || injectedBy(ann)) {
 		var r record
 		r, res = markerRecord(ann, res)
 		drop := map[string]bool{}
@@ -598,6 +599,20 @@ func (d *yamlDoc) writeBack(ann, v *yaml.Node, text string) (bool, error) {
 		return false, err
 	}
 	return true, d.edit(v, start, max(end, start)-start, text)
+}
+
+// injectedBy tells whether the annotations ann say inject wrote them: they hold
+// meshplane.io/inject (but for the opt-out), meshplane.io/proxy-version or the marker.
+// Config annotations alone do not: a template without mesh's containers and without
+// these was not injected (inject left it as it was, or it is injected later, by the
+// namespace's annotation), so its config annotations are the user's and stay.
+func injectedBy(ann *yaml.Node) bool {
+	for i := 0; i+1 < len(ann.Content); i += 2 {
+		if k := ann.Content[i].Value; !strings.HasPrefix(k, ConfigPrefix) && meshAnnotation(k, ann.Content[i+1]) {
+			return true
+		}
+	}
+	return false
 }
 
 // meshAnnotation tells whether uninject removes annotation key (with value v).

@@ -182,11 +182,14 @@ func TestUninjectAnnotations(t *testing.T) {
 		return "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations:" + ann + "\nspec:\n  containers: [{name: a, image: b}]\n"
 	}
 	for _, c := range []struct{ name, in, want, report string }{
-		{"disabled stays", pod("\n    meshplane.io/inject: disabled\n    config.meshplane.io/proxy-log-level: debug"),
-			pod("\n    meshplane.io/inject: disabled"), "pod/p uninjected\n"},
+		{"disabled: not injected, config stays", pod("\n    meshplane.io/inject: disabled\n    config.meshplane.io/proxy-log-level: debug"),
+			pod("\n    meshplane.io/inject: disabled\n    config.meshplane.io/proxy-log-level: debug"), "pod/p unchanged (not injected)\n"},
+		{"enabled: config goes, disabled stays", pod("\n    meshplane.io/proxy-version: v1\n    config.meshplane.io/proxy-log-level: debug\n    team: web"),
+			pod("\n    team: web"), "pod/p uninjected\n"},
 		{"only disabled", pod(" {meshplane.io/inject: disabled}"), pod(" {meshplane.io/inject: disabled}"), "pod/p unchanged (not injected)\n"},
 		{"flow emptied in place", pod(" {meshplane.io/inject: enabled, config.meshplane.io/opaque-ports: \"25\", }"), pod(" { }"), "pod/p uninjected\n"},
-		{"flow, user key stays", pod(" {config.meshplane.io/opaque-ports: \"25\", team: web}"), pod(" {team: web}"), "pod/p uninjected\n"},
+		{"flow, config alone is the user's", pod(" {config.meshplane.io/opaque-ports: \"25\", team: web}"), pod(" {config.meshplane.io/opaque-ports: \"25\", team: web}"), "pod/p unchanged (not injected)\n"},
+		{"flow, user key stays", pod(" {meshplane.io/inject: enabled, config.meshplane.io/opaque-ports: \"25\", team: web}"), pod(" {team: web}"), "pod/p uninjected\n"},
 		{"block emptied: the key goes", pod("\n    meshplane.io/proxy-version: v1\n    meshplane.io/inject: enabled"),
 			strings.Replace(pod(""), "  annotations:\n", "", 1), "pod/p uninjected\n"},
 	} {
