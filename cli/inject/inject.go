@@ -92,7 +92,7 @@ stdout only if every document is valid; a report goes to stderr.`,
 	f.BoolVar(&opts.Manual, "manual", false, "write the proxy into the pod spec offline, instead of leaving it to the injector webhook")
 	f.StringVar(&opts.ControlPlaneNS, "control-plane-namespace", opts.ControlPlaneNS, "namespace of the control plane (--manual)")
 	f.StringArrayVar(&opts.InstallValues, "install-values", nil, "values the control plane was installed with, e.g. from mesh install --print-values (--manual; repeatable)")
-	f.StringVar(&opts.TrustAnchorsFile, "identity-trust-anchors-file", "", "PEM trust anchors to write into the pod (--manual; default: the install values' anchors, else the mesh-identity-trust-roots ConfigMap)")
+	f.StringVar(&opts.TrustAnchorsFile, "identity-trust-anchors-file", "", "PEM trust anchors to write into the pod (--manual; default: a mount of the mesh-identity-trust-roots ConfigMap the controller publishes, which follows a rotation)")
 	for i, c := range inject.ConfigSettings() {
 		f.StringVar(&flagValues[i], c.Name, "", c.Usage+" (annotation "+inject.ConfigPrefix+c.Name+")")
 	}

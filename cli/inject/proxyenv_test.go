@@ -84,7 +84,11 @@ func TestProxyEnvContract(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			in, err := inject.New(inject.Options{Manual: &inject.Manual{Version: "v9.8.7", Namespace: "mesh", Values: vals}})
+			m := &inject.Manual{Version: "v9.8.7", Namespace: "mesh", Values: vals}
+			if inline { // --identity-trust-anchors-file: the values' anchors are never inlined
+				m.TrustAnchorsPEM = string(anchors)
+			}
+			in, err := inject.New(inject.Options{Manual: m})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -43,9 +43,10 @@ type Manual struct {
 	Version   string         // mesh version: the proxy image tag unless image.tag is set
 	Namespace string         // the control plane's namespace
 	Values    map[string]any // the control plane's effective values (mesh install --print-values)
-	// TrustAnchorsPEM, when set, is written into the pod; otherwise the values'
-	// identity.trustAnchorsPEM; otherwise the pod mounts the mesh-identity-trust-roots
-	// ConfigMap that the identity controller publishes in every meshed namespace.
+	// TrustAnchorsPEM, when set, is written into the pod; otherwise the pod mounts the
+	// mesh-identity-trust-roots ConfigMap that the identity controller publishes in
+	// every meshed namespace (whatever the values' identity.trustAnchorsPEM says: the
+	// published bundle is what a rotation updates in running pods).
 	TrustAnchorsPEM string
 }
 
@@ -113,10 +114,11 @@ func (m *Manual) settings(cfg map[string]string) (settings, error) {
 	s.iptablesMode, s.ignoreIn, s.ignoreOut = m.str("proxyInit.iptablesMode"), m.str("proxyInit.ignoreInboundPorts"), m.str("proxyInit.ignoreOutboundPorts")
 	s.trustDomain, s.clusterDomain, s.audience = m.str("identity.trustDomain"), m.str("clusterDomain"), m.str("identity.tokenAudience")
 	s.shutdown, s.inboundConnectTimeout, s.outboundTimeout = m.str("proxy.shutdownGracePeriod"), m.str("proxy.inboundConnectTimeout"), m.str("proxy.outboundConnectTimeout")
+	// Never the values' identity.trustAnchorsPEM: anchors written into the pod stay
+	// until it is replaced, so a rotation (docs/identity.md) would have to restart every
+	// workload before the issuer may change. The published ConfigMap follows the
+	// issuer Secret's ca.crt, and proxies re-read it while they run.
 	s.anchors = m.TrustAnchorsPEM
-	if s.anchors == "" {
-		s.anchors = m.str("identity.trustAnchorsPEM")
-	}
 	// Per-pod overrides.
 	for k, v := range cfg {
 		name := strings.TrimPrefix(k, ConfigPrefix)

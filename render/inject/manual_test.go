@@ -21,7 +21,15 @@ func manualOptions(t testing.TB, anchorsFile string) *Manual {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Manual{Version: "v1.2.3", Namespace: install.DefaultNamespace, Values: v}
+	m := &Manual{Version: "v1.2.3", Namespace: install.DefaultNamespace, Values: v}
+	if anchorsFile != "" { // as mesh inject --identity-trust-anchors-file gives them
+		b, err := os.ReadFile(anchorsFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.TrustAnchorsPEM = string(b)
+	}
+	return m
 }
 
 func TestManualGolden(t *testing.T) {
