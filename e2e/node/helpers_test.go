@@ -26,6 +26,7 @@ type node struct {
 	mesh       string
 	version    string // the images' tag
 	dir        string // scratch files
+	root       string // this checkout
 	injected   []byte // the demo as mesh inject --manual wrote it
 }
 
@@ -45,6 +46,7 @@ func newNode(t testing.TB) *node {
 	}
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Join(filepath.Dir(file), "..", "..")
+	n.root = root
 	n.mesh = filepath.Join(n.dir, "mesh")
 	// An unstamped CLI renders the version "dev", the images' tag by default.
 	build := exec.Command("go", "build", "-o", n.mesh, "./cli/mesh")
@@ -148,6 +150,7 @@ func (n *node) waitAvailable(ns string) {
 type pod struct {
 	Metadata struct {
 		Name        string            `json:"name"`
+		UID         string            `json:"uid"`
 		Annotations map[string]string `json:"annotations"`
 		Deletion    *string           `json:"deletionTimestamp"`
 	} `json:"metadata"`

@@ -16,7 +16,8 @@ const (
 
 // TestMeshOnNode is a user's path on a real node, in order: install with kubectl,
 // mesh diff and mesh prune of new renders, the demo app meshed both ways, mTLS traffic of HTTP/1, gRPC and opaque TCP, balancing,
-// a ServiceProfile, failures of the control plane and of the app, mesh version,
+// a ServiceProfile, failures of the control plane and of the app, mesh version, an
+// upgrade from the previous release and a trust-anchor rotation under load,
 // uninjecting and uninstalling.
 func TestMeshOnNode(t *testing.T) {
 	n := newNode(t)
@@ -37,6 +38,8 @@ func TestMeshOnNode(t *testing.T) {
 	t.Run("control-plane-restart", n.sub(n.testControlPlaneRestart))
 	t.Run("injector-down", n.sub(n.testInjectorDown))
 	t.Run("version", n.sub(n.testVersion))
+	t.Run("upgrade", n.sub(n.testUpgrade))
+	t.Run("rotate-anchor", n.sub(n.testRotate))
 	t.Run("uninstall-refused", n.sub(n.testUninstallRefused))
 	t.Run("uninject", n.sub(n.testUninject))
 	t.Run("uninstall", n.sub(n.testUninstall))

@@ -319,6 +319,19 @@ func (d *yamlDoc) setValue(m, kn, v, value *yaml.Node) error {
 	}
 	if d.style(m) != inBlock || isEmptyCollection(value) {
 		text := e.flow(value)
+		if d.style(m) != inBlock && isEmptyNull(v) {
+			// A key with no colon in a flow mapping (`{annotations, name: p}`): the
+			// value goes after the key, with the colon.
+			if colon, err := d.hasColon(kn); err != nil {
+				return err
+			} else if !colon {
+				kend, err := d.end(kn, kn.Column-1, true, true)
+				if err != nil {
+					return err
+				}
+				return d.edit(v, kend, 0, ": "+text)
+			}
+		}
 		if isEmptyNull(v) {
 			text = " " + text
 		}
@@ -342,6 +355,17 @@ func (d *yamlDoc) setValue(m, kn, v, value *yaml.Node) error {
 	}
 	nl := d.lineEnding()
 	return d.edit(v, colon, max(end-colon, 0), nl+strings.Join(lines, nl))
+}
+
+// hasColon tells whether the key kn of a flow mapping is followed by its colon (a
+// key alone, `{annotations, name: p}`, is not: its value is an empty null).
+func (d *yamlDoc) hasColon(kn *yaml.Node) (bool, error) {
+	kend, err := d.end(kn, kn.Column-1, true, true)
+	if err != nil {
+		return false, err
+	}
+	p := d.skipSpace(kend, true)
+	return p < len(d.src) && d.src[p] == ':', nil
 }
 
 // nullEnd is where the null v ends: nodeEnd, less the spaces after a null written as

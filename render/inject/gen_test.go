@@ -254,6 +254,10 @@ func (g *gen) flow(v any, indent int) string {
 	case omap:
 		parts := make([]string, len(t))
 		for i, e := range t {
+			if _, null := e.v.(nullAnn); null && g.chance(0.2) {
+				parts[i] = g.scalar(e.k, true, indent) // a key alone: `{annotations, name: p}`
+				continue
+			}
 			parts[i] = g.scalar(e.k, true, indent) + ": " + item(e.v)
 		}
 		s := "{"

@@ -13,7 +13,8 @@ import (
 // null in any spelling, or {} where uninject would delete the emptied key: inside a
 // flow mapping, in every JSON document), it adds this annotation, whose value is the
 // original token: "" for a bare `annotations:`, "~", "null", "Null", "NULL", "{}"
-// (in a block mapping also any extra spaces before it and a `!!null` tag). Uninject
+// (in a block mapping also any extra spaces before it and a `!!null` tag; in a flow
+// mapping "key-only" for a key without a colon, `{annotations, name: p}`). Uninject
 // always removes it, and when the annotations are left with nothing else, writes that
 // token back in their place. A comment could not carry this (JSON has none, and
 // formatters drop them); an annotation is data, which every tool keeps. When a token
@@ -25,6 +26,10 @@ const OriginalAnnotations = "meshplane.io/original-annotations"
 // tag and a token. Nothing else is ever written back, whatever the marker says.
 var (
 	nullTokens = map[string]bool{"~": true, "null": true, "Null": true, "NULL": true}
+	// keyOnly is the token of a key written without a colon in a flow mapping
+	// (`{annotations, name: p}`), a null as well: uninject removes what setValue
+	// wrote after the key, colon included.
+	keyOnly = "key-only"
 	blockNull  = regexp.MustCompile(`^ *(!!null( +(~|null|Null|NULL))?|~|null|Null|NULL)?$`)
 )
 
@@ -35,7 +40,7 @@ func markerOK(tok string, s scalarStyle) bool {
 	case inJSON:
 		return tok == "null" || tok == "{}"
 	case inFlow:
-		return tok == "" || tok == "{}" || nullTokens[tok]
+		return tok == "" || tok == "{}" || tok == keyOnly || nullTokens[tok]
 	}
 	return tok == "{}" || blockNull.MatchString(tok)
 }
@@ -57,6 +62,11 @@ func (d *yamlDoc) nullToken(m, kn, v *yaml.Node) (tok string, ok bool, err error
 		}
 		tok = strings.TrimPrefix(string(d.src[colon:max(end, colon)]), " ")
 		return tok, markerOK(tok, s), nil
+	}
+	if isEmptyNull(v) {
+		if colon, err := d.hasColon(kn); err != nil || !colon {
+			return keyOnly, err == nil, err
+		}
 	}
 	start := d.contentStart(v)
 	if start != d.pos(v) {
@@ -97,6 +107,13 @@ func (d *yamlDoc) restore(meta, kn, ann *yaml.Node, tok string) (bool, error) {
 		return false, err
 	}
 	if s != inBlock {
+		if tok == keyOnly { // setValue wrote ": " and the flow text after the key
+			start, err := d.end(kn, kn.Column-1, true, true)
+			if err != nil {
+				return false, err
+			}
+			return true, d.edit(ann, start, end-start, "")
+		}
 		// setValue wrote the flow text where the token was, after a space of its own
 		// for a null written as nothing.
 		start := d.contentStart(ann)

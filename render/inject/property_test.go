@@ -503,6 +503,10 @@ func markers(raw []byte) ([]*oracleRecord, error) {
 			tok := nullText(raw, k)
 			return &tok
 		case v.Tag == "!!null" && v.Style&yamlv3.TaggedStyle == 0:
+			if v.Value == "" && keyAlone(raw, k) {
+				tok := "key-only"
+				return &tok
+			}
 			return &v.Value
 		case v.Kind == yamlv3.MappingNode && len(v.Content) == 0 && flow:
 			empty := "{}"
@@ -599,6 +603,23 @@ func nullText(raw []byte, k *yamlv3.Node) string {
 		rest = rest[:c]
 	}
 	return strings.TrimPrefix(strings.TrimRight(rest, " "), " ")
+}
+
+// keyAlone tells whether the key k of a flow mapping in raw has no colon after it
+// (`{annotations, name: p}`): the first character after the key, spaces and line
+// breaks skipped, is not ':'.
+func keyAlone(raw []byte, k *yamlv3.Node) bool {
+	lines := strings.SplitAfter(string(raw), "\n")
+	off := 0
+	for _, l := range lines[:k.Line-1] {
+		off += len(l)
+	}
+	off += k.Column - 1 + len(k.Value)
+	if k.Style&(yamlv3.DoubleQuotedStyle|yamlv3.SingleQuotedStyle) != 0 {
+		off += 2
+	}
+	rest := strings.TrimLeft(string(raw[off:]), " \t\r\n")
+	return !strings.HasPrefix(rest, ":")
 }
 
 func keyAt(m *yamlv3.Node, key string) (k, v *yamlv3.Node) {

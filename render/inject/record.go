@@ -76,7 +76,7 @@ func checkRecord(v string) error {
 	}
 	for _, t := range []*string{r.Annotations, r.Metadata} {
 		if t != nil && !markerOK(*t, inBlock) && !markerOK(*t, inFlow) {
-			return fmt.Errorf("not a form inject writes (\"\", ~, null, Null, NULL or {}); uninject will not write %q back", *t)
+			return fmt.Errorf("not a form inject writes (\"\", ~, null, Null, NULL, {} or key-only); uninject will not write %q back", *t)
 		}
 	}
 	for k, text := range r.Changed {

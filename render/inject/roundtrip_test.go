@@ -76,6 +76,9 @@ func TestUninjectRoundTrip(t *testing.T) {
 		{"NULL in flow", pod(" {name: p, annotations: NULL }"), "NULL", config},
 		{"bare in flow", pod(" {name: p, annotations: }"), "", nil},
 		{"bare in flow, first", pod(" {annotations: , name: p}"), "", config},
+		{"key alone in flow", pod(" {annotations, name: p}"), "key-only", nil},
+		{"key alone in flow, last", pod(" {name: p, annotations }"), "key-only", config},
+		{"metadata alone in a flow template", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec: {selector: {matchLabels: {a: b}}, template: {metadata, spec: {containers: [{name: a, image: b}]}}}\n", `{"metadata":"key-only"}`, nil},
 		// A List's items are decoded on their own (yaml.v3 would encode this null as a string).
 		{"bare in flow, a List's item", "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Pod\n  metadata: {name: p, annotations: }\n  spec: {containers: [{name: a, image: b}]}\n", "", nil},
 		{"null in a List's block item", "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Pod\n  metadata:\n    annotations: Null\n    name: p\n  spec: {containers: [{name: a, image: b}]}\n", "Null", config},
