@@ -29,8 +29,8 @@ var (
 	// keyOnly is the token of a key written without a colon in a flow mapping
 	// (`{annotations, name: p}`), a null as well: uninject removes what setValue
 	// wrote after the key, colon included.
-	keyOnly = "key-only"
-	blockNull  = regexp.MustCompile(`^ *(!!null( +(~|null|Null|NULL))?|~|null|Null|NULL)?$`)
+	keyOnly   = "key-only"
+	blockNull = regexp.MustCompile(`^ *(!!null( +(~|null|Null|NULL))?|~|null|Null|NULL)?$`)
 )
 
 // markerOK tells whether tok is a form uninject may write back for an annotations
