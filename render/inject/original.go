@@ -21,16 +21,17 @@ import (
 // does not say enough, the value is a JSON record instead (record.go).
 const OriginalAnnotations = "meshplane.io/original-annotations"
 
+// keyOnly is the token of a key written without a colon in a flow mapping
+// (`{annotations, name: p}`), a null as well: uninject removes what setValue wrote
+// after the key, colon included.
+const keyOnly = "key-only"
+
 // The null tokens, and the block form of a null: the text after the key's colon,
 // without the one space that separates it, made only of spaces, an optional !!null
 // tag and a token. Nothing else is ever written back, whatever the marker says.
 var (
 	nullTokens = map[string]bool{"~": true, "null": true, "Null": true, "NULL": true}
-	// keyOnly is the token of a key written without a colon in a flow mapping
-	// (`{annotations, name: p}`), a null as well: uninject removes what setValue
-	// wrote after the key, colon included.
-	keyOnly   = "key-only"
-	blockNull = regexp.MustCompile(`^ *(!!null( +(~|null|Null|NULL))?|~|null|Null|NULL)?$`)
+	blockNull  = regexp.MustCompile(`^ *(!!null( +(~|null|Null|NULL))?|~|null|Null|NULL)?$`)
 )
 
 // markerOK tells whether tok is a form uninject may write back for an annotations
