@@ -53,7 +53,8 @@ set no renamed or removed key. A failed check exits 1 and applies nothing.
 
 Then the render is applied with server-side apply (field manager mesh), in two phases:
 the CRDs, waited for until Established, then the control plane, waited for until its
-Deployments have rolled out (--timeout; --wait=false skips this wait). A field another
+Deployments have rolled out and their old pods are gone (--timeout; --wait=false skips
+this wait). A field another
 manager owns stops the upgrade, naming the manager, unless --force-conflicts.
 --dry-run=server sends every apply as a server-side dry run; --dry-run (client) sends
 none and lists the objects. -o yaml prints the render of both phases (CRDs first)

@@ -90,6 +90,9 @@ func destinationMain(ctx context.Context, c common, log *slog.Logger) error {
 		}}).Serve(ctx, adminLis)
 	}()
 	go func() { errs <- g.Serve(lis) }()
+	// Stopping: end the discovery streams first, so that proxies move to another
+	// replica at once (GracefulStop would wait for them with no updates flowing).
+	go func() { <-ctx.Done(); srv.Close() }()
 	log.Info("serving", "grpc", lis.Addr().String(), "admin", adminLis.Addr().String(), "identity", idCfg.Addr)
 	err = serveUntilDone(ctx, g, errs)
 	cancel()

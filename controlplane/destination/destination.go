@@ -18,7 +18,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -76,6 +78,11 @@ type Server struct {
 	hub      hub
 	synced   []cache.InformerSynced
 
+	// closing is closed by Close: every open stream ends, so that proxies reconnect
+	// to another replica at once instead of keeping a stream no update will come on.
+	closing   chan struct{}
+	closeOnce sync.Once
+
 	// Converted ServiceProfiles by ns/name, kept by the informer's handler so a bad
 	// route is logged once per change, not once per stream.
 	profMu    sync.RWMutex
@@ -89,9 +96,9 @@ func New(o Options) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{ClusterDomain: o.ClusterDomain, TrustDomain: o.TrustDomain, log: log,
-		factory:   informers.NewSharedInformerFactory(o.Client, 0),
-		dynamic:   dynamicinformer.NewDynamicSharedInformerFactory(o.Dynamic, 0),
-		hub:       hub{subs: map[string]map[chan struct{}]struct{}{}},
+		factory: informers.NewSharedInformerFactory(o.Client, 0),
+		dynamic: dynamicinformer.NewDynamicSharedInformerFactory(o.Dynamic, 0),
+		hub:     hub{subs: map[string]map[chan struct{}]struct{}{}}, closing: make(chan struct{}),
 		converted: map[string]*meshv1.DestinationProfile{}}
 	s.svcs = s.factory.Core().V1().Services().Informer()
 	s.slices = s.factory.Discovery().V1().EndpointSlices().Informer()
@@ -132,6 +139,18 @@ func (s *Server) Start(ctx context.Context) bool {
 	s.factory.Start(ctx.Done())
 	s.dynamic.Start(ctx.Done())
 	return cache.WaitForCacheSync(ctx.Done(), s.synced...)
+}
+
+// Close ends every open stream, and every stream opened after it at once, with
+// codes.Unavailable: the process is stopping (its informers stop with it, so a stream
+// left open would carry no more updates while the proxy trusts it). Proxies keep their
+// last answer and reconnect, through the Service, to a replica that is not stopping.
+// Call it before the gRPC server's GracefulStop, which waits for streams to end.
+func (s *Server) Close() { s.closeOnce.Do(func() { close(s.closing) }) }
+
+// errClosing is how a stream ends after Close.
+func errClosing() error {
+	return status.Error(codes.Unavailable, "the destination service is shutting down: reconnect")
 }
 
 // handler calls on with the old (nil on add) and the new (nil on delete) object.

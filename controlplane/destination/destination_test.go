@@ -6,6 +6,10 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -147,4 +151,61 @@ func TestGetFollowsEndpointSlices(t *testing.T) {
 	}
 	expect(byIP, "remove 10.9.0.1:8080")
 	expect(byIP, "none exists=false")
+}
+
+// Close ends the open Get and GetProfile streams at once with Unavailable, and those
+// opened after it: a stopping replica must not keep streams no update comes on.
+func TestCloseEndsStreams(t *testing.T) {
+	cs := testcluster.Clientset(t)
+	ns := testcluster.Namespace(t, cs)
+	dyn := dynamicClient(t)
+	ensureCRD(t, dyn)
+	srv := New(Options{Client: cs, Dynamic: dyn, ClusterDomain: "cluster.local", TrustDomain: "cluster.local"})
+	sctx, client := serveServer(t, srv)
+	sctx, cancel := context.WithTimeout(sctx, 30*time.Second) // a stream Close left open fails, not hangs
+	defer cancel()
+	get, err := client.Get(sctx, &meshv1.GetDestination{Path: "web." + ns + ".svc.cluster.local:80"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := get.Recv(); err != nil { // the first answer: the stream is being followed
+		t.Fatal(err)
+	}
+	prof, err := client.GetProfile(sctx, &meshv1.GetDestination{Path: "web." + ns + ".svc.cluster.local:80"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := prof.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	other, err := client.GetProfile(sctx, &meshv1.GetDestination{Path: "not-a-name"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	srv.Close()
+	srv.Close() // twice is fine
+	for name, recv := range map[string]func() error{
+		"Get":                  func() error { _, err := get.Recv(); return err },
+		"GetProfile":           func() error { _, err := prof.Recv(); return err },
+		"GetProfile (no name)": func() error { _, err := other.Recv(); return err },
+	} {
+		if err := recv(); status.Code(err) != codes.Unavailable {
+			t.Errorf("%s after Close: %v, want Unavailable", name, err)
+		}
+	}
+	late, err := client.Get(sctx, &meshv1.GetDestination{Path: "web." + ns + ".svc.cluster.local:80"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err = late.Recv(); err != nil {
+			break
+		}
+	}
+	if status.Code(err) != codes.Unavailable {
+		t.Errorf("a Get opened after Close: %v, want Unavailable after its first answer", err)
+	}
 }

@@ -89,6 +89,8 @@ func (s *Server) follow(stream meshv1.Destination_GetServer, key string, setLabe
 		select {
 		case <-stream.Context().Done():
 			return nil
+		case <-s.closing:
+			return errClosing()
 		case <-wake:
 		}
 	}

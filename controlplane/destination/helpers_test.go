@@ -66,7 +66,12 @@ func ensureCRD(t *testing.T, dyn dynamic.Interface) {
 // TLS path is tested in mtls_test.go and the process test).
 func serve(t *testing.T, cs kubernetes.Interface, dyn dynamic.Interface) (context.Context, meshv1.DestinationClient) {
 	t.Helper()
-	srv := New(Options{Client: cs, Dynamic: dyn, ClusterDomain: "cluster.local", TrustDomain: "cluster.local"})
+	return serveServer(t, New(Options{Client: cs, Dynamic: dyn, ClusterDomain: "cluster.local", TrustDomain: "cluster.local"}))
+}
+
+// serveServer is serve for a Server the test made.
+func serveServer(t *testing.T, srv *Server) (context.Context, meshv1.DestinationClient) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	if !srv.Start(ctx) {

@@ -50,8 +50,12 @@ func (s *Server) GetProfile(req *meshv1.GetDestination, stream meshv1.Destinatio
 		if err := stream.Send(&meshv1.DestinationProfile{RetryBudget: DefaultRetryBudget()}); err != nil {
 			return err
 		}
-		<-stream.Context().Done()
-		return nil
+		select {
+		case <-stream.Context().Done():
+			return nil
+		case <-s.closing:
+			return errClosing()
+		}
 	}
 	wake, cancel := s.hub.subscribe(key)
 	defer cancel()
@@ -67,6 +71,8 @@ func (s *Server) GetProfile(req *meshv1.GetDestination, stream meshv1.Destinatio
 		select {
 		case <-stream.Context().Done():
 			return nil
+		case <-s.closing:
+			return errClosing()
 		case <-wake:
 		}
 	}

@@ -88,6 +88,10 @@ func (n *node) testRotate(t *testing.T) {
 	sync("step 3", render(next))
 	n.waitTrust(t, "step 3", [][]byte{oldDER, nextDER}, nextDER)
 	before := n.loadStats(load, false)
+	if before.Failed != 0 {
+		n.logs(t, auto, "app=load", "mesh-proxy")
+		n.logs(t, auto, "app=web", "mesh-proxy")
+	}
 	n.restart(auto, "load")
 	n.kc("rollout", "restart", "deploy/mesh-destination", "-n", "mesh-system")
 	n.waitAvailable("mesh-system")

@@ -148,9 +148,13 @@ func (n *node) testUpgrade(t *testing.T) {
 	n.waitAvailable("mesh-system")
 	n.restart(auto, "web", "client", "load")
 	n.waitAvailable(auto)
-	if cp, proxies := n.proxyVersions(cur); cp != previousVersion || strings.Join(proxies[auto+"/deployment/web"], ",") != previousVersion {
-		t.Fatalf("before the upgrade: control plane %s, %s/web's proxies %v; want both at %s", cp, auto, proxies[auto+"/deployment/web"], previousVersion)
-	}
+	// (eventually: the old pods may still be terminating)
+	eventually(t, 120*time.Second, func() string {
+		if cp, proxies := n.proxyVersions(cur); cp != previousVersion || strings.Join(proxies[auto+"/deployment/web"], ",") != previousVersion {
+			return fmt.Sprintf("before the upgrade: control plane %s, %s/web's proxies %v; want both at %s", cp, auto, proxies[auto+"/deployment/web"], previousVersion)
+		}
+		return ""
+	})
 
 	// The values from Git: the install used the defaults.
 	values := filepath.Join(n.dir, "values.yaml")
@@ -163,13 +167,16 @@ func (n *node) testUpgrade(t *testing.T) {
 	if err != nil {
 		t.Fatalf("mesh upgrade --from values.yaml: %v\nstdout:\n%s\nstderr:\n%s", err, o, e)
 	}
+	cpDone := n.loadStats(load, false)
 	// Then the data plane: web and client roll onto the new proxy while load sends.
 	n.restart(auto, "web", "client")
 	s := n.loadSince(t, load, n.loadStats(load, false).Requests, 100)
+	t.Logf("upgrade under load: %d requests, %d failed (%d requests, %d failed, by the end of the control plane's upgrade)", s.Requests, s.Failed, cpDone.Requests, cpDone.Failed)
 	if s.Failed != 0 || s.OK < 100 {
-		t.Errorf("upgrade %s → %s under load: %d ok, %d failed %v", previousVersion, currentVersion, s.OK, s.Failed, s.Errors)
+		t.Errorf("upgrade %s → %s under load: %d ok, %d failed %v (control plane's phase: %d failed %v)", previousVersion, currentVersion, s.OK, s.Failed, s.Errors, cpDone.Failed, cpDone.Errors)
+		n.logs(t, auto, "app=load", "mesh-proxy")
+		n.logs(t, auto, "app=web", "mesh-proxy")
 	}
-	t.Logf("upgrade under load: %d requests, %d failed", s.Requests, s.Failed)
 	n.restart(auto, "load")
 
 	eventually(t, 90*time.Second, func() string {
@@ -178,18 +185,29 @@ func (n *node) testUpgrade(t *testing.T) {
 		}
 		return ""
 	})
-	cp, proxies := n.proxyVersions(cur)
-	if cp != currentVersion {
-		t.Errorf("after the upgrade the control plane runs %s, want %s", cp, currentVersion)
-	}
-	for _, d := range []string{"web", "client", "load"} {
-		if got := proxies[auto+"/deployment/"+d]; strings.Join(got, ",") != currentVersion {
-			t.Errorf("after the upgrade %s/%s's proxies run %v, want all at %s", auto, d, got, currentVersion)
+	eventually(t, 120*time.Second, func() string {
+		cp, proxies := n.proxyVersions(cur)
+		if cp != currentVersion {
+			return fmt.Sprintf("after the upgrade the control plane runs %s, want %s", cp, currentVersion)
 		}
-	}
-	// The manually injected workloads keep their proxies until re-injected, and mesh
-	// version shows them.
-	if got := proxies[manual+"/deployment/web"]; len(got) == 0 {
-		t.Errorf("mesh version does not list %s/web's proxies after the upgrade: %v", manual, proxies)
-	}
+		for _, d := range []string{"web", "client", "load"} {
+			if got := proxies[auto+"/deployment/"+d]; strings.Join(got, ",") != currentVersion {
+				return fmt.Sprintf("after the upgrade %s/%s's proxies run %v, want all at %s", auto, d, got, currentVersion)
+			}
+		}
+		// The manually injected workloads keep their proxies until re-injected, and
+		// mesh version shows them.
+		if got := proxies[manual+"/deployment/web"]; len(got) == 0 {
+			return fmt.Sprintf("mesh version does not list %s/web's proxies after the upgrade: %v", manual, proxies)
+		}
+		return ""
+	})
+}
+
+// logs logs the last lines of container c of the pods of ns matching selector (and of
+// their previous instances): what a failure needs to be understood.
+func (n *node) logs(t *testing.T, ns, selector, c string) {
+	t.Helper()
+	o, e, err := n.run(nil, n.kubectl, "logs", "-n", ns, "-l", selector, "-c", c, "--tail=60", "--prefix", "--all-containers=false")
+	t.Logf("kubectl logs -n %s -l %s -c %s (%v):\n%s%s", ns, selector, c, err, o, e)
 }

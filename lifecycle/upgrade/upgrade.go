@@ -112,7 +112,8 @@ type Report struct {
 }
 
 // Apply applies the phases in order: each phase's objects in apply order, then its
-// wait: CRDs until Established, Deployments until rolled out (with o.Wait). It stops
+// wait: CRDs until Established, Deployments until rolled out and their old pods gone
+// (with o.Wait). It stops
 // at the first error: a *ConflictError, a *diff.InputError (an object the server
 // rejects), a *checks.ClusterError, or a *WaitError.
 func Apply(ctx context.Context, c *diff.Cluster, phases []Phase, o Options) (*Report, error) {
@@ -137,7 +138,7 @@ func Apply(ctx context.Context, c *diff.Cluster, phases []Phase, o Options) (*Re
 		if o.DryRun != DryRunNone {
 			continue
 		}
-		if err := waitPhase(ctx, applied, o); err != nil {
+		if err := waitPhase(ctx, c, applied, o); err != nil {
 			return rep, err
 		}
 		// The next phase may use kinds this one added.

@@ -6,6 +6,10 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/meshplane/mesh/lifecycle/diff"
 )
 
 // WaitError is a wait that did not finish in time: it names what it waited for and
@@ -20,8 +24,9 @@ func (e *WaitError) Error() string {
 }
 
 // waitPhase waits for the phase's CRDs to be Established and, with o.Wait, its
-// Deployments to finish rolling out, each bounded by o.Timeout.
-func waitPhase(ctx context.Context, applied []*appliedObject, o Options) error {
+// Deployments to finish rolling out and their old pods to be gone, each bounded by
+// o.Timeout.
+func waitPhase(ctx context.Context, c *diff.Cluster, applied []*appliedObject, o Options) error {
 	var crds, deployments []*appliedObject
 	for _, a := range applied {
 		switch {
@@ -42,8 +47,40 @@ func waitPhase(ctx context.Context, applied []*appliedObject, o Options) error {
 		if err := waitFor(ctx, "the rollouts", deployments, rolledOut, o); err != nil {
 			return err
 		}
+		// A rollout is done while the old pods still terminate, and a stopping
+		// destination answers its streams no more: proxies would act on endpoints
+		// it no longer updates. The upgrade ends once they are gone.
+		if err := waitFor(ctx, "the old pods to stop", deployments, oldPodsGone(ctx, c), o); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+var podsResource = schema.GroupVersionResource{Version: "v1", Resource: "pods"}
+
+// oldPodsGone: no pod of the Deployment's selector is terminating.
+func oldPodsGone(ctx context.Context, c *diff.Cluster) func(*unstructured.Unstructured) (bool, string) {
+	return func(u *unstructured.Unstructured) (bool, string) {
+		sel, _, _ := unstructured.NestedStringMap(u.Object, "spec", "selector", "matchLabels")
+		if len(sel) == 0 {
+			return true, ""
+		}
+		list, err := c.Dynamic.Resource(podsResource).Namespace(u.GetNamespace()).List(ctx, metav1.ListOptions{LabelSelector: labels.SelectorFromSet(sel).String()})
+		if err != nil {
+			return false, fmt.Sprintf("listing its pods: %v", err)
+		}
+		n := 0
+		for _, p := range list.Items {
+			if p.GetDeletionTimestamp() != nil {
+				n++
+			}
+		}
+		if n > 0 {
+			return false, fmt.Sprintf("%d old pods still terminating", n)
+		}
+		return true, ""
+	}
 }
 
 // waitFor polls each object until done says so, or the timeout passes.
