@@ -174,6 +174,9 @@ func badRequest(format string, args ...any) error {
 // fail writes err as {"error": "..."}: 400 for a bad request, 502 when the
 // cluster or the proxies failed.
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Context().Err() != nil {
+		return // the page went away
+	}
 	status := http.StatusBadGateway
 	var he *httpError
 	if errors.As(err, &he) {

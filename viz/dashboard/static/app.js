@@ -317,7 +317,7 @@ function tapRecord(ev) {
   const row = el("tr", { class: "tap-event", "data-path": ev.path || "", "data-status": ev.status || 0 },
     el("td", {}, t.toLocaleTimeString()), el("td", {}, ev.proxy || ""), el("td", {}, ev.direction === "inbound" ? "in" : "out"),
     el("td", {}, ev.method || ""), el("td", {}, ev.authority || ""), el("td", {}, ev.path || ""),
-    el("td", { class: ev.status >= 500 || !ev.status ? "bad" : "good" }, status),
+    el("td", { class: ev.status >= 500 || !ev.status ? "bad" : ev.status >= 400 ? "warn" : "good" }, status),
     el("td", { class: "num" }, fmt.ms((ev.latencyToEndNs || 0) / 1e6)), el("td", {}, ev.tls ? "mTLS" : "no"), el("td", {}, peer || ""));
   body.prepend(row);
   while (body.children.length > TAP_ROWS) body.lastChild.remove();
