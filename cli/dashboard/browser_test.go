@@ -90,6 +90,7 @@ func (d hubDialer) DialTap(ctx context.Context, _ vtap.Pod) (net.Conn, error) {
 // the requests its proxy's tap hub streams. With -update it writes the screenshots
 // docs/img/dashboard-*.png.
 func TestBrowser(t *testing.T) {
+	t.Parallel()
 	exe := chromium(t)
 	cs := testcluster.Clientset(t)
 	ns := testcluster.Namespace(t, cs)
