@@ -104,13 +104,13 @@ test:
 
 ## go-test-cluster: start the test cluster (hack/testenv.sh), run go-test against it with
 ## MESH_REQUIRE_TEST_CLUSTER=1, MESH_REQUIRE_NETNS=1, MESH_REQUIRE_CONFORMANCE=1 and
-## MESH_REQUIRE_PROMETHEUS=1 (tests that need the cluster, root with network namespaces,
-## h2spec or Debian's prometheus fail instead of skipping), and stop it at the end, even
+## MESH_REQUIRE_PROMETHEUS=1 and MESH_REQUIRE_CHROMIUM=1 (tests that need the cluster, root
+## with network namespaces, h2spec, Debian's prometheus or chromium fail instead of skipping), and stop it at the end, even
 ## on failure or Ctrl-C.
 go-test-cluster: $(H2SPEC)
 	@trap '$(TESTENV) stop' EXIT; trap 'exit 130' INT TERM; \
 	$(TESTENV) start && eval "$$($(TESTENV) env)" && \
-	MESH_REQUIRE_TEST_CLUSTER=1 MESH_REQUIRE_NETNS=1 MESH_REQUIRE_CONFORMANCE=1 MESH_REQUIRE_PROMETHEUS=1 MESH_H2SPEC=$(CURDIR)/$(H2SPEC) $(MAKE) go-test
+	MESH_REQUIRE_TEST_CLUSTER=1 MESH_REQUIRE_NETNS=1 MESH_REQUIRE_CONFORMANCE=1 MESH_REQUIRE_PROMETHEUS=1 MESH_REQUIRE_CHROMIUM=1 MESH_H2SPEC=$(CURDIR)/$(H2SPEC) $(MAKE) go-test
 
 ## go-test: every Go test, under the race detector.
 go-test:

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/meshplane/mesh/cli/check"
+	clidashboard "github.com/meshplane/mesh/cli/dashboard"
 	clidiff "github.com/meshplane/mesh/cli/diff"
 	cliedges "github.com/meshplane/mesh/cli/edges"
 	"github.com/meshplane/mesh/cli/exitcode"
@@ -60,6 +61,7 @@ func NewRootCmd(io *iostreams.IOStreams) *cobra.Command {
 		cliedges.NewCmd(io, nil),
 		cliroutes.NewCmd(io, nil),
 		clitap.NewCmd(io, nil),
+		clidashboard.NewCmd(io, nil),
 		version.NewCmd(io, nil),
 	)
 	root.InitDefaultHelpCmd()
