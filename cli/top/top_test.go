@@ -1,14 +1,10 @@
 package top
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"net"
-	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +13,7 @@ import (
 	clitap "github.com/meshplane/mesh/cli/tap"
 	api "github.com/meshplane/mesh/controlplane/api/tap"
 	"github.com/meshplane/mesh/internal/testing/golden"
+	"github.com/meshplane/mesh/internal/testing/taptest"
 	"github.com/meshplane/mesh/proxy/tap"
 	vtap "github.com/meshplane/mesh/viz/tap"
 	"github.com/meshplane/mesh/viz/top"
@@ -71,61 +68,6 @@ func TestNewCmdOptions(t *testing.T) {
 	}
 }
 
-// proxyTap is a real proxy tap endpoint (proxy/tap's Hub and handler) on a loopback
-// socket: the NDJSON stream mesh top reads through the port-forward.
-type proxyTap struct {
-	hub  *tap.Hub
-	addr string
-}
-
-func startProxyTap(t *testing.T) *proxyTap {
-	t.Helper()
-	hub := tap.New(tap.Options{Rate: 10000})
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: hub.Handler(10 * time.Millisecond), ReadHeaderTimeout: time.Second}
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return &proxyTap{hub: hub, addr: lis.Addr().String()}
-}
-
-// publishWhenSubscribed publishes evs once the proxy has a subscriber.
-func (p *proxyTap) publishWhenSubscribed(evs []*api.Event) {
-	go func() {
-		deadline := time.Now().Add(10 * time.Second)
-		for !p.hub.Active() && time.Now().Before(deadline) {
-			time.Sleep(2 * time.Millisecond)
-		}
-		for _, e := range evs {
-			p.hub.Publish(e)
-		}
-	}()
-}
-
-// loopDialer gives each pod's tap port a loopback address.
-type loopDialer map[string]string
-
-func (d loopDialer) DialTap(ctx context.Context, p vtap.Pod) (net.Conn, error) {
-	addr, ok := d[p.Name]
-	if !ok {
-		return nil, errors.New(`pods "` + p.Name + `" is forbidden: cannot create resource "pods/portforward"`)
-	}
-	var nd net.Dialer
-	return nd.DialContext(ctx, "tcp", addr)
-}
-
-func pods(names ...string) func(context.Context, string, string) ([]vtap.Pod, error) {
-	return func(_ context.Context, ns, _ string) ([]vtap.Pod, error) {
-		var out []vtap.Pod
-		for _, n := range names {
-			out = append(out, vtap.Pod{Namespace: ns, Name: n})
-		}
-		return out, nil
-	}
-}
-
 var t0 = time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
 
 // events: what web-1's proxy sees (2 routes outbound, 1 inbound) and web-2's.
@@ -174,16 +116,16 @@ func TestRunOutputs(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			a, b := startProxyTap(t), startProxyTap(t)
+			a, b := taptest.Start(t, tap.Options{Rate: 10000}), taptest.Start(t, tap.Options{Rate: 10000})
 			web1, web2 := events()
-			a.publishWhenSubscribed(web1)
-			b.publishWhenSubscribed(web2)
+			a.PublishWhenSubscribed(web1)
+			b.PublishWhenSubscribed(web2)
 			io, _, out, errOut := iostreams.Test()
 			io.SetTTY(tc.tty, false)
 			o := tc.o
 			o.Resource, o.Namespace, o.Interval = "deploy/web", "shop", time.Hour
 			o.Tap = vtap.Options{MaxEvents: len(web1) + len(web2), Timeout: 20 * time.Second}
-			c := clitap.Cluster{Pods: pods("web-1", "web-2"), Dialer: loopDialer{"web-1": a.addr, "web-2": b.addr}}
+			c := clitap.Cluster{Pods: taptest.Pods("web-1", "web-2"), Dialer: taptest.LoopDialer{"web-1": a.Addr, "web-2": b.Addr}}
 			if err := Run(context.Background(), io, &o, c); err != nil {
 				t.Fatalf("%v; stderr %s", err, errOut)
 			}
@@ -195,36 +137,23 @@ func TestRunOutputs(t *testing.T) {
 	}
 }
 
-// syncBuffer is a buffer the test reads while Run writes it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 // End to end over a live stream: the proxy publishes while mesh top runs with a short
 // interval and -o json; each interval is one JSON array on one line, the counts only
 // grow, and the filters reach the proxy (the GET /api/items rows only).
 func TestRunLive(t *testing.T) {
 	t.Parallel()
-	p := startProxyTap(t)
+	p := taptest.Start(t, tap.Options{Rate: 10000})
 	io, _, _, errOut := iostreams.Test()
-	out := &syncBuffer{}
+	out := &taptest.SyncBuffer{}
 	io.Out = out
 	o := &Options{Resource: "deploy/web", Namespace: "shop", Output: "json", Interval: 10 * time.Millisecond,
 		Tap: vtap.Options{Match: api.Match{Method: "GET", PathPrefix: "/api/"}}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, io, o, clitap.Cluster{Pods: pods("web-1"), Dialer: loopDialer{"web-1": p.addr}})
+		done <- Run(ctx, io, o, clitap.Cluster{Pods: taptest.Pods("web-1"), Dialer: taptest.LoopDialer{"web-1": p.Addr}})
 	}()
-	for !p.hub.Active() {
+	for !p.Hub.Active() {
 		select {
 		case err := <-done:
 			t.Fatalf("stopped early: %v; stderr %s", err, errOut)
@@ -243,7 +172,7 @@ func TestRunLive(t *testing.T) {
 	// Publish in rounds; after each, wait for a table that has counted it.
 	for round := 1; round <= 3; round++ {
 		for _, e := range web1 {
-			p.hub.Publish(e)
+			p.Hub.Publish(e)
 		}
 		deadline := time.Now().Add(10 * time.Second)
 		for {
@@ -292,7 +221,7 @@ func TestRunErrors(t *testing.T) {
 	t.Parallel()
 	io, _, out, _ := iostreams.Test()
 	o := &Options{Resource: "deploy/web", Namespace: "shop", Output: "table", Interval: time.Hour}
-	err := Run(context.Background(), io, o, clitap.Cluster{Pods: pods("web-3"), Dialer: loopDialer{}})
+	err := Run(context.Background(), io, o, clitap.Cluster{Pods: taptest.Pods("web-3"), Dialer: taptest.LoopDialer{}})
 	if err == nil || !strings.Contains(err.Error(), "forbidden") || out.Len() != 0 {
 		t.Errorf("err %v, stdout %q", err, out)
 	}

@@ -121,7 +121,7 @@ func (t *Table) Rows() []Row {
 		if a.Count != b.Count {
 			return a.Count > b.Count
 		}
-		return a.Key.less(b.Key)
+		return a.less(b.Key)
 	})
 	return out
 }
