@@ -24,6 +24,7 @@ import (
 	cliroutes "github.com/meshplane/mesh/cli/routes"
 	clistat "github.com/meshplane/mesh/cli/stat"
 	clitap "github.com/meshplane/mesh/cli/tap"
+	clitop "github.com/meshplane/mesh/cli/top"
 	cliuninstall "github.com/meshplane/mesh/cli/uninstall"
 	cliupgrade "github.com/meshplane/mesh/cli/upgrade"
 	"github.com/meshplane/mesh/cli/version"
@@ -62,6 +63,7 @@ func NewRootCmd(io *iostreams.IOStreams) *cobra.Command {
 		cliroutes.NewCmd(io, nil),
 		clitap.NewCmd(io, nil),
 		clidashboard.NewCmd(io, nil),
+		clitop.NewCmd(io, nil),
 		version.NewCmd(io, nil),
 	)
 	root.InitDefaultHelpCmd()

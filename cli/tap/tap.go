@@ -1,6 +1,7 @@
 // Package tap is `mesh tap`: a live stream of the requests the proxies of a resource
 // see, read from each proxy's tap API through the Kubernetes API (pods/portforward,
-// under the user's own RBAC). viz/tap does the work.
+// under the user's own RBAC). viz/tap does the work. Its filter flags, checks and
+// cluster (BindFilters, CheckFilters, CheckResource, NewCluster) are mesh top's too.
 package tap
 
 import (
@@ -10,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/meshplane/mesh/cli/exitcode"
@@ -81,13 +83,7 @@ Ctrl-C: all exit 0.`,
 	}
 	f := cmd.Flags()
 	f.StringVarP(&o.Namespace, "namespace", "n", "", "namespace of the resource (default: the kubeconfig context's)")
-	f.StringVar(&o.Tap.Match.PathPrefix, "path", "", "only requests whose path starts with this")
-	f.StringVar(&o.Tap.Match.Method, "method", "", "only requests of this method")
-	f.StringVar(&o.Tap.Match.Authority, "authority", "", "only requests to this authority")
-	f.StringVar(&o.Tap.Match.Destination, "to", "", "only requests to this destination: KIND/NAME (svc, deploy, sts, ds, job, pod, ns) or an authority")
-	f.Float64Var(&o.Tap.MaxRPS, "max-rps", 0, "at most this many events per second from each proxy (0: the proxy's cap)")
-	f.IntVar(&o.Tap.MaxEvents, "max-events", 0, "stop after this many events (0: no limit)")
-	f.DurationVar(&o.Tap.Timeout, "timeout", 0, "stop after this long (0: until Ctrl-C)")
+	BindFilters(f, &o.Tap)
 	f.StringVarP(&o.Tap.Output, "output", "o", o.Tap.Output, "output: table, wide or json (NDJSON)")
 	o.Kube.Bind(f)
 	return cmd
@@ -100,33 +96,65 @@ func (o *Options) validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("--output must be table, wide or json, not %q", o.Tap.Output))
 	}
-	if kind, name, ok := strings.Cut(o.Resource, "/"); !ok || kind == "" || name == "" {
-		errs = append(errs, fmt.Errorf("resource %q: want KIND/NAME, such as deploy/web", o.Resource))
-	}
-	if o.Tap.MaxRPS < 0 {
+	errs = append(errs, CheckResource(o.Resource))
+	errs = append(errs, CheckFilters(o.Tap)...)
+	return errors.Join(errs...)
+}
+
+// BindFilters binds the flags that select what is tapped, and when to stop, onto o:
+// --path, --method, --authority, --to, --max-rps, --max-events, --timeout. mesh tap
+// and mesh top share them.
+func BindFilters(f *pflag.FlagSet, o *vtap.Options) {
+	f.StringVar(&o.Match.PathPrefix, "path", "", "only requests whose path starts with this")
+	f.StringVar(&o.Match.Method, "method", "", "only requests of this method")
+	f.StringVar(&o.Match.Authority, "authority", "", "only requests to this authority")
+	f.StringVar(&o.Match.Destination, "to", "", "only requests to this destination: KIND/NAME (svc, deploy, sts, ds, job, pod, ns) or an authority")
+	f.Float64Var(&o.MaxRPS, "max-rps", 0, "at most this many events per second from each proxy (0: the proxy's cap)")
+	f.IntVar(&o.MaxEvents, "max-events", 0, "stop after this many events (0: no limit)")
+	f.DurationVar(&o.Timeout, "timeout", 0, "stop after this long (0: until Ctrl-C)")
+}
+
+// CheckFilters checks the flags of BindFilters, naming them.
+func CheckFilters(o vtap.Options) []error {
+	var errs []error
+	if o.MaxRPS < 0 {
 		errs = append(errs, fmt.Errorf("--max-rps must not be negative"))
 	}
-	if o.Tap.MaxEvents < 0 {
+	if o.MaxEvents < 0 {
 		errs = append(errs, fmt.Errorf("--max-events must not be negative"))
 	}
-	if o.Tap.Timeout < 0 {
+	if o.Timeout < 0 {
 		errs = append(errs, fmt.Errorf("--timeout must not be negative"))
 	}
 	// The proxy checks the query too; saying it here names the flag.
-	if _, _, err := api.ParseQuery(o.Tap.Match.Query(o.Tap.MaxRPS)); err != nil {
+	if _, _, err := api.ParseQuery(o.Match.Query(o.MaxRPS)); err != nil {
 		errs = append(errs, fmt.Errorf("--to: %w", err))
 	}
-	return errors.Join(errs...)
+	return errs
+}
+
+// CheckResource checks that resource is KIND/NAME (viz/tap.Resolve knows the kinds).
+func CheckResource(resource string) error {
+	if kind, name, ok := strings.Cut(resource, "/"); !ok || kind == "" || name == "" {
+		return fmt.Errorf("resource %q: want KIND/NAME, such as deploy/web", resource)
+	}
+	return nil
 }
 
 // KubeCluster is the cluster of o's kubeconfig: the namespace defaults to its context's.
 func KubeCluster(o *Options, io *iostreams.IOStreams) (Cluster, error) {
-	cfg, err := o.Kube.RESTConfig()
+	return NewCluster(&o.Kube, &o.Namespace, io)
+}
+
+// NewCluster is the cluster of k's kubeconfig; an empty *namespace is set to its
+// context's. mesh top uses it too.
+func NewCluster(k *kube.Flags, namespace *string, io *iostreams.IOStreams) (Cluster, error) {
+	cfg, err := k.RESTConfig()
 	if err != nil {
 		return Cluster{}, err
 	}
-	if o.Namespace == "" {
-		if o.Namespace, err = o.Kube.Namespace(); err != nil {
+	if *namespace == "" {
+		if *namespace, err = k.Namespace(); err != nil {
 			return Cluster{}, err
 		}
 	}

@@ -1,13 +1,9 @@
 package tap
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"net"
-	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +11,7 @@ import (
 	"github.com/meshplane/mesh/cli/iostreams"
 	api "github.com/meshplane/mesh/controlplane/api/tap"
 	"github.com/meshplane/mesh/internal/testing/golden"
+	"github.com/meshplane/mesh/internal/testing/taptest"
 	"github.com/meshplane/mesh/proxy/tap"
 	vtap "github.com/meshplane/mesh/viz/tap"
 )
@@ -70,47 +67,6 @@ func TestNewCmdOptions(t *testing.T) {
 	}
 }
 
-// proxyTap is a real proxy tap endpoint (proxy/tap) on a loopback socket.
-type proxyTap struct {
-	hub  *tap.Hub
-	addr string
-}
-
-func startProxyTap(t *testing.T, o tap.Options) *proxyTap {
-	t.Helper()
-	hub := tap.New(o)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: hub.Handler(10 * time.Millisecond), ReadHeaderTimeout: time.Second}
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return &proxyTap{hub: hub, addr: lis.Addr().String()}
-}
-
-// loopDialer is the fake pod dialer: a pod's tap port is a loopback address.
-type loopDialer map[string]string
-
-func (d loopDialer) DialTap(ctx context.Context, p vtap.Pod) (net.Conn, error) {
-	addr, ok := d[p.Name]
-	if !ok {
-		return nil, errors.New("pods \"" + p.Name + "\" is forbidden: cannot create resource \"pods/portforward\"")
-	}
-	var nd net.Dialer
-	return nd.DialContext(ctx, "tcp", addr)
-}
-
-func pods(names ...string) func(context.Context, string, string) ([]vtap.Pod, error) {
-	return func(_ context.Context, ns, _ string) ([]vtap.Pod, error) {
-		var out []vtap.Pod
-		for _, n := range names {
-			out = append(out, vtap.Pod{Namespace: ns, Name: n})
-		}
-		return out, nil
-	}
-}
-
 var t0 = time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
 
 func events() []*api.Event {
@@ -132,30 +88,17 @@ func events() []*api.Event {
 	}}
 }
 
-// publishWhenSubscribed publishes evs once n subscribers are there.
-func publishWhenSubscribed(t *testing.T, p *proxyTap, evs []*api.Event) {
-	go func() {
-		deadline := time.Now().Add(10 * time.Second)
-		for !p.hub.Active() && time.Now().Before(deadline) {
-			time.Sleep(2 * time.Millisecond)
-		}
-		for _, e := range evs {
-			p.hub.Publish(e)
-		}
-	}()
-}
-
 // options -> output, through a real proxy tap endpoint.
 func TestRunOutputs(t *testing.T) {
 	t.Parallel()
 	for _, output := range []string{"table", "wide", "json"} {
 		t.Run(output, func(t *testing.T) {
 			t.Parallel()
-			p := startProxyTap(t, tap.Options{Rate: 1000})
-			publishWhenSubscribed(t, p, events())
+			p := taptest.Start(t, tap.Options{Rate: 1000})
+			p.PublishWhenSubscribed(events())
 			io, _, out, errOut := iostreams.Test()
 			o := &Options{Resource: "deploy/web", Namespace: "shop", Tap: vtap.Options{Output: output, MaxEvents: 3, Timeout: 20 * time.Second}}
-			if err := Run(context.Background(), io, o, Cluster{Pods: pods("web-1"), Dialer: loopDialer{"web-1": p.addr}}); err != nil {
+			if err := Run(context.Background(), io, o, Cluster{Pods: taptest.Pods("web-1"), Dialer: taptest.LoopDialer{"web-1": p.Addr}}); err != nil {
 				t.Fatalf("%v; stderr %s", err, errOut)
 			}
 			golden.Assert(t, "run-"+output+".txt", out.Bytes())
@@ -170,13 +113,13 @@ func TestRunOutputs(t *testing.T) {
 // reported on stderr, never stdout.
 func TestRunFiltersAndReportsDrops(t *testing.T) {
 	t.Parallel()
-	p := startProxyTap(t, tap.Options{Rate: 1000})
+	p := taptest.Start(t, tap.Options{Rate: 1000})
 	evs := events()
 	extra := *evs[0]
 	extra.Path = "/api/second"
-	publishWhenSubscribed(t, p, []*api.Event{evs[1], evs[0], evs[2], &extra})
+	p.PublishWhenSubscribed([]*api.Event{evs[1], evs[0], evs[2], &extra})
 	io, _, out, _ := iostreams.Test()
-	errOut := &syncBuffer{}
+	errOut := &taptest.SyncBuffer{}
 	io.ErrOut = errOut
 	o := &Options{Resource: "deploy/web", Namespace: "shop", Tap: vtap.Options{Output: "json", MaxEvents: 1, MaxRPS: 1, Timeout: 20 * time.Second,
 		Match: api.Match{Method: "POST", Destination: "svc/api", PathPrefix: "/api"}}}
@@ -185,7 +128,9 @@ func TestRunFiltersAndReportsDrops(t *testing.T) {
 	o.Tap.Timeout = 0
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- Run(ctx, io, o, Cluster{Pods: pods("web-1"), Dialer: loopDialer{"web-1": p.addr}}) }()
+	go func() {
+		done <- Run(ctx, io, o, Cluster{Pods: taptest.Pods("web-1"), Dialer: taptest.LoopDialer{"web-1": p.Addr}})
+	}()
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(errOut.String(), "dropped") && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
@@ -203,27 +148,14 @@ func TestRunFiltersAndReportsDrops(t *testing.T) {
 	}
 }
 
-// syncBuffer is a buffer the test reads while Run writes it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 func TestRunMergesPodsAndWarns(t *testing.T) {
 	t.Parallel()
-	a, b := startProxyTap(t, tap.Options{}), startProxyTap(t, tap.Options{})
-	publishWhenSubscribed(t, a, events()[:1])
-	publishWhenSubscribed(t, b, events()[1:2])
+	a, b := taptest.Start(t, tap.Options{}), taptest.Start(t, tap.Options{})
+	a.PublishWhenSubscribed(events()[:1])
+	b.PublishWhenSubscribed(events()[1:2])
 	io, _, out, errOut := iostreams.Test()
 	o := &Options{Resource: "deploy/web", Namespace: "shop", Tap: vtap.Options{Output: "table", MaxEvents: 2, Timeout: 20 * time.Second}}
-	err := Run(context.Background(), io, o, Cluster{Pods: pods("web-1", "web-2", "web-3"), Dialer: loopDialer{"web-1": a.addr, "web-2": b.addr}})
+	err := Run(context.Background(), io, o, Cluster{Pods: taptest.Pods("web-1", "web-2", "web-3"), Dialer: taptest.LoopDialer{"web-1": a.Addr, "web-2": b.Addr}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +168,7 @@ func TestRunMergesPodsAndWarns(t *testing.T) {
 
 	// Every pod failing is an error.
 	io, _, _, _ = iostreams.Test()
-	err = Run(context.Background(), io, o, Cluster{Pods: pods("web-3"), Dialer: loopDialer{}})
+	err = Run(context.Background(), io, o, Cluster{Pods: taptest.Pods("web-3"), Dialer: taptest.LoopDialer{}})
 	if err == nil || !strings.Contains(err.Error(), "forbidden") {
 		t.Errorf("err %v", err)
 	}

@@ -3,28 +3,22 @@ package stat
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+
+	vresolve "github.com/meshplane/mesh/viz/resolve"
 )
 
-// The kinds mesh stat reports on, canonical (Resource.Kind).
+// The kinds mesh stat reports on, canonical (Resource.Kind): viz/resolve's, less
+// replicaset and job.
 const (
-	KindDeployment  = "deployment"
-	KindStatefulSet = "statefulset"
-	KindDaemonSet   = "daemonset"
-	KindPod         = "pod"
-	KindNamespace   = "namespace"
-	KindService     = "service"
+	KindDeployment  = vresolve.KindDeployment
+	KindStatefulSet = vresolve.KindStatefulSet
+	KindDaemonSet   = vresolve.KindDaemonSet
+	KindPod         = vresolve.KindPod
+	KindNamespace   = vresolve.KindNamespace
+	KindService     = vresolve.KindService
 )
-
-// kindAliases are kubectl's names for the kinds: singular, plural and short.
-var kindAliases = map[string]string{
-	"deploy": KindDeployment, "deployment": KindDeployment, "deployments": KindDeployment,
-	"sts": KindStatefulSet, "statefulset": KindStatefulSet, "statefulsets": KindStatefulSet,
-	"ds": KindDaemonSet, "daemonset": KindDaemonSet, "daemonsets": KindDaemonSet,
-	"po": KindPod, "pod": KindPod, "pods": KindPod,
-	"ns": KindNamespace, "namespace": KindNamespace, "namespaces": KindNamespace,
-	"svc": KindService, "service": KindService, "services": KindService,
-}
 
 // Kinds are the canonical kinds, in the order help lists them.
 func Kinds() []string {
@@ -34,11 +28,14 @@ func Kinds() []string {
 // ParseKind maps kubectl's names of a kind (deploy, deployment, deployments, ...;
 // case-insensitive) to its canonical name.
 func ParseKind(s string) (string, error) {
-	if k, ok := kindAliases[strings.ToLower(s)]; ok {
+	if k, ok := vresolve.Canonical(s); ok && isKind(k) {
 		return k, nil
 	}
 	return "", fmt.Errorf("unknown kind %q: want one of %s (or kubectl's short names: deploy, sts, ds, po, ns, svc)", s, strings.Join(Kinds(), ", "))
 }
+
+// isKind: k is one of Kinds, canonical.
+func isKind(k string) bool { return slices.Contains(Kinds(), k) }
 
 // ParseResource reads KIND[/NAME] in namespace ns. A namespace resource has no
 // namespace of its own.
@@ -74,18 +71,10 @@ func ParseArgs(args []string, ns string) (Resource, error) {
 	}
 }
 
-// String is KIND/NAME, or KIND for every object of the kind.
-func (r Resource) String() string {
-	if r.Name == "" {
-		return r.Kind
-	}
-	return r.Kind + "/" + r.Name
-}
-
 // Validate checks a Query: a known kind, --to and --from naming one object each and
 // not both, and a window that is not negative.
 func (q Query) Validate() error {
-	if _, ok := kindAliases[q.Resource.Kind]; !ok || q.Resource.Kind != kindAliases[q.Resource.Kind] {
+	if !isKind(q.Resource.Kind) {
 		return fmt.Errorf("unknown kind %q", q.Resource.Kind)
 	}
 	if q.To != nil && q.From != nil {

@@ -16,14 +16,13 @@ package stat
 import (
 	"context"
 	"time"
+
+	vresolve "github.com/meshplane/mesh/viz/resolve"
 )
 
-// Resource names one Kubernetes object or all of a kind, e.g. deploy/web in shop.
-type Resource struct {
-	Kind      string // canonical singular: deployment, statefulset, daemonset, pod, namespace, service
-	Namespace string // "" only for Kind namespace, or for every namespace (--all-namespaces)
-	Name      string // "" = every object of Kind
-}
+// Resource names one Kubernetes object or all of a kind, e.g. deploy/web in shop:
+// viz/resolve's, which mesh tap and top resolve through too.
+type Resource = vresolve.Resource
 
 // Query is one `mesh stat` request.
 type Query struct {

@@ -11,111 +11,67 @@ import (
 	"strings"
 	"sync"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/transport/spdy"
 
 	"github.com/meshplane/mesh/controlplane/api/proxyenv"
+	"github.com/meshplane/mesh/render/inject"
+	"github.com/meshplane/mesh/viz/resolve"
 )
 
 // ProxyContainer is the injected proxy's container name (render/inject's).
-const ProxyContainer = "mesh-proxy"
+const ProxyContainer = inject.ProxyContainer
 
 // Resolve finds the running meshed pods of resource (KIND/NAME: deploy, sts, ds, rs,
-// job, svc, pod, or ns/NAME for every pod of a namespace) in namespace. It needs get
-// on the resource and list on pods. Note: viz/stat will need the same resolution;
-// when it has one, this should become that.
+// job, svc, pod, or ns/NAME for every pod of a namespace) in namespace, sorted by
+// name, through viz/resolve (mesh stat's resolution). It needs get on the resource
+// and list on pods (a namespace: list on its pods only).
 func Resolve(ctx context.Context, cs kubernetes.Interface, namespace, resource string) ([]Pod, error) {
 	kind, name, ok := strings.Cut(resource, "/")
 	if !ok || name == "" {
 		return nil, fmt.Errorf("resource %q: want KIND/NAME, such as deploy/web", resource)
 	}
-	var sel labels.Selector
-	var err error
-	get := metav1.GetOptions{}
-	switch strings.ToLower(kind) {
-	case "deploy", "deployment", "deployments":
-		d, gerr := cs.AppsV1().Deployments(namespace).Get(ctx, name, get)
-		if err = gerr; err == nil {
-			sel, err = metav1.LabelSelectorAsSelector(d.Spec.Selector)
-		}
-	case "sts", "statefulset", "statefulsets":
-		s, gerr := cs.AppsV1().StatefulSets(namespace).Get(ctx, name, get)
-		if err = gerr; err == nil {
-			sel, err = metav1.LabelSelectorAsSelector(s.Spec.Selector)
-		}
-	case "ds", "daemonset", "daemonsets":
-		s, gerr := cs.AppsV1().DaemonSets(namespace).Get(ctx, name, get)
-		if err = gerr; err == nil {
-			sel, err = metav1.LabelSelectorAsSelector(s.Spec.Selector)
-		}
-	case "rs", "replicaset", "replicasets":
-		s, gerr := cs.AppsV1().ReplicaSets(namespace).Get(ctx, name, get)
-		if err = gerr; err == nil {
-			sel, err = metav1.LabelSelectorAsSelector(s.Spec.Selector)
-		}
-	case "job", "jobs":
-		j, gerr := cs.BatchV1().Jobs(namespace).Get(ctx, name, get)
-		if err = gerr; err == nil {
-			sel, err = metav1.LabelSelectorAsSelector(j.Spec.Selector)
-		}
-	case "svc", "service", "services":
-		s, gerr := cs.CoreV1().Services(namespace).Get(ctx, name, get)
-		if err = gerr; err == nil {
-			if len(s.Spec.Selector) == 0 {
-				return nil, fmt.Errorf("service %s/%s has no selector: no pods to tap", namespace, name)
-			}
-			sel = labels.SelectorFromSet(s.Spec.Selector)
-		}
-	case "po", "pod", "pods":
-		p, gerr := cs.CoreV1().Pods(namespace).Get(ctx, name, get)
-		if gerr != nil {
-			return nil, fmt.Errorf("pod %s/%s: %w", namespace, name, gerr)
-		}
-		if !tappable(p) {
-			return nil, fmt.Errorf("pod %s/%s is not a running meshed pod (no running %s container)", namespace, name, ProxyContainer)
-		}
-		return []Pod{{Namespace: namespace, Name: name}}, nil
-	case "ns", "namespace", "namespaces":
-		namespace, sel = name, labels.Everything()
-	default:
+	k, known := resolve.Canonical(kind)
+	if !known {
 		return nil, fmt.Errorf("resource %q: unknown kind %q (deploy, sts, ds, rs, job, svc, pod, ns)", resource, kind)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("%s in namespace %s: %w", resource, namespace, err)
+	r := resolve.Resource{Kind: k, Namespace: namespace, Name: name}
+	if k == resolve.KindNamespace {
+		r.Namespace, namespace = "", name
 	}
-	list, err := cs.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+	if k == resolve.KindService {
+		svcs, err := resolve.Selectors(ctx, cs, r)
+		if err != nil {
+			return nil, err
+		}
+		if svcs[0].Selector == nil {
+			return nil, fmt.Errorf("service %s/%s has no selector: no pods to tap", namespace, name)
+		}
+	}
+	targets, err := resolve.Targets(ctx, cs, r)
 	if err != nil {
-		return nil, fmt.Errorf("listing the pods of %s in namespace %s: %w", resource, namespace, err)
+		return nil, err
 	}
 	var pods []Pod
-	for i := range list.Items {
-		if tappable(&list.Items[i]) {
-			pods = append(pods, Pod{Namespace: namespace, Name: list.Items[i].Name})
+	live := 0
+	for _, t := range targets {
+		for _, p := range t.Pods {
+			live++
+			if resolve.Tappable(p) {
+				pods = append(pods, Pod{Namespace: p.Namespace, Name: p.Name})
+			}
 		}
 	}
 	if len(pods) == 0 {
-		return nil, fmt.Errorf("%s in namespace %s has no running meshed pod (of %d pods)", resource, namespace, len(list.Items))
+		if k == resolve.KindPod {
+			return nil, fmt.Errorf("pod %s/%s is not a running meshed pod (no running %s container)", namespace, name, ProxyContainer)
+		}
+		return nil, fmt.Errorf("%s in namespace %s has no running meshed pod (of %d pods)", resource, namespace, live)
 	}
 	sort.Slice(pods, func(i, j int) bool { return pods[i].Name < pods[j].Name })
 	return pods, nil
-}
-
-// tappable: running, with the proxy container running.
-func tappable(p *corev1.Pod) bool {
-	if p.Status.Phase != corev1.PodRunning {
-		return false
-	}
-	for _, s := range append(p.Status.ContainerStatuses, p.Status.InitContainerStatuses...) {
-		if s.Name == ProxyContainer && s.State.Running != nil {
-			return true
-		}
-	}
-	return false
 }
 
 // PortForward reaches a pod's tap port through the Kubernetes API (pods/portforward,

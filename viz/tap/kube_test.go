@@ -132,7 +132,7 @@ func TestResolveAsANamespaceUser(t *testing.T) {
 		{"pod/web-plain", "", "is not a running meshed pod"},
 		{"pod/web-pending", "", "is not a running meshed pod"},
 		{"svc/api", "", "has no running meshed pod (of 1 pods)"},
-		{"deploy/nope", "", `deployments.apps "nope" not found`},
+		{"deploy/nope", "", "deployment " + ns + "/nope: not found"},
 		{"cm/x", "", `unknown kind "cm"`},
 		{"web", "", "want KIND/NAME"},
 	} {

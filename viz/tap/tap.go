@@ -2,7 +2,7 @@
 // each proxy's tap API (GET /tap on the proxy's loopback tap port, reached through
 // the Kubernetes API's pods/portforward as the user), merges their NDJSON streams
 // and prints the events (controlplane/api/tap is the schema) as a table, a wide
-// table or NDJSON.
+// table or NDJSON (Stream), or hands them to a function (Follow: `mesh top`).
 package tap
 
 import (
@@ -54,6 +54,18 @@ type Options struct {
 // the end of ctx; warnings (a proxy's dropped events, a stream that ended) go to
 // errOut. It fails when no pod's stream could be opened, or when every stream failed.
 func Stream(ctx context.Context, o Options, pods []Pod, d Dialer, out, errOut io.Writer) error {
+	return Follow(ctx, o, pods, d, func(ev *api.Event) error {
+		if err := Print(out, o.Output, ev); err != nil {
+			return fmt.Errorf("writing the events: %w", err)
+		}
+		return nil
+	}, errOut)
+}
+
+// Follow is Stream with each "http" event given to handle (mesh top aggregates
+// them) instead of printed; o.Output is not used. An error of handle stops it and
+// is returned.
+func Follow(ctx context.Context, o Options, pods []Pod, d Dialer, handle func(*api.Event) error, errOut io.Writer) error {
 	if len(pods) == 0 {
 		return errors.New("no meshed pod to tap")
 	}
@@ -100,8 +112,8 @@ func Stream(ctx context.Context, o Options, pods []Pod, d Dialer, out, errOut io
 			if ev.Type != api.TypeHTTP {
 				continue // a record type of a newer proxy
 			}
-			if err := Print(out, o.Output, &ev); err != nil {
-				return fmt.Errorf("writing the events: %w", err)
+			if err := handle(&ev); err != nil {
+				return err
 			}
 			if n++; o.MaxEvents > 0 && n >= o.MaxEvents {
 				return nil
