@@ -41,6 +41,8 @@ spec:
         config.meshplane.io/skip-inbound-ports: "9999"
         config.meshplane.io/skip-outbound-ports: "443"
         config.meshplane.io/skip-subnets: 10.1.0.0/16,fd00::/8
+        config.meshplane.io/tap-redact-headers: X-Api-Key, X-Session
+        config.meshplane.io/tap-max-events-per-second: "250"
     spec:
       serviceAccountName: web-sa
       containers:
@@ -140,8 +142,8 @@ func TestProxyEnvContract(t *testing.T) {
 				TokenFile:       "/var/run/secrets/tokens/mesh-identity-token",
 				LocalName:       "web-sa.shop.serviceaccount.identity.example.com",
 				PodNamespace:    "shop", PodName: "web-7d9f-abcde",
-				// The tap's settings are not injected yet: the proxy's defaults.
-				TapAddr: proxyenv.DefaultTapListenAddr, TapMaxEventsPerSecond: proxyenv.DefaultTapMaxEventsPerSecond,
+				// The tap's listener stays the proxy's default (loopback, port-forward).
+				TapAddr: proxyenv.DefaultTapListenAddr, TapRedactHeaders: []string{"X-Api-Key", "X-Session"}, TapMaxEventsPerSecond: 250,
 			}
 			if inline {
 				want.TrustAnchorsPEM = anchors

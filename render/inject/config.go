@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -30,7 +31,31 @@ func ConfigSettings() []ConfigSetting {
 		{"skip-inbound-ports", "inbound ports the proxy does not intercept", ports},
 		{"skip-outbound-ports", "outbound ports the proxy does not intercept", ports},
 		{"skip-subnets", "outbound CIDRs the proxy does not intercept (e.g. 10.0.0.0/8)", cidrs},
+		{"tap-redact-headers", "more header names mesh tap never shows (comma-separated; Authorization, Proxy-Authorization, Cookie and Set-Cookie always)", headerNames},
+		{"tap-max-events-per-second", "the proxy's cap on tapped events per second, for all tap clients (default 100)", eventRate},
 	}
+}
+
+// headerNames: comma-separated HTTP field names (RFC 9110 §5.1 tokens).
+func headerNames(s string) error {
+	for _, h := range strings.Split(s, ",") {
+		if h = strings.TrimSpace(h); !httpToken.MatchString(h) {
+			return fmt.Errorf("%q is not a header name: want comma-separated names, e.g. X-Api-Key,X-Session", h)
+		}
+	}
+	return nil
+}
+
+var httpToken = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+// eventRate: a number of events per second above 0, at most 1e6 (what the proxy
+// accepts, proxy/config).
+func eventRate(s string) error {
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || !(f > 0) || f > 1e6 {
+		return fmt.Errorf("want a number of events per second above 0, at most 1000000")
+	}
+	return nil
 }
 
 // CheckAnnotation checks a meshplane.io/* or config.meshplane.io/* annotation: the key

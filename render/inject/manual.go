@@ -80,6 +80,7 @@ type settings struct {
 	inbound, outbound, admin, control                int32
 	resources                                        corev1.ResourceRequirements
 	opaque, skipIn, skipOut, skipSubnets, http2      string
+	tapRedact, tapRate                               string
 	native, cni                                      bool
 	iptablesMode, ignoreIn, ignoreOut                string
 	trustDomain, clusterDomain, audience, anchors    string
@@ -157,6 +158,10 @@ func (m *Manual) settings(cfg map[string]string) (settings, error) {
 			s.skipOut = v
 		case "skip-subnets":
 			s.skipSubnets = v
+		case "tap-redact-headers":
+			s.tapRedact = v
+		case "tap-max-events-per-second":
+			s.tapRate = v
 		default:
 			return s, fmt.Errorf("unknown annotation %s", k)
 		}
@@ -223,6 +228,12 @@ func (s settings) proxy(ns string, appPorts []string) (corev1.Container, *corev1
 	}
 	if s.http2 != "" {
 		envs = append(envs, env(proxyenv.HTTP2Ports, s.http2))
+	}
+	if s.tapRedact != "" {
+		envs = append(envs, env(proxyenv.TapRedactHeaders, s.tapRedact))
+	}
+	if s.tapRate != "" {
+		envs = append(envs, env(proxyenv.TapMaxEventsPerSecond, s.tapRate))
 	}
 	if s.anchors != "" {
 		envs = append(envs, env(proxyenv.IdentityTrustAnchors, s.anchors))
