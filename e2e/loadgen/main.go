@@ -16,8 +16,8 @@
 // {KEY: N},"byPod":{POD: N},"latencyMs":{"p50","p95","p99"}} where KEY is the HTTP
 // status, gRPC code or a short error of the failures; POST /reset, which zeroes the
 // stats and answers with what they were; GET /healthz; and POST /run?mode=M&target=T&
-// count=N[&concurrency=C][&rps=R], which sends N requests with fresh counters and
-// answers with those. Without -target it only serves (a client the tests drive by /run).
+// count=N[&concurrency=C][&rps=R][&header=NAME:VALUE...], which sends N requests
+// (with those headers, in http mode) with fresh counters and answers with those. Without -target it only serves (a client the tests drive by /run).
 //
 // It sends until -duration is over or -count requests were sent (0: no limit), or
 // until SIGTERM/SIGINT, waits for the requests in flight, prints the final stats on

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -232,5 +233,30 @@ func TestRun(t *testing.T) {
 	}
 	if err := run(context.Background(), config{mode: "udp", target: "x:1", concurrency: 1}, &out, logger); err == nil {
 		t.Error("-mode udp: no error")
+	}
+}
+
+// POST /run's header parameters go with every request; a bad one is refused.
+func TestRunHeaders(t *testing.T) {
+	t.Parallel()
+	var got atomic.Value
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got.Store(r.Header.Get("Authorization") + "|" + r.Header.Get("X-Visible"))
+	}))
+	t.Cleanup(target.Close)
+	run := func(params string) *http.Response {
+		t.Helper()
+		rec := httptest.NewRecorder()
+		serveRun(rec, httptest.NewRequest(http.MethodPost, "/run?mode=http&count=2&target="+url.QueryEscape(target.URL)+params, nil))
+		return rec.Result()
+	}
+	if resp := run("&header=" + url.QueryEscape("Authorization: Bearer x") + "&header=" + url.QueryEscape("X-Visible:yes")); resp.StatusCode != http.StatusOK {
+		t.Fatalf("with headers: %d", resp.StatusCode)
+	}
+	if v, _ := got.Load().(string); v != "Bearer x|yes" {
+		t.Errorf("the target got %q, want the headers", v)
+	}
+	if resp := run("&header=nocolon"); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("a header without a colon: %d, want 400", resp.StatusCode)
 	}
 }

@@ -2,9 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -161,7 +163,8 @@ func (s *stats) handler() http.Handler {
 	return mux
 }
 
-// serveRun is POST /run?mode=M&target=T&count=N[&concurrency=C][&rps=R]: it sends N
+// serveRun is POST /run?mode=M&target=T&count=N[&concurrency=C][&rps=R][&header=NAME:
+// VALUE...] (headers: http mode; repeatable): it sends N
 // requests (at most 10,000) from this pod with fresh counters, and answers with them.
 // The tests drive a meshed client pod this way.
 func serveRun(w http.ResponseWriter, r *http.Request) {
@@ -194,6 +197,22 @@ func serveRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer req.close()
+	if hs := q["header"]; len(hs) > 0 {
+		h, ok := req.(*httpRequester)
+		if !ok {
+			http.Error(w, "header: only with mode=http", http.StatusBadRequest)
+			return
+		}
+		h.header = http.Header{}
+		for _, kv := range hs {
+			k, v, ok := strings.Cut(kv, ":")
+			if !ok || strings.TrimSpace(k) == "" {
+				http.Error(w, fmt.Sprintf("header %q: want NAME: VALUE", kv), http.StatusBadRequest)
+				return
+			}
+			h.header.Add(strings.TrimSpace(k), strings.TrimSpace(v))
+		}
+	}
 	st := newStats()
 	generate(r.Context(), cfg, req, st)
 	writeJSON(w, st.snapshot(false))

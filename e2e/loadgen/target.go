@@ -67,6 +67,7 @@ func newRequester(mode, target string, concurrency int) (requester, error) {
 type httpRequester struct {
 	client *http.Client
 	url    string
+	header http.Header // sent with every request (POST /run's header parameters)
 }
 
 func newHTTPRequester(target string, concurrency int) (*httpRequester, error) {
@@ -100,6 +101,9 @@ func (h *httpRequester) do(ctx context.Context) result {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.url, nil)
 	if err != nil {
 		return result{key: shortError(err)}
+	}
+	for k, vs := range h.header {
+		req.Header[k] = vs
 	}
 	resp, err := h.client.Do(req)
 	if err != nil {

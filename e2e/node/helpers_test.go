@@ -151,8 +151,14 @@ type pod struct {
 	Metadata struct {
 		Name        string            `json:"name"`
 		UID         string            `json:"uid"`
+		Labels      map[string]string `json:"labels"`
 		Annotations map[string]string `json:"annotations"`
-		Deletion    *string           `json:"deletionTimestamp"`
+		Owners      []struct {
+			Kind string `json:"kind"`
+			Name string `json:"name"`
+		} `json:"ownerReferences"`
+		Owner    struct{ Kind, Name string } `json:"-"` // the first of Owners
+		Deletion *string                     `json:"deletionTimestamp"`
 	} `json:"metadata"`
 	Spec struct {
 		InitContainers []struct {
@@ -209,6 +215,9 @@ func (n *node) pods(ns, selector string) []pod {
 	}
 	var out []pod
 	for _, p := range list.Items {
+		if len(p.Metadata.Owners) > 0 {
+			p.Metadata.Owner.Kind, p.Metadata.Owner.Name = p.Metadata.Owners[0].Kind, p.Metadata.Owners[0].Name
+		}
 		if p.Metadata.Deletion == nil && p.Status.Phase == "Running" {
 			out = append(out, p)
 		}

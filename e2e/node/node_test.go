@@ -32,6 +32,8 @@ func TestMeshOnNode(t *testing.T) {
 	}
 	t.Run("traffic", n.sub(n.testTraffic))
 	t.Run("stat", n.sub(n.testStat))
+	t.Run("stat-sources", n.sub(n.testStatSources))
+	t.Run("tap", n.sub(n.testTap))
 	t.Run("balancing", n.sub(n.testBalancing))
 	t.Run("profile", n.sub(n.testProfile))
 	t.Run("rolling-restart", n.sub(n.testRollingRestart))

@@ -27,7 +27,11 @@ const RequireEnv = "MESH_REQUIRE_PROMETHEUS"
 // Prometheus would have discovered for it.
 type Target struct {
 	Proxy http.Handler
-	Meta  map[string]string
+	// Addr, when set, is a real proxy's admin address (host:port) to scrape instead
+	// of serving Proxy: a pod of the real node, with Meta as kubernetes_sd would
+	// give it (Debian's Prometheus is built without kubernetes_sd).
+	Addr string
+	Meta map[string]string
 }
 
 // PodMeta is the kubernetes_sd metadata of a proxy's admin port in a pod; an empty
@@ -72,13 +76,17 @@ func Start(t *testing.T, targets []Target, o Options) string {
 	}
 	var static []any
 	for _, tg := range targets {
-		srv := httptest.NewServer(tg.Proxy)
-		t.Cleanup(srv.Close)
+		addr := tg.Addr
+		if addr == "" {
+			srv := httptest.NewServer(tg.Proxy)
+			t.Cleanup(srv.Close)
+			addr = strings.TrimPrefix(srv.URL, "http://")
+		}
 		labels := map[string]any{}
 		for k, v := range tg.Meta {
 			labels[k] = v
 		}
-		static = append(static, map[string]any{"targets": []any{strings.TrimPrefix(srv.URL, "http://")}, "labels": labels})
+		static = append(static, map[string]any{"targets": []any{addr}, "labels": labels})
 	}
 	job := map[string]any{"job_name": "mesh-proxy", "static_configs": static}
 	if !o.WithoutRelabeling {
