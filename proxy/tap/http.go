@@ -11,9 +11,17 @@ import (
 // DefaultDropInterval is how often a subscriber that missed events is told so.
 const DefaultDropInterval = time.Second
 
+// BatchWindow is how long the stream lets events queue after the first one before it
+// writes them and flushes once: one write and two wake-ups per window instead of per
+// event (the per-event flush was most of the tap's cost, docs/benchmarks.md). At most
+// this much is added to an event's delay; the subscriber's buffer (DefaultBuffer)
+// holds what arrives meanwhile.
+const BatchWindow = 10 * time.Millisecond
+
 // Handler serves GET /tap: it streams the events its query selects as NDJSON, one
-// flushed line per event, and every dropInterval (DefaultDropInterval if zero) a
-// "dropped" record if events were missed, until the client goes away.
+// line per event, flushed once per batch (BatchWindow), and every dropInterval
+// (DefaultDropInterval if zero) a "dropped" record if events were missed, until the
+// client goes away.
 func (h *Hub) Handler(dropInterval time.Duration) http.Handler {
 	if dropInterval <= 0 {
 		dropInterval = DefaultDropInterval
@@ -39,21 +47,45 @@ func (h *Hub) Handler(dropInterval time.Duration) http.Handler {
 		enc := json.NewEncoder(w)
 		tick := time.NewTicker(dropInterval)
 		defer tick.Stop()
+		batch := time.NewTimer(BatchWindow)
+		batch.Stop()
 		for {
-			var rec *api.Event
 			select {
 			case <-r.Context().Done():
 				return
 			case ev := <-s.Events():
-				rec = ev
+				if enc.Encode(ev) != nil {
+					return
+				}
+				// Let the next events queue, then write them all and flush once.
+				batch.Reset(BatchWindow)
+				select {
+				case <-r.Context().Done():
+					return
+				case <-batch.C:
+				}
+				// At most a buffer's worth, so that a busy stream still flushes.
+				for i := 0; i < DefaultBuffer; i++ {
+					select {
+					case ev := <-s.Events():
+						if enc.Encode(ev) != nil {
+							return
+						}
+						continue
+					default:
+					}
+					break
+				}
 			case <-tick.C:
 				n := s.TakeDropped()
 				if n == 0 {
 					continue
 				}
-				rec = &api.Event{Type: api.TypeDropped, Time: h.now(), Dropped: n}
+				if enc.Encode(&api.Event{Type: api.TypeDropped, Time: h.now(), Dropped: n}) != nil {
+					return
+				}
 			}
-			if enc.Encode(rec) != nil || rc.Flush() != nil {
+			if rc.Flush() != nil {
 				return
 			}
 		}
