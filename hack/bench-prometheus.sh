@@ -111,12 +111,13 @@ while :; do
 done
 
 RULE_SERIES=$(q 'count({__name__=~".+:.+"})')
-PROXY_SERIES=$(q 'count({job="mesh-proxy"})')
+PER_SCRAPE=$(q 'avg(scrape_samples_post_metric_relabeling{job="mesh-proxy"})')
+LINES_END=$(curl -s "http://127.0.0.1:$PORT_BASE/metrics" | grep -vc '^#')
 TSDB=$(du -sm "$OUT/tsdb" | cut -f1)
 {
   echo "$(date -u +%FT%TZ) $(cat "$OUT/prometheus-version"); $(nproc) CPUs; commit $(git rev-parse --short HEAD 2>/dev/null)"
   echo "rendered: $(grep -E 'scrape_interval|evaluation_interval' "$OUT/prometheus.yml" | tr -s ' \n' ' ')${PROM_FLAGS[*]}; resources $(cat "$OUT/resources")"
-  echo "$PROXIES proxies, $LINES sample lines each; series in the head: $PROXY_SERIES from the proxies (after relabelling, with up and scrape_* series), $RULE_SERIES from recording rules"
+  echo "$PROXIES proxies; one proxy's exposition: $LINES sample lines at the start, $LINES_END at the end; samples per scrape after relabelling: $PER_SCRAPE (mean over the proxies); recording-rule series: $RULE_SERIES"
   echo "TSDB on disk after ${DURATION}s: ${TSDB} MiB"
   column -t -s $'\t' "$OUT/samples.tsv"
 } | tee "$OUT/results.txt"
