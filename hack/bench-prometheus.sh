@@ -14,8 +14,8 @@
 # go_memstats_heap_inuse_bytes and prometheus_tsdb_head_series (its own /metrics), and
 # the samples per scrape; OUT/samples.tsv holds them, and the summary goes to stdout.
 #
-# Environment: DURATION (900), SAMPLE_EVERY (30), PROXIES (100), PORT_BASE (31000:
-# the proxies listen on PORT_BASE..PORT_BASE+PROXIES-1), PROM_PORT (31190), OUT (a new
+# Environment: DURATION (900), SAMPLE_EVERY (30), PROXIES (100), PORT_BASE (29000:
+# the proxies listen on PORT_BASE..PORT_BASE+PROXIES-1, below the ephemeral range), PROM_PORT (29190), OUT (a new
 # /tmp/bench-prometheus.* directory), and hack/benchprom's traffic shape: CLIENTS (3),
 # DSTS (3), ENDPOINTS (3), ROUTES (2), RPS (20 per proxy and direction).
 # Every background process runs under `timeout`.
@@ -28,8 +28,8 @@ cd "$(dirname "$0")/.." || exit 1
 DURATION=${DURATION:-900}
 SAMPLE_EVERY=${SAMPLE_EVERY:-30}
 PROXIES=${PROXIES:-100}
-PORT_BASE=${PORT_BASE:-31000}
-PROM_PORT=${PROM_PORT:-31190}
+PORT_BASE=${PORT_BASE:-29000}
+PROM_PORT=${PROM_PORT:-29190}
 OUT=${OUT:-$(mktemp -d /tmp/bench-prometheus.XXXXXX)}
 mkdir -p "$OUT"/bin "$OUT"/tsdb
 OUT=$(cd "$OUT" && pwd)
@@ -63,8 +63,10 @@ start() {
   return 1
 }
 
-for p in $PORT_BASE $((PORT_BASE + PROXIES - 1)) $PROM_PORT; do
-  if ss -Hltn "sport = :$p" | grep -q .; then log "port $p is in use: choose another PORT_BASE or PROM_PORT"; exit 1; fi
+# Every port, listening or not (outgoing connections take ports from the ephemeral
+# range, /proc/sys/net/ipv4/ip_local_port_range: keep PORT_BASE below it).
+for p in $(seq "$PORT_BASE" $((PORT_BASE + PROXIES - 1))) $PROM_PORT; do
+  if ss -Hatn "sport = :$p" | grep -q .; then log "port $p is in use: choose another PORT_BASE or PROM_PORT"; exit 1; fi
 done
 
 log "building hack/benchprom; rendering mesh install --set prometheus.enabled=true"

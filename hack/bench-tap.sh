@@ -198,5 +198,7 @@ done
   column -t -s $'\t' "$OUT/runs.tsv"
   awk -F'\t' 'NR > 1 { s[$2] += $4; c[$2] += $3; if ($2 == "tap") { e += $6; q += $5 } }
     END { printf "tapped proxy cpu s: off %.2f, tap %.2f; client proxy: off %.2f, tap %.2f\n", s["off"], s["tap"], c["off"], c["tap"]
-          printf "tap/off cpu=%.3f (%+.1f%%) events=%d requests=%d\n", s["tap"] / s["off"], (s["tap"] / s["off"] - 1) * 100, e, q }' "$OUT/runs.tsv"
+          printf "tap/off cpu=%.3f (%+.1f%%) events=%d requests=%d\n", s["tap"] / s["off"], (s["tap"] / s["off"] - 1) * 100, e, q
+          if (cap + 0 >= qps + 0 && e < q) printf "WARNING: %d tap records for %d requests: events were lost\n", e, q }' \
+    cap="$TAP_CAP" qps="$QPS" "$OUT/runs.tsv"
 } | tee "$OUT/results.txt"
