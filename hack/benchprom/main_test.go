@@ -128,7 +128,12 @@ func TestServe(t *testing.T) {
 	go func() {
 		done <- serve(ctx, serveOptions{proxies: 2, portBase: base, clients: 2, dsts: 2, endpoints: 2, routes: 3, rps: 50, readyFile: ready})
 	}()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil && !t.Skipped() {
+			t.Errorf("serve: %v", err)
+		}
+	})
 	get := func() string {
 		for {
 			resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", base+1))
@@ -139,6 +144,7 @@ func TestServe(t *testing.T) {
 			}
 			select {
 			case err := <-done:
+				done <- err // for the cleanup
 				t.Skipf("serve: %v (port taken)", err)
 			case <-time.After(20 * time.Millisecond):
 			}
