@@ -58,7 +58,7 @@ injector: {port: 8443, portName: webhook, adminPort: 9995}
 that a render without it records the same values as before; values.schema.json gives
 the same defaults). */}}
 {{- define "mesh.prometheus" -}}
-{{- $d := dict "enabled" false "image" "quay.io/prometheus/prometheus:v2.53.0" "retention" "6h" "scrapeInterval" "10s" "resources" (dict "requests" (dict "cpu" "100m" "memory" "256Mi") "limits" (dict "memory" "1Gi")) "podMonitor" (dict "enabled" false "labels" (dict)) -}}
+{{- $d := dict "enabled" false "image" "quay.io/prometheus/prometheus:v2.53.0" "retention" "6h" "scrapeInterval" "10s" "resources" (dict "requests" (dict "cpu" "100m" "memory" "1Gi") "limits" (dict "memory" "2Gi")) "podMonitor" (dict "enabled" false "labels" (dict)) -}}
 {{- toYaml (mergeOverwrite $d (deepCopy (.Values.prometheus | default dict))) -}}
 {{- end -}}
 
