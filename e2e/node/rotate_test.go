@@ -93,19 +93,30 @@ func (n *node) testRotate(t *testing.T) {
 		n.logs(t, auto, "app=web", "mesh-proxy")
 	}
 	n.restart(auto, "load")
+	load = n.onePod(auto, "load")
+	phase := func(what string) { // where a failure happened, if one does
+		s := n.loadStats(load, false)
+		t.Logf("%s: the new load generator has sent %d requests, %d failed %v", what, s.Requests, s.Failed, s.Errors)
+	}
 	n.kc("rollout", "restart", "deploy/mesh-destination", "-n", "mesh-system")
 	n.waitAvailable("mesh-system")
+	phase("destination restarted")
 	n.restart(auto, "web", "client")
 	n.restart(manual, manualDeploys()...)
 	proxiesReady("step 3")
+	phase("workloads restarted")
 
 	// Step 4: trust the new anchor only.
 	n.rotateBundle(t, bundle, "--remove", filepath.Join(old, "ca.crt"), "--issuer-cert", filepath.Join(next, "issuer.crt"))
 	sync("step 4", render(next))
+	phase("step 4 applied, control plane rolled")
 	n.waitTrust(t, "step 4", [][]byte{nextDER}, nextDER)
 	proxiesReady("step 4")
-	load = n.onePod(auto, "load")
 	after := n.loadSince(t, load, n.loadStats(load, false).Requests, 100)
+	if after.Failed != 0 {
+		n.logs(t, auto, "app=load", "mesh-proxy")
+		n.logs(t, auto, "app=web", "mesh-proxy")
+	}
 
 	t.Logf("rotation under load: %d requests before the load generator rolled (%d failed), %d after (%d failed)", before.Requests, before.Failed, after.Requests, after.Failed)
 	if before.Failed != 0 || after.Failed != 0 || before.OK < 100 || after.OK < 100 {

@@ -208,6 +208,6 @@ func (n *node) testUpgrade(t *testing.T) {
 // their previous instances): what a failure needs to be understood.
 func (n *node) logs(t *testing.T, ns, selector, c string) {
 	t.Helper()
-	o, e, err := n.run(nil, n.kubectl, "logs", "-n", ns, "-l", selector, "-c", c, "--tail=60", "--prefix", "--all-containers=false")
+	o, e, err := n.run(nil, n.kubectl, "logs", "-n", ns, "-l", selector, "-c", c, "--tail=80", "--prefix")
 	t.Logf("kubectl logs -n %s -l %s -c %s (%v):\n%s%s", ns, selector, c, err, o, e)
 }

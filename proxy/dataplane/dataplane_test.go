@@ -704,3 +704,29 @@ func TestShutdownDrainsInFlight(t *testing.T) {
 		return err != nil
 	})
 }
+
+// An endpoint discovery still lists but that cannot be reached (a pod just deleted):
+// a request without a body was not sent there, so it goes to another pick and
+// succeeds. (Fresh proxies each time: the balancer learns to avoid the dead one.)
+func TestConnectFailureGoesToAnotherEndpoint(t *testing.T) {
+	cp := startCP(t)
+	live := startProxy(t, cp, serverID, app(t), netip.AddrPort{})
+	dead, _ := net.Listen("tcp", "127.0.0.1:0")
+	deadAddr := netip.MustParseAddrPort(dead.Addr().String())
+	_ = dead.Close()
+	for i := range 8 {
+		svc := netip.AddrPortFrom(netip.MustParseAddr("10.96.1.14"), uint16(80+i))
+		cp.Set(svc.String(), proxytest.Endpoint{Addr: deadAddr, Identity: serverID}, proxytest.Endpoint{Addr: live.inAddr(), Identity: serverID})
+		client := startProxy(t, cp, clientID, netip.AddrPort{}, svc)
+		for j := range 5 {
+			resp, err := http.Get(client.outURL("/echo"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("client %d, GET %d: %d %s, want 200 (the dead endpoint skipped)", i, j, resp.StatusCode, resp.Header.Get(httpfield.ProxyError))
+			}
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -189,13 +190,21 @@ type outboundRT struct {
 }
 
 func (o *outboundRT) RoundTrip(req *http.Request) (*http.Response, error) {
-	retryable := o.route != nil && o.route.Retryable && (req.Body == nil || req.Body == http.NoBody || req.ContentLength == 0)
+	noBody := req.Body == nil || req.Body == http.NoBody || req.ContentLength == 0
+	retryable := o.route != nil && o.route.Retryable && noBody
 	budget := o.svc.budget.Load()
 	if budget != nil {
 		budget.deposit(o.p.o.Now())
 	}
 	for attempt := 0; ; attempt++ {
 		resp, err := o.attempt(req, attempt == 0)
+		var ce *connectError
+		if err != nil && noBody && attempt < connectAttempts-1 && errors.As(err, &ce) && req.Context().Err() == nil {
+			// The endpoint could not be reached: the request was not sent, so it goes
+			// to another pick whatever the route says (an endpoint discovery has not
+			// removed yet, such as a pod just deleted).
+			continue
+		}
 		retry := err != nil || resp.StatusCode >= 500
 		if !retry || !retryable || attempt >= 2 || req.Context().Err() != nil || budget == nil || !budget.withdraw(o.p.o.Now()) {
 			return resp, err
@@ -363,11 +372,22 @@ func newBackend(e discovery.Endpoint) *backend {
 	return b
 }
 
+// connectAttempts bounds the picks a request without a body gets when endpoints
+// cannot be reached (connectError).
+const connectAttempts = 3
+
+// connectError is a failure to reach an endpoint, the TCP connect or the mTLS
+// handshake: nothing of a request was sent on it.
+type connectError struct{ err error }
+
+func (e *connectError) Error() string { return e.err.Error() }
+func (e *connectError) Unwrap() error { return e.err }
+
 func (b *backend) dialTLS(ctx context.Context, p *Proxy, addr string, alpn string) (*tls.Conn, error) {
 	d := net.Dialer{Timeout: p.o.OutboundConnectTimeout, KeepAlive: 10 * time.Second}
 	raw, err := sockio.Dial(ctx, &d, addr)
 	if err != nil {
-		return nil, err
+		return nil, &connectError{err}
 	}
 	cfg := p.o.Identity.ClientConfig(b.id, []string{alpn})
 	c := tls.Client(raw, cfg)
@@ -375,7 +395,7 @@ func (b *backend) dialTLS(ctx context.Context, p *Proxy, addr string, alpn strin
 	defer cancel()
 	if err := c.HandshakeContext(hctx); err != nil {
 		_ = raw.Close()
-		return nil, fmt.Errorf("mTLS with %s (%s): %w", addr, b.id, err)
+		return nil, &connectError{fmt.Errorf("mTLS with %s (%s): %w", addr, b.id, err)}
 	}
 	if got := c.ConnectionState().NegotiatedProtocol; got != alpn {
 		_ = c.Close()
