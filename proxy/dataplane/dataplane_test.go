@@ -707,14 +707,16 @@ func TestShutdownDrainsInFlight(t *testing.T) {
 
 // An endpoint discovery still lists but that cannot be reached (a pod just deleted):
 // a request without a body was not sent there, so it goes to another pick and
-// succeeds. (Fresh proxies each time: the balancer learns to avoid the dead one.)
+// succeeds, on the first retry: a refused connect is quick, so the balancer would
+// rate the dead endpoint the fastest and pick it again. (Fresh client proxies, so
+// that each starts knowing nothing of either.)
 func TestConnectFailureGoesToAnotherEndpoint(t *testing.T) {
 	cp := startCP(t)
 	live := startProxy(t, cp, serverID, app(t), netip.AddrPort{})
 	dead, _ := net.Listen("tcp", "127.0.0.1:0")
 	deadAddr := netip.MustParseAddrPort(dead.Addr().String())
 	_ = dead.Close()
-	for i := range 8 {
+	for i := range 20 {
 		svc := netip.AddrPortFrom(netip.MustParseAddr("10.96.1.14"), uint16(80+i))
 		cp.Set(svc.String(), proxytest.Endpoint{Addr: deadAddr, Identity: serverID}, proxytest.Endpoint{Addr: live.inAddr(), Identity: serverID})
 		client := startProxy(t, cp, clientID, netip.AddrPort{}, svc)

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/meshplane/mesh/proxy/balance"
 	"github.com/meshplane/mesh/proxy/discovery"
 	"github.com/meshplane/mesh/proxy/h2"
 	"github.com/meshplane/mesh/proxy/httpfield"
@@ -187,6 +188,10 @@ type outboundRT struct {
 	box       seriesBox
 	upgraded  bool // an HTTP/1 request: upgrade it to HTTP/2 between proxies
 	meta      meta // m points here
+	// picked is the endpoint of the last attempt; unreachable, those a connectError
+	// ruled out for the next picks.
+	picked      *balance.Endpoint[*backend]
+	unreachable []*balance.Endpoint[*backend]
 }
 
 func (o *outboundRT) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -201,8 +206,12 @@ func (o *outboundRT) RoundTrip(req *http.Request) (*http.Response, error) {
 		var ce *connectError
 		if err != nil && noBody && attempt < connectAttempts-1 && errors.As(err, &ce) && req.Context().Err() == nil {
 			// The endpoint could not be reached: the request was not sent, so it goes
-			// to another pick whatever the route says (an endpoint discovery has not
-			// removed yet, such as a pod just deleted).
+			// to another endpoint whatever the route says (one discovery has not
+			// removed yet, such as a pod just deleted). Not the same one: a refused
+			// connect is quick, so the balancer would rate it the fastest.
+			if o.picked != nil {
+				o.unreachable = append(o.unreachable, o.picked)
+			}
 			continue
 		}
 		retry := err != nil || resp.StatusCode >= 500
@@ -217,7 +226,8 @@ func (o *outboundRT) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 func (o *outboundRT) attempt(req *http.Request, first bool) (*http.Response, error) {
-	ep, meshed := o.svc.pick()
+	ep, meshed := o.svc.pickExcept(o.unreachable)
+	o.picked = ep
 	labels := metrics.HTTPLabels{Direction: "outbound", Authority: o.authority}
 	if o.route != nil {
 		labels.Route = o.route.Name

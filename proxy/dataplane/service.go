@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -190,11 +191,29 @@ func (s *service) current() *serviceState {
 // pick chooses an endpoint; meshed is false when discovery does not know the
 // authority (use the original destination).
 func (s *service) pick() (ep *balance.Endpoint[*backend], meshed bool) {
+	return s.pickExcept(nil)
+}
+
+// pickExcept is pick among the endpoints but those of avoid (endpoints a request
+// could not reach), or among all of them again when none is left.
+func (s *service) pickExcept(avoid []*balance.Endpoint[*backend]) (ep *balance.Endpoint[*backend], meshed bool) {
 	st := s.current()
 	if st == nil || !st.inMesh {
 		return nil, false
 	}
-	return balance.Pick(st.eps, randN), true
+	eps := st.eps
+	if len(avoid) > 0 {
+		rest := make([]*balance.Endpoint[*backend], 0, len(eps))
+		for _, e := range eps {
+			if !slices.Contains(avoid, e) {
+				rest = append(rest, e)
+			}
+		}
+		if len(rest) > 0 {
+			eps = rest
+		}
+	}
+	return balance.Pick(eps, randN), true
 }
 
 func (s *service) opaque() bool {
