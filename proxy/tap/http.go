@@ -1,7 +1,6 @@
 package tap
 
 import (
-	"encoding/json"
 	"net/http"
 	"time"
 
@@ -11,15 +10,25 @@ import (
 // DefaultDropInterval is how often a subscriber that missed events is told so.
 const DefaultDropInterval = time.Second
 
-// BatchWindow is how long the stream lets events queue after the first one before it
-// writes them and flushes once: one write and two wake-ups per window instead of per
-// event (the per-event flush was most of the tap's cost, docs/benchmarks.md). At most
-// this much is added to an event's delay; the subscriber's buffer (DefaultBuffer)
-// holds what arrives meanwhile.
-const BatchWindow = 10 * time.Millisecond
+// The stream's pacing. An event that comes when the stream has not written for
+// WriteInterval is written at once, with whatever else has queued; one that comes
+// sooner waits for the next event to come after the interval, or for MaxDelay after
+// the last write, whichever is first. So a slow stream writes each event as it comes,
+// and a busy one writes at most every WriteInterval, woken only by the events
+// themselves: the wake-ups of a timer of its own, and a write per event, were most
+// of the tap's cost to the proxy (docs/benchmarks.md, tap overhead). The timer fires
+// only when the events stop within MaxDelay of a write.
+const (
+	WriteInterval = 50 * time.Millisecond
+	MaxDelay      = 100 * time.Millisecond
+)
+
+// maxPending is how many bytes of encoded events the stream holds before it writes
+// them regardless of the pacing.
+const maxPending = 64 << 10
 
 // Handler serves GET /tap: it streams the events its query selects as NDJSON, one
-// line per event, flushed once per batch (BatchWindow), and every dropInterval
+// line per event (written in batches, see WriteInterval), and every dropInterval
 // (DefaultDropInterval if zero) a "dropped" record if events were missed, until the
 // client goes away.
 func (h *Hub) Handler(dropInterval time.Duration) http.Handler {
@@ -42,52 +51,95 @@ func (h *Hub) Handler(dropInterval time.Duration) http.Handler {
 		w.Header().Set("Content-Type", api.ContentType)
 		w.Header().Set("Cache-Control", "no-store")
 		w.WriteHeader(http.StatusOK)
-		rc := http.NewResponseController(w)
-		_ = rc.Flush() // the client knows it is subscribed
-		enc := json.NewEncoder(w)
+		st := &stream{w: w, rc: http.NewResponseController(w), buf: make([]byte, 0, 4<<10)}
+		if st.rc.Flush() != nil { // the client knows it is subscribed
+			return
+		}
 		tick := time.NewTicker(dropInterval)
 		defer tick.Stop()
-		batch := time.NewTimer(BatchWindow)
-		batch.Stop()
+		st.timer = time.NewTimer(MaxDelay)
+		st.timer.Stop()
+		defer st.timer.Stop()
 		for {
+			var err error
 			select {
 			case <-r.Context().Done():
 				return
 			case ev := <-s.Events():
-				if enc.Encode(ev) != nil {
-					return
-				}
-				// Let the next events queue, then write them all and flush once.
-				batch.Reset(BatchWindow)
-				select {
-				case <-r.Context().Done():
-					return
-				case <-batch.C:
-				}
-				// At most a buffer's worth, so that a busy stream still flushes.
-				for i := 0; i < DefaultBuffer; i++ {
+				st.add(ev)
+				// What else has queued meanwhile, at most a buffer's worth.
+				for i := 0; i < DefaultBuffer && len(st.buf) < maxPending; i++ {
 					select {
 					case ev := <-s.Events():
-						if enc.Encode(ev) != nil {
-							return
-						}
+						st.add(ev)
 						continue
 					default:
 					}
 					break
 				}
+				err = st.paced()
+			case <-st.timer.C:
+				st.armed = false
+				err = st.write()
 			case <-tick.C:
-				n := s.TakeDropped()
-				if n == 0 {
-					continue
-				}
-				if enc.Encode(&api.Event{Type: api.TypeDropped, Time: h.now(), Dropped: n}) != nil {
-					return
+				if n := s.TakeDropped(); n > 0 {
+					st.add(&api.Event{Type: api.TypeDropped, Time: h.now(), Dropped: n})
+					err = st.write()
 				}
 			}
-			if rc.Flush() != nil {
+			if err != nil {
 				return
 			}
 		}
 	})
+}
+
+// stream is one subscriber's encoded, not yet written events.
+type stream struct {
+	w     http.ResponseWriter
+	rc    *http.ResponseController
+	buf   []byte
+	last  time.Time // of the last write (monotonic)
+	timer *time.Timer
+	armed bool
+}
+
+func (st *stream) add(ev *api.Event) {
+	st.buf = ev.AppendJSON(st.buf)
+	st.buf = append(st.buf, '\n')
+}
+
+// paced writes now if the last write is WriteInterval old (or too much is pending),
+// and otherwise makes sure the timer will write by MaxDelay after the last write.
+func (st *stream) paced() error {
+	since := time.Since(st.last)
+	if since >= WriteInterval || len(st.buf) >= maxPending {
+		return st.write()
+	}
+	if !st.armed {
+		st.timer.Reset(MaxDelay - since)
+		st.armed = true
+	}
+	return nil
+}
+
+func (st *stream) write() error {
+	if len(st.buf) == 0 {
+		return nil
+	}
+	if st.armed {
+		st.timer.Stop()
+		st.armed = false
+	}
+	_, err := st.w.Write(st.buf)
+	if err == nil {
+		err = st.rc.Flush()
+	}
+	st.last = time.Now()
+	if cap(st.buf) > maxPending*2 { // a burst's buffer is not kept
+		st.buf = make([]byte, 0, 4<<10)
+	} else {
+		st.buf = st.buf[:0]
+	}
+	return err
 }

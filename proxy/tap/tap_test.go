@@ -2,10 +2,12 @@ package tap
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -243,5 +245,100 @@ func TestFullAndDropped(t *testing.T) {
 	c.add(time.Second)
 	if h.Full() {
 		t.Error("still full after a second")
+	}
+}
+
+// writeRecorder is a ResponseWriter that keeps each Write, for the stream's pacing.
+type writeRecorder struct {
+	mu     sync.Mutex
+	header http.Header
+	writes [][]byte
+	at     []time.Time
+}
+
+func (w *writeRecorder) Header() http.Header { return w.header }
+func (w *writeRecorder) WriteHeader(int)     {}
+func (w *writeRecorder) Flush()              {}
+func (w *writeRecorder) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.writes = append(w.writes, append([]byte(nil), p...))
+	w.at = append(w.at, time.Now())
+	return len(p), nil
+}
+
+func (w *writeRecorder) snapshot() ([][]byte, []time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([][]byte(nil), w.writes...), append([]time.Time(nil), w.at...)
+}
+
+// waitWrites waits until the recorder holds n lines in all.
+func waitWrites(t *testing.T, w *writeRecorder, lines int) ([][]byte, []time.Time) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		ws, at := w.snapshot()
+		n := 0
+		for _, b := range ws {
+			n += bytes.Count(b, []byte("\n"))
+		}
+		if n >= lines {
+			return ws, at
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d lines written, want %d", n, lines)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestStreamPacing: an event after a quiet spell is written at once; one that comes
+// within WriteInterval of a write waits for the timer (MaxDelay after that write);
+// a burst is written in a few writes, not one per event; every line is the event's
+// JSON as encoding/json writes it.
+func TestStreamPacing(t *testing.T) {
+	t.Parallel()
+	h := New(Options{Rate: 1e9})
+	w := &writeRecorder{header: http.Header{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		h.Handler(time.Hour).ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/tap", nil).WithContext(ctx))
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	for !h.Active() {
+		time.Sleep(time.Millisecond)
+	}
+
+	h.Publish(ev("GET", "/first"))
+	ws, at := waitWrites(t, w, 1)
+	if len(ws) != 1 {
+		t.Fatalf("first event: %d writes", len(ws))
+	}
+	var got api.Event
+	if err := json.Unmarshal(ws[0], &got); err != nil || got.Path != "/first" {
+		t.Fatalf("first write %q: %v", ws[0], err)
+	}
+	if want, _ := json.Marshal(&got); !bytes.Equal(bytes.TrimSuffix(ws[0], []byte("\n")), want) {
+		t.Errorf("line %q, encoding/json writes %q", ws[0], want)
+	}
+
+	h.Publish(ev("GET", "/second")) // within WriteInterval of the first write
+	ws, at2 := waitWrites(t, w, 2)
+	if len(ws) != 2 {
+		t.Fatalf("second event: %d writes", len(ws))
+	}
+	if gap := at2[1].Sub(at[0]); gap < WriteInterval {
+		t.Errorf("second event written %v after the first, before WriteInterval (%v)", gap, WriteInterval)
+	}
+
+	const burst = 200
+	for i := 0; i < burst; i++ {
+		h.Publish(ev("GET", "/burst"))
+	}
+	ws, _ = waitWrites(t, w, 2+burst)
+	if n := len(ws) - 2; n > 20 {
+		t.Errorf("a burst of %d events took %d writes", burst, n)
 	}
 }
