@@ -52,8 +52,8 @@ func (t *tapped) response(status int, h http.Header) {
 		return
 	}
 	t.ev.Status = status
-	t.ev.LatencyToHeadersNs = int64(t.hub.Now().Sub(t.start))
-	if !t.counted {
+	if !t.counted { // a counted event is never shown: no clock, no copy
+		t.ev.LatencyToHeadersNs = int64(t.hub.Now().Sub(t.start))
 		t.ev.ResponseHeaders = t.hub.Headers(h)
 	}
 }
@@ -64,7 +64,9 @@ func (t *tapped) fail(status int, grpc, msg string) {
 		return
 	}
 	t.ev.Status, t.ev.GRPCStatus, t.ev.Error = status, grpc, msg
-	t.ev.LatencyToHeadersNs = int64(t.hub.Now().Sub(t.start))
+	if !t.counted {
+		t.ev.LatencyToHeadersNs = int64(t.hub.Now().Sub(t.start))
+	}
 }
 
 // end publishes the event, once: l are the request's metric labels (identities,
@@ -77,6 +79,11 @@ func (t *tapped) end(l metrics.HTTPLabels, grpc string, bytes int64) {
 	ev := &t.ev
 	if grpc != "" {
 		ev.GRPCStatus = grpc
+	}
+	ev.Dst = tapDst(l)
+	if t.counted { // only what a match reads (Match.Matches)
+		t.hub.Dropped(ev)
+		return
 	}
 	ev.LatencyToEndNs = int64(t.hub.Now().Sub(t.start))
 	if ev.LatencyToHeadersNs == 0 {
@@ -91,19 +98,21 @@ func (t *tapped) end(l metrics.HTTPLabels, grpc string, bytes int64) {
 			ev.ClientID, ev.ServerID = t.local, l.PeerID
 		}
 	}
-	dst := map[string]string{}
-	for k, v := range map[string]string{"namespace": l.DstNamespace, "service": l.DstService, "pod": l.DstPod,
-		"workloadKind": l.DstWorkloadKind, "workloadName": l.DstWorkloadName} {
-		if v != "" {
-			dst[k] = v
-		}
-	}
-	if len(dst) > 0 {
-		ev.Dst = dst
-	}
-	if t.counted {
-		t.hub.Dropped(ev)
-		return
-	}
 	t.hub.Publish(ev)
+}
+
+// tapDst are the event's destination labels (nil if there are none).
+func tapDst(l metrics.HTTPLabels) map[string]string {
+	var dst map[string]string
+	for _, kv := range [...][2]string{{"namespace", l.DstNamespace}, {"service", l.DstService}, {"pod", l.DstPod},
+		{"workloadKind", l.DstWorkloadKind}, {"workloadName", l.DstWorkloadName}} {
+		if kv[1] == "" {
+			continue
+		}
+		if dst == nil {
+			dst = make(map[string]string, 5)
+		}
+		dst[kv[0]] = kv[1]
+	}
+	return dst
 }
