@@ -18,31 +18,40 @@ type tapped struct {
 	start time.Time
 	ev    api.Event
 	done  bool
-	// counted: the proxy-wide cap was spent when the request came; its headers
-	// were not copied and the event is only counted as dropped.
+	// counted: the proxy-wide cap was spent when the request came, and a match
+	// needs the destination's labels (tap.CountAtEnd): only what a match reads is
+	// captured, and the event is only counted as dropped.
 	counted bool
 }
 
 // tapStart begins tapping r if anyone listens: the one check (an atomic load) per
-// request when nobody does. Call it before the request is changed for forwarding.
+// request when nobody does. When the proxy-wide cap is spent the hub usually counts
+// the request at once (tap.Counted) and nothing is tapped. Call it before the
+// request is changed for forwarding.
 func (p *Proxy) tapStart(r *http.Request, direction string) *tapped {
 	h := p.o.Tap
 	if !h.Active() {
 		return nil
 	}
-	t := &tapped{hub: h, start: h.Now()}
-	if p.o.Identity != nil {
-		t.local = p.o.Identity.LocalName()
-	}
 	scheme := r.URL.Scheme
 	if scheme == "" {
 		scheme = "http"
 	}
-	t.ev = api.Event{Time: t.start, Direction: direction, Method: r.Method, Scheme: scheme, Authority: r.Host,
-		Path: r.URL.RequestURI(), RequestBytes: r.ContentLength, SrcAddr: r.RemoteAddr}
-	if t.counted = h.Full(); !t.counted {
-		t.ev.RequestHeaders = h.Headers(r.Header)
+	ev := api.Event{Direction: direction, Method: r.Method, Scheme: scheme, Authority: r.Host, Path: r.URL.RequestURI()}
+	start := h.Begin(&ev)
+	if start == tap.Counted {
+		return nil
 	}
+	t := &tapped{hub: h, ev: ev, counted: start == tap.CountAtEnd}
+	if t.counted {
+		return t
+	}
+	if p.o.Identity != nil {
+		t.local = p.o.Identity.LocalName()
+	}
+	t.start = h.Now()
+	t.ev.Time, t.ev.RequestBytes, t.ev.SrcAddr = t.start, r.ContentLength, r.RemoteAddr
+	t.ev.RequestHeaders = h.Headers(r.Header)
 	return t
 }
 

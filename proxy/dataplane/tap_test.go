@@ -187,35 +187,51 @@ func TestTapGRPC(t *testing.T) {
 	}
 }
 
+// At the proxy-wide cap a request is counted when it comes (tap.Counted), or, while
+// another subscriber matches on the destination's labels, at its end
+// (tap.CountAtEnd): the counts are the same.
 func TestTapRateLimitReportsDrops(t *testing.T) {
-	cp := startCP(t)
-	hub := tap.New(tap.Options{Rate: 0.01, Burst: 1})
-	client := startProxy(t, cp, clientID, netip.AddrPort{}, app(t), func(o *Options) { o.Tap = hub })
-	lines := tapStream(t, hub, api.Match{Direction: api.Outbound}, 0)
-	for range 5 {
-		resp, err := http.Get(client.outURL("/echo"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, _ = io.ReadAll(resp.Body)
-		_ = resp.Body.Close()
-	}
-	var raw strings.Builder
-	var events int
-	var dropped uint64
-	for dropped < 4 {
-		switch e := next(t, lines, &raw); e.Type {
-		case api.TypeHTTP:
-			events++
-			if e.TLS || e.NoTLSReason != "not_provided_by_service_discovery" {
-				t.Errorf("plaintext event: %+v", e)
+	for _, byDst := range []bool{false, true} {
+		t.Run(map[bool]string{false: "counted-at-start", true: "counted-at-end"}[byDst], func(t *testing.T) {
+			cp := startCP(t)
+			hub := tap.New(tap.Options{Rate: 0.01, Burst: 1})
+			client := startProxy(t, cp, clientID, netip.AddrPort{}, app(t), func(o *Options) { o.Tap = hub })
+			lines := tapStream(t, hub, api.Match{Direction: api.Outbound}, 0)
+			var other <-chan []byte
+			if byDst {
+				other = tapStream(t, hub, api.Match{Destination: "svc/none"}, 0)
 			}
-		case api.TypeDropped:
-			dropped += e.Dropped
-		}
-	}
-	if events != 1 || dropped != 4 {
-		t.Errorf("events %d dropped %d, want 1 and 4", events, dropped)
+			for range 5 {
+				resp, err := http.Get(client.outURL("/echo"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, _ = io.ReadAll(resp.Body)
+				_ = resp.Body.Close()
+			}
+			var raw strings.Builder
+			var events int
+			var dropped uint64
+			for dropped < 4 {
+				switch e := next(t, lines, &raw); e.Type {
+				case api.TypeHTTP:
+					events++
+					if e.TLS || e.NoTLSReason != "not_provided_by_service_discovery" {
+						t.Errorf("plaintext event: %+v", e)
+					}
+				case api.TypeDropped:
+					dropped += e.Dropped
+				}
+			}
+			if events != 1 || dropped != 4 {
+				t.Errorf("events %d dropped %d, want 1 and 4", events, dropped)
+			}
+			select {
+			case l := <-other:
+				t.Errorf("the svc/none subscriber got %s", l)
+			default:
+			}
+		})
 	}
 }
 

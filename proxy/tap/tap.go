@@ -55,6 +55,8 @@ type Hub struct {
 	mu     sync.Mutex
 	bucket bucket
 	subs   map[*Subscription]struct{}
+	// needDst counts the subscribers whose match reads the destination's labels.
+	needDst int
 }
 
 // New makes a hub.
@@ -124,6 +126,9 @@ func (h *Hub) Subscribe(m api.Match, maxRPS float64) *Subscription {
 	}
 	h.mu.Lock()
 	h.subs[s] = struct{}{}
+	if m.NeedsDst() {
+		h.needDst++
+	}
 	h.mu.Unlock()
 	h.active.Add(1)
 	return s
@@ -140,24 +145,56 @@ func (s *Subscription) Close() {
 	s.once.Do(func() {
 		s.h.mu.Lock()
 		delete(s.h.subs, s)
+		if s.match.NeedsDst() {
+			s.h.needDst--
+		}
 		s.h.mu.Unlock()
 		s.h.active.Add(-1)
 	})
 }
 
-// Full tells whether the proxy-wide cap is spent right now: the data path then
-// skips copying the request's headers and publishes with Dropped at the end, which
-// only counts the event (a tapped request's cost is then a few allocations).
-func (h *Hub) Full() bool {
+// Start is what the data path does with a request, decided when it comes (Begin).
+type Start int
+
+const (
+	// Capture: the proxy-wide cap has room; capture the request in full and Publish
+	// it at the end.
+	Capture Start = iota
+	// CountAtEnd: the cap is spent, but a subscriber's match needs the destination's
+	// labels, known only at the end: capture only what a match reads (no headers,
+	// no clock) and count it with Dropped at the end.
+	CountAtEnd
+	// Counted: the cap is spent and the request was counted as dropped for every
+	// subscriber whose match selects it; tap nothing more of it.
+	Counted
+)
+
+// Begin decides what becomes of a request, from its start (ev: direction, method,
+// scheme, authority, path). When the proxy-wide cap is spent, nine requests in ten
+// at the default cap and 1,000 rps, the request is usually counted right here: no
+// allocation, no second look at the hub (docs/benchmarks.md, tap overhead). A hub
+// with no subscriber counts everything.
+func (h *Hub) Begin(ev *api.Event) Start {
 	if !h.Active() {
-		return true
+		return Counted
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return !h.bucket.has(h.now())
+	if h.bucket.has(h.now()) {
+		return Capture
+	}
+	if h.needDst > 0 {
+		return CountAtEnd
+	}
+	for s := range h.subs {
+		if s.match.Matches(ev) {
+			s.dropped.Add(1)
+		}
+	}
+	return Counted
 }
 
-// Dropped counts ev (an event the data path did not capture in full, see Full) as
+// Dropped counts ev (an event the data path did not capture in full, CountAtEnd) as
 // dropped for every subscriber whose match selects it.
 func (h *Hub) Dropped(ev *api.Event) {
 	if !h.Active() {

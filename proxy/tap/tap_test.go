@@ -221,31 +221,51 @@ func TestNoSubscriberAllocs(t *testing.T) {
 	}
 }
 
-// Full says when the proxy-wide cap is spent; Dropped counts what is not sent then.
-func TestFullAndDropped(t *testing.T) {
+// Begin captures while the proxy-wide cap has room; once it is spent it counts the
+// request at once for the subscribers it matches, unless a match needs the
+// destination's labels (then Dropped counts it at the end).
+func TestBeginAndDropped(t *testing.T) {
 	t.Parallel()
 	c := newClock()
 	h := New(Options{Rate: 1, Now: c.now})
-	if !h.Full() {
-		t.Error("a hub without subscribers should look full: nothing is captured")
+	if got := h.Begin(ev("GET", "/")); got != Counted {
+		t.Errorf("no subscriber: Begin = %v, want Counted (nothing is captured)", got)
 	}
 	s := h.Subscribe(api.Match{Method: "GET"}, 0)
-	if h.Full() {
-		t.Fatal("full before any event")
+	if got := h.Begin(ev("GET", "/")); got != Capture {
+		t.Fatalf("before any event: Begin = %v, want Capture", got)
 	}
 	h.Publish(ev("GET", "/"))
-	if !h.Full() {
-		t.Fatal("not full after the one token")
+	if got := h.Begin(ev("GET", "/")); got != Counted {
+		t.Fatalf("after the one token: Begin = %v, want Counted", got)
 	}
-	h.Dropped(ev("GET", "/"))
-	h.Dropped(ev("POST", "/")) // not this subscriber's
+	if got := h.Begin(ev("POST", "/")); got != Counted { // not this subscriber's: not counted
+		t.Fatalf("POST: Begin = %v, want Counted", got)
+	}
 	if got, d := len(drain(s)), s.TakeDropped(); got != 1 || d != 1 {
 		t.Errorf("got %d dropped %d, want 1 and 1", got, d)
 	}
-	c.add(time.Second)
-	if h.Full() {
-		t.Error("still full after a second")
+
+	byDst := h.Subscribe(api.Match{Destination: "svc/api"}, 0)
+	if got := h.Begin(ev("GET", "/")); got != CountAtEnd {
+		t.Fatalf("a match on the destination's labels: Begin = %v, want CountAtEnd", got)
 	}
+	api1, web := ev("GET", "/"), ev("GET", "/")
+	api1.Dst, web.Dst = map[string]string{"service": "api"}, map[string]string{"service": "web"}
+	h.Dropped(api1)
+	h.Dropped(web)
+	if d, dd := s.TakeDropped(), byDst.TakeDropped(); d != 2 || dd != 1 {
+		t.Errorf("dropped %d and %d, want 2 (every GET) and 1 (svc/api)", d, dd)
+	}
+	byDst.Close()
+	if got := h.Begin(ev("GET", "/")); got != Counted {
+		t.Errorf("after the destination match left: Begin = %v, want Counted", got)
+	}
+	c.add(time.Second)
+	if got := h.Begin(ev("GET", "/")); got != Capture {
+		t.Errorf("a second later: Begin = %v, want Capture", got)
+	}
+	s.Close()
 }
 
 // writeRecorder is a ResponseWriter that keeps each Write, for the stream's pacing.

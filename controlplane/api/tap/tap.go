@@ -205,6 +205,10 @@ func (m Match) Matches(ev *Event) bool {
 	return true
 }
 
+// NeedsDst tells whether m reads the destination's labels (Event.Dst), which the
+// proxy knows only once it has picked an endpoint: a KIND/NAME Destination.
+func (m Match) NeedsDst() bool { return strings.Contains(m.Destination, "/") }
+
 // authorityIs compares an authority with a wanted one, ignoring the port when the
 // wanted one has none.
 func authorityIs(got, want string) bool {
