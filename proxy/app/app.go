@@ -27,6 +27,7 @@ import (
 	"github.com/meshplane/mesh/proxy/discovery"
 	"github.com/meshplane/mesh/proxy/iptables"
 	"github.com/meshplane/mesh/proxy/metrics"
+	"github.com/meshplane/mesh/proxy/sockio"
 	"github.com/meshplane/mesh/proxy/tap"
 )
 
@@ -227,6 +228,10 @@ func runProxy(ctx context.Context, s Streams, version string) error {
 		_ = adminLis.Close()
 		return fmt.Errorf("tap listener: %w", err)
 	}
+	// The tap stream's writes use raw system calls, as the data path's do: through
+	// net.TCPConn each write woke the runtime's sysmon thread, which then polled for
+	// a millisecond (docs/benchmarks.md, tap overhead).
+	tapLis = sockio.Listen(tapLis)
 	hub := tap.New(tap.Options{Rate: cfg.TapMaxEventsPerSecond, Redact: cfg.TapRedactHeaders})
 
 	// serveCtx ends at SIGTERM or when a part fails: from that moment /ready answers

@@ -55,3 +55,17 @@ func Dial(ctx context.Context, d *net.Dialer, addr string) (net.Conn, error) {
 	}
 	return Wrap(c), nil
 }
+
+// Listen wraps l so that the connections it accepts are Conns: for a net/http server
+// (the tap API), whose writes would otherwise each wake the runtime's sysmon thread.
+func Listen(l net.Listener) net.Listener { return listener{l} }
+
+type listener struct{ net.Listener }
+
+func (l listener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return Wrap(c), nil
+}

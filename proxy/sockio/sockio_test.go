@@ -1,11 +1,15 @@
 package sockio_test
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"runtime"
 	"syscall"
@@ -191,5 +195,51 @@ func TestConcurrentReadWrite(t *testing.T) {
 	}
 	if err := <-echo; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A net/http server on a Listen listener (the tap API's) gets Conns, streams a
+// flushed response, and sees the client go away (its background read, which
+// net/http stops with a past deadline, works on a Conn).
+func TestListenServesHTTP(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := make(chan struct{})
+	connType := make(chan string, 1)
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second,
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			select {
+			case connType <- fmt.Sprintf("%T", c):
+			default:
+			}
+			return ctx
+		},
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.WriteString(w, "first\n")
+			_ = http.NewResponseController(w).Flush()
+			<-r.Context().Done()
+			close(gone)
+		})}
+	go func() { _ = srv.Serve(sockio.Listen(l)) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	resp, err := http.Get("http://" + l.Addr().String() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	if err != nil || line != "first\n" {
+		t.Fatalf("read %q, %v", line, err)
+	}
+	if ct := <-connType; runtime.GOOS == "linux" && ct != "*sockio.Conn" {
+		t.Errorf("the server got a %s", ct)
+	}
+	_ = resp.Body.Close() // the client goes away
+	select {
+	case <-gone:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the handler did not see the client go")
 	}
 }
