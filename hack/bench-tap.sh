@@ -1,32 +1,36 @@
 #!/usr/bin/env bash
 # Tap overhead: the proxy's CPU at a fixed QPS with and without one tap client.
 #
-# Topology (hack/bench-proxy.sh's HTTP mesh case, on 127.0.0.1): fortio → mesh-proxy
-# outbound (client side) → [mTLS, HTTP/2] → mesh-proxy inbound (server side) → fortio
-# server. Both proxies start once and serve every round, so the rounds differ only in
-# the tap client. Each round has two intervals, in alternating order (off then tap in
-# odd rounds, tap then off in even ones), each BENCH_SECONDS of open-loop load at QPS
-# (fortio -uniform) after a WARMUP: in "off" nobody is subscribed; in "tap" one
-# client (curl -N) holds GET /tap on the server-side proxy's tap listener with no
-# match filter, reading the NDJSON stream to a file. The proxy-wide event cap
-# (MESH_PROXY_TAP_MAX_EVENTS_PER_SECOND) is TAP_CAP, above QPS by default so that
-# every request is an event; TAP_CAP=100 measures the shipped default cap.
+# Two identical chains run side by side, each hack/bench-proxy.sh's HTTP mesh case on
+# 127.0.0.1: fortio → mesh-proxy outbound (client side) → [mTLS, HTTP/2] → mesh-proxy
+# inbound (server side) → fortio server (one server for both chains), each chain
+# under its own open-loop load of QPS (fortio -uniform) at the same time. In every
+# interval one chain's server-side proxy is tapped: one client (curl -N) holds
+# GET /tap on its tap listener with no match filter, reading the NDJSON stream to a
+# file. The other chain is the control, under the same machine at the same moment,
+# so what else runs on the machine moves both alike. Each round has two intervals,
+# chain a tapped then chain b (b then a in even rounds), each BENCH_SECONDS after a
+# WARMUP. The proxy-wide event cap (MESH_PROXY_TAP_MAX_EVENTS_PER_SECOND) is
+# TAP_CAP, above QPS by default so that every request is an event; TAP_CAP=100
+# measures the shipped default cap.
 #
-# CPU is the change in utime+stime (/proc/PID/stat) of each proxy over the interval's
-# load run: CPU time, not wall latency, so other work on the machine disturbs it
-# less, and alternating rounds spread what remains over both sides. The script checks
-# that the tap client received one event per request (TAP_CAP ≥ QPS) and prints per
-# round the CPU seconds of both hops, and at the end, for the tapped (server-side)
-# proxy, the sums over rounds and their ratio:
+# CPU is the change in utime+stime (/proc/PID/stat) of each proxy over the
+# interval's load run. Every chain is tapped in half the intervals, so a difference
+# between the chains cancels out in the sums. The script checks that the tap client
+# received one event per request (TAP_CAP ≥ QPS) and prints per interval the CPU
+# seconds of the four proxies, and at the end the sums of the server-side proxies,
+# tapped against untapped, and their ratio:
 #   tap/off cpu=R (+P%) events=N requests=M
+# and, as a check, the same ratio for the client-side proxies (nobody taps them).
 #
-# Environment: ROUNDS (3), BENCH_SECONDS (30), WARMUP (5), QPS (1000), CONNS (10),
-# TAP_CAP (2000), PORT_BASE (22000; ports PORT_BASE+80..+196 on 127.0.0.1),
-# MESH_GOMAXPROCS (1), MESH_PROXY_BIN (a prebuilt mesh-proxy; by default built from
-# this tree as the release builds it), PERF=1 (perf record -g of the tapped proxy
-# during each tap interval, into OUT/perf.tap.rN.data), OUT (a new /tmp/bench-tap.*).
-# fortio v1.66.5 is installed into ~/.cache/mesh-bench/bin as hack/bench-proxy.sh
-# does. Runs itself under `nice -n -19` when allowed, every command under `timeout`.
+# Environment: ROUNDS (3), BENCH_SECONDS (30), WARMUP (5), QPS (1000, per chain),
+# CONNS (10), TAP_CAP (2000), PORT_BASE (22000; ports PORT_BASE+80..+186 on
+# 127.0.0.1), MESH_GOMAXPROCS (1), MESH_PROXY_BIN (a prebuilt mesh-proxy; by default
+# built from this tree as the release builds it), PERF=1 (perf record -g of both
+# server-side proxies during each interval, into OUT/perf.rN.CHAIN.{tapped,untapped}.data), OUT (a new
+# /tmp/bench-tap.*). fortio v1.66.5 is installed into ~/.cache/mesh-bench/bin as
+# hack/bench-proxy.sh does. Runs itself under `nice -n -19` when allowed, every
+# command under `timeout`.
 #
 # Usage: hack/bench-tap.sh                     (about 4 minutes)
 #        ROUNDS=1 BENCH_SECONDS=5 hack/bench-tap.sh
@@ -55,10 +59,12 @@ log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 P_APP=$((PORT_BASE + 80))
 P_ID=$((PORT_BASE + 180)) P_DST=$((PORT_BASE + 186))
-P_MC_OUT=$((PORT_BASE + 140)) P_MC_IN=$((PORT_BASE + 141)) P_MC_ADMIN=$((PORT_BASE + 191)) P_MC_CTL=$((PORT_BASE + 193))
-P_MS_OUT=$((PORT_BASE + 142)) P_MS_IN=$((PORT_BASE + 143)) P_MS_ADMIN=$((PORT_BASE + 192)) P_MS_CTL=$((PORT_BASE + 194))
-P_MC_TAP=$((PORT_BASE + 195)) P_MS_TAP=$((PORT_BASE + 196))
-SVC_HTTP=127.0.0.1:$((PORT_BASE + 90))
+# A chain's ports: PORT_BASE+100.. (chain a) and +120.. (chain b).
+CHAINS=(a b)
+declare -A OFF=([a]=100 [b]=120)
+port() { echo $((PORT_BASE + ${OFF[$1]} + $2)); } # chain index
+# 0 client out, 1 client in, 2 server out, 3 server in, 4/5 admin, 6/7 control, 8/9 tap, 10 the service
+svc() { echo "127.0.0.1:$(port "$1" 10)"; }
 TD=cluster.local
 ID_CLIENT=client.bench.serviceaccount.identity.$TD
 ID_SERVER=server.bench.serviceaccount.identity.$TD
@@ -94,7 +100,9 @@ wait_ready() { local i; for i in $(seq 150); do [ "$(curl -s -o /dev/null -w '%{
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 CLK_TCK=$(getconf CLK_TCK)
 
-for p in $P_APP $P_ID $P_DST $P_MC_OUT $P_MC_IN $P_MC_ADMIN $P_MC_CTL $P_MS_OUT $P_MS_IN $P_MS_ADMIN $P_MS_CTL $P_MC_TAP $P_MS_TAP; do
+ALLPORTS=("$P_APP" "$P_ID" "$P_DST")
+for c in "${CHAINS[@]}"; do for i in $(seq 0 9); do ALLPORTS+=("$(port "$c" "$i")"); done; done
+for p in "${ALLPORTS[@]}"; do
   if ss -Hltn "sport = :$p" | grep -q .; then log "port $p is in use: choose another PORT_BASE"; exit 1; fi
 done
 
@@ -120,7 +128,8 @@ echo "benchmark token (the stub identity does not check it)" >"$OUT/token"
 start "$OUT/logs/cp.log" "$OUT/bin/bench-cp" --anchor-file "$OUT/anchor.pem" --ready-file "$OUT/cp.ready" \
   --identity-addr "127.0.0.1:$P_ID" --identity-name "$ID_SVC" \
   --dst-addr "127.0.0.1:$P_DST" --dst-name "$DST_SVC" \
-  --endpoint "$SVC_HTTP=127.0.0.1:$P_MS_IN,identity=$ID_SERVER,h2"
+  --endpoint "$(svc a)=127.0.0.1:$(port a 3),identity=$ID_SERVER,h2" \
+  --endpoint "$(svc b)=127.0.0.1:$(port b 3),identity=$ID_SERVER,h2"
 for _ in $(seq 100); do [ -f "$OUT/cp.ready" ] && break; sleep 0.1; done
 [ -f "$OUT/cp.ready" ] || { log "stub control plane did not start: $(tail -3 "$OUT/logs/cp.log")"; exit 1; }
 
@@ -137,68 +146,83 @@ mesh_proxy() { # side identity in out admin ctl tap orig-out orig-in
     MESH_PROXY_IDENTITY_TRUST_ANCHORS_FILE="$OUT/anchor.pem" MESH_PROXY_IDENTITY_DIR="$OUT/mesh-$1" \
     MESH_PROXY_SHUTDOWN_GRACE_PERIOD=1s _pod_ns=bench _pod_name="bench-$1" "$MESH_BIN" run
 }
-mesh_proxy server "$ID_SERVER" "$P_MS_IN" "$P_MS_OUT" "$P_MS_ADMIN" "$P_MS_CTL" "$P_MS_TAP" "" "127.0.0.1:$P_APP" || { log "server proxy did not start"; exit 1; }
-PID_S=$PID
-mesh_proxy client "$ID_CLIENT" "$P_MC_IN" "$P_MC_OUT" "$P_MC_ADMIN" "$P_MC_CTL" "$P_MC_TAP" "$SVC_HTTP" "" || { log "client proxy did not start"; exit 1; }
-PID_C=$PID
-wait_ready "$P_MS_ADMIN" && wait_ready "$P_MC_ADMIN" || { log "proxies not ready: $(tail -c 400 "$OUT"/logs/mesh-*.log)"; exit 1; }
-code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -H "Host: $SVC_HTTP" "http://127.0.0.1:$P_MC_OUT/echo")
-[ "$code" = 200 ] || { log "probe through the proxies: ${code:-no answer}"; exit 1; }
+declare -A PID_S PID_C
+for c in "${CHAINS[@]}"; do
+  mesh_proxy "server-$c" "$ID_SERVER" "$(port "$c" 3)" "$(port "$c" 2)" "$(port "$c" 5)" "$(port "$c" 7)" "$(port "$c" 9)" "" "127.0.0.1:$P_APP" ||
+    { log "server proxy $c did not start"; exit 1; }
+  PID_S[$c]=$PID
+  mesh_proxy "client-$c" "$ID_CLIENT" "$(port "$c" 1)" "$(port "$c" 0)" "$(port "$c" 4)" "$(port "$c" 6)" "$(port "$c" 8)" "$(svc "$c")" "" ||
+    { log "client proxy $c did not start"; exit 1; }
+  PID_C[$c]=$PID
+done
+for c in "${CHAINS[@]}"; do
+  wait_ready "$(port "$c" 5)" && wait_ready "$(port "$c" 4)" || { log "proxies not ready: $(tail -c 400 "$OUT"/logs/mesh-*.log)"; exit 1; }
+  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -H "Host: $(svc "$c")" "http://127.0.0.1:$(port "$c" 0)/echo")
+  [ "$code" = 200 ] || { log "probe through chain $c: ${code:-no answer}"; exit 1; }
+done
 
-load() { # seconds [json]
-  timeout -k 5 $(($1 + 30)) "$FORTIO" load -qps "$QPS" -c "$CONNS" -t "$1s" -uniform -r 0.00001 -loglevel Warning \
-    -H "Host: $SVC_HTTP" ${2:+-json "$2"} "http://127.0.0.1:$P_MC_OUT/echo" >>"$OUT/logs/load.log" 2>&1
+load() { # chain seconds [json]: both chains' loads run at once (see interval)
+  timeout -k 5 $(($2 + 30)) "$FORTIO" load -qps "$QPS" -c "$CONNS" -t "$2s" -uniform -r 0.00001 -loglevel Warning \
+    -H "Host: $(svc "$1")" ${3:+-json "$3"} "http://127.0.0.1:$(port "$1" 0)/echo" >>"$OUT/logs/load.$1.log" 2>&1
+}
+loads() { # seconds [tag]: both chains' loads, concurrently
+  local c pids=()
+  for c in "${CHAINS[@]}"; do load "$c" "$1" ${2:+"$OUT/load.$2.$c.json"} & pids+=($!); done
+  wait "${pids[@]}"
 }
 
-# interval ROUND MODE: one measured interval; appends a row to OUT/runs.tsv.
+# interval ROUND TAPPED: one measured interval with chain TAPPED's server-side proxy
+# tapped; appends a row to OUT/runs.tsv.
 interval() {
-  local r=$1 mode=$2 tapw="" tapfile="$OUT/tap.r$1.ndjson" perfw="" i c0 s0 c1 s1 reqs events=- dropped=-
-  if [ "$mode" = tap ]; then
-    start "$tapfile" curl -sN "http://127.0.0.1:$P_MS_TAP/tap" || { log "tap client did not start"; exit 1; }
-    tapw=$WRAPPER
-    # Subscribed once the proxy holds the connection (it flushes the headers first).
-    for i in $(seq 100); do ss -Htn state established "sport = :$P_MS_TAP" | grep -q . && break; sleep 0.05; done
-    ss -Htn state established "sport = :$P_MS_TAP" | grep -q . || { log "tap client not connected"; exit 1; }
-  fi
-  load "$WARMUP"
-  local n0=0
-  [ "$mode" = tap ] && n0=$(wc -l <"$tapfile") # count the measured interval's events only
-  if [ "$mode" = tap ] && [ "${PERF:-0}" = 1 ]; then
-    start "$OUT/logs/perf.r$r.log" perf record -g -F 499 -p "$PID_S" -o "$OUT/perf.tap.r$r.data" -- sleep "$BENCH_SECONDS"
+  local r=$1 t=$2 u tapw tapfile="$OUT/tap.r$1.$2.ndjson" perfw="" i c events dropped
+  u=$([ "$t" = a ] && echo b || echo a)
+  local tapport; tapport=$(port "$t" 9)
+  start "$tapfile" curl -sN "http://127.0.0.1:$tapport/tap" || { log "tap client did not start"; exit 1; }
+  tapw=$WRAPPER
+  # Subscribed once the proxy holds the connection (it flushes the headers first).
+  for i in $(seq 100); do ss -Htn state established "sport = :$tapport" | grep -q . && break; sleep 0.05; done
+  ss -Htn state established "sport = :$tapport" | grep -q . || { log "tap client not connected"; exit 1; }
+  loads "$WARMUP"
+  local n0; n0=$(wc -l <"$tapfile") # count the measured interval's events only
+  if [ "${PERF:-0}" = 1 ]; then
+    start "$OUT/logs/perf.r$r.$t.log" perf record -g -F 499 -p "${PID_S[$t]}" -o "$OUT/perf.r$r.$t.tapped.data" -- sleep "$BENCH_SECONDS"
     perfw=$WRAPPER
+    start "$OUT/logs/perf.r$r.$u.log" perf record -g -F 499 -p "${PID_S[$u]}" -o "$OUT/perf.r$r.$u.untapped.data" -- sleep "$BENCH_SECONDS"
+    perfw="$perfw $WRAPPER"
   fi
-  c0=$(cpu_ticks "$PID_C") s0=$(cpu_ticks "$PID_S")
+  declare -A s0 c0 s1 c1
+  for c in "${CHAINS[@]}"; do s0[$c]=$(cpu_ticks "${PID_S[$c]}") c0[$c]=$(cpu_ticks "${PID_C[$c]}"); done
   local l0; l0=$(cut -d' ' -f1 /proc/loadavg)
-  load "$BENCH_SECONDS" "$OUT/load.r$r.$mode.json"
-  c1=$(cpu_ticks "$PID_C") s1=$(cpu_ticks "$PID_S")
-  reqs=$(jq -r '[.RetCodes[]] | add' "$OUT/load.r$r.$mode.json")
-  if [ -n "$tapw" ]; then
-    sleep 0.5 # the last responses' events are written when they end
-    kill -TERM "$tapw" 2>/dev/null; wait "$tapw" 2>/dev/null
-    events=$(tail -n +$((n0 + 1)) "$tapfile" | grep -c '"type":"http"')
-    dropped=$(tail -n +$((n0 + 1)) "$tapfile" | jq -s '[.[] | select(.type == "dropped") | .dropped] | add // 0')
-  fi
-  [ -n "$perfw" ] && wait "$perfw" 2>/dev/null
-  local cs ss_
-  cs=$(awk -v a="$c0" -v b="$c1" -v t="$CLK_TCK" 'BEGIN { printf "%.2f", (b - a) / t }')
-  ss_=$(awk -v a="$s0" -v b="$s1" -v t="$CLK_TCK" 'BEGIN { printf "%.2f", (b - a) / t }')
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$mode" "$cs" "$ss_" "$reqs" "$events" "$dropped" "$l0" >>"$OUT/runs.tsv"
-  log "round $r $mode: cpu s client $cs, server (tapped) $ss_; requests $reqs, tap events $events (dropped $dropped); load1 $l0"
+  loads "$BENCH_SECONDS" "r$r.$t"
+  for c in "${CHAINS[@]}"; do s1[$c]=$(cpu_ticks "${PID_S[$c]}") c1[$c]=$(cpu_ticks "${PID_C[$c]}"); done
+  sleep 0.5 # the last responses' events are written when they end
+  kill -TERM "$tapw" 2>/dev/null; wait "$tapw" 2>/dev/null
+  events=$(tail -n +$((n0 + 1)) "$tapfile" | grep -c '"type":"http"')
+  dropped=$(tail -n +$((n0 + 1)) "$tapfile" | jq -s '[.[] | select(.type == "dropped") | .dropped] | add // 0')
+  # shellcheck disable=SC2086
+  [ -n "$perfw" ] && wait $perfw 2>/dev/null
+  secs() { awk -v a="$1" -v b="$2" -v t="$CLK_TCK" 'BEGIN { printf "%.2f", (b - a) / t }'; }
+  local st su ct cu rt ru
+  st=$(secs "${s0[$t]}" "${s1[$t]}") su=$(secs "${s0[$u]}" "${s1[$u]}")
+  ct=$(secs "${c0[$t]}" "${c1[$t]}") cu=$(secs "${c0[$u]}" "${c1[$u]}")
+  rt=$(jq -r '[.RetCodes[]] | add' "$OUT/load.r$r.$t.$t.json") ru=$(jq -r '[.RetCodes[]] | add' "$OUT/load.r$r.$t.$u.json")
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$t" "$st" "$su" "$ct" "$cu" "$rt" "$ru" "$events" "$dropped" "$l0" >>"$OUT/runs.tsv"
+  log "round $r, chain $t tapped: server cpu s tapped $st, untapped $su; client $ct, $cu; requests $rt, $ru; tap events $events (dropped $dropped); load1 $l0"
 }
 
-printf 'round\tmode\tclient_cpu_s\tserver_cpu_s\trequests\ttap_events\ttap_dropped\tload1\n' >"$OUT/runs.tsv"
-log "out: $OUT; $ROUNDS rounds of off/tap, $QPS rps, $CONNS connections, ${WARMUP}s warm-up + ${BENCH_SECONDS}s; tap cap $TAP_CAP/s; nice $(nice)"
+printf 'round\ttapped\tserver_tapped_s\tserver_untapped_s\tclient_tapped_chain_s\tclient_untapped_chain_s\trequests_tapped\trequests_untapped\ttap_events\ttap_dropped\tload1\n' >"$OUT/runs.tsv"
+log "out: $OUT; $ROUNDS rounds of a/b tapped, two chains at $QPS rps each, $CONNS connections, ${WARMUP}s warm-up + ${BENCH_SECONDS}s; tap cap $TAP_CAP/s; nice $(nice)"
 for r in $(seq "$ROUNDS"); do
-  if [ $((r % 2)) = 1 ]; then interval "$r" off; interval "$r" tap; else interval "$r" tap; interval "$r" off; fi
+  if [ $((r % 2)) = 1 ]; then interval "$r" a; interval "$r" b; else interval "$r" b; interval "$r" a; fi
 done
 
 {
   echo "$(date -u +%FT%TZ) $(uname -srm); $(nproc) CPUs; fortio $FORTIO_VERSION; $(go version | cut -d' ' -f3); commit $(git rev-parse --short HEAD 2>/dev/null)"
   echo "command: ROUNDS=$ROUNDS BENCH_SECONDS=$BENCH_SECONDS QPS=$QPS CONNS=$CONNS TAP_CAP=$TAP_CAP hack/bench-tap.sh (warm-up ${WARMUP}s)"
   column -t -s $'\t' "$OUT/runs.tsv"
-  awk -F'\t' 'NR > 1 { s[$2] += $4; c[$2] += $3; if ($2 == "tap") { e += $6; q += $5 } }
-    END { printf "tapped proxy cpu s: off %.2f, tap %.2f; client proxy: off %.2f, tap %.2f\n", s["off"], s["tap"], c["off"], c["tap"]
-          printf "tap/off cpu=%.3f (%+.1f%%) events=%d requests=%d\n", s["tap"] / s["off"], (s["tap"] / s["off"] - 1) * 100, e, q
+  awk -F'\t' 'NR > 1 { st += $3; su += $4; ct += $5; cu += $6; q += $7; e += $9 }
+    END { printf "server-side proxies cpu s: untapped %.2f, tapped %.2f; client-side (control): %.2f, %.2f (%.3f)\n", su, st, cu, ct, ct / cu
+          printf "tap/off cpu=%.3f (%+.1f%%) events=%d requests=%d\n", st / su, (st / su - 1) * 100, e, q
           if (cap + 0 >= qps + 0 && e < q) printf "WARNING: %d tap records for %d requests: events were lost\n", e, q }' \
     cap="$TAP_CAP" qps="$QPS" "$OUT/runs.tsv"
 } | tee "$OUT/results.txt"
