@@ -19,6 +19,7 @@ import (
 	"github.com/meshplane/mesh/controlplane/api/proxyenv"
 	"github.com/meshplane/mesh/proxy/config"
 	"github.com/meshplane/mesh/proxy/iptables"
+	"github.com/meshplane/mesh/proxy/tap"
 	"github.com/meshplane/mesh/render/inject"
 	"github.com/meshplane/mesh/render/install"
 	"github.com/meshplane/mesh/render/values"
@@ -216,6 +217,12 @@ func TestChartDefaultsAreTheProxyDefaults(t *testing.T) {
 	}
 	if got := get("proxy.opaquePorts"); got != proxyenv.DefaultOpaquePorts {
 		t.Errorf("proxy.opaquePorts = %s, the proxy's default is %s", got, proxyenv.DefaultOpaquePorts)
+	}
+	if got := get("proxy.tap.maxEventsPerSecond"); got != fmt.Sprint(proxyenv.DefaultTapMaxEventsPerSecond) || got != fmt.Sprint(tap.DefaultRate) {
+		t.Errorf("proxy.tap.maxEventsPerSecond = %s, the proxy's default is %d (proxy/tap: %d)", got, proxyenv.DefaultTapMaxEventsPerSecond, tap.DefaultRate)
+	}
+	if got := get("proxy.tap.redactHeaders"); got != "[]" {
+		t.Errorf("proxy.tap.redactHeaders = %s, the proxy redacts no more than its own four by default", got)
 	}
 	if got := get("proxy.logFormat"); got != proxyenv.DefaultLogFormat {
 		t.Errorf("proxy.logFormat = %s, the proxy's default is %s", got, proxyenv.DefaultLogFormat)

@@ -29,10 +29,10 @@ func build(t *testing.T, dir string) string {
 }
 
 // writeValues writes the install's values for a control plane in ns, as the chart
-// mounts them from mesh-config.
-func writeValues(t *testing.T, dir, ns string) string {
+// mounts them from mesh-config, with set as `mesh install --set` gives them.
+func writeValues(t *testing.T, dir, ns string, set ...string) string {
 	t.Helper()
-	v, err := install.EffectiveValues(install.Options{Version: "v1.2.3", Namespace: ns}, nil)
+	v, err := install.EffectiveValues(install.Options{Version: "v1.2.3", Namespace: ns, Values: rendervalues.Options{Values: set}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,19 +9,25 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
+	"github.com/meshplane/mesh/controlplane/api/proxyenv"
 	"github.com/meshplane/mesh/internal/testing/testcluster"
 )
 
 // mesh-controller injector as a real process: it creates its serving certificate, fills
 // the webhook's caBundle, and the API server then injects the pods of a meshed
-// namespace's Deployment through it; it stops on SIGTERM with exit code 0.
+// namespace's Deployment through it, with the install's tap settings (proxy.tap.*),
+// which a pod's annotation overrides; a pod with an invalid tap annotation is admitted
+// without the proxy, with a warning naming it. It stops on SIGTERM with exit code 0.
 func TestInjectorController(t *testing.T) {
 	kubeconfig := testcluster.Kubeconfig(t)
 	cs := testcluster.Clientset(t)
@@ -37,7 +43,7 @@ func TestInjectorController(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	bin, cfg := build(t, dir), writeValues(t, dir, ns)
+	bin, cfg := build(t, dir), writeValues(t, dir, ns, "proxy.tap.maxEventsPerSecond=250", "proxy.tap.redactHeaders={X-Api-Key,X-Session}")
 
 	addr, adminAddr := freePort(t), freePort(t)
 	// The webhook as mesh install renders it, but calling 127.0.0.1 and scoped to this
@@ -104,9 +110,40 @@ func TestInjectorController(t *testing.T) {
 	}
 	if p := podOf(meshed); !hasProxy(p) {
 		t.Errorf("the meshed namespace's pod has no proxy; log:\n%s", log)
+	} else {
+		checkTapEnv(t, p, "250", "X-Api-Key,X-Session")
 	}
 	if p := podOf(plain); hasProxy(p) {
 		t.Error("the unmeshed namespace's pod got the proxy")
+	}
+	// Pods with tap annotations (server dry runs, which call the webhook too).
+	warnings := &warningLog{}
+	rc := rest.CopyConfig(testcluster.RESTConfig(t))
+	rc.WarningHandler = warnings
+	wcs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	annotated := func(name, rate string) *corev1.Pod {
+		p, err := wcs.CoreV1().Pods(meshed).Create(ctx, &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{"config.meshplane.io/tap-max-events-per-second": rate}},
+			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app:1"}}},
+		}, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	if p := annotated("tap-override", "7"); !hasProxy(p) {
+		t.Errorf("the annotated pod has no proxy; log:\n%s", log)
+	} else {
+		checkTapEnv(t, p, "7", "X-Api-Key,X-Session")
+	}
+	if p := annotated("tap-invalid", "0"); hasProxy(p) {
+		t.Error("a pod with an invalid tap annotation got the proxy")
+	}
+	if w := warnings.String(); !strings.Contains(w, `mesh: not injected: Pod/tap-invalid: config.meshplane.io/tap-max-events-per-second "0": want a number of events per second above 0`) {
+		t.Errorf("warnings %q do not name the invalid annotation", w)
 	}
 
 	// /metrics: the two admissions by result, and the expiry of the certificate served.
@@ -121,9 +158,9 @@ func TestInjectorController(t *testing.T) {
 	}
 	m := scrape(t, adminAddr)
 	for name, want := range map[string]float64{
-		`mesh_injector_admission_requests_total{result="injected"}`: 1,
+		`mesh_injector_admission_requests_total{result="injected"}`: 2,
 		`mesh_injector_admission_requests_total{result="skipped"}`:  1,
-		`mesh_injector_admission_requests_total{result="error"}`:    0,
+		`mesh_injector_admission_requests_total{result="error"}`:    1,
 		`mesh_injector_serving_cert_expiry_timestamp_seconds`:       float64(leaf.NotAfter.Unix()),
 	} {
 		if got, ok := m[name]; !ok || got != want {
@@ -132,6 +169,41 @@ func TestInjectorController(t *testing.T) {
 	}
 
 	stopGracefully(t, cmd, log)
+}
+
+// checkTapEnv checks the tap settings in the environment of p's proxy.
+func checkTapEnv(t *testing.T, p *corev1.Pod, rate, redact string) {
+	t.Helper()
+	env := map[string]string{}
+	for _, c := range append(p.Spec.InitContainers, p.Spec.Containers...) {
+		for _, e := range c.Env {
+			if c.Name == "mesh-proxy" {
+				env[e.Name] = e.Value
+			}
+		}
+	}
+	if env[proxyenv.TapMaxEventsPerSecond] != rate || env[proxyenv.TapRedactHeaders] != redact {
+		t.Errorf("%s: the proxy's tap cap %q and redacted headers %q, want %q and %q", p.Name,
+			env[proxyenv.TapMaxEventsPerSecond], env[proxyenv.TapRedactHeaders], rate, redact)
+	}
+}
+
+// warningLog keeps the API server's warnings (rest.WarningHandler).
+type warningLog struct {
+	mu   sync.Mutex
+	text []string
+}
+
+func (w *warningLog) HandleWarningHeader(_ int, _, text string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.text = append(w.text, text)
+}
+
+func (w *warningLog) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return strings.Join(w.text, "\n")
 }
 
 // scrape reads the admin /metrics as sample name (with labels) to value.

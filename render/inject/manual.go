@@ -3,6 +3,7 @@ package inject
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -64,6 +65,28 @@ func (m *Manual) str(path string) string {
 	}
 }
 
+// headers is the list of header names at path, comma-joined ("" when unset or
+// empty), each checked as the tap-redact-headers annotation is.
+func (m *Manual) headers(path string) (string, error) {
+	v, _ := values.Lookup(m.Values, path)
+	if v == nil {
+		return "", nil
+	}
+	list, ok := v.([]any)
+	if !ok {
+		return "", fmt.Errorf("values: %s: want a list of header names, not %T", path, v)
+	}
+	names := make([]string, 0, len(list))
+	for i, h := range list {
+		name, _ := h.(string)
+		if err := headerNames(name); err != nil {
+			return "", fmt.Errorf("values: %s[%d]: %w", path, i, err)
+		}
+		names = append(names, name)
+	}
+	return strings.Join(names, ","), nil
+}
+
 func (m *Manual) port(path string) (int32, error) {
 	p, err := strconv.Atoi(m.str(path))
 	if err != nil || p < 1 || p > 65535 {
@@ -120,8 +143,19 @@ func (m *Manual) settings(cfg map[string]string) (settings, error) {
 	// workload before the issuer may change. The published ConfigMap follows the
 	// issuer Secret's ca.crt, and proxies re-read it while they run.
 	s.anchors = m.TrustAnchorsPEM
-	// Per-pod overrides.
-	for k, v := range cfg {
+	// The tap's install-wide settings; unset (values of an older install) leaves the
+	// proxy's defaults.
+	if s.tapRedact, err = m.headers("proxy.tap.redactHeaders"); err != nil {
+		return s, err
+	}
+	if s.tapRate = m.str("proxy.tap.maxEventsPerSecond"); s.tapRate != "" {
+		if err := eventRate(s.tapRate); err != nil {
+			return s, fmt.Errorf("values: proxy.tap.maxEventsPerSecond %q: %w", s.tapRate, err)
+		}
+	}
+	// Per-pod overrides, in a stable order (so is the first error).
+	for _, k := range slices.Sorted(maps.Keys(cfg)) {
+		v := cfg[k]
 		name := strings.TrimPrefix(k, ConfigPrefix)
 		switch name {
 		case "proxy-cpu-request", "proxy-cpu-limit", "proxy-memory-request", "proxy-memory-limit":
@@ -158,10 +192,16 @@ func (m *Manual) settings(cfg map[string]string) (settings, error) {
 			s.skipOut = v
 		case "skip-subnets":
 			s.skipSubnets = v
-		case "tap-redact-headers":
-			s.tapRedact = v
-		case "tap-max-events-per-second":
-			s.tapRate = v
+		case "tap-redact-headers", "tap-max-events-per-second":
+			// Checked as mesh check does: the proxy would refuse the value at start.
+			if err := CheckAnnotation(k, v); err != nil {
+				return s, err
+			}
+			if name == "tap-redact-headers" {
+				s.tapRedact = v
+			} else {
+				s.tapRate = v
+			}
 		default:
 			return s, fmt.Errorf("unknown annotation %s", k)
 		}

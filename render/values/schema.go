@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math/big"
 	"slices"
 	"sort"
 	"strconv"
@@ -125,6 +126,13 @@ func (s *Schema) Validate(src Source) error {
 		case *kind.Format:
 			problems = append(problems, Problem{Key: orTop(key), Message: k.Err.Error()})
 			return
+		case *kind.Pattern:
+			problems = append(problems, Problem{Key: orTop(key), Message: fmt.Sprintf("%q does not match the pattern %s", k.Got, k.Want)})
+			return
+		}
+		if msg, ok := bound(e.ErrorKind); ok {
+			problems = append(problems, Problem{Key: orTop(key), Message: msg})
+			return
 		}
 		problems = append(problems, Problem{Key: orTop(key), Message: e.ErrorKind.LocalizedString(p)})
 	}
@@ -146,6 +154,34 @@ func typeMessage(k *kind.Type, v any) string {
 		return fmt.Sprintf("needs an integer, not a %s", k.Got)
 	}
 	return fmt.Sprintf("is a %s, want %s", k.Got, strings.Join(k.Want, " or "))
+}
+
+// bound says which bound a number misses, in plain decimals ("must be above 0, not
+// 0"), not the validator's scientific notation; ok is false for other errors.
+func bound(k jsonschema.ErrorKind) (msg string, ok bool) {
+	var rel string
+	var want, got *big.Rat
+	switch k := k.(type) {
+	case *kind.Minimum:
+		rel, want, got = "at least", k.Want, k.Got
+	case *kind.Maximum:
+		rel, want, got = "at most", k.Want, k.Got
+	case *kind.ExclusiveMinimum:
+		rel, want, got = "above", k.Want, k.Got
+	case *kind.ExclusiveMaximum:
+		rel, want, got = "below", k.Want, k.Got
+	default:
+		return "", false
+	}
+	return fmt.Sprintf("must be %s %s, not %s", rel, decimal(want), decimal(got)), true
+}
+
+func decimal(r *big.Rat) string {
+	if r.IsInt() {
+		return r.Num().String()
+	}
+	f, _ := r.Float64()
+	return strconv.FormatFloat(f, 'f', -1, 64)
 }
 
 func lookupPath(m map[string]any, path []string) any {

@@ -17,6 +17,8 @@ const testSchema = `{
     "debug": {"type": "boolean"},
     "logLevel": {"enum": ["debug", "info", "warn", "error"]},
     "ratio": {"type": "number", "maximum": 1},
+    "rate": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 10},
+    "word": {"type": "string", "pattern": "^[a-z]+$"},
     "proxy": {
       "type": "object",
       "additionalProperties": false,
@@ -173,8 +175,11 @@ func TestValidateRangeAndEnum(t *testing.T) {
 		key    string
 		gist   []string
 	}{
-		{"below minimum", map[string]any{"replicas": int64(0)}, "replicas", []string{"minimum", "1"}},
-		{"above maximum", map[string]any{"ratio": 1.5}, "ratio", []string{"maximum", "1"}},
+		{"below minimum", map[string]any{"replicas": int64(0)}, "replicas", []string{"must be at least 1, not 0"}},
+		{"above maximum", map[string]any{"ratio": 1.5}, "ratio", []string{"must be at most 1, not 1.5"}},
+		{"at the exclusive minimum", map[string]any{"rate": 0.0}, "rate", []string{"must be above 0, not 0"}},
+		{"above the exclusive maximum", map[string]any{"rate": 2e6}, "rate", []string{"must be below 10, not 2000000"}},
+		{"pattern", map[string]any{"word": "a b"}, "word", []string{`"a b" does not match the pattern ^[a-z]+$`}},
 		{"not in enum", map[string]any{"logLevel": "verbose"}, "logLevel", []string{"debug", "info"}},
 		{"nested enum", map[string]any{"proxy": map[string]any{"image": map[string]any{"pullPolicy": "Sometimes"}}},
 			"proxy.image.pullPolicy", []string{"Always", "IfNotPresent"}},
