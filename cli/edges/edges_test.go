@@ -196,7 +196,7 @@ func TestEdgesPrometheusCluster(t *testing.T) {
 	})
 	io, _, out, errOut := iostreams.Test()
 	cmd := NewCmd(io, nil)
-	cmd.SetArgs([]string{"deploy", "-n", ns, "--kubeconfig", kc, "--prometheus-url", url, "-t", "1m", "-o", "wide"})
+	cmd.SetArgs([]string{"deploy", "-n", ns, "--kubeconfig", kc, "--prometheus-url", url, "-t", "1m", "-o", "json"})
 	cmd.SilenceErrors, cmd.SilenceUsage = true, true
 	if err := cmd.ExecuteContext(context.Background()); err != nil {
 		t.Fatalf("%v\nstderr: %s", err, errOut)

@@ -46,7 +46,7 @@ func (m edgeMesh) from(sa, route string) promtest.HTTPBase {
 	b := promtest.HTTPBase{Direction: "inbound", Authority: "x." + m.ns + ".svc.cluster.local:80", TargetAddr: "127.0.0.1:8080",
 		TLS: "true", ClientID: m.id(sa), Route: route}
 	if sa == "" {
-		b.TLS, b.NoTLSReason = "false", "not_provided_by_remote"
+		b.TLS, b.NoTLSReason, b.ClientID = "false", "not_provided_by_remote", ""
 	}
 	return b
 }
