@@ -4,14 +4,16 @@ import (
 	"context"
 	"errors"
 	"math"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/meshplane/mesh/cli/exitcode"
 	"github.com/meshplane/mesh/cli/iostreams"
+	"github.com/meshplane/mesh/internal/testing/clitest"
 	"github.com/meshplane/mesh/internal/testing/golden"
 	"github.com/meshplane/mesh/internal/testing/promtest"
 	"github.com/meshplane/mesh/internal/testing/testcluster"
@@ -111,28 +113,10 @@ func TestShow(t *testing.T) {
 }
 
 // A bad --prometheus-url is bad usage (exit 2), said before the kubeconfig is
-// read; a good one goes on to the cluster (here: no kubeconfig, exit 2 naming it).
+// read; a good one goes on to the cluster.
 func TestRunPrometheusURL(t *testing.T) {
 	t.Parallel()
-	missing := filepath.Join(t.TempDir(), "missing")
-	for _, output := range []string{"table", "json"} {
-		for _, tc := range []struct {
-			url, msg string
-		}{
-			{"ftp://prom", "--prometheus-url"},
-			{"http://", "--prometheus-url"},
-			{"http://prom:9090", "kubeconfig"},
-		} {
-			io, _, out, _ := iostreams.Test()
-			cmd := NewCmd(io, nil)
-			cmd.SetArgs([]string{"deploy/web", "--prometheus-url", tc.url, "--kubeconfig", missing, "-o", output})
-			cmd.SilenceErrors, cmd.SilenceUsage = true, true
-			err := cmd.ExecuteContext(context.Background())
-			if exitcode.For(err) != exitcode.UsageCode || err == nil || !strings.Contains(err.Error(), tc.msg) || out.Len() != 0 {
-				t.Errorf("%s -o %s: exit %d, error %v, stdout %q; want 2, %q", tc.url, output, exitcode.For(err), err, out, tc.msg)
-			}
-		}
-	}
+	clitest.PrometheusURLFlag(t, func(io *iostreams.IOStreams) *cobra.Command { return NewCmd(io, nil) }, "deploy/web")
 }
 
 // mesh routes --prometheus-url end to end: the workload and its pods from the

@@ -8,15 +8,7 @@ import (
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/client-go/dynamic"
-
-	"github.com/meshplane/mesh/internal/testing/localaddr"
 	"github.com/meshplane/mesh/internal/testing/promtest"
-	"github.com/meshplane/mesh/internal/testing/testcluster"
 )
 
 // edgeMesh is the traffic of TestEdgesAndRoutesSourcesAgree, per batch (ten a
@@ -80,13 +72,7 @@ func (m edgeMesh) proxies() map[string]*promtest.FakeProxy {
 // give the known traffic.
 func TestEdgesAndRoutesSourcesAgree(t *testing.T) {
 	t.Parallel()
-	cs := testcluster.Clientset(t)
-	dyn, err := dynamic.NewForConfig(testcluster.RESTConfig(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns := testcluster.Namespace(t, cs)
-	ip := localaddr.IPs(t, 1)[0]
+	cs, dyn, ns, ip := edgeCluster(t)
 	m := edgeMesh{ns: ns, hash: "7f9c6d5b8"}
 	const window = 10 * time.Second
 	ctx := context.Background()
@@ -94,40 +80,11 @@ func TestEdgesAndRoutesSourcesAgree(t *testing.T) {
 	var pods []meshedPod
 	proxies := m.proxies()
 	for _, app := range []string{"client", "web", "api"} {
-		sel := map[string]string{"app": app}
-		d := &appsv1.Deployment{
-			ObjectMeta: metav1.ObjectMeta{Name: app, Namespace: ns},
-			Spec: appsv1.DeploymentSpec{Replicas: new(int32), Selector: &metav1.LabelSelector{MatchLabels: sel},
-				Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: sel},
-					Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: app, Image: "app"}}}}},
-		}
-		if _, err := cs.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := cs.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: app}}, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
 		pods = append(pods, meshedPod{name: m.pod(app), app: app, hash: m.hash, serviceAccount: app, proxy: proxies[app]})
 	}
-	for _, svc := range []string{"web", "db"} {
-		o := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: svc, Namespace: ns},
-			Spec: corev1.ServiceSpec{Selector: map[string]string{"app": svc}, Ports: []corev1.ServicePort{{Port: 80}}}}
-		if _, err := cs.CoreV1().Services(ns).Create(ctx, o, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	installProfiles(t, dyn)
-	sp := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "policy.meshplane.io/v1alpha1", "kind": "ServiceProfile",
-		"metadata": map[string]any{"name": "web." + ns + ".svc.cluster.local", "namespace": ns},
-		"spec": map[string]any{"routes": []any{
-			map[string]any{"name": "GET /books", "condition": map[string]any{"method": "GET", "pathRegex": "/books"}},
-			map[string]any{"name": "POST /books", "condition": map[string]any{"method": "POST", "pathRegex": "/books"}},
-		}},
-	}}
-	if _, err := dyn.Resource(ServiceProfiles).Namespace(ns).Create(ctx, sp, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	createApps(t, cs, ns, "client", "web", "api")
+	createServices(t, cs, ns, "web", "db")
+	booksProfile(t, dyn, ns, "GET", "POST")
 	rp := startPrometheus(t, servePods(t, cs, ns, ip, pods))
 	rp.waitFor(t, `min(count_over_time(response_total[20s]))`, func(v float64) bool { return v >= 15 }, 120*time.Second)
 
