@@ -69,9 +69,10 @@ Sources, the same numbers from both:
 
 Exit codes, whatever -o:
   0  the rows were shown (a row without traffic is not an error)
-  1  the command ran and failed: an object named does not exist, or no proxy could be
-     scraped
-  2  bad usage: flags, arguments, kinds, no kubeconfig
+  1  the command ran and failed: an object named does not exist, no proxy could be
+     scraped, or Prometheus failed
+  2  bad usage: flags, arguments, kinds, no kubeconfig, a --prometheus-url that is
+     not http(s)://HOST[:PORT]
   3  the cluster is unreachable, or refused the kubeconfig's credentials`
 
 // NewCmd builds `mesh stat`. runF replaces the run function in tests.
