@@ -1,6 +1,6 @@
 // Package edges is `mesh edges`: which workloads talk to which, with the client
 // and server identities and whether each edge is mTLS, from the proxies
-// themselves (the direct source of viz/stat).
+// themselves (the direct source of viz/stat) or from Prometheus.
 package edges
 
 import (
@@ -15,6 +15,7 @@ import (
 	"github.com/meshplane/mesh/cli/exitcode"
 	"github.com/meshplane/mesh/cli/iostreams"
 	"github.com/meshplane/mesh/cli/kube"
+	"github.com/meshplane/mesh/cli/vizsource"
 	"github.com/meshplane/mesh/viz/stat"
 )
 
@@ -25,13 +26,14 @@ type Options struct {
 	AllNamespaces bool          // -A
 	Window        time.Duration // -t; 0: one scrape, counts since the proxies started
 	Output        string        // table, wide or json
+	PrometheusURL string        // --prometheus-url: the Prometheus source
 	Kube          kube.Flags
 	// Now is the clock and Sleep the wait between samples (a timer when nil).
 	Now   func() time.Time
 	Sleep func(ctx context.Context, d time.Duration) error
 }
 
-// Source lists edges; *stat.Direct is one.
+// Source lists edges; *stat.Direct and *stat.Prometheus are.
 type Source interface {
 	Edges(ctx context.Context, ns, kind string, window time.Duration) ([]stat.Edge, error)
 }
@@ -42,20 +44,29 @@ namespaces, whether the edge is secured (every request over mTLS with a verified
 server identity) and, with -o wide, the client and server identities, the request
 count and rate and why an edge is not secured.
 
-The CLI reads each meshed pod's proxy /metrics through the API server as you
-(pods/proxy): a source's outbound requests name the pod they went to, which is
-mapped to the workload that owns it; a pod of no workload of KIND is shown as its
-service (svc/NAME). Callers without a proxy show as '-' (seen by the destination's
-proxy, without a client identity). Needs get and list on pods and on KIND, and get
-on pods/proxy.
+Sources, the same edges from both:
+  direct (default)  the CLI reads each meshed pod's proxy /metrics through the API
+                    server as you (pods/proxy): a source's outbound requests name
+                    the pod they went to, which is mapped to the workload that owns
+                    it. Needs get and list on pods and on KIND, and get on
+                    pods/proxy. By default (-t 0) each proxy is scraped once and
+                    REQUESTS counts since it started; with -t 10s it is scraped
+                    twice, 10s apart, and the rates are over that window.
+  --prometheus-url  Linkerd viz's edges queries against that Prometheus: the
+                    destination is the dst_ workload label of the install's
+                    relabelling; with -t, the requests over that window, without,
+                    the proxies' counters as they are. The workloads and their
+                    identities still come from Kubernetes (get and list on pods
+                    and on KIND).
 
-By default (-t 0) each proxy is scraped once and REQUESTS counts since it started;
-with -t 10s it is scraped twice, 10s apart, and the rates are over that window.
+A pod of no workload of KIND is shown as its service (svc/NAME). Callers without a
+proxy show as '-' (seen by the destination's proxy, without a client identity).
 
 Exit codes, whatever -o:
   0  the edges were shown (none is not an error)
-  1  the command ran and failed: no proxy could be scraped
-  2  bad usage: flags, arguments, kinds, no kubeconfig
+  1  the command ran and failed: no proxy could be scraped, Prometheus failed
+  2  bad usage: flags, arguments, kinds, no kubeconfig, a --prometheus-url that is
+     not http(s)://HOST[:PORT]
   3  the cluster is unreachable, or refused the kubeconfig's credentials`
 
 // NewCmd builds `mesh edges`. runF replaces the run function in tests.
@@ -67,7 +78,8 @@ func NewCmd(io *iostreams.IOStreams, runF func(*Options) error) *cobra.Command {
 		Long:  long,
 		Example: `  mesh edges deploy -n shop
   mesh edges po -A -o wide
-  mesh edges deploy -n shop -t 10s -o json`,
+  mesh edges deploy -n shop -t 10s -o json
+  mesh edges deploy -n shop -t 1m --prometheus-url http://localhost:9090`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return exitcode.Usage(fmt.Errorf("want KIND, got %d arguments (KIND: %s)", len(args), strings.Join(stat.EdgeKinds(), ", ")))
@@ -89,6 +101,7 @@ func NewCmd(io *iostreams.IOStreams, runF func(*Options) error) *cobra.Command {
 	f.BoolVarP(&opts.AllNamespaces, "all-namespaces", "A", false, "workloads of every namespace")
 	f.DurationVarP(&opts.Window, "time-window", "t", 0, "window of the rates: the wait between two scrapes (0: one scrape)")
 	f.StringVarP(&opts.Output, "output", "o", opts.Output, "output: table, wide or json")
+	vizsource.Bind(f, &opts.PrometheusURL)
 	opts.Kube.Bind(f)
 	return cmd
 }
@@ -121,8 +134,12 @@ func (o *Options) complete(kind string) error {
 	return fmt.Errorf("edges of %s: want one of %s", k, strings.Join(stat.EdgeKinds(), ", "))
 }
 
-// Run connects to the cluster and shows the edges of the direct source.
+// Run connects to the cluster and shows the edges of the direct source, or of
+// --prometheus-url's.
 func Run(ctx context.Context, io *iostreams.IOStreams, o *Options) error {
+	if err := vizsource.Check(o.PrometheusURL); err != nil {
+		return err // a bad URL is bad input: said before the cluster is reached
+	}
 	c, err := o.Kube.Connect(ctx)
 	if err != nil {
 		return err
@@ -132,7 +149,11 @@ func Run(ctx context.Context, io *iostreams.IOStreams, o *Options) error {
 			return err
 		}
 	}
-	return Show(ctx, io, o, &stat.Direct{Client: c.Clientset, Now: o.Now, Sleep: o.Sleep, Warnings: io.ErrOut})
+	src, err := vizsource.New(o.PrometheusURL, &stat.Direct{Client: c.Clientset, Now: o.Now, Sleep: o.Sleep, Warnings: io.ErrOut})
+	if err != nil {
+		return err
+	}
+	return Show(ctx, io, o, src)
 }
 
 // Show asks src for the edges and writes them to stdout.

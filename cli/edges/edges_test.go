@@ -9,10 +9,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/meshplane/mesh/cli/exitcode"
 	"github.com/meshplane/mesh/cli/iostreams"
 	"github.com/meshplane/mesh/cli/kube"
+	"github.com/meshplane/mesh/internal/testing/clitest"
 	"github.com/meshplane/mesh/internal/testing/golden"
+	"github.com/meshplane/mesh/internal/testing/promtest"
+	"github.com/meshplane/mesh/internal/testing/testcluster"
 	"github.com/meshplane/mesh/viz/stat"
 )
 
@@ -29,6 +34,8 @@ func TestNewCmdOptions(t *testing.T) {
 		{"pods, all namespaces, wide, window", []string{"po", "-A", "-o", "wide", "-t", "10s", "--context", "prod"},
 			Options{Kind: "pod", AllNamespaces: true, Output: "wide", Window: 10 * time.Second, Kube: kube.Flags{Context: "prod"}}, ""},
 		{"statefulsets json", []string{"STS", "-o", "json"}, Options{Kind: "statefulset", Output: "json"}, ""},
+		{"prometheus url", []string{"deploy", "--prometheus-url", "http://prom:9090", "-t", "1m"},
+			Options{Kind: "deployment", Output: "table", Window: time.Minute, PrometheusURL: "http://prom:9090"}, ""},
 		{"no kind", []string{}, Options{}, "want KIND, got 0 arguments"},
 		{"two arguments", []string{"deploy", "web"}, Options{}, "got 2 arguments"},
 		{"a name", []string{"deploy/web"}, Options{}, "not KIND/NAME"},
@@ -125,5 +132,61 @@ func TestShow(t *testing.T) {
 	err := Show(context.Background(), io, &Options{Output: "json"}, &fakeSource{err: errors.New("no proxy could be scraped")})
 	if err == nil || exitcode.For(err) != exitcode.Error || out.Len() != 0 {
 		t.Errorf("failing source: error %v (exit %d), stdout %q", err, exitcode.For(err), out)
+	}
+}
+
+// A bad --prometheus-url is bad usage (exit 2), said before the kubeconfig is
+// read; a good one goes on to the cluster.
+func TestRunPrometheusURL(t *testing.T) {
+	t.Parallel()
+	clitest.PrometheusURLFlag(t, func(io *iostreams.IOStreams) *cobra.Command { return NewCmd(io, nil) }, "deploy")
+}
+
+// mesh edges --prometheus-url end to end: the workloads and identities from the
+// real API server, the numbers from a Prometheus's answers to the edges
+// queries; a series of a workload that is gone is no edge.
+func TestEdgesPrometheusCluster(t *testing.T) {
+	t.Parallel()
+	cs := testcluster.Clientset(t)
+	kc := testcluster.Kubeconfig(t)
+	ns := testcluster.Namespace(t, cs)
+	for _, app := range []string{"client", "web"} {
+		testcluster.MeshedDeployment(t, cs, ns, app)
+	}
+	id := func(sa string) string { return sa + "." + ns + ".serviceaccount.identity.cluster.local" }
+	var queries []string
+	url := promtest.QueryAPI(t, func(q string) ([]promtest.Sample, bool) {
+		queries = append(queries, q)
+		l := func(kv ...string) map[string]string {
+			m := map[string]string{"namespace": ns}
+			for i := 0; i+1 < len(kv); i += 2 {
+				m[kv[i]] = kv[i+1]
+			}
+			return m
+		}
+		switch {
+		case strings.Contains(q, `direction="outbound"`):
+			return []promtest.Sample{
+				{Metric: l("deployment", "client", "dst_namespace", ns, "dst_deployment", "web", "dst_service", "web", "server_id", id("web"), "tls", "true"), Value: 300},
+				{Metric: l("deployment", "gone", "dst_namespace", ns, "dst_deployment", "web", "dst_service", "web", "server_id", id("web"), "tls", "true"), Value: 7},
+			}, true
+		case strings.Contains(q, `direction="inbound"`):
+			return []promtest.Sample{
+				{Metric: l("deployment", "web", "client_id", id("client"), "tls", "true"), Value: 300},
+				{Metric: l("deployment", "web", "tls", "false", "no_tls_reason", "no_identity"), Value: 50},
+			}, true
+		}
+		return nil, false
+	})
+	io, _, out, errOut := iostreams.Test()
+	cmd := NewCmd(io, nil)
+	cmd.SetArgs([]string{"deploy", "-n", ns, "--kubeconfig", kc, "--prometheus-url", url, "-t", "1m", "-o", "json"})
+	cmd.SilenceErrors, cmd.SilenceUsage = true, true
+	if err := cmd.ExecuteContext(context.Background()); err != nil {
+		t.Fatalf("%v\nstderr: %s", err, errOut)
+	}
+	golden.Assert(t, "prometheus.golden", []byte(strings.ReplaceAll(out.String(), ns, "NS")))
+	if len(queries) != 2 || !strings.Contains(queries[0], `[1m]`) {
+		t.Errorf("queries %q: want the outbound and inbound edges queries over 1m", queries)
 	}
 }

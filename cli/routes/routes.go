@@ -1,6 +1,6 @@
 // Package routes is `mesh routes`: the golden metrics of a workload's inbound
 // traffic per ServiceProfile route, from the proxies themselves (the direct
-// source of viz/stat).
+// source of viz/stat) or from Prometheus.
 package routes
 
 import (
@@ -15,6 +15,7 @@ import (
 	"github.com/meshplane/mesh/cli/exitcode"
 	"github.com/meshplane/mesh/cli/iostreams"
 	"github.com/meshplane/mesh/cli/kube"
+	"github.com/meshplane/mesh/cli/vizsource"
 	"github.com/meshplane/mesh/viz/stat"
 )
 
@@ -28,13 +29,16 @@ type Options struct {
 	Namespace string        // -n; "" means the kubeconfig context's
 	Window    time.Duration // -t
 	Output    string        // table, wide or json
-	Kube      kube.Flags
+	// PrometheusURL is --prometheus-url: the Prometheus source.
+	PrometheusURL string
+	Kube          kube.Flags
 	// Now is the clock and Sleep the wait between samples (a timer when nil).
 	Now   func() time.Time
 	Sleep func(ctx context.Context, d time.Duration) error
 }
 
-// Source gives the route rows; *stat.Direct (with a dynamic client) is one.
+// Source gives the route rows; *stat.Direct and *stat.Prometheus (with a
+// dynamic client) are.
 type Source interface {
 	Routes(ctx context.Context, r stat.Resource, window time.Duration) ([]stat.RouteRow, error)
 }
@@ -46,15 +50,22 @@ the requests no route matched. Routes of the ServiceProfiles of the services tha
 select the workload's pods are listed even without traffic ('-'), when the
 ServiceProfile CRD is installed and readable.
 
-KIND/NAME is a deploy, sts, ds, po or svc. The CLI scrapes the object's meshed pods'
-proxy /metrics through the API server as you (pods/proxy), twice, -t apart (default
-1m). Needs get and list on pods and services, get on the object and pods/proxy, and
-list on serviceprofiles.policy.meshplane.io (optional).
+KIND/NAME is a deploy, sts, ds, po or svc. Sources, the same rows from both:
+  direct (default)  the CLI scrapes the object's meshed pods' proxy /metrics
+                    through the API server as you (pods/proxy), twice, -t apart
+                    (default 1m).
+  --prometheus-url  the stat queries of Linkerd viz, per route label, against that
+                    Prometheus over -t.
+Both need get and list on pods and services and get on the object (the direct
+source get on pods/proxy too), and list on serviceprofiles.policy.meshplane.io
+(optional).
 
 Exit codes, whatever -o:
   0  the rows were shown
-  1  the command ran and failed: the object does not exist, or no proxy could be scraped
-  2  bad usage: flags, arguments, kinds, no kubeconfig
+  1  the command ran and failed: the object does not exist, no proxy could be
+     scraped, Prometheus failed
+  2  bad usage: flags, arguments, kinds, no kubeconfig, a --prometheus-url that is
+     not http(s)://HOST[:PORT]
   3  the cluster is unreachable, or refused the kubeconfig's credentials`
 
 // NewCmd builds `mesh routes`. runF replaces the run function in tests.
@@ -65,7 +76,8 @@ func NewCmd(io *iostreams.IOStreams, runF func(*Options) error) *cobra.Command {
 		Short: "Show success rate, RPS and latency per ServiceProfile route",
 		Long:  long,
 		Example: `  mesh routes deploy/web -n shop -t 1m
-  mesh routes svc/web -n shop -o json`,
+  mesh routes svc/web -n shop -o json
+  mesh routes deploy/web -n shop --prometheus-url http://localhost:9090`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) < 1 || len(args) > 2 {
 				return exitcode.Usage(fmt.Errorf("want KIND/NAME or KIND NAME, got %d arguments", len(args)))
@@ -86,6 +98,7 @@ func NewCmd(io *iostreams.IOStreams, runF func(*Options) error) *cobra.Command {
 	f.StringVarP(&opts.Namespace, "namespace", "n", "", "namespace of the object (default: the kubeconfig context's)")
 	f.DurationVarP(&opts.Window, "time-window", "t", opts.Window, "window of the rates: the wait between the two samples")
 	f.StringVarP(&opts.Output, "output", "o", opts.Output, "output: table, wide or json")
+	vizsource.Bind(f, &opts.PrometheusURL)
 	opts.Kube.Bind(f)
 	return cmd
 }
@@ -110,18 +123,22 @@ func (o *Options) complete(args []string) error {
 	return nil
 }
 
-// direct is the direct source with the dynamic client for ServiceProfiles.
-type direct struct {
-	d   *stat.Direct
+// profiled is a source with the dynamic client for ServiceProfiles.
+type profiled struct {
+	src vizsource.Source
 	dyn dynamic.Interface
 }
 
-func (s direct) Routes(ctx context.Context, r stat.Resource, w time.Duration) ([]stat.RouteRow, error) {
-	return s.d.Routes(ctx, s.dyn, r, w)
+func (s profiled) Routes(ctx context.Context, r stat.Resource, w time.Duration) ([]stat.RouteRow, error) {
+	return s.src.Routes(ctx, s.dyn, r, w)
 }
 
-// Run connects to the cluster and shows the routes of the direct source.
+// Run connects to the cluster and shows the routes of the direct source, or of
+// --prometheus-url's.
 func Run(ctx context.Context, io *iostreams.IOStreams, o *Options) error {
+	if err := vizsource.Check(o.PrometheusURL); err != nil {
+		return err // a bad URL is bad input: said before the cluster is reached
+	}
 	c, err := o.Kube.Connect(ctx)
 	if err != nil {
 		return err
@@ -131,8 +148,11 @@ func Run(ctx context.Context, io *iostreams.IOStreams, o *Options) error {
 			return err
 		}
 	}
-	d := &stat.Direct{Client: c.Clientset, Now: o.Now, Sleep: o.Sleep, Warnings: io.ErrOut}
-	return Show(ctx, io, o, direct{d, c.Dynamic})
+	src, err := vizsource.New(o.PrometheusURL, &stat.Direct{Client: c.Clientset, Now: o.Now, Sleep: o.Sleep, Warnings: io.ErrOut})
+	if err != nil {
+		return err
+	}
+	return Show(ctx, io, o, profiled{src, c.Dynamic})
 }
 
 // Show asks src for the rows and writes them to stdout.

@@ -9,9 +9,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/meshplane/mesh/cli/exitcode"
 	"github.com/meshplane/mesh/cli/iostreams"
+	"github.com/meshplane/mesh/internal/testing/clitest"
 	"github.com/meshplane/mesh/internal/testing/golden"
+	"github.com/meshplane/mesh/internal/testing/promtest"
+	"github.com/meshplane/mesh/internal/testing/testcluster"
 	"github.com/meshplane/mesh/viz/stat"
 )
 
@@ -28,6 +33,8 @@ func TestNewCmdOptions(t *testing.T) {
 		{"deploy/web -n -t", []string{"deploy/web", "-n", "shop", "-t", "10s"}, Options{Resource: web, Namespace: "shop", Window: 10 * time.Second, Output: "table"}, ""},
 		{"KIND NAME, json", []string{"svc", "web", "-o", "json"},
 			Options{Resource: stat.Resource{Kind: "service", Name: "web"}, Window: time.Minute, Output: "json"}, ""},
+		{"prometheus url", []string{"deploy/web", "-n", "shop", "--prometheus-url", "https://prom.example/prometheus"},
+			Options{Resource: web, Namespace: "shop", Window: time.Minute, Output: "table", PrometheusURL: "https://prom.example/prometheus"}, ""},
 		{"no name", []string{"deploy"}, Options{}, "name one deploy"},
 		{"namespace", []string{"ns/shop"}, Options{}, "name one deploy"},
 		{"no argument", []string{}, Options{}, "got 0 arguments"},
@@ -103,4 +110,51 @@ func TestShow(t *testing.T) {
 	if err == nil || exitcode.For(err) != exitcode.Error || out.Len() != 0 {
 		t.Errorf("failing source: error %v (exit %d), stdout %q", err, exitcode.For(err), out)
 	}
+}
+
+// A bad --prometheus-url is bad usage (exit 2), said before the kubeconfig is
+// read; a good one goes on to the cluster.
+func TestRunPrometheusURL(t *testing.T) {
+	t.Parallel()
+	clitest.PrometheusURLFlag(t, func(io *iostreams.IOStreams) *cobra.Command { return NewCmd(io, nil) }, "deploy/web")
+}
+
+// mesh routes --prometheus-url end to end: the workload and its pods from the
+// real API server, the numbers from a Prometheus's answers to the route
+// queries (stat's, by route).
+func TestRoutesPrometheusCluster(t *testing.T) {
+	t.Parallel()
+	cs := testcluster.Clientset(t)
+	kc := testcluster.Kubeconfig(t)
+	ns := testcluster.Namespace(t, cs)
+	testcluster.MeshedDeployment(t, cs, ns, "web")
+	sample := func(route, classification, tls string, v float64) promtest.Sample {
+		return promtest.Sample{Metric: map[string]string{"route": route, "classification": classification, "tls": tls}, Value: v}
+	}
+	latency := map[string][2]float64{"0.5": {15, 2.5}, "0.95": {19.5, 4.75}, "0.99": {19.9, 4.95}}
+	url := promtest.QueryAPI(t, func(q string) ([]promtest.Sample, bool) {
+		if !strings.Contains(q, `deployment="web", direction="inbound", namespace="`+ns+`"}[30s]`) {
+			return nil, false
+		}
+		if strings.HasPrefix(q, "sum(increase(response_total") && strings.HasSuffix(q, "by (route, classification, tls)") {
+			return []promtest.Sample{
+				sample("GET /books", "success", "true", 240), sample("GET /books", "failure", "true", 60),
+				sample("", "success", "false", 30),
+			}, true
+		}
+		for qt, v := range latency {
+			if strings.HasPrefix(q, "histogram_quantile("+qt+",") && strings.HasSuffix(q, "by (le, route))") {
+				return []promtest.Sample{{Metric: map[string]string{"route": "GET /books"}, Value: v[0]}, {Metric: map[string]string{"route": ""}, Value: v[1]}}, true
+			}
+		}
+		return nil, false
+	})
+	io, _, out, errOut := iostreams.Test()
+	cmd := NewCmd(io, nil)
+	cmd.SetArgs([]string{"deploy/web", "-n", ns, "--kubeconfig", kc, "--prometheus-url", url, "-t", "30s", "-o", "wide"})
+	cmd.SilenceErrors, cmd.SilenceUsage = true, true
+	if err := cmd.ExecuteContext(context.Background()); err != nil {
+		t.Fatalf("%v\nstderr: %s", err, errOut)
+	}
+	golden.Assert(t, "prometheus.golden", out.Bytes())
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/meshplane/mesh/cli/exitcode"
 	"github.com/meshplane/mesh/cli/iostreams"
 	"github.com/meshplane/mesh/cli/kube"
+	"github.com/meshplane/mesh/cli/vizsource"
 	"github.com/meshplane/mesh/viz/stat"
 )
 
@@ -68,9 +69,10 @@ Sources, the same numbers from both:
 
 Exit codes, whatever -o:
   0  the rows were shown (a row without traffic is not an error)
-  1  the command ran and failed: an object named does not exist, or no proxy could be
-     scraped
-  2  bad usage: flags, arguments, kinds, no kubeconfig
+  1  the command ran and failed: an object named does not exist, no proxy could be
+     scraped, or Prometheus failed
+  2  bad usage: flags, arguments, kinds, no kubeconfig, a --prometheus-url that is
+     not http(s)://HOST[:PORT]
   3  the cluster is unreachable, or refused the kubeconfig's credentials`
 
 // NewCmd builds `mesh stat`. runF replaces the run function in tests.
@@ -111,7 +113,7 @@ func NewCmd(io *iostreams.IOStreams, runF func(*Options) error) *cobra.Command {
 	f.DurationVarP(&opts.Query.Window, "time-window", "t", opts.Query.Window, "window of the rates; direct: the wait between the two samples")
 	f.StringVarP(&opts.Output, "output", "o", opts.Output, "output: table, wide or json")
 	f.BoolVarP(&opts.Watch, "watch", "w", false, "repeat: one table per window, until interrupted")
-	f.StringVar(&opts.PrometheusURL, "prometheus-url", "", "read the metrics from this Prometheus instead of the proxies")
+	vizsource.Bind(f, &opts.PrometheusURL)
 	opts.Kube.Bind(f)
 	return cmd
 }
@@ -170,13 +172,8 @@ func (o *Options) complete(args []string) error {
 
 // Run connects to the cluster, builds the source and writes the rows.
 func Run(ctx context.Context, io *iostreams.IOStreams, o *Options) error {
-	var prom *stat.Prometheus
-	if o.PrometheusURL != "" {
-		// A bad URL is bad input: said before the cluster is reached.
-		var err error
-		if prom, err = stat.NewPrometheus(o.PrometheusURL, nil, nil, nil); err != nil {
-			return exitcode.Usage(fmt.Errorf("--prometheus-url: %w", err))
-		}
+	if err := vizsource.Check(o.PrometheusURL); err != nil {
+		return err // a bad URL is bad input: said before the cluster is reached
 	}
 	c, err := o.Kube.Connect(ctx)
 	if err != nil {
@@ -187,13 +184,11 @@ func Run(ctx context.Context, io *iostreams.IOStreams, o *Options) error {
 			return err
 		}
 	}
-	var src stat.Source = &stat.Direct{Client: c.Clientset, Now: o.Now, Sleep: o.Sleep, Warnings: io.ErrOut}
-	if prom != nil {
-		// The same rows and pod counts as the direct source, the numbers from
-		// Prometheus over -t (Linkerd viz's queries).
-		if src, err = stat.NewPrometheus(o.PrometheusURL, nil, stat.KubePods{Client: c.Clientset}, nil); err != nil {
-			return exitcode.Usage(fmt.Errorf("--prometheus-url: %w", err))
-		}
+	// With --prometheus-url, the same rows and pod counts as the direct source,
+	// the numbers from Prometheus over -t (Linkerd viz's queries).
+	src, err := vizsource.New(o.PrometheusURL, &stat.Direct{Client: c.Clientset, Now: o.Now, Sleep: o.Sleep, Warnings: io.ErrOut})
+	if err != nil {
+		return err
 	}
 	return Show(ctx, io, o, src)
 }

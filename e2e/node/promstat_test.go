@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,7 +18,9 @@ import (
 // (Debian's, on this machine) scrapes the proxies of the node's meshed pods with the
 // install's relabelling; then, over one window of the
 // load deployment's steady traffic to web, mesh stat's direct source, its Prometheus
-// source and the load generator's own count agree within 5%.
+// source and the load generator's own count agree within 5%; and mesh edges and
+// mesh routes give the same rows from both sources, their rates within 5% of each
+// other.
 func (n *node) testStatSources(t *testing.T) {
 	if os.Getenv(promtest.RequireEnv) == "" {
 		t.Setenv(promtest.RequireEnv, "1") // the real node's proof needs it: never skip
@@ -73,6 +76,112 @@ func (n *node) testStatSources(t *testing.T) {
 	}
 	if direct.Success == nil || viaProm.Success == nil || *direct.Success < 0.99 || *viaProm.Success < 0.99 {
 		t.Errorf("success: direct %s, Prometheus %s; want both ~100%%", ptr(direct.Success), ptr(viaProm.Success))
+	}
+	n.edgesAgree(t, prom, window)
+	n.routesAgree(t, prom, window)
+}
+
+// edgeRow is one edge of mesh edges -o json.
+type edgeRow struct {
+	Src, Dst *struct {
+		Kind, Namespace, Name string
+	}
+	ClientID string   `json:"client_id"`
+	ServerID string   `json:"server_id"`
+	Secured  bool     `json:"secured"`
+	RPS      *float64 `json:"rps"`
+}
+
+func (e edgeRow) key() string {
+	name := func(r *struct{ Kind, Namespace, Name string }) string {
+		if r == nil {
+			return "-"
+		}
+		return r.Kind + "/" + r.Namespace + "/" + r.Name
+	}
+	return fmt.Sprintf("%s -> %s (secured %v, client %q, server %q)", name(e.Src), name(e.Dst), e.Secured, e.ClientID, e.ServerID)
+}
+
+// edgesAgree: mesh edges deploy over window, direct and --prometheus-url, give
+// the same edges (those with traffic: 0.5 rps or more in either), each one's rate
+// within 5% of the other's, and the load -> web edge over mTLS at the load's rate.
+func (n *node) edgesAgree(t *testing.T, prom string, window time.Duration) {
+	edges := func(extra ...string) map[string]float64 {
+		t.Helper()
+		args := append([]string{"edges", "deploy", "-n", auto, "-t", window.String(), "-o", "json"}, extra...)
+		o := n.mustMesh(nil, args...)
+		var rows []edgeRow
+		if err := json.Unmarshal([]byte(o), &rows); err != nil {
+			t.Fatalf("mesh %v: %v\n%s", args, err, o)
+		}
+		out := map[string]float64{}
+		for _, e := range rows {
+			if e.RPS != nil {
+				out[e.key()] = *e.RPS
+			}
+		}
+		return out
+	}
+	direct, viaProm := edges(), edges("--prometheus-url", prom)
+	t.Logf("edges: direct %v, Prometheus %v", direct, viaProm)
+	for k, d := range direct {
+		p, ok := viaProm[k]
+		if (d >= 0.5 || p >= 0.5) && (!ok || math.Abs(d-p) > 0.05*math.Max(d, p)) {
+			t.Errorf("edge %s: direct %.2f rps, Prometheus %.2f (present %v); want the same within 5%%", k, d, p, ok)
+		}
+	}
+	for k, p := range viaProm {
+		if _, ok := direct[k]; !ok && p >= 0.5 {
+			t.Errorf("edge %s: Prometheus %.2f rps, not in the direct source's edges", k, p)
+		}
+	}
+	found := false
+	for k, d := range direct {
+		if strings.HasPrefix(k, "deployment/"+auto+"/load -> deployment/"+auto+"/web (secured true") {
+			found = d > 30
+		}
+	}
+	if !found {
+		t.Errorf("no secured load -> web edge at the load's ~40 rps in %v", direct)
+	}
+}
+
+// routesAgree: mesh routes deploy/web over window, direct and --prometheus-url,
+// give the same routes, each one's rate within 5% of the other's.
+func (n *node) routesAgree(t *testing.T, prom string, window time.Duration) {
+	routes := func(extra ...string) map[string]float64 {
+		t.Helper()
+		args := append([]string{"routes", "deploy/web", "-n", auto, "-t", window.String(), "-o", "json"}, extra...)
+		o := n.mustMesh(nil, args...)
+		var rows []struct {
+			Route string   `json:"route"`
+			RPS   *float64 `json:"rps"`
+		}
+		if err := json.Unmarshal([]byte(o), &rows); err != nil || len(rows) == 0 {
+			t.Fatalf("mesh %v: %v\n%s", args, err, o)
+		}
+		out := map[string]float64{}
+		for _, r := range rows {
+			out[r.Route] = math.NaN()
+			if r.RPS != nil {
+				out[r.Route] = *r.RPS
+			}
+		}
+		return out
+	}
+	direct, viaProm := routes(), routes("--prometheus-url", prom)
+	t.Logf("routes of deploy/web: direct %v, Prometheus %v", direct, viaProm)
+	if len(direct) != len(viaProm) {
+		t.Errorf("routes: direct %v, Prometheus %v; want the same routes", direct, viaProm)
+	}
+	for r, d := range direct {
+		p, ok := viaProm[r]
+		if !ok || math.IsNaN(d) != math.IsNaN(p) || math.Abs(d-p) > 0.05*math.Max(d, p) {
+			t.Errorf("route %s: direct %.2f rps, Prometheus %.2f (present %v); want the same within 5%%", r, d, p, ok)
+		}
+	}
+	if d := direct["[DEFAULT]"]; !(d > 30) {
+		t.Errorf("route [DEFAULT] of web: %.2f rps, want the load's ~40", d)
 	}
 }
 

@@ -10,17 +10,53 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/meshplane/mesh/internal/testing/localaddr"
 	"github.com/meshplane/mesh/internal/testing/promtest"
 	"github.com/meshplane/mesh/internal/testing/testcluster"
 )
 
+// meshedPod is a pod of a Deployment (app, hash) whose proxy is a fake one.
+type meshedPod struct {
+	name, app, hash, serviceAccount string
+	proxy                           *promtest.FakeProxy
+}
+
+// servePods creates the pods in the real API server, each proxy served at ip
+// (the direct source reaches it through pods/proxy at the pod's IP), and
+// returns them as Prometheus's targets, as kubernetes_sd would have found them:
+// each proxy's counters follow one clock, whichever listener serves them.
+func servePods(t *testing.T, cs kubernetes.Interface, ns, ip string, pods []meshedPod) []promtest.Target {
+	t.Helper()
+	var created []*corev1.Pod
+	var targets []promtest.Target
+	for _, mp := range pods {
+		l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: mp.proxy}
+		go func() { _ = srv.Serve(l) }()
+		t.Cleanup(func() { _ = srv.Close() })
+		port := int32(l.Addr().(*net.TCPAddr).Port)
+		created = append(created, &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: mp.name, Namespace: ns, Labels: map[string]string{"app": mp.app, "pod-template-hash": mp.hash}},
+			Spec: corev1.PodSpec{ServiceAccountName: mp.serviceAccount, Containers: []corev1.Container{{Name: mp.app, Image: "app"},
+				{Name: "mesh-proxy", Image: "proxy", Ports: []corev1.ContainerPort{{Name: "mesh-admin", ContainerPort: port}}}}},
+			Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: ip, PodIPs: []corev1.PodIP{{IP: ip}}},
+		})
+		targets = append(targets, promtest.Target{Proxy: mp.proxy, Meta: promtest.PodMeta(ns, mp.name, "ReplicaSet", mp.app+"-"+mp.hash, mp.hash)})
+	}
+	createPods(t, cs, created)
+	return targets
+}
+
 // Two sources, same numbers (issue 14): the same two proxies, scraped through the
 // real API server by the direct source and by a real Prometheus through the
 // install's relabelling, give the same row for their Deployment: pod counts
 // exactly, rates within the window's extrapolation, ratios and percentiles within
-// rounding. Each proxy's counters follow one clock, whichever listener serves them.
+// rounding.
 func TestSourcesAgree(t *testing.T) {
 	t.Parallel()
 	cs := testcluster.Clientset(t)
@@ -29,7 +65,6 @@ func TestSourcesAgree(t *testing.T) {
 	const hash = "6b7d9c5f4"
 	const window = 10 * time.Second
 
-	proxies := map[string]*promtest.FakeProxy{"web-" + hash + "-aaaaa": webProxy(), "web-" + hash + "-bbbbb": webProxy()}
 	ctx := context.Background()
 	sel := map[string]string{"app": "web"}
 	deploy := &appsv1.Deployment{
@@ -43,28 +78,10 @@ func TestSourcesAgree(t *testing.T) {
 	if _, err := cs.AppsV1().Deployments(ns).Create(ctx, deploy, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	var pods []*corev1.Pod
-	var targets []promtest.Target
-	for name, fp := range proxies {
-		// The direct source reaches the proxy through pods/proxy at the pod's IP.
-		l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: fp}
-		go func() { _ = srv.Serve(l) }()
-		t.Cleanup(func() { _ = srv.Close() })
-		port := int32(l.Addr().(*net.TCPAddr).Port)
-		pods = append(pods, &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{"app": "web", "pod-template-hash": hash}},
-			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "app"},
-				{Name: "mesh-proxy", Image: "proxy", Ports: []corev1.ContainerPort{{Name: "mesh-admin", ContainerPort: port}}}}},
-			Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: ip, PodIPs: []corev1.PodIP{{IP: ip}}},
-		})
-		// Prometheus scrapes the same proxy, as kubernetes_sd would have found it.
-		targets = append(targets, promtest.Target{Proxy: fp, Meta: promtest.PodMeta(ns, name, "ReplicaSet", "web-"+hash, hash)})
-	}
-	createPods(t, cs, pods)
+	targets := servePods(t, cs, ns, ip, []meshedPod{
+		{name: "web-" + hash + "-aaaaa", app: "web", hash: hash, proxy: webProxy()},
+		{name: "web-" + hash + "-bbbbb", app: "web", hash: hash, proxy: webProxy()},
+	})
 	rp := startPrometheus(t, targets)
 	rp.waitFor(t, `min(count_over_time(response_total[20s]))`, func(v float64) bool { return v >= 15 }, 120*time.Second)
 

@@ -343,11 +343,13 @@ func (d *Direct) sleep(ctx context.Context, w time.Duration) error {
 	}
 }
 
-func (d *Direct) warnf(format string, args ...any) {
-	if d.Warnings == nil {
-		return
+func (d *Direct) warnf(format string, args ...any) { warnTo(d.Warnings, format, args...) }
+
+// warnTo writes one warning line to w (nil: nowhere).
+func warnTo(w io.Writer, format string, args ...any) {
+	if w != nil {
+		fmt.Fprintf(w, "Warning: "+format+"\n", args...)
 	}
-	fmt.Fprintf(d.Warnings, "Warning: "+format+"\n", args...)
 }
 
 // compute is one row from the pods' deltas; traffic tells whether any series matched.

@@ -44,31 +44,17 @@ func EdgeKinds() []string { return []string{KindDeployment, KindStatefulSet, Kin
 // With window 0 each proxy is scraped once and Requests counts since it
 // started; otherwise twice, window apart, as Stat does.
 func (d *Direct) Edges(ctx context.Context, ns, kind string, window time.Duration) ([]Edge, error) {
-	if !contains(EdgeKinds(), kind) {
-		return nil, fmt.Errorf("edges: kind %q: want one of %s", kind, strings.Join(EdgeKinds(), ", "))
-	}
-	if window < 0 {
-		return nil, fmt.Errorf("window %s is negative", window)
+	if err := checkEdges(kind, window); err != nil {
+		return nil, err
 	}
 	targets, err := resolve(ctx, d.Client, Resource{Kind: kind, Namespace: ns})
 	if err != nil {
 		return nil, err
 	}
-	owners := ownerIndex{}
-	owners.add(targets)
-	var scrape []*corev1.Pod
-	for _, t := range targets {
-		scrape = append(scrape, meshed(t.pods)...)
-	}
+	owners, scrape, idPrefix := edgeSources(targets)
 	got, err := d.sampleOnceOrTwice(ctx, scrape, window)
 	if err != nil {
 		return nil, err
-	}
-	// Each source's identity prefix (SA.NS.serviceaccount.identity.), to find
-	// its client_id in the destinations' inbound series.
-	idPrefix := map[string]Resource{}
-	for _, p := range scrape {
-		idPrefix[identityPrefix(p)] = owners[key(p)]
 	}
 	resolved := map[string]bool{ns: true}
 	if ns == "" {
@@ -76,38 +62,7 @@ func (d *Direct) Edges(ctx context.Context, ns, kind string, window time.Duratio
 			resolved[t.res.Namespace] = true
 		}
 	}
-	edges := map[string]*Edge{}
-	add := func(src, dst Resource, l labelSet, v, seconds float64) {
-		k := src.Namespace + "/" + src.Name + "\x00" + dst.Kind + "/" + dst.Namespace + "/" + dst.Name
-		if src.Name == "" {
-			k += "\x00" + l["client_id"]
-		}
-		e := edges[k]
-		if e == nil {
-			e = &Edge{Src: src, Dst: dst, Secured: true, RPS: math.NaN()}
-			if window > 0 {
-				e.RPS = 0
-			}
-			edges[k] = e
-		}
-		peer := l["server_id"]
-		if l["direction"] == "inbound" {
-			peer = l["client_id"]
-			e.ClientID = peer
-		} else if peer != "" {
-			e.ServerID = peer
-		}
-		if l["tls"] != "true" || peer == "" {
-			e.Secured = false
-			if r := l["no_tls_reason"]; r != "" {
-				e.NoTLSReason = r
-			}
-		}
-		e.Requests += v
-		if window > 0 && seconds > 0 {
-			e.RPS += v / seconds
-		}
-	}
+	edges := newEdgeSet(window)
 	for _, p := range scrape {
 		pd, ok := got[key(p)]
 		if !ok {
@@ -127,12 +82,12 @@ func (d *Direct) Edges(ctx context.Context, ns, kind string, window time.Duratio
 					}
 					owners.add(ts)
 				}
-				add(src, owners.destination(kind, l), l, r.value, pd.seconds)
+				edges.add(src, owners.destination(kind, l), l, r.value, pd.seconds)
 			case "inbound":
 				if _, known := idPrefix[prefixOf(l["client_id"])]; known && l["client_id"] != "" {
 					continue // counted at the source, as outbound
 				}
-				add(Resource{}, src, l, r.value, pd.seconds)
+				edges.add(Resource{}, src, l, r.value, pd.seconds)
 			}
 		}
 	}
@@ -143,20 +98,109 @@ func (d *Direct) Edges(ctx context.Context, ns, kind string, window time.Duratio
 		if !ok {
 			continue
 		}
-		dst := owners[key(p)]
 		for _, r := range pd.responses {
-			id := r.labels["client_id"]
-			src, ok := idPrefix[prefixOf(id)]
-			if r.labels["direction"] != "inbound" || id == "" || !ok {
-				continue
-			}
-			if e := edges[src.Namespace+"/"+src.Name+"\x00"+dst.Kind+"/"+dst.Namespace+"/"+dst.Name]; e != nil {
-				e.ClientID = id
-			}
+			edges.clientID(idPrefix, owners[key(p)], r.labels)
 		}
 	}
-	out := make([]Edge, 0, len(edges))
-	for _, e := range edges {
+	return edges.sorted(), nil
+}
+
+// checkEdges refuses what no source can give edges for.
+func checkEdges(kind string, window time.Duration) error {
+	if !contains(EdgeKinds(), kind) {
+		return fmt.Errorf("edges: kind %q: want one of %s", kind, strings.Join(EdgeKinds(), ", "))
+	}
+	if window < 0 {
+		return fmt.Errorf("window %s is negative", window)
+	}
+	return nil
+}
+
+// edgeSources are the meshed pods of the targets (the sources of edges), each
+// pod's workload, and the workload of each of their identity prefixes
+// (SA.NS.serviceaccount.identity.), to find a source's client_id in its
+// destinations' inbound series.
+func edgeSources(targets []target) (ownerIndex, []*corev1.Pod, map[string]Resource) {
+	owners := ownerIndex{}
+	owners.add(targets)
+	var pods []*corev1.Pod
+	for _, t := range targets {
+		pods = append(pods, meshed(t.pods)...)
+	}
+	ids := map[string]Resource{}
+	for _, p := range pods {
+		ids[identityPrefix(p)] = owners[key(p)]
+	}
+	return owners, pods, ids
+}
+
+// edgeSet gathers edges from series of either source: an outbound series of a
+// source's proxy (or an inbound one of a caller without an identity of a
+// source) is added with its count over the window.
+type edgeSet struct {
+	window time.Duration
+	edges  map[string]*Edge
+}
+
+func newEdgeSet(window time.Duration) *edgeSet {
+	return &edgeSet{window: window, edges: map[string]*Edge{}}
+}
+
+func edgeKey(src, dst Resource) string {
+	return src.Namespace + "/" + src.Name + "\x00" + dst.Kind + "/" + dst.Namespace + "/" + dst.Name
+}
+
+// add counts v requests of the series l on the edge src -> dst; seconds is the
+// time they were counted over (0: no rate).
+func (s *edgeSet) add(src, dst Resource, l labelSet, v, seconds float64) {
+	k := edgeKey(src, dst)
+	if src.Name == "" {
+		k += "\x00" + l["client_id"]
+	}
+	e := s.edges[k]
+	if e == nil {
+		e = &Edge{Src: src, Dst: dst, Secured: true, RPS: math.NaN()}
+		if s.window > 0 {
+			e.RPS = 0
+		}
+		s.edges[k] = e
+	}
+	peer := l["server_id"]
+	if l["direction"] == "inbound" {
+		peer = l["client_id"]
+		e.ClientID = peer
+	} else if peer != "" {
+		e.ServerID = peer
+	}
+	if l["tls"] != "true" || peer == "" {
+		e.Secured = false
+		if r := l["no_tls_reason"]; r != "" {
+			e.NoTLSReason = r
+		}
+	}
+	e.Requests += v
+	if s.window > 0 && seconds > 0 {
+		e.RPS += v / seconds
+	}
+}
+
+// clientID gives the edge from a known source to dst the client_id of dst's
+// inbound series l, when l is one and its identity is a source's.
+func (s *edgeSet) clientID(ids map[string]Resource, dst Resource, l labelSet) {
+	id := l["client_id"]
+	src, ok := ids[prefixOf(id)]
+	if l["direction"] != "inbound" || id == "" || !ok {
+		return
+	}
+	if e := s.edges[edgeKey(src, dst)]; e != nil {
+		e.ClientID = id
+	}
+}
+
+// sorted is the edges by source, destination and client identity.
+func (s *edgeSet) sorted() []Edge {
+	out := make([]Edge, 0, len(s.edges))
+	for _, e := range s.edges {
 		out = append(out, *e)
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -168,7 +212,7 @@ func (d *Direct) Edges(ctx context.Context, ns, kind string, window time.Duratio
 		}
 		return false
 	})
-	return out, nil
+	return out
 }
 
 // ownerIndex is each pod's (namespace/name) workload.

@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
 
 	"github.com/meshplane/mesh/internal/testing/localaddr"
@@ -104,52 +105,23 @@ func installProfiles(t *testing.T, dyn dynamic.Interface) {
 // address through pods/proxy.
 func TestEdgesAndRoutesCluster(t *testing.T) {
 	t.Parallel()
-	cs := testcluster.Clientset(t)
-	dyn, err := dynamic.NewForConfig(testcluster.RESTConfig(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns := testcluster.Namespace(t, cs)
+	cs, dyn, ns, ip := edgeCluster(t)
 	app := edgeApp{ns: ns}
-	ip := localaddr.IPs(t, 1)[0]
 	ips := map[string]string{"client-1": ip, "web-1": ip, "api-1": ip}
 	proxies := serveSamples(t, ips, app.samples())
 	ctx := context.Background()
 
 	s := newScenario(ns, ip, ip, proxies.ports)
-	for _, name := range []string{"client", "web", "api"} {
-		d := &appsv1.Deployment{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-			Spec: appsv1.DeploymentSpec{
-				Replicas: new(int32),
-				Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}},
-				Template: corev1.PodTemplateSpec{
-					ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": name}},
-					Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: name, Image: "app"}}},
-				},
-			},
-		}
-		if _, err := cs.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, svc := range []string{"web", "db"} {
-		o := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: svc, Namespace: ns},
-			Spec: corev1.ServiceSpec{Selector: map[string]string{"app": svc}, Ports: []corev1.ServicePort{{Port: 80}}}}
-		if _, err := cs.CoreV1().Services(ns).Create(ctx, o, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	createApps(t, cs, ns, "client", "web", "api")
+	createServices(t, cs, ns, "web", "db")
 	var pods []*corev1.Pod
 	for _, p := range [][2]string{{"client-1", "client"}, {"web-1", "web"}, {"api-1", "api"}, {"curl", "curl"}} {
 		pod := s.pod(p[0], p[1], ip)
 		pod.Spec.ServiceAccountName = p[1]
 		pods = append(pods, pod)
 	}
-	for _, sa := range []string{"client", "web", "api", "curl"} {
-		if _, err := cs.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa}}, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
+	if _, err := cs.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "curl"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
 	}
 	createPods(t, cs, pods)
 
@@ -208,19 +180,7 @@ func TestEdgesAndRoutesCluster(t *testing.T) {
 	}
 
 	// Routes: web's ServiceProfile names three routes, one without traffic.
-	installProfiles(t, dyn)
-	sp := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "policy.meshplane.io/v1alpha1", "kind": "ServiceProfile",
-		"metadata": map[string]any{"name": "web." + ns + ".svc.cluster.local", "namespace": ns},
-		"spec": map[string]any{"routes": []any{
-			map[string]any{"name": "GET /books", "condition": map[string]any{"method": "GET", "pathRegex": "/books"}},
-			map[string]any{"name": "POST /books", "condition": map[string]any{"method": "POST", "pathRegex": "/books"}},
-			map[string]any{"name": "DELETE /books", "condition": map[string]any{"method": "DELETE", "pathRegex": "/books"}},
-		}},
-	}}
-	if _, err := dyn.Resource(ServiceProfiles).Namespace(ns).Create(ctx, sp, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	booksProfile(t, dyn, ns, "GET", "POST", "DELETE")
 	proxies.reset()
 	clock := &fakeClock{now: time.Unix(1e9, 0)}
 	d := &Direct{Client: cs, Now: clock.Now, Sleep: clock.Sleep, PodTimeout: 30 * time.Second}
@@ -249,6 +209,71 @@ func TestEdgesAndRoutesCluster(t *testing.T) {
 	}
 	if !sameRoutes(got, want) {
 		t.Errorf("routes\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// edgeCluster is the real API server with the ServiceProfile CRD, a namespace
+// of the test's, and an address of a veth link for its proxies.
+func edgeCluster(t *testing.T) (kubernetes.Interface, dynamic.Interface, string, string) {
+	t.Helper()
+	cs := testcluster.Clientset(t)
+	dyn, err := dynamic.NewForConfig(testcluster.RESTConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	installProfiles(t, dyn)
+	return cs, dyn, testcluster.Namespace(t, cs), localaddr.IPs(t, 1)[0]
+}
+
+// createApps creates, in ns, a Deployment (no replicas) selecting app=NAME and a
+// ServiceAccount NAME for each name.
+func createApps(t *testing.T, cs kubernetes.Interface, ns string, names ...string) {
+	t.Helper()
+	ctx := context.Background()
+	for _, name := range names {
+		sel := map[string]string{"app": name}
+		d := &appsv1.Deployment{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+			Spec: appsv1.DeploymentSpec{Replicas: new(int32), Selector: &metav1.LabelSelector{MatchLabels: sel},
+				Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: sel},
+					Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: name, Image: "app"}}}}},
+		}
+		if _, err := cs.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cs.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// createServices creates, in ns, a Service NAME selecting app=NAME for each name.
+func createServices(t *testing.T, cs kubernetes.Interface, ns string, names ...string) {
+	t.Helper()
+	for _, svc := range names {
+		o := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: svc, Namespace: ns},
+			Spec: corev1.ServiceSpec{Selector: map[string]string{"app": svc}, Ports: []corev1.ServicePort{{Port: 80}}}}
+		if _, err := cs.CoreV1().Services(ns).Create(context.Background(), o, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// booksProfile creates the ServiceProfile of the web service of ns, with one
+// route "METHOD /books" for each method.
+func booksProfile(t *testing.T, dyn dynamic.Interface, ns string, methods ...string) {
+	t.Helper()
+	var routes []any
+	for _, m := range methods {
+		routes = append(routes, map[string]any{"name": m + " /books", "condition": map[string]any{"method": m, "pathRegex": "/books"}})
+	}
+	sp := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "policy.meshplane.io/v1alpha1", "kind": "ServiceProfile",
+		"metadata": map[string]any{"name": "web." + ns + ".svc.cluster.local", "namespace": ns},
+		"spec":     map[string]any{"routes": routes},
+	}}
+	if _, err := dyn.Resource(ServiceProfiles).Namespace(ns).Create(context.Background(), sp, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"k8s.io/client-go/kubernetes"
 )
 
 // PodCounter lists the objects a Resource names with their pods, for the MESHED
@@ -37,6 +39,12 @@ type Prometheus struct {
 	client *http.Client
 	pods   PodCounter
 	now    func() time.Time
+
+	// Kube is the cluster Edges and Routes resolve their workloads, pods and
+	// identities in, as Direct does (they fail without it); Warnings receives
+	// their warnings (discarded when nil).
+	Kube     kubernetes.Interface
+	Warnings io.Writer
 }
 
 // NewPrometheus returns the Source for the Prometheus at rawURL (e.g.
@@ -132,8 +140,7 @@ func (p *Prometheus) Stat(ctx context.Context, q Query) ([]Row, error) {
 		if x, ok := rows[r]; ok {
 			return x
 		}
-		x := &Row{Resource: r, SuccessRate: math.NaN(), LatencyP50: math.NaN(), LatencyP95: math.NaN(),
-			LatencyP99: math.NaN(), TLSShare: math.NaN()}
+		x := nanRow(r)
 		rows[r] = x
 		return x
 	}
@@ -155,19 +162,7 @@ func (p *Prometheus) Stat(ctx context.Context, q Query) ([]Row, error) {
 		if !ok || math.IsNaN(s.Value) {
 			continue
 		}
-		x := row(r)
-		switch s.Metric["classification"] {
-		case "success":
-			x.Successes += s.Value
-			x.Requests += s.Value
-		case "failure":
-			x.Requests += s.Value
-		default:
-			continue
-		}
-		if s.Metric["tls"] == "true" {
-			x.TLSRequests += s.Value
-		}
+		row(r).count(s)
 	}
 	for i, lq := range qs.Latency {
 		samples, err := p.Query(ctx, lq)
@@ -179,15 +174,7 @@ func (p *Prometheus) Stat(ctx context.Context, q Query) ([]Row, error) {
 			if !ok {
 				continue
 			}
-			x := row(r)
-			switch i {
-			case 0:
-				x.LatencyP50 = s.Value
-			case 1:
-				x.LatencyP95 = s.Value
-			default:
-				x.LatencyP99 = s.Value
-			}
+			row(r).setLatency(i, s.Value)
 		}
 	}
 	if qs.TCP != "" {
@@ -220,13 +207,7 @@ func (p *Prometheus) Stat(ctx context.Context, q Query) ([]Row, error) {
 	}
 	out := make([]Row, 0, len(rows))
 	for _, x := range rows {
-		if x.Requests > 0 {
-			x.SuccessRate = x.Successes / x.Requests
-			x.TLSShare = x.TLSRequests / x.Requests
-		} else {
-			x.LatencyP50, x.LatencyP95, x.LatencyP99 = math.NaN(), math.NaN(), math.NaN()
-		}
-		x.RPS = x.Requests / q.Window.Seconds()
+		x.finish(q.Window)
 		out = append(out, *x)
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -237,6 +218,51 @@ func (p *Prometheus) Stat(ctx context.Context, q Query) ([]Row, error) {
 		return a.Name < b.Name
 	})
 	return out, nil
+}
+
+// nanRow is the row of r before any sample: its ratios and percentiles NaN.
+func nanRow(r Resource) *Row {
+	nan := math.NaN()
+	return &Row{Resource: r, SuccessRate: nan, LatencyP50: nan, LatencyP95: nan, LatencyP99: nan, TLSShare: nan}
+}
+
+// count adds a sample of the requests query (by classification and tls).
+func (x *Row) count(s Sample) {
+	switch s.Metric["classification"] {
+	case "success":
+		x.Successes += s.Value
+	case "failure":
+	default:
+		return
+	}
+	x.Requests += s.Value
+	if s.Metric["tls"] == "true" {
+		x.TLSRequests += s.Value
+	}
+}
+
+// setLatency sets the percentile of latency query i (p50, p95, p99).
+func (x *Row) setLatency(i int, v float64) {
+	switch i {
+	case 0:
+		x.LatencyP50 = v
+	case 1:
+		x.LatencyP95 = v
+	default:
+		x.LatencyP99 = v
+	}
+}
+
+// finish computes the ratios and the rate over window from the counts; without
+// a request the percentiles are NaN.
+func (x *Row) finish(window time.Duration) {
+	if x.Requests > 0 {
+		x.SuccessRate = x.Successes / x.Requests
+		x.TLSShare = x.TLSRequests / x.Requests
+	} else {
+		x.LatencyP50, x.LatencyP95, x.LatencyP99 = math.NaN(), math.NaN(), math.NaN()
+	}
+	x.RPS = x.Requests / window.Seconds()
 }
 
 // describe writes a Resource as kind/name in namespace.

@@ -2,6 +2,7 @@ package stat
 
 import (
 	"fmt"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -23,12 +24,18 @@ const (
 	QueryRequests       = "requests"
 	QueryLatency        = "latency"
 	QueryTCPConnections = "tcp-connections"
+	QueryEdgesOutbound  = "edges-outbound"
+	QueryEdgesInbound   = "edges-inbound"
 	QueryFlaggerSuccess = "flagger-request-success-rate"
 	QueryFlaggerLatency = "flagger-request-duration"
 )
 
-// linkerdStatSummary is where Linkerd viz keeps its stat queries.
-const linkerdStatSummary = "linkerd/linkerd2 viz/metrics-api/stat_summary.go"
+// linkerdStatSummary and linkerdEdges are where Linkerd viz keeps its stat and
+// edges queries.
+const (
+	linkerdStatSummary = "linkerd/linkerd2 viz/metrics-api/stat_summary.go"
+	linkerdEdges       = "linkerd/linkerd2 viz/metrics-api/edges.go"
+)
 
 // PromQLQueries is the table of every PromQL query the Prometheus source runs, and of
 // Flagger's built-in Linkerd queries the proxies' metrics must keep answering. The
@@ -58,6 +65,21 @@ func PromQLQueries() []PromQLQuery {
 			// peer="dst" the side dialled to the application).
 			Template: "sum(tcp_open_connections%s) by (%s)",
 			Source:   linkerdStatSummary + ": tcpConnectionsQuery (+ peer, as its tcp byte queries)",
+		},
+		{
+			Name: QueryEdgesOutbound,
+			// series, kind label, kind label. Linkerd counts the series (count);
+			// mesh sums them, over the window with increase (or, without one, the
+			// counters as they are), for the edge's requests, and groups by
+			// dst_service (the destination without a workload) and tls too.
+			Template: "sum(%s) by (%s, dst_%s, server_id, namespace, dst_namespace, no_tls_reason, dst_service, tls)",
+			Source:   linkerdEdges + ": outboundIdentityQuery (sum for count, + dst_service, tls)",
+		},
+		{
+			Name: QueryEdgesInbound,
+			// series, kind label; as the outbound query.
+			Template: "sum(%s) by (%s, client_id, namespace, no_tls_reason, tls)",
+			Source:   linkerdEdges + ": inboundIdentityQuery (sum for count, + tls)",
 		},
 		{
 			Name: QueryFlaggerSuccess,
@@ -160,8 +182,12 @@ func kindLabel(kind string) (string, error) {
 type promLabels map[string]string
 
 // notEmpty is the value of a label that must be set to anything: no Kubernetes name
-// can hold a NUL.
-const notEmpty = "\x00"
+// can hold a NUL. A value that starts with matchRegex is a regular expression
+// (`name=~"..."`).
+const (
+	notEmpty   = "\x00"
+	matchRegex = "\x01"
+)
 
 func (l promLabels) merge(o promLabels) promLabels {
 	for k, v := range o {
@@ -175,6 +201,10 @@ func (l promLabels) String() string {
 	for k, v := range l {
 		if v == notEmpty {
 			parts = append(parts, k+`!=""`)
+			continue
+		}
+		if re, ok := strings.CutPrefix(v, matchRegex); ok {
+			parts = append(parts, k+"=~"+strconv.Quote(re))
 			continue
 		}
 		parts = append(parts, k+"="+strconv.Quote(v))
@@ -301,14 +331,101 @@ func PromQL(q Query) (StatQueries, error) {
 		Requests: fmt.Sprintf(promTemplate(QueryRequests), labels, window, group),
 		GroupBy:  by,
 	}
-	for i, qt := range [3]string{"0.5", "0.95", "0.99"} { // as Linkerd writes them
-		out.Latency[i] = fmt.Sprintf(promTemplate(QueryLatency), qt, labels, window, group)
-	}
+	out.Latency = latencyQueries(labels, window, group)
 	if peer != "" && sel.Kind != "service" {
 		tcp := promLabels{}.merge(labels).merge(promLabels{"peer": peer})
 		out.TCP = fmt.Sprintf(promTemplate(QueryTCPConnections), tcp, group)
 	}
 	return out, nil
+}
+
+// EdgeQueries are the PromQL queries of `mesh edges KIND`: the sources' outbound
+// requests by destination, and the inbound requests of the same workloads by
+// client identity (the callers without a proxy, or of another namespace).
+type EdgeQueries struct {
+	Outbound, Inbound string
+	// Label is KIND's label: the source's (or, inbound, the destination's)
+	// name; dst_ and it names an outbound series' destination.
+	Label string
+}
+
+// EdgesPromQL returns the queries of the edges between the workloads of kind in
+// namespace ns ("" for all): Linkerd viz's edges queries, with the requests
+// over the window (window 0: the counters since the proxies started).
+func EdgesPromQL(ns, kind string, window time.Duration) (EdgeQueries, error) {
+	if err := checkEdges(kind, window); err != nil {
+		return EdgeQueries{}, err
+	}
+	label, err := kindLabel(kind)
+	if err != nil {
+		return EdgeQueries{}, err
+	}
+	series := func(direction string) string {
+		l := promLabels{"direction": direction, label: notEmpty}
+		if ns != "" {
+			l["namespace"] = ns
+		}
+		if window == 0 {
+			return "response_total" + l.String()
+		}
+		return "increase(response_total" + l.String() + "[" + PromDuration(window) + "])"
+	}
+	return EdgeQueries{
+		Outbound: fmt.Sprintf(promTemplate(QueryEdgesOutbound), series("outbound"), label, label),
+		Inbound:  fmt.Sprintf(promTemplate(QueryEdgesInbound), series("inbound"), label),
+		Label:    label,
+	}, nil
+}
+
+// RouteQueries are the PromQL queries of `mesh routes`: the requests query and
+// the latency quantiles of stat, grouped by route.
+type RouteQueries struct {
+	Requests string
+	Latency  [3]string // p50, p95, p99
+}
+
+// RoutesPromQL returns the queries of the inbound traffic of r per route, over
+// window. Linkerd's routes queries (viz/metrics-api/top_routes.go) read
+// route_response_total by rt_route; mesh's proxy has no route_* families but
+// labels response_total and response_latency_ms with route, so these are the
+// stat queries of r grouped by route. A service's traffic is its pods' (given by
+// name: no series has a service label inbound).
+func RoutesPromQL(r Resource, pods []string, window time.Duration) (RouteQueries, error) {
+	if err := checkRoutes(r, window); err != nil {
+		return RouteQueries{}, err
+	}
+	if window == 0 {
+		return RouteQueries{}, fmt.Errorf("window %s: want a positive duration", window)
+	}
+	var labels promLabels
+	if r.Kind == KindService {
+		quoted := make([]string, len(pods))
+		for i, p := range pods {
+			quoted[i] = regexp.QuoteMeta(p)
+		}
+		labels = promLabels{"namespace": r.Namespace, "pod": matchRegex + strings.Join(quoted, "|")}
+	} else {
+		var err error
+		if labels, err = queryLabels(r); err != nil {
+			return RouteQueries{}, err
+		}
+	}
+	labels["direction"] = "inbound"
+	w := PromDuration(window)
+	return RouteQueries{
+		Requests: fmt.Sprintf(promTemplate(QueryRequests), labels, w, "route"),
+		Latency:  latencyQueries(labels, w, "route"),
+	}, nil
+}
+
+// latencyQueries are the p50, p95 and p99 latency queries of the series labels
+// select, over window, grouped by group.
+func latencyQueries(labels promLabels, window, group string) [3]string {
+	var out [3]string
+	for i, qt := range [3]string{"0.5", "0.95", "0.99"} { // as Linkerd writes them
+		out[i] = fmt.Sprintf(promTemplate(QueryLatency), qt, labels, window, group)
+	}
+	return out
 }
 
 // PromDuration writes d as a Prometheus duration: 1h30m, 45s, 1500ms.

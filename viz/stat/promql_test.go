@@ -258,3 +258,112 @@ func TestRecordingRulesAreTheStatQueries(t *testing.T) {
 		t.Errorf("%d rules, want 3 for each of 5 kinds", len(rules))
 	}
 }
+
+// TestEdgesRoutesPromQLGolden pins the PromQL of mesh edges (every kind, a
+// namespace or all, with a window or without) and of mesh routes (a workload,
+// a pod, a service by its pods).
+func TestEdgesRoutesPromQLGolden(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	for _, tc := range []struct {
+		name   string
+		ns     string
+		kind   string
+		window time.Duration
+	}{
+		{"edges-deploy-shop", "shop", KindDeployment, time.Minute},
+		{"edges-deploy-shop-since-start", "shop", KindDeployment, 0},
+		{"edges-sts-all-namespaces", "", KindStatefulSet, 10 * time.Second},
+		{"edges-ds-kube-system", "kube-system", KindDaemonSet, time.Minute},
+		{"edges-pod-shop", "shop", KindPod, 30 * time.Second},
+	} {
+		qs, err := EdgesPromQL(tc.ns, tc.kind, tc.window)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		fmt.Fprintf(&b, "# %s\noutbound: %s\ninbound: %s\nlabel: %s\n\n", tc.name, qs.Outbound, qs.Inbound, qs.Label)
+	}
+	for _, tc := range []struct {
+		name string
+		r    Resource
+		pods []string
+	}{
+		{"routes-deploy-web", *res("deployment", "shop", "web"), []string{"web-1"}},
+		{"routes-sts-db", *res("statefulset", "shop", "db"), []string{"db-0"}},
+		{"routes-pod", *res("pod", "shop", "web-1"), []string{"web-1"}},
+		{"routes-svc-web", *res("service", "shop", "web"), []string{"web-5d8f-a.b", "web-5d8f-c"}},
+	} {
+		qs, err := RoutesPromQL(tc.r, tc.pods, time.Minute)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		fmt.Fprintf(&b, "# %s\nrequests: %s\n", tc.name, qs.Requests)
+		for i, l := range qs.Latency {
+			fmt.Fprintf(&b, "latency[%d]: %s\n", i, l)
+		}
+		b.WriteString("\n")
+	}
+	golden.Assert(t, "promql/edges-routes.txt", []byte(b.String()))
+}
+
+// The edges queries are Linkerd's, as edges.go writes them, with sum for count
+// and the labels mesh's rows need added at the end; the routes queries are
+// stat's grouped by route.
+func TestEdgesRoutesPromQLIsLinkerds(t *testing.T) {
+	t.Parallel()
+	prefix := map[string]string{
+		QueryEdgesOutbound: "sum(%s) by (%s, dst_%s, server_id, namespace, dst_namespace, no_tls_reason",
+		QueryEdgesInbound:  "sum(%s) by (%s, client_id, namespace, no_tls_reason",
+	}
+	for _, q := range PromQLQueries() {
+		if p, ok := prefix[q.Name]; ok && !strings.HasPrefix(q.Template, p) {
+			t.Errorf("%s = %q: want Linkerd's group-by %q first", q.Name, q.Template, p)
+		}
+	}
+	qs, err := EdgesPromQL("shop", KindDeployment, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const out = `sum(increase(response_total{deployment!="", direction="outbound", namespace="shop"}[1m])) by (deployment, dst_deployment, server_id, namespace, dst_namespace, no_tls_reason, dst_service, tls)`
+	if qs.Outbound != out {
+		t.Errorf("outbound\n got %s\nwant %s", qs.Outbound, out)
+	}
+	rq, err := RoutesPromQL(*res("deployment", "shop", "web"), nil, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const req = `sum(increase(response_total{deployment="web", direction="inbound", namespace="shop"}[1m])) by (route, classification, tls)`
+	if rq.Requests != req {
+		t.Errorf("route requests\n got %s\nwant %s", rq.Requests, req)
+	}
+}
+
+func TestEdgesRoutesPromQLErrors(t *testing.T) {
+	t.Parallel()
+	for name, err := range map[string]error{
+		"edges of services":    second(EdgesPromQL("shop", KindService, time.Minute)),
+		"edges, negative -t":   second(EdgesPromQL("shop", KindDeployment, -time.Second)),
+		"routes of no name":    second(RoutesPromQL(*res("deployment", "shop", ""), nil, time.Minute)),
+		"routes of namespaces": second(RoutesPromQL(*res("namespace", "", "shop"), nil, time.Minute)),
+		"routes without -t":    second(RoutesPromQL(*res("deployment", "shop", "web"), nil, 0)),
+	} {
+		if err == nil {
+			t.Errorf("%s: no error", name)
+		} else {
+			t.Logf("%s: %v", name, err)
+		}
+	}
+	// Without a Kubernetes client, the Prometheus source cannot name sources or pods.
+	p, err := NewPrometheus("http://127.0.0.1:1", nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Edges(context.Background(), "shop", KindDeployment, 0); err == nil || !strings.Contains(err.Error(), "Kubernetes client") {
+		t.Errorf("edges without Kube: %v", err)
+	}
+	if _, err := p.Routes(context.Background(), nil, *res("deployment", "shop", "web"), time.Minute); err == nil || !strings.Contains(err.Error(), "Kubernetes client") {
+		t.Errorf("routes without Kube: %v", err)
+	}
+}
+
+func second[T any](_ T, err error) error { return err }

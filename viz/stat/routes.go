@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
 )
 
 // DefaultRoute is the row of the requests no ServiceProfile route matched
@@ -36,11 +37,8 @@ type RouteRow struct {
 // of the services selecting r's pods are rows too, without data when they had no
 // traffic; a missing CRD or a forbidden list is no error.
 func (d *Direct) Routes(ctx context.Context, dyn dynamic.Interface, r Resource, window time.Duration) ([]RouteRow, error) {
-	if r.Name == "" || r.Kind == KindNamespace {
-		return nil, fmt.Errorf("routes: %s: name one workload, pod or service (KIND/NAME)", r)
-	}
-	if window < 0 {
-		return nil, fmt.Errorf("window %s is negative", window)
+	if err := checkRoutes(r, window); err != nil {
+		return nil, err
 	}
 	ts, err := resolve(ctx, d.Client, r)
 	if err != nil {
@@ -52,54 +50,82 @@ func (d *Direct) Routes(ctx context.Context, dyn dynamic.Interface, r Resource, 
 	if err != nil {
 		return nil, err
 	}
-	service := map[string]string{} // route -> service
-	var order []string
-	if dyn != nil {
-		if service, order, err = d.profileRoutes(ctx, dyn, t); err != nil {
-			return nil, err
-		}
-	}
-	names := map[string]bool{}
-	for _, n := range order {
-		names[n] = true
+	service, order, err := profileRoutes(ctx, d.Client, dyn, t, d.warnf)
+	if err != nil {
+		return nil, err
 	}
 	var seen []string
 	for _, pd := range got {
 		for _, s := range pd.responses {
-			if n := s.labels["route"]; inbound(s.labels) && !names[n] {
-				names[n] = true
-				seen = append(seen, n)
+			if inbound(s.labels) {
+				seen = append(seen, s.labels["route"])
 			}
 		}
 	}
-	sort.Strings(seen)
-	all := append(order, seen...)
-	sort.SliceStable(all, func(i, j int) bool { return all[i] != "" && all[j] == "" }) // [DEFAULT] last
+	all := routeOrder(order, seen)
 	out := make([]RouteRow, 0, len(all))
 	for _, n := range all {
 		route := n
 		spec := rowSpec{target: t, sources: sources, inbound: true, http: func(l labelSet) bool { return inbound(l) && l["route"] == route }}
 		row, _ := compute(spec, got)
-		name := n
-		if n == "" {
-			name = DefaultRoute
-		}
-		out = append(out, RouteRow{Route: name, Service: service[n], Row: row})
+		out = append(out, RouteRow{Route: routeName(n), Service: service[n], Row: row})
 	}
 	return out, nil
 }
 
+// checkRoutes refuses what no source can give routes for.
+func checkRoutes(r Resource, window time.Duration) error {
+	if r.Name == "" || r.Kind == KindNamespace {
+		return fmt.Errorf("routes: %s: name one workload, pod or service (KIND/NAME)", r)
+	}
+	if window < 0 {
+		return fmt.Errorf("window %s is negative", window)
+	}
+	return nil
+}
+
+// routeOrder is the rows' routes: the profiles' (order), then the other routes
+// seen in the traffic, sorted, and the default route ("") last.
+func routeOrder(order, seen []string) []string {
+	names := map[string]bool{}
+	for _, n := range order {
+		names[n] = true
+	}
+	var extra []string
+	for _, n := range seen {
+		if !names[n] {
+			names[n] = true
+			extra = append(extra, n)
+		}
+	}
+	sort.Strings(extra)
+	all := append(append([]string(nil), order...), extra...)
+	sort.SliceStable(all, func(i, j int) bool { return all[i] != "" && all[j] == "" }) // [DEFAULT] last
+	return all
+}
+
+// routeName is the row name of a route label: DefaultRoute for "".
+func routeName(route string) string {
+	if route == "" {
+		return DefaultRoute
+	}
+	return route
+}
+
 // profileRoutes lists the routes of the ServiceProfiles (named SVC.NS.svc.*) of
 // the services of t's namespace that select its pods (or of t, a service), in
-// the profiles' order; route "" (the default) always.
-func (d *Direct) profileRoutes(ctx context.Context, dyn dynamic.Interface, t target) (map[string]string, []string, error) {
+// the profiles' order; route "" (the default) always. With dyn nil, none.
+func profileRoutes(ctx context.Context, c kubernetes.Interface, dyn dynamic.Interface, t target, warnf func(string, ...any)) (map[string]string, []string, error) {
 	service := map[string]string{}
+	if dyn == nil {
+		return service, nil, nil
+	}
 	order := []string{""}
 	svcs := map[string]bool{}
 	if t.res.Kind == KindService {
 		svcs[t.res.Name] = true
 	} else {
-		objs, err := selectors(ctx, d.Client, Resource{Kind: KindService, Namespace: t.res.Namespace})
+		objs, err := selectors(ctx, c, Resource{Kind: KindService, Namespace: t.res.Namespace})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -113,7 +139,7 @@ func (d *Direct) profileRoutes(ctx context.Context, dyn dynamic.Interface, t tar
 	}
 	l, err := dyn.Resource(ServiceProfiles).Namespace(t.res.Namespace).List(ctx, metav1.ListOptions{})
 	if apierrors.IsNotFound(err) || apierrors.IsForbidden(err) || meta.IsNoMatchError(err) {
-		d.warnf("serviceprofiles in %s: %v: showing the routes with traffic only", t.res.Namespace, err)
+		warnf("serviceprofiles in %s: %v: showing the routes with traffic only", t.res.Namespace, err)
 		return service, order, nil
 	}
 	if err != nil {

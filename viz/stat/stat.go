@@ -8,9 +8,10 @@
 // proxies' Linkerd-named metrics (proxy/metrics) and compute percentiles the way
 // Prometheus's histogram_quantile does, so the two agree.
 //
-// Direct also gives `mesh edges` (Edges: which workloads talk to which, with their
+// Both also give `mesh edges` (Edges: which workloads talk to which, with their
 // identities and whether every request was mTLS) and `mesh routes` (Routes: the
-// rows per ServiceProfile route of a resource's inbound traffic).
+// rows per ServiceProfile route of a resource's inbound traffic), the Prometheus
+// source from Linkerd viz's edges queries and from stat's queries by route.
 package stat
 
 import (
