@@ -1,6 +1,7 @@
 package tap
 
 import (
+	"errors"
 	"net/http"
 	"time"
 
@@ -13,11 +14,13 @@ const DefaultDropInterval = time.Second
 // The stream's pacing. An event that comes when the stream has not written for
 // WriteInterval is written at once, with whatever else has queued; one that comes
 // sooner waits for the next event to come after the interval, or for MaxDelay after
-// the last write, whichever is first. So a slow stream writes each event as it comes,
-// and a busy one writes at most every WriteInterval, woken only by the events
-// themselves: the wake-ups of a timer of its own, and a write per event, were most
-// of the tap's cost to the proxy (docs/benchmarks.md, tap overhead). The timer fires
-// only when the events stop within MaxDelay of a write.
+// the last write, whichever is first. Once a write carries more than one event the
+// stream is busy: it stops waking for each event and sleeps until WriteInterval
+// after the write, then writes everything that queued meanwhile, until an interval
+// passes with at most one event. So a slow stream writes each event as it comes,
+// and a busy one writes at most every WriteInterval with one wake-up per write: a
+// wake-up per event, a timer of its own and a write per event were most of the
+// tap's cost to the proxy (docs/benchmarks.md, tap overhead).
 const (
 	WriteInterval = 50 * time.Millisecond
 	MaxDelay      = 100 * time.Millisecond
@@ -62,30 +65,10 @@ func (h *Hub) Handler(dropInterval time.Duration) http.Handler {
 		defer st.timer.Stop()
 		for {
 			var err error
-			select {
-			case <-r.Context().Done():
-				return
-			case ev := <-s.Events():
-				st.add(ev)
-				// What else has queued meanwhile, at most a buffer's worth.
-				for i := 0; i < DefaultBuffer && len(st.buf) < maxPending; i++ {
-					select {
-					case ev := <-s.Events():
-						st.add(ev)
-						continue
-					default:
-					}
-					break
-				}
-				err = st.paced()
-			case <-st.timer.C:
-				st.armed = false
-				err = st.write()
-			case <-tick.C:
-				if n := s.TakeDropped(); n > 0 {
-					st.add(&api.Event{Type: api.TypeDropped, Time: h.now(), Dropped: n})
-					err = st.write()
-				}
+			if st.busy {
+				err = st.sleep(r, s, tick)
+			} else {
+				err = st.wait(r, s, tick)
 			}
 			if err != nil {
 				return
@@ -94,19 +77,89 @@ func (h *Hub) Handler(dropInterval time.Duration) http.Handler {
 	})
 }
 
+// errDone ends a stream whose client has gone.
+var errDone = errors.New("tap: the client went away")
+
+// wait is a slow stream's step: woken by the next event, the timer or the tick.
+func (st *stream) wait(r *http.Request, s *Subscription, tick *time.Ticker) error {
+	select {
+	case <-r.Context().Done():
+		return errDone
+	case ev := <-s.Events():
+		st.add(ev)
+		st.drain(s)
+		return st.paced()
+	case <-st.timer.C:
+		st.armed = false
+		return st.write()
+	case <-tick.C:
+		return st.dropped(s)
+	}
+}
+
+// sleep is a busy stream's step: it wakes WriteInterval after the last write and
+// writes what has queued; a write of at most one event makes the stream slow again.
+func (st *stream) sleep(r *http.Request, s *Subscription, tick *time.Ticker) error {
+	if !st.armed {
+		st.timer.Reset(WriteInterval - time.Since(st.last))
+		st.armed = true
+	}
+	select {
+	case <-r.Context().Done():
+		return errDone
+	case <-st.timer.C:
+		st.armed = false
+		st.drain(s)
+		if st.n == 0 {
+			st.busy = false
+			return nil
+		}
+		return st.write()
+	case <-tick.C:
+		return st.dropped(s)
+	}
+}
+
+// drain adds what has queued, at most a buffer's worth (or maxPending bytes).
+func (st *stream) drain(s *Subscription) {
+	for i := 0; i < DefaultBuffer && len(st.buf) < maxPending; i++ {
+		select {
+		case ev := <-s.Events():
+			st.add(ev)
+			continue
+		default:
+		}
+		return
+	}
+}
+
+// dropped writes a "dropped" record, with what is pending, if events were missed.
+func (st *stream) dropped(s *Subscription) error {
+	n := s.TakeDropped()
+	if n == 0 {
+		return nil
+	}
+	st.buf = (&api.Event{Type: api.TypeDropped, Time: s.h.now(), Dropped: n}).AppendJSON(st.buf)
+	st.buf = append(st.buf, '\n')
+	return st.write()
+}
+
 // stream is one subscriber's encoded, not yet written events.
 type stream struct {
 	w     http.ResponseWriter
 	rc    *http.ResponseController
 	buf   []byte
+	n     int       // events in buf
 	last  time.Time // of the last write (monotonic)
 	timer *time.Timer
 	armed bool
+	busy  bool // the last write carried more than one event (see WriteInterval)
 }
 
 func (st *stream) add(ev *api.Event) {
 	st.buf = ev.AppendJSON(st.buf)
 	st.buf = append(st.buf, '\n')
+	st.n++
 }
 
 // paced writes now if the last write is WriteInterval old (or too much is pending),
@@ -135,7 +188,7 @@ func (st *stream) write() error {
 	if err == nil {
 		err = st.rc.Flush()
 	}
-	st.last = time.Now()
+	st.last, st.busy, st.n = time.Now(), st.n > 1, 0
 	if cap(st.buf) > maxPending*2 { // a burst's buffer is not kept
 		st.buf = make([]byte, 0, 4<<10)
 	} else {

@@ -91,16 +91,29 @@ func (h *Hub) Active() bool { return h != nil && h.active.Load() > 0 }
 func (h *Hub) Now() time.Time { return h.now() }
 
 // Headers copies hs without the redacted headers (nil if none is left).
+// The values share one backing array: two allocations per call, not one per header.
 func (h *Hub) Headers(hs http.Header) map[string][]string {
+	n := 0
+	for _, vs := range hs {
+		n += len(vs)
+	}
 	var out map[string][]string
+	var values []string
 	for k, vs := range hs {
-		if h.redact[http.CanonicalHeaderKey(k)] {
+		if h.redact[k] || h.redact[http.CanonicalHeaderKey(k)] {
 			continue
 		}
 		if out == nil {
 			out = make(map[string][]string, len(hs))
+			values = make([]string, 0, n)
 		}
-		out[k] = append([]string(nil), vs...)
+		if vs == nil {
+			out[k] = nil
+			continue
+		}
+		i := len(values)
+		values = append(values, vs...)
+		out[k] = values[i:len(values):len(values)]
 	}
 	return out
 }

@@ -361,4 +361,22 @@ func TestStreamPacing(t *testing.T) {
 	if n := len(ws) - 2; n > 20 {
 		t.Errorf("a burst of %d events took %d writes", burst, n)
 	}
+
+	// A steady stream (busy after the burst's write): every event arrives, and
+	// writes are never closer than WriteInterval.
+	before := len(ws)
+	const steady = 60
+	for i := 0; i < steady; i++ {
+		h.Publish(ev("GET", "/steady"))
+		time.Sleep(2 * time.Millisecond)
+	}
+	ws, at = waitWrites(t, w, 2+burst+steady)
+	for i := before; i < len(at); i++ {
+		if gap := at[i].Sub(at[i-1]); gap < WriteInterval {
+			t.Errorf("write %d came %v after the one before, under WriteInterval", i, gap)
+		}
+	}
+	if len(ws)-before > steady/2 {
+		t.Errorf("%d steady events took %d writes", steady, len(ws)-before)
+	}
 }

@@ -56,7 +56,8 @@ func (e *Event) AppendJSON(b []byte) []byte {
 	b = appendField(b, "noTlsReason", e.NoTLSReason)
 	if len(e.Dst) > 0 {
 		b = append(b, `,"dst":{`...)
-		for i, k := range sortedKeys(e.Dst) {
+		var arr [8]string
+		for i, k := range sortedKeys(arr[:0], e.Dst) {
 			if i > 0 {
 				b = append(b, ',')
 			}
@@ -94,7 +95,8 @@ func appendHeaders(b []byte, name string, h map[string][]string) []byte {
 	b = append(b, ',', '"')
 	b = append(b, name...)
 	b = append(b, `":{`...)
-	for i, k := range sortedKeys(h) {
+	var arr [16]string
+	for i, k := range sortedKeys(arr[:0], h) {
 		if i > 0 {
 			b = append(b, ',')
 		}
@@ -117,8 +119,8 @@ func appendHeaders(b []byte, name string, h map[string][]string) []byte {
 	return append(b, '}')
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
+// sortedKeys appends m's keys to keys (a caller's array: no allocation for a few).
+func sortedKeys[V any](keys []string, m map[string]V) []string {
 	for k := range m {
 		keys = append(keys, k)
 	}
