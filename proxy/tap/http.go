@@ -22,8 +22,8 @@ const DefaultDropInterval = time.Second
 // wake-up per event, a timer of its own and a write per event were most of the
 // tap's cost to the proxy (docs/benchmarks.md, tap overhead).
 const (
-	WriteInterval = 50 * time.Millisecond
-	MaxDelay      = 100 * time.Millisecond
+	WriteInterval = 100 * time.Millisecond
+	MaxDelay      = 200 * time.Millisecond
 )
 
 // maxPending is how many bytes of encoded events the stream holds before it writes

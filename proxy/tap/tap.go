@@ -14,6 +14,7 @@ package tap
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,7 +55,7 @@ type Hub struct {
 
 	mu     sync.Mutex
 	bucket bucket
-	subs   map[*Subscription]struct{}
+	subs   []*Subscription // a slice: ranging over a map costs a random start per request
 	// needDst counts the subscribers whose match reads the destination's labels.
 	needDst int
 }
@@ -73,7 +74,7 @@ func New(o Options) *Hub {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	h := &Hub{now: o.Now, buffer: o.Buffer, redact: map[string]bool{}, subs: map[*Subscription]struct{}{}}
+	h := &Hub{now: o.Now, buffer: o.Buffer, redact: map[string]bool{}}
 	for _, n := range append(append([]string(nil), alwaysRedacted...), o.Redact...) {
 		if n = strings.TrimSpace(n); n != "" {
 			h.redact[http.CanonicalHeaderKey(n)] = true
@@ -138,7 +139,7 @@ func (h *Hub) Subscribe(m api.Match, maxRPS float64) *Subscription {
 		s.bucket = newBucket(maxRPS, max(maxRPS, 1), h.now())
 	}
 	h.mu.Lock()
-	h.subs[s] = struct{}{}
+	h.subs = append(h.subs, s)
 	if m.NeedsDst() {
 		h.needDst++
 	}
@@ -157,7 +158,7 @@ func (s *Subscription) TakeDropped() uint64 { return s.dropped.Swap(0) }
 func (s *Subscription) Close() {
 	s.once.Do(func() {
 		s.h.mu.Lock()
-		delete(s.h.subs, s)
+		s.h.subs = slices.DeleteFunc(s.h.subs, func(x *Subscription) bool { return x == s })
 		if s.match.NeedsDst() {
 			s.h.needDst--
 		}
@@ -199,7 +200,7 @@ func (h *Hub) Begin(ev *api.Event) Start {
 	if h.needDst > 0 {
 		return CountAtEnd
 	}
-	for s := range h.subs {
+	for _, s := range h.subs {
 		if s.match.Matches(ev) {
 			s.dropped.Add(1)
 		}
@@ -215,7 +216,7 @@ func (h *Hub) Dropped(ev *api.Event) {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for s := range h.subs {
+	for _, s := range h.subs {
 		if s.match.Matches(ev) {
 			s.dropped.Add(1)
 		}
@@ -234,7 +235,7 @@ func (h *Hub) Publish(ev *api.Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var global, taken bool
-	for s := range h.subs {
+	for _, s := range h.subs {
 		if !s.match.Matches(ev) {
 			continue
 		}
