@@ -185,9 +185,9 @@ interval() {
   loads "$WARMUP"
   local n0; n0=$(wc -l <"$tapfile") # count the measured interval's events only
   if [ "${PERF:-0}" = 1 ]; then
-    start "$OUT/logs/perf.r$r.$t.log" perf record -g -F 499 -p "${PID_S[$t]}" -o "$OUT/perf.r$r.$t.tapped.data" -- sleep "$BENCH_SECONDS"
+    start "$OUT/logs/perf.r$r.$t.log" perf record -g -F "${PERF_FREQ:-499}" -p "${PID_S[$t]}" -o "$OUT/perf.r$r.$t.tapped.data" -- sleep "$BENCH_SECONDS"
     perfw=$WRAPPER
-    start "$OUT/logs/perf.r$r.$u.log" perf record -g -F 499 -p "${PID_S[$u]}" -o "$OUT/perf.r$r.$u.untapped.data" -- sleep "$BENCH_SECONDS"
+    start "$OUT/logs/perf.r$r.$u.log" perf record -g -F "${PERF_FREQ:-499}" -p "${PID_S[$u]}" -o "$OUT/perf.r$r.$u.untapped.data" -- sleep "$BENCH_SECONDS"
     perfw="$perfw $WRAPPER"
   fi
   declare -A s0 c0 s1 c1

@@ -363,7 +363,7 @@ func TestStreamPacing(t *testing.T) {
 	}
 
 	// A steady stream (busy after the burst's write): every event arrives, and
-	// writes are never closer than WriteInterval.
+	// writes are never closer than minSleep.
 	before := len(ws)
 	const steady = 60
 	for i := 0; i < steady; i++ {
@@ -372,11 +372,44 @@ func TestStreamPacing(t *testing.T) {
 	}
 	ws, at = waitWrites(t, w, 2+burst+steady)
 	for i := before; i < len(at); i++ {
-		if gap := at[i].Sub(at[i-1]); gap < WriteInterval {
-			t.Errorf("write %d came %v after the one before, under WriteInterval", i, gap)
+		if gap := at[i].Sub(at[i-1]); gap < minSleep {
+			t.Errorf("write %d came %v after the one before, under minSleep", i, gap)
 		}
 	}
 	if len(ws)-before > steady/2 {
 		t.Errorf("%d steady events took %d writes", steady, len(ws)-before)
+	}
+}
+
+// A fast stream (about 5,000 events a second, eight buffers' worth) loses nothing: a busy
+// stream sleeps less than WriteInterval when its buffer would fill sooner.
+func TestStreamFastNoDrops(t *testing.T) {
+	t.Parallel()
+	h := New(Options{Rate: 1e9})
+	w := &writeRecorder{header: http.Header{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		h.Handler(time.Hour).ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/tap", nil).WithContext(ctx))
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	for !h.Active() {
+		time.Sleep(time.Millisecond)
+	}
+	var subs []*Subscription
+	h.mu.Lock()
+	subs = append(subs, h.subs...)
+	h.mu.Unlock()
+	const n = 8 * DefaultBuffer
+	for i := 0; i < n; i++ {
+		h.Publish(ev("GET", "/fast"))
+		if i%10 == 9 {
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	waitWrites(t, w, n)
+	if d := subs[0].TakeDropped(); d != 0 {
+		t.Errorf("%d events dropped", d)
 	}
 }
