@@ -231,7 +231,7 @@ func TestBrowser(t *testing.T) {
 		browser.Into(new(bool), chromedp.Poll[bool](`document.querySelectorAll("#tap tr.tap-event").length >= 3 &&
 			!!document.querySelector('#routes-table tr[data-route="GET /books"]') &&
 			document.querySelectorAll("#topology path.edge").length > 0`, chromedp.WithPollingTimeout(time.Minute))),
-		browser.Into(&paths, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#tap tr.tap-event")].map((r) => r.dataset.path + " " + r.dataset.status)`)),
+		browser.Into(&paths, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#tap tr.tap-event")].map((r) => [r.dataset.path, r.dataset.status, r.dataset.direction, r.dataset.tls, r.dataset.peer, r.dataset.src, r.dataset.proxy].join(" "))`)),
 		browser.Into(&route, chromedp.Evaluate[string](`document.querySelector('#routes-table tr[data-route="GET /books"]').textContent`)),
 		browser.Into(&shot, chromedp.FullScreenshot(100)),
 	)
@@ -239,7 +239,8 @@ func TestBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatalf("web's page: %v", err)
 	}
-	if want := []string{"/books/42 404", "/books?page=2 200", "/books 200"}; !slices.Equal(paths, want) {
+	from := " inbound true " + id("client") + " " + ip + ":51000 " + ns + "/web-1"
+	if want := []string{"/books/42 404" + from, "/books?page=2 200" + from, "/books 200" + from}; !slices.Equal(paths, want) {
 		t.Errorf("the tap view: %q, want %q (newest first)", paths, want)
 	}
 	if !strings.Contains(route, "2.0rps") || !strings.Contains(route, "100.00%") {

@@ -314,7 +314,8 @@ function tapRecord(ev) {
   const t = new Date(ev.time);
   const status = ev.status ? String(ev.status) + (ev.grpcStatus ? " grpc " + ev.grpcStatus : "") : (ev.error || "reset");
   const peer = ev.direction === "inbound" ? ev.clientId || ev.srcAddr : ev.serverId || ev.dstAddr;
-  const row = el("tr", { class: "tap-event", "data-path": ev.path || "", "data-status": ev.status || 0 },
+  const row = el("tr", { class: "tap-event", "data-path": ev.path || "", "data-status": ev.status || 0,
+    "data-proxy": ev.proxy || "", "data-direction": ev.direction || "", "data-tls": String(!!ev.tls), "data-peer": peer || "", "data-src": ev.srcAddr || "" },
     el("td", {}, t.toLocaleTimeString()), el("td", {}, ev.proxy || ""), el("td", {}, ev.direction === "inbound" ? "in" : "out"),
     el("td", {}, ev.method || ""), el("td", {}, ev.authority || ""), el("td", {}, ev.path || ""),
     el("td", { class: ev.status >= 500 || !ev.status ? "bad" : ev.status >= 400 ? "warn" : "good" }, status),
