@@ -139,7 +139,10 @@ function topology(edges, ns, current) {
   const height = PAD * 2 + Math.max(1, maxRows) * (H + GY) - GY;
   const root = svg("svg", { id: "topology", viewBox: `0 0 ${width} ${height}`, width, height, "data-edges": edges.length });
   root.append(svg("defs", {}, svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 10, refY: 5, markerWidth: 8, markerHeight: 8, orient: "auto-start-reverse" },
-    svg("path", { d: "M 0 0 L 10 5 L 0 10 z" }))));
+    svg("path", { d: "M 0 0 L 10 5 L 0 10 z" })),
+    svg("filter", { id: "label-bg", x: "-0.05", y: "-0.1", width: "1.1", height: "1.2" }, // the labels' opaque box
+      svg("feFlood", { "flood-color": "#fff" }), svg("feComposite", { in: "SourceGraphic", operator: "over" }))));
+  const labels = [];
   for (const e of edges) {
     const a = pos.get(nodeKey(e.src)), b = pos.get(nodeKey(e.dst));
     const x1 = a.x + W, y1 = a.y + H / 2, x2 = b.x, y2 = b.y + H / 2;
@@ -149,8 +152,9 @@ function topology(edges, ns, current) {
     const title = `${nodeLabel(e.src, ns)} → ${nodeLabel(e.dst, ns)}: ${e.secured ? "mTLS" : "not mTLS" + (e.no_tls_reason ? " (" + e.no_tls_reason + ")" : "")}, ${fmt.rps(e.rps)}`;
     root.append(svg("path", { class: "edge" + (e.secured ? "" : " plain"), d, "marker-end": "url(#arrow)",
       "data-src": nodeKey(e.src), "data-dst": nodeKey(e.dst), "data-secured": e.secured }, svg("title", {}, title)));
-    root.append(svg("text", { class: "edge-label", x: mx, y: (y1 + y2) / 2 - 6, "text-anchor": "middle" }, fmt.rps(e.rps)));
+    labels.push(svg("text", { class: "edge-label", filter: "url(#label-bg)", x: mx, y: (y1 + y2) / 2 - 6, "text-anchor": "middle" }, fmt.rps(e.rps)));
   }
+  root.append(...labels); // over every edge, on a box of their own: no edge crosses a label
   for (const k of keys) {
     const res = nodes.get(k), p = pos.get(k);
     const cls = "node" + (res ? "" : " unmeshed") + (k === current ? " current" : "");
