@@ -65,9 +65,11 @@ func (d hubDialer) DialTap(ctx context.Context, _ vtap.Pod) (net.Conn, error) {
 }
 
 // The dashboard in a real headless Chromium, against the real API server and real
-// proxy metrics: client -> web and web -> api over mTLS, an unmeshed caller -> web.
-// The workload table shows RPS for web and api (client receives nothing), the
-// topology graph has exactly those three edges, and web's page shows its route and
+// proxy metrics: client -> web and web -> api over mTLS, an unmeshed caller -> web,
+// and client's requests to a service without endpoints (no destination). The
+// workload table shows RPS for web and api (client receives nothing), the topology
+// graph has exactly those four edges (the unmeshed callers and the unknown
+// destination two nodes apart), and web's page shows its route and
 // the requests its proxy's tap hub streams. With -update it writes the screenshots
 // docs/img/dashboard-*.png.
 func TestBrowser(t *testing.T) {
@@ -99,6 +101,8 @@ func TestBrowser(t *testing.T) {
 		{pods[1].reg.HTTP(metrics.HTTPLabels{Direction: "outbound", Authority: "api." + ns + ".svc.cluster.local:80", TargetAddr: apiAddr, TLS: true, PeerID: id("api"),
 			DstNamespace: ns, DstService: "api", DstPod: "api-1", DstWorkloadKind: "replicaset", DstWorkloadName: "api-7c4b"}), 10, 200, 4 * time.Millisecond, false, "web -> api"},
 		{pods[2].reg.HTTP(metrics.HTTPLabels{Direction: "inbound", Authority: "api." + ns + ".svc.cluster.local:80", TargetAddr: apiAddr, TLS: true, PeerID: id("web")}), 10, 200, 2 * time.Millisecond, true, "api <- web"},
+		// A service without endpoints: the proxy answers 503 itself and names no destination.
+		{pods[0].reg.HTTP(metrics.HTTPLabels{Direction: "outbound", Authority: "gone." + ns + ".svc.cluster.local:80", TargetAddr: ip + ":8082", NoTLSReason: "no_endpoints"}), 5, 503, time.Millisecond, false, "client -> nowhere"},
 	}
 	traffic := func() {
 		for _, s := range series {
@@ -194,7 +198,7 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("the workload table's RPS: %v, want %v", rps, want)
 	}
 	d := func(name string) string { return ns + "/deployment/" + name }
-	wantEdges := []string{d("client") + " -> " + d("web"), d("web") + " -> " + d("api"), "unmeshed -> " + d("web")}
+	wantEdges := []string{d("client") + " -> " + d("web"), d("web") + " -> " + d("api"), "unmeshed -> " + d("web"), d("client") + " -> unknown"}
 	slices.Sort(edges)
 	slices.Sort(wantEdges)
 	if !slices.Equal(edges, wantEdges) {

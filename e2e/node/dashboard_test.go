@@ -158,9 +158,11 @@ func (n *node) edges(t *testing.T) []string {
 	if err := json.Unmarshal([]byte(o), &list); err != nil {
 		t.Fatalf("mesh edges -o json: %v\n%s", err, o)
 	}
-	key := func(r *ref) string {
+	// No src: callers without a proxy; no dst: requests the proxy could send
+	// nowhere (no endpoints: the load starts before web is ready).
+	key := func(r *ref, none string) string {
 		if r == nil {
-			return "unmeshed"
+			return none
 		}
 		return r.Namespace + "/" + r.Kind + "/" + r.Name
 	}
@@ -170,7 +172,7 @@ func (n *node) edges(t *testing.T) []string {
 		if e.Secured {
 			tls = " mTLS"
 		}
-		out = append(out, key(e.Src)+" -> "+key(e.Dst)+tls)
+		out = append(out, key(e.Src, "unmeshed")+" -> "+key(e.Dst, "unknown")+tls)
 	}
 	slices.Sort(out)
 	return out

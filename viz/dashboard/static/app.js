@@ -91,12 +91,17 @@ function statTable(id, rows, link) {
   return el("table", { id }, el("thead", {}, head), body);
 }
 
-function nodeKey(res) {
-  return res ? res.namespace + "/" + res.kind + "/" + res.name : "unmeshed";
+// An edge without a src comes from callers without a proxy; one without a dst
+// went nowhere the proxy could name (no endpoints, no service): two nodes apart.
+const UNMESHED = "unmeshed", UNKNOWN = "unknown";
+
+function nodeKey(res, end) {
+  if (!res) return end === "dst" ? UNKNOWN : UNMESHED;
+  return res.namespace + "/" + res.kind + "/" + res.name;
 }
 
-function nodeLabel(res, ns) {
-  if (!res) return "(unmeshed callers)";
+function nodeLabel(res, ns, key) {
+  if (!res) return key === UNKNOWN ? "(unknown destinations)" : "(unmeshed callers)";
   const short = { deployment: "deploy", statefulset: "sts", daemonset: "ds", pod: "po", service: "svc" }[res.kind] || res.kind;
   return (res.namespace !== ns ? res.namespace + "/" : "") + short + "/" + res.name;
 }
@@ -106,15 +111,15 @@ function nodeLabel(res, ns) {
 function topology(edges, ns, current) {
   const nodes = new Map();
   for (const e of edges) {
-    nodes.set(nodeKey(e.src), e.src);
-    nodes.set(nodeKey(e.dst), e.dst);
+    nodes.set(nodeKey(e.src, "src"), e.src);
+    nodes.set(nodeKey(e.dst, "dst"), e.dst);
   }
   const keys = [...nodes.keys()].sort();
   const layer = new Map(keys.map((k) => [k, 0]));
   for (let i = 0; i < keys.length; i++) { // at most n passes: cycles stop growing
     let changed = false;
     for (const e of edges) {
-      const s = nodeKey(e.src), d = nodeKey(e.dst);
+      const s = nodeKey(e.src, "src"), d = nodeKey(e.dst, "dst");
       if (s !== d && layer.get(d) < layer.get(s) + 1 && layer.get(s) + 1 < keys.length) {
         layer.set(d, layer.get(s) + 1);
         changed = true;
@@ -144,14 +149,15 @@ function topology(edges, ns, current) {
       svg("feFlood", { "flood-color": "#fff" }), svg("feComposite", { in: "SourceGraphic", operator: "over" }))));
   const labels = [];
   for (const e of edges) {
-    const a = pos.get(nodeKey(e.src)), b = pos.get(nodeKey(e.dst));
+    const s = nodeKey(e.src, "src"), t = nodeKey(e.dst, "dst");
+    const a = pos.get(s), b = pos.get(t);
     const x1 = a.x + W, y1 = a.y + H / 2, x2 = b.x, y2 = b.y + H / 2;
     const mx = (x1 + x2) / 2;
     const d = x2 > x1 ? `M ${x1} ${y1} C ${mx} ${y1}, ${mx} ${y2}, ${x2} ${y2}`
       : `M ${a.x + W / 2} ${a.y + H} C ${a.x + W / 2} ${a.y + H + 40}, ${b.x + W / 2} ${b.y + H + 40}, ${b.x + W / 2} ${b.y + H}`;
-    const title = `${nodeLabel(e.src, ns)} → ${nodeLabel(e.dst, ns)}: ${e.secured ? "mTLS" : "not mTLS" + (e.no_tls_reason ? " (" + e.no_tls_reason + ")" : "")}, ${fmt.rps(e.rps)}`;
+    const title = `${nodeLabel(e.src, ns, s)} → ${nodeLabel(e.dst, ns, t)}: ${e.secured ? "mTLS" : "not mTLS" + (e.no_tls_reason ? " (" + e.no_tls_reason + ")" : "")}, ${fmt.rps(e.rps)}`;
     root.append(svg("path", { class: "edge" + (e.secured ? "" : " plain"), d, "marker-end": "url(#arrow)",
-      "data-src": nodeKey(e.src), "data-dst": nodeKey(e.dst), "data-secured": e.secured }, svg("title", {}, title)));
+      "data-src": s, "data-dst": t, "data-secured": e.secured }, svg("title", {}, title)));
     labels.push(svg("text", { class: "edge-label", filter: "url(#label-bg)", x: mx, y: (y1 + y2) / 2 - 6, "text-anchor": "middle" }, fmt.rps(e.rps)));
   }
   root.append(...labels); // over every edge, on a box of their own: no edge crosses a label
@@ -160,7 +166,7 @@ function topology(edges, ns, current) {
     const cls = "node" + (res ? "" : " unmeshed") + (k === current ? " current" : "");
     const g = svg("g", { class: cls, "data-node": k, transform: `translate(${p.x},${p.y})` },
       svg("rect", { width: W, height: H, rx: 6 }),
-      svg("text", { x: 10, y: H / 2 + 4 }, nodeLabel(res, ns)));
+      svg("text", { x: 10, y: H / 2 + 4 }, nodeLabel(res, ns, k)));
     if (res && res.kind !== "service") {
       const a = svg("a", { href: href(res.namespace, res.kind, res.name) });
       a.append(g);
@@ -239,7 +245,7 @@ async function workloadPage(gen, r) {
     replace("workload", wrap("workload", rows, (v) => statTable("workload-table", v, null)));
     replace("routes", wrap("routes", routes, routesTable));
     replace("graph", wrap("graph", edges, (v) => {
-      const mine = v.filter((e) => nodeKey(e.src) === me || nodeKey(e.dst) === me);
+      const mine = v.filter((e) => nodeKey(e.src, "src") === me || nodeKey(e.dst, "dst") === me);
       return mine.length ? topology(mine, r.ns, me) : el("p", { class: "empty" }, "No edges.");
     }));
     return [rows, routes, edges].find((x) => x instanceof Error);
