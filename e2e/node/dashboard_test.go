@@ -25,7 +25,7 @@ import (
 // non-zero RPS and the topology graph has exactly the edges `mesh edges` prints
 // (load and client to web over mTLS, the unmeshed callers); web's page streams
 // its live tap through the API server's pods/portforward and kubelet: the load
-// generator's requests, over mTLS with its identity, seen by every web pod, with
+// generator's requests, over mTLS with its identity, and events of every web pod, with
 // one port-forward per pod that Stop closes and Start opens again; interrupted
 // with that tap open, the dashboard exits 0. With -update it writes the
 // screenshots docs/img/node-dashboard-*.png.
@@ -59,7 +59,7 @@ func (n *node) testDashboard(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the namespace page: %v", err)
 	}
-	t.Logf("the workload table's RPS: %v", rps) // the poll above waited for each to be > 0
+	t.Logf("%s: the workload table's RPS: %v", since(start), rps) // the poll above waited for each to be > 0
 	slices.Sort(edges)
 	want := n.edges(t)
 	t.Logf("the topology's edges: %q", edges)
@@ -74,18 +74,21 @@ func (n *node) testDashboard(t *testing.T) {
 	browser.Screenshot(t, filepath.Join(n.root, "docs", "img", "node-dashboard-namespace.png"), shot)
 
 	// web's page: its row, its edges and the live tap of the load's requests (path
-	// "/", from the load pod's address, with its identity), from each web pod.
+	// "/", from the load pod's address, with its identity), and events from each web
+	// pod (the balancer may leave one out of the load's for a while; kubelet probes
+	// every pod each 2 s).
 	webs := len(n.pods(auto, "app=web"))
 	var tapped tapView
 	var graph []string
 	err = chromedp.Do(bctx,
 		chromedp.Navigate(url+"#/ns/"+auto+"/deployment/web"),
 		browser.Into(new(bool), chromedp.Poll[bool](fmt.Sprintf(`(() => {
-			const rows = [...document.querySelectorAll("#tap tr.tap-event")].filter((r) => r.dataset.direction === "inbound" &&
+			const all = [...document.querySelectorAll("#tap tr.tap-event")];
+			const rows = all.filter((r) => r.dataset.direction === "inbound" &&
 				r.dataset.path === "/" && r.dataset.status === "200" && r.dataset.tls === "true" && r.dataset.peer === %q &&
 				r.dataset.src.startsWith(%q));
 			const c = document.querySelector('#workload-table tr[data-name="web"] td.rps');
-			return rows.length >= 20 && new Set(rows.map((r) => r.dataset.proxy)).size >= %d &&
+			return rows.length >= 20 && new Set(all.map((r) => r.dataset.proxy)).size >= %d &&
 				!!c && parseFloat(c.textContent) > 0 && document.querySelectorAll("#topology path.edge").length > 0;
 		})()`, id, load.Status.PodIP+":", webs), chromedp.WithPollingTimeout(2*time.Minute))),
 		browser.Into(&tapped, chromedp.Evaluate[tapView](`(() => { const rows = [...document.querySelectorAll("#tap tr.tap-event")];
@@ -97,7 +100,7 @@ func (n *node) testDashboard(t *testing.T) {
 	if err != nil {
 		t.Fatalf("web's page: %v", err)
 	}
-	t.Logf("web's live tap: %d events from %v; %s", tapped.Events, tapped.Proxies, tapped.Status)
+	t.Logf("%s: web's live tap: %d events from %v; %s", since(start), tapped.Events, tapped.Proxies, tapped.Status)
 	if !slices.Contains(graph, d("load")+" -> "+d("web")) {
 		t.Errorf("web's edges: %q, want load -> web", graph)
 	}
@@ -134,8 +137,10 @@ func (n *node) testDashboard(t *testing.T) {
 		}
 		return ""
 	})
-	t.Logf("the dashboard in chromium: %s", time.Since(start).Round(time.Second))
+	t.Logf("%s: Stop and Start done; the dashboard in chromium took that long", since(start))
 }
+
+func since(t time.Time) time.Duration { return time.Since(t).Round(100 * time.Millisecond) }
 
 // tapView is what the test reads of the live tap's table: its rows, the proxies
 // they came from and the tap's status line.
