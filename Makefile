@@ -123,7 +123,7 @@ go-test:
 e2e-node: images
 	@trap '$(CLUSTER) down' EXIT; trap 'exit 130' INT TERM; \
 	$(CLUSTER) up && eval "$$($(CLUSTER) env)" && \
-	MESH_REQUIRE_NODE=1 MESH_REQUIRE_CHROMIUM=1 $(GO) test $(GO_TEST_FLAGS) -v ./e2e/node
+	MESH_REQUIRE_NODE=1 MESH_REQUIRE_CHROMIUM=1 $(GO) test $(GO_TEST_FLAGS) -timeout 30m -v ./e2e/node
 
 ## generate: regenerate code (the gRPC API) with the pinned protoc plugins and Debian's protoc.
 generate: bin/protoc-gen-go bin/protoc-gen-go-grpc
