@@ -118,11 +118,12 @@ go-test:
 
 ## e2e-node: bring up the real node (hack/cluster.sh: kubelet, containerd, CNI, CoreDNS;
 ## root), import the images, run the end-to-end suite (e2e/node) on it with
-## MESH_REQUIRE_NODE=1, and tear the node down, even on failure or Ctrl-C.
+## MESH_REQUIRE_NODE=1 and MESH_REQUIRE_CHROMIUM=1 (the dashboard's browser test fails
+## rather than skips without chromium), and tear the node down, even on failure or Ctrl-C.
 e2e-node: images
 	@trap '$(CLUSTER) down' EXIT; trap 'exit 130' INT TERM; \
 	$(CLUSTER) up && eval "$$($(CLUSTER) env)" && \
-	MESH_REQUIRE_NODE=1 $(GO) test $(GO_TEST_FLAGS) -v ./e2e/node
+	MESH_REQUIRE_NODE=1 MESH_REQUIRE_CHROMIUM=1 $(GO) test $(GO_TEST_FLAGS) -timeout 30m -v ./e2e/node
 
 ## generate: regenerate code (the gRPC API) with the pinned protoc plugins and Debian's protoc.
 generate: bin/protoc-gen-go bin/protoc-gen-go-grpc

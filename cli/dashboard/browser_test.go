@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -22,7 +21,7 @@ import (
 
 	"github.com/meshplane/mesh/cli/iostreams"
 	api "github.com/meshplane/mesh/controlplane/api/tap"
-	"github.com/meshplane/mesh/internal/testing/golden"
+	"github.com/meshplane/mesh/internal/testing/browser"
 	"github.com/meshplane/mesh/internal/testing/localaddr"
 	"github.com/meshplane/mesh/internal/testing/testcluster"
 	"github.com/meshplane/mesh/proxy/metrics"
@@ -32,24 +31,6 @@ import (
 	"github.com/meshplane/mesh/viz/stat"
 	vtap "github.com/meshplane/mesh/viz/tap"
 )
-
-// Chromium is Debian's chromium; EnvRequireChromium=1 (make test) makes its absence
-// a failure rather than a skip.
-const (
-	Chromium           = "/usr/bin/chromium"
-	EnvRequireChromium = "MESH_REQUIRE_CHROMIUM"
-)
-
-func chromium(t *testing.T) string {
-	t.Helper()
-	if _, err := os.Stat(Chromium); err != nil {
-		if os.Getenv(EnvRequireChromium) == "1" {
-			t.Fatalf("%s: %v (required: %s=1; apt-get install chromium)", Chromium, err, EnvRequireChromium)
-		}
-		t.Skipf("%s: %v (apt-get install chromium; set %s=1 to make this a failure)", Chromium, err, EnvRequireChromium)
-	}
-	return Chromium
-}
 
 // proxyPod is a meshed pod whose proxy's /metrics is a real proxy/metrics Registry
 // served on a local non-loopback address (the API server proxies to it).
@@ -84,14 +65,16 @@ func (d hubDialer) DialTap(ctx context.Context, _ vtap.Pod) (net.Conn, error) {
 }
 
 // The dashboard in a real headless Chromium, against the real API server and real
-// proxy metrics: client -> web and web -> api over mTLS, an unmeshed caller -> web.
-// The workload table shows RPS for web and api (client receives nothing), the
-// topology graph has exactly those three edges, and web's page shows its route and
+// proxy metrics: client -> web and web -> api over mTLS, an unmeshed caller -> web,
+// and client's requests to a service without endpoints (no destination). The
+// workload table shows RPS for web and api (client receives nothing), the topology
+// graph has exactly those four edges (the unmeshed callers and the unknown
+// destination two nodes apart), and web's page shows its route and
 // the requests its proxy's tap hub streams. With -update it writes the screenshots
 // docs/img/dashboard-*.png.
 func TestBrowser(t *testing.T) {
 	t.Parallel()
-	exe := chromium(t)
+	browser.Exec(t) // skips before any setup when chromium is missing
 	cs := testcluster.Clientset(t)
 	ns := testcluster.Namespace(t, cs)
 	ip := localaddr.IPs(t, 1)[0]
@@ -118,6 +101,8 @@ func TestBrowser(t *testing.T) {
 		{pods[1].reg.HTTP(metrics.HTTPLabels{Direction: "outbound", Authority: "api." + ns + ".svc.cluster.local:80", TargetAddr: apiAddr, TLS: true, PeerID: id("api"),
 			DstNamespace: ns, DstService: "api", DstPod: "api-1", DstWorkloadKind: "replicaset", DstWorkloadName: "api-7c4b"}), 10, 200, 4 * time.Millisecond, false, "web -> api"},
 		{pods[2].reg.HTTP(metrics.HTTPLabels{Direction: "inbound", Authority: "api." + ns + ".svc.cluster.local:80", TargetAddr: apiAddr, TLS: true, PeerID: id("web")}), 10, 200, 2 * time.Millisecond, true, "api <- web"},
+		// A service without endpoints: the proxy answers 503 itself and names no destination.
+		{pods[0].reg.HTTP(metrics.HTTPLabels{Direction: "outbound", Authority: "gone." + ns + ".svc.cluster.local:80", TargetAddr: ip + ":8082", NoTLSReason: "no_endpoints"}), 5, 503, time.Millisecond, false, "client -> nowhere"},
 	}
 	traffic := func() {
 		for _, s := range series {
@@ -188,16 +173,7 @@ func TestBrowser(t *testing.T) {
 		}
 	}()
 
-	actx, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(exe), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck, chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900),
-		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true))
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
-	defer cancelBrowser()
-	bctx, cancelTimeout := context.WithTimeout(bctx, 2*time.Minute)
-	defer cancelTimeout()
+	bctx := browser.New(t, 2*time.Minute)
 
 	// The namespace page: the workloads' golden metrics and the topology.
 	var rps map[string]string
@@ -205,13 +181,13 @@ func TestBrowser(t *testing.T) {
 	var shot []byte
 	err = chromedp.Do(bctx,
 		chromedp.Navigate(url+"#/ns/"+ns),
-		into(new(bool), chromedp.Poll[bool](`(() => { const c = document.querySelector('#workloads-table tr[data-name="web"] td.rps');
+		browser.Into(new(bool), chromedp.Poll[bool](`(() => { const c = document.querySelector('#workloads-table tr[data-name="web"] td.rps');
 			return !!c && c.textContent !== "-" && document.querySelectorAll("#topology path.edge").length > 0; })()`,
 			chromedp.WithPollingTimeout(time.Minute))),
-		into(&rps, chromedp.Evaluate[map[string]string](`Object.fromEntries([...document.querySelectorAll("#workloads-table tbody tr[data-name]")]
+		browser.Into(&rps, chromedp.Evaluate[map[string]string](`Object.fromEntries([...document.querySelectorAll("#workloads-table tbody tr[data-name]")]
 			.map((r) => [r.dataset.name, r.querySelector("td.rps").textContent]))`)),
-		into(&edges, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#topology path.edge")].map((e) => e.dataset.src + " -> " + e.dataset.dst)`)),
-		into(&shot, chromedp.FullScreenshot(100)),
+		browser.Into(&edges, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#topology path.edge")].map((e) => e.dataset.src + " -> " + e.dataset.dst)`)),
+		browser.Into(&shot, chromedp.FullScreenshot(100)),
 	)
 	if err != nil {
 		t.Fatalf("the namespace page: %v", err)
@@ -222,13 +198,13 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("the workload table's RPS: %v, want %v", rps, want)
 	}
 	d := func(name string) string { return ns + "/deployment/" + name }
-	wantEdges := []string{d("client") + " -> " + d("web"), d("web") + " -> " + d("api"), "unmeshed -> " + d("web")}
+	wantEdges := []string{d("client") + " -> " + d("web"), d("web") + " -> " + d("api"), "unmeshed -> " + d("web"), d("client") + " -> unknown"}
 	slices.Sort(edges)
 	slices.Sort(wantEdges)
 	if !slices.Equal(edges, wantEdges) {
 		t.Errorf("the topology's edges:\n got %q\nwant %q", edges, wantEdges)
 	}
-	screenshot(t, "dashboard-namespace.png", shot)
+	browser.Screenshot(t, filepath.Join("..", "..", "docs", "img", "dashboard-namespace.png"), shot)
 
 	// web's page: its route and its live tap. The hub publishes once the page
 	// has subscribed.
@@ -256,24 +232,25 @@ func TestBrowser(t *testing.T) {
 	var route string
 	err = chromedp.Do(bctx,
 		chromedp.Navigate(url+"#/ns/"+ns+"/deployment/web"),
-		into(new(bool), chromedp.Poll[bool](`document.querySelectorAll("#tap tr.tap-event").length >= 3 &&
+		browser.Into(new(bool), chromedp.Poll[bool](`document.querySelectorAll("#tap tr.tap-event").length >= 3 &&
 			!!document.querySelector('#routes-table tr[data-route="GET /books"]') &&
 			document.querySelectorAll("#topology path.edge").length > 0`, chromedp.WithPollingTimeout(time.Minute))),
-		into(&paths, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#tap tr.tap-event")].map((r) => r.dataset.path + " " + r.dataset.status)`)),
-		into(&route, chromedp.Evaluate[string](`document.querySelector('#routes-table tr[data-route="GET /books"]').textContent`)),
-		into(&shot, chromedp.FullScreenshot(100)),
+		browser.Into(&paths, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#tap tr.tap-event")].map((r) => [r.dataset.path, r.dataset.status, r.dataset.direction, r.dataset.tls, r.dataset.peer, r.dataset.src, r.dataset.proxy].join(" "))`)),
+		browser.Into(&route, chromedp.Evaluate[string](`document.querySelector('#routes-table tr[data-route="GET /books"]').textContent`)),
+		browser.Into(&shot, chromedp.FullScreenshot(100)),
 	)
 	<-published
 	if err != nil {
 		t.Fatalf("web's page: %v", err)
 	}
-	if want := []string{"/books/42 404", "/books?page=2 200", "/books 200"}; !slices.Equal(paths, want) {
+	from := " inbound true " + id("client") + " " + ip + ":51000 " + ns + "/web-1"
+	if want := []string{"/books/42 404" + from, "/books?page=2 200" + from, "/books 200" + from}; !slices.Equal(paths, want) {
 		t.Errorf("the tap view: %q, want %q (newest first)", paths, want)
 	}
 	if !strings.Contains(route, "2.0rps") || !strings.Contains(route, "100.00%") {
 		t.Errorf("web's route GET /books: %q, want 2.0rps and 100.00%%", route)
 	}
-	screenshot(t, "dashboard-workload.png", shot)
+	browser.Screenshot(t, filepath.Join("..", "..", "docs", "img", "dashboard-workload.png"), shot)
 }
 
 // serial runs one query at a time: each query's two samples then bracket exactly
@@ -299,36 +276,6 @@ func (s *serial) Routes(ctx context.Context, dyn dynamic.Interface, r stat.Resou
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.m.Routes(ctx, dyn, r, w)
-}
-
-// into runs a and keeps its value in dst, so that chromedp.Do runs a sequence.
-func into[T any](dst *T, a chromedp.Action[T]) chromedp.Action[chromedp.Void] {
-	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
-		v, err := a(ctx, t)
-		if err != nil {
-			return chromedp.Void{}, err
-		}
-		*dst = v
-		return chromedp.Void{}, nil
-	}
-}
-
-func screenshot(t *testing.T, name string, png []byte) {
-	t.Helper()
-	if len(png) < 8 || string(png[1:4]) != "PNG" {
-		t.Errorf("%s: not a PNG", name)
-		return
-	}
-	if !golden.Updating() {
-		return
-	}
-	path := filepath.Join("..", "..", "docs", "img", name)
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, png, 0o644); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // createMeshed creates p's Deployment (no replicas: no controller runs here), its

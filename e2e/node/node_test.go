@@ -15,10 +15,11 @@ const (
 )
 
 // TestMeshOnNode is a user's path on a real node, in order: install with kubectl,
-// mesh diff and mesh prune of new renders, the demo app meshed both ways, mTLS traffic of HTTP/1, gRPC and opaque TCP, balancing,
-// a ServiceProfile, failures of the control plane and of the app, mesh version, an
-// upgrade from the previous release and a trust-anchor rotation under load,
-// uninjecting and uninstalling.
+// mesh diff and mesh prune of new renders, the demo app meshed both ways, mTLS
+// traffic of HTTP/1, gRPC and opaque TCP, mesh stat, mesh tap, mesh dashboard in a
+// headless browser, balancing, a ServiceProfile, failures of the control plane and
+// of the app, mesh version, an upgrade from the previous release and a
+// trust-anchor rotation under load, uninjecting and uninstalling.
 func TestMeshOnNode(t *testing.T) {
 	n := newNode(t)
 	n.reset()
@@ -34,6 +35,7 @@ func TestMeshOnNode(t *testing.T) {
 	t.Run("stat", n.sub(n.testStat))
 	t.Run("stat-sources", n.sub(n.testStatSources))
 	t.Run("tap", n.sub(n.testTap))
+	t.Run("dashboard", n.sub(n.testDashboard))
 	t.Run("balancing", n.sub(n.testBalancing))
 	t.Run("profile", n.sub(n.testProfile))
 	t.Run("rolling-restart", n.sub(n.testRollingRestart))

@@ -91,12 +91,17 @@ function statTable(id, rows, link) {
   return el("table", { id }, el("thead", {}, head), body);
 }
 
-function nodeKey(res) {
-  return res ? res.namespace + "/" + res.kind + "/" + res.name : "unmeshed";
+// An edge without a src comes from callers without a proxy; one without a dst
+// went nowhere the proxy could name (no endpoints, no service): two nodes apart.
+const UNMESHED = "unmeshed", UNKNOWN = "unknown";
+
+function nodeKey(res, end) {
+  if (!res) return end === "dst" ? UNKNOWN : UNMESHED;
+  return res.namespace + "/" + res.kind + "/" + res.name;
 }
 
-function nodeLabel(res, ns) {
-  if (!res) return "(unmeshed callers)";
+function nodeLabel(res, ns, key) {
+  if (!res) return key === UNKNOWN ? "(unknown destinations)" : "(unmeshed callers)";
   const short = { deployment: "deploy", statefulset: "sts", daemonset: "ds", pod: "po", service: "svc" }[res.kind] || res.kind;
   return (res.namespace !== ns ? res.namespace + "/" : "") + short + "/" + res.name;
 }
@@ -106,15 +111,15 @@ function nodeLabel(res, ns) {
 function topology(edges, ns, current) {
   const nodes = new Map();
   for (const e of edges) {
-    nodes.set(nodeKey(e.src), e.src);
-    nodes.set(nodeKey(e.dst), e.dst);
+    nodes.set(nodeKey(e.src, "src"), e.src);
+    nodes.set(nodeKey(e.dst, "dst"), e.dst);
   }
   const keys = [...nodes.keys()].sort();
   const layer = new Map(keys.map((k) => [k, 0]));
   for (let i = 0; i < keys.length; i++) { // at most n passes: cycles stop growing
     let changed = false;
     for (const e of edges) {
-      const s = nodeKey(e.src), d = nodeKey(e.dst);
+      const s = nodeKey(e.src, "src"), d = nodeKey(e.dst, "dst");
       if (s !== d && layer.get(d) < layer.get(s) + 1 && layer.get(s) + 1 < keys.length) {
         layer.set(d, layer.get(s) + 1);
         changed = true;
@@ -139,24 +144,29 @@ function topology(edges, ns, current) {
   const height = PAD * 2 + Math.max(1, maxRows) * (H + GY) - GY;
   const root = svg("svg", { id: "topology", viewBox: `0 0 ${width} ${height}`, width, height, "data-edges": edges.length });
   root.append(svg("defs", {}, svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 10, refY: 5, markerWidth: 8, markerHeight: 8, orient: "auto-start-reverse" },
-    svg("path", { d: "M 0 0 L 10 5 L 0 10 z" }))));
+    svg("path", { d: "M 0 0 L 10 5 L 0 10 z" })),
+    svg("filter", { id: "label-bg", x: "-0.05", y: "-0.1", width: "1.1", height: "1.2" }, // the labels' opaque box
+      svg("feFlood", { "flood-color": "#fff" }), svg("feComposite", { in: "SourceGraphic", operator: "over" }))));
+  const labels = [];
   for (const e of edges) {
-    const a = pos.get(nodeKey(e.src)), b = pos.get(nodeKey(e.dst));
+    const s = nodeKey(e.src, "src"), t = nodeKey(e.dst, "dst");
+    const a = pos.get(s), b = pos.get(t);
     const x1 = a.x + W, y1 = a.y + H / 2, x2 = b.x, y2 = b.y + H / 2;
     const mx = (x1 + x2) / 2;
     const d = x2 > x1 ? `M ${x1} ${y1} C ${mx} ${y1}, ${mx} ${y2}, ${x2} ${y2}`
       : `M ${a.x + W / 2} ${a.y + H} C ${a.x + W / 2} ${a.y + H + 40}, ${b.x + W / 2} ${b.y + H + 40}, ${b.x + W / 2} ${b.y + H}`;
-    const title = `${nodeLabel(e.src, ns)} → ${nodeLabel(e.dst, ns)}: ${e.secured ? "mTLS" : "not mTLS" + (e.no_tls_reason ? " (" + e.no_tls_reason + ")" : "")}, ${fmt.rps(e.rps)}`;
+    const title = `${nodeLabel(e.src, ns, s)} → ${nodeLabel(e.dst, ns, t)}: ${e.secured ? "mTLS" : "not mTLS" + (e.no_tls_reason ? " (" + e.no_tls_reason + ")" : "")}, ${fmt.rps(e.rps)}`;
     root.append(svg("path", { class: "edge" + (e.secured ? "" : " plain"), d, "marker-end": "url(#arrow)",
-      "data-src": nodeKey(e.src), "data-dst": nodeKey(e.dst), "data-secured": e.secured }, svg("title", {}, title)));
-    root.append(svg("text", { class: "edge-label", x: mx, y: (y1 + y2) / 2 - 6, "text-anchor": "middle" }, fmt.rps(e.rps)));
+      "data-src": s, "data-dst": t, "data-secured": e.secured }, svg("title", {}, title)));
+    labels.push(svg("text", { class: "edge-label", filter: "url(#label-bg)", x: mx, y: (y1 + y2) / 2 - 6, "text-anchor": "middle" }, fmt.rps(e.rps)));
   }
+  root.append(...labels); // over every edge, on a box of their own: no edge crosses a label
   for (const k of keys) {
     const res = nodes.get(k), p = pos.get(k);
     const cls = "node" + (res ? "" : " unmeshed") + (k === current ? " current" : "");
     const g = svg("g", { class: cls, "data-node": k, transform: `translate(${p.x},${p.y})` },
       svg("rect", { width: W, height: H, rx: 6 }),
-      svg("text", { x: 10, y: H / 2 + 4 }, nodeLabel(res, ns)));
+      svg("text", { x: 10, y: H / 2 + 4 }, nodeLabel(res, ns, k)));
     if (res && res.kind !== "service") {
       const a = svg("a", { href: href(res.namespace, res.kind, res.name) });
       a.append(g);
@@ -235,7 +245,7 @@ async function workloadPage(gen, r) {
     replace("workload", wrap("workload", rows, (v) => statTable("workload-table", v, null)));
     replace("routes", wrap("routes", routes, routesTable));
     replace("graph", wrap("graph", edges, (v) => {
-      const mine = v.filter((e) => nodeKey(e.src) === me || nodeKey(e.dst) === me);
+      const mine = v.filter((e) => nodeKey(e.src, "src") === me || nodeKey(e.dst, "dst") === me);
       return mine.length ? topology(mine, r.ns, me) : el("p", { class: "empty" }, "No edges.");
     }));
     return [rows, routes, edges].find((x) => x instanceof Error);
@@ -314,7 +324,8 @@ function tapRecord(ev) {
   const t = new Date(ev.time);
   const status = ev.status ? String(ev.status) + (ev.grpcStatus ? " grpc " + ev.grpcStatus : "") : (ev.error || "reset");
   const peer = ev.direction === "inbound" ? ev.clientId || ev.srcAddr : ev.serverId || ev.dstAddr;
-  const row = el("tr", { class: "tap-event", "data-path": ev.path || "", "data-status": ev.status || 0 },
+  const row = el("tr", { class: "tap-event", "data-path": ev.path || "", "data-status": ev.status || 0,
+    "data-proxy": ev.proxy || "", "data-direction": ev.direction || "", "data-tls": String(!!ev.tls), "data-peer": peer || "", "data-src": ev.srcAddr || "" },
     el("td", {}, t.toLocaleTimeString()), el("td", {}, ev.proxy || ""), el("td", {}, ev.direction === "inbound" ? "in" : "out"),
     el("td", {}, ev.method || ""), el("td", {}, ev.authority || ""), el("td", {}, ev.path || ""),
     el("td", { class: ev.status >= 500 || !ev.status ? "bad" : ev.status >= 400 ? "warn" : "good" }, status),
