@@ -83,7 +83,11 @@ func (h *Client) RoundTrip(r *http.Request) (*http.Response, error) {
 	addr := r.URL.Host
 	replay := replayable(r)
 	for attempt := 0; ; attempt++ {
-		c, reused := h.get(addr, replay)
+		var c *h1Conn
+		var reused bool
+		if attempt == 0 { // a retry dials: the server may have closed every idle one
+			c, reused = h.get(addr, replay)
+		}
 		if c == nil {
 			var err error
 			if c, err = h.dial(r.Context(), addr); err != nil {

@@ -192,6 +192,45 @@ func TestH1ClientRetriesClosedIdle(t *testing.T) {
 	}
 }
 
+// When the server closed every pooled connection (as an application does after its
+// idle timeout), the retry dials a new one instead of taking the next dead one.
+func TestH1ClientRetryDialsWhenAllIdleClosed(t *testing.T) {
+	s := startRawH1(t, func(_ int32, _ *http.Request, w *bufio.Writer) bool {
+		_, _ = io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		return false // close once answered (without saying so)
+	})
+	h := NewClient(time.Second, time.Now)
+	defer h.CloseIdleConnections()
+	url := "http://" + s.addr() + "/"
+	// Two connections at once, both pooled when their bodies are read.
+	var bodies []io.ReadCloser
+	for range 2 {
+		req, _ := http.NewRequest("GET", url, nil)
+		resp, err := h.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bodies = append(bodies, resp.Body)
+	}
+	for _, b := range bodies {
+		_, _ = io.ReadAll(b)
+		_ = b.Close()
+	}
+	for range 2 {
+		select {
+		case <-s.closed:
+		case <-time.After(10 * time.Second):
+			t.Fatal("server never closed")
+		}
+	}
+	if resp, body := h1Do(t, h, "GET", url); resp.StatusCode != 200 || body != "ok" {
+		t.Fatalf("retried GET: %d %q", resp.StatusCode, body)
+	}
+	if n := s.accepts.Load(); n != 3 {
+		t.Errorf("%d connections, want 3", n)
+	}
+}
+
 // A request that must not be sent twice only goes on a connection idle for less
 // than h1FreshIdle; a GET may use an older one.
 func TestH1ClientFreshIdleForUnreplayable(t *testing.T) {
