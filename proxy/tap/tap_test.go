@@ -312,12 +312,10 @@ func waitWrites(t *testing.T, w *writeRecorder, lines int) ([][]byte, []time.Tim
 	}
 }
 
-// TestStreamPacing: an event after a quiet spell is written at once; one that comes
-// within WriteInterval of a write waits for the timer (MaxDelay after that write);
-// a burst is written in a few writes, not one per event; every line is the event's
-// JSON as encoding/json writes it.
-func TestStreamPacing(t *testing.T) {
-	t.Parallel()
+// recordedStream serves one subscriber's stream (no match, no cap) into a recorder
+// until the test ends.
+func recordedStream(t *testing.T) (*Hub, *writeRecorder) {
+	t.Helper()
 	h := New(Options{Rate: 1e9})
 	w := &writeRecorder{header: http.Header{}}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -330,6 +328,16 @@ func TestStreamPacing(t *testing.T) {
 	for !h.Active() {
 		time.Sleep(time.Millisecond)
 	}
+	return h, w
+}
+
+// TestStreamPacing: an event after a quiet spell is written at once; one that comes
+// within WriteInterval of a write waits for the timer (MaxDelay after that write);
+// a burst is written in a few writes, not one per event; every line is the event's
+// JSON as encoding/json writes it.
+func TestStreamPacing(t *testing.T) {
+	t.Parallel()
+	h, w := recordedStream(t)
 
 	h.Publish(ev("GET", "/first"))
 	ws, at := waitWrites(t, w, 1)
@@ -385,18 +393,7 @@ func TestStreamPacing(t *testing.T) {
 // stream sleeps less than WriteInterval when its buffer would fill sooner.
 func TestStreamFastNoDrops(t *testing.T) {
 	t.Parallel()
-	h := New(Options{Rate: 1e9})
-	w := &writeRecorder{header: http.Header{}}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		h.Handler(time.Hour).ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/tap", nil).WithContext(ctx))
-	}()
-	t.Cleanup(func() { cancel(); <-done })
-	for !h.Active() {
-		time.Sleep(time.Millisecond)
-	}
+	h, w := recordedStream(t)
 	var subs []*Subscription
 	h.mu.Lock()
 	subs = append(subs, h.subs...)
