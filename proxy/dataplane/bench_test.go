@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"strconv"
 	"syscall"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	api "github.com/meshplane/mesh/controlplane/api/tap"
+	"github.com/meshplane/mesh/proxy/metrics"
 	"github.com/meshplane/mesh/proxy/proxytest"
 	"github.com/meshplane/mesh/proxy/tap"
 )
@@ -165,6 +167,37 @@ func BenchmarkTapTwoHops(b *testing.B) {
 			_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
 			cpu := time.Duration(ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano())
 			b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
+		})
+	}
+}
+
+// BenchmarkTapCapture is the data path's share of a tapped request, in process: a
+// request the proxy-wide cap lets through ("captured": Hub.Begin, the headers
+// without the redacted ones, the event, Publish) and one it refuses ("counted").
+func BenchmarkTapCapture(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		rate float64
+	}{{"captured", 1e12}, {"counted", 1e-9}} {
+		b.Run(tc.name, func(b *testing.B) {
+			h := tap.New(tap.Options{Rate: tc.rate, Burst: 1})
+			s := h.Subscribe(api.Match{}, 0)
+			defer s.Close()
+			p := &Proxy{o: Options{Tap: h}}
+			r := httptest.NewRequest("GET", "http://web:8080/echo", nil)
+			r.Header.Set("User-Agent", "fortio.org/fortio-1.66.5")
+			rh := http.Header{"Content-Type": {"text/plain"}, "Date": {"Thu, 03 Dec 2026 18:00:00 GMT"}, "Content-Length": {"0"}}
+			l := metrics.HTTPLabels{Direction: "inbound", TLS: true, PeerID: "client", TargetAddr: "127.0.0.1:80"}
+			b.ReportAllocs()
+			for b.Loop() {
+				t := p.tapStart(r, api.Inbound)
+				t.response(200, rh)
+				t.end(l, "", 0)
+				select {
+				case <-s.Events():
+				default:
+				}
+			}
 		})
 	}
 }
