@@ -16,6 +16,7 @@ import (
 	"github.com/meshplane/mesh/cli/exitcode"
 	"github.com/meshplane/mesh/cli/iostreams"
 	"github.com/meshplane/mesh/cli/kube"
+	"github.com/meshplane/mesh/cli/vizsource"
 	vdash "github.com/meshplane/mesh/viz/dashboard"
 	"github.com/meshplane/mesh/viz/stat"
 	vtap "github.com/meshplane/mesh/viz/tap"
@@ -33,7 +34,10 @@ type Options struct {
 	// AllowNonLoopback (--allow-non-loopback) lets --address be another address
 	// than the loopback: the dashboard then serves whoever reaches it, as you.
 	AllowNonLoopback bool
-	Kube             kube.Flags
+	// PrometheusURL (--prometheus-url): the numbers from that Prometheus, as
+	// `mesh stat --prometheus-url` reads them; "" reads the proxies.
+	PrometheusURL string
+	Kube          kube.Flags
 }
 
 const long = `Serve a local web UI of the mesh on 127.0.0.1, with your kubeconfig: the
@@ -46,8 +50,10 @@ refresh on their own.
 Nothing is deployed: the CLI reads the proxies as 'mesh stat', 'mesh edges',
 'mesh routes' and 'mesh tap' do (pods/proxy and pods/portforward, as you), so
 the dashboard shows exactly what your RBAC lets you see. Every refresh samples
-each proxy twice, -t apart. The pages and their scripts are in the binary (no
-CDN).
+each proxy twice, -t apart. With --prometheus-url the numbers come from that
+Prometheus instead, with the queries of 'mesh stat --prometheus-url', over -t;
+the live tap still reaches the proxies. The pages and their scripts are in the
+binary (no CDN).
 
 The URL goes to stderr; the dashboard serves until Ctrl-C. It answers only
 requests for its own address (127.0.0.1:PORT or localhost:PORT) and no
@@ -58,7 +64,8 @@ unless --allow-non-loopback is given: then anyone who reaches it acts as you.
 Exit codes:
   0  served until interrupted
   1  the port could not be listened on
-  2  bad usage: flags, arguments, no kubeconfig
+  2  bad usage: flags, arguments, no kubeconfig, a --prometheus-url that is
+     not http(s)://host[:port][/path]
   3  the cluster is unreachable, or refused the kubeconfig's credentials`
 
 // NewCmd builds `mesh dashboard`. runF replaces the run function in tests.
@@ -69,7 +76,8 @@ func NewCmd(io *iostreams.IOStreams, runF func(*Options) error) *cobra.Command {
 		Short: "Serve a local web UI: golden metrics, topology, routes and live tap",
 		Long:  long,
 		Example: `  mesh dashboard -n shop
-  mesh dashboard --port 50750 -t 30s`,
+  mesh dashboard --port 50750 -t 30s
+  mesh dashboard --prometheus-url http://localhost:9090`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) != 0 {
 				return exitcode.Usage(fmt.Errorf("mesh dashboard takes no arguments, got %d", len(args)))
@@ -93,6 +101,7 @@ func NewCmd(io *iostreams.IOStreams, runF func(*Options) error) *cobra.Command {
 	f.IntVar(&opts.Port, "port", 0, "port to listen on (0: any free port)")
 	f.DurationVarP(&opts.Window, "time-window", "t", opts.Window, "window of the rates: the wait between the two samples of each refresh")
 	f.BoolVar(&opts.AllowNonLoopback, "allow-non-loopback", false, "allow an --address that is not a loopback address (anyone reaching it acts as you)")
+	vizsource.Bind(f, &opts.PrometheusURL)
 	opts.Kube.Bind(f)
 	return cmd
 }
@@ -112,6 +121,9 @@ func (o *Options) validate() error {
 	if o.Window <= 0 {
 		errs = append(errs, fmt.Errorf("--time-window %s: must be positive", o.Window))
 	}
+	if err := vizsource.Check(o.PrometheusURL); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -127,8 +139,12 @@ func Run(ctx context.Context, io *iostreams.IOStreams, o *Options) error {
 		}
 	}
 	cs := c.Clientset
+	src, err := vizsource.New(o.PrometheusURL, &stat.Direct{Client: cs, Warnings: io.ErrOut})
+	if err != nil {
+		return err
+	}
 	return Serve(ctx, io, o, vdash.Config{
-		Metrics: &stat.Direct{Client: cs, Warnings: io.ErrOut},
+		Metrics: src,
 		Dynamic: c.Dynamic,
 		TapPods: func(ctx context.Context, ns, resource string) ([]vtap.Pod, error) {
 			return vtap.Resolve(ctx, cs, ns, resource)

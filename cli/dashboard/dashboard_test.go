@@ -40,6 +40,10 @@ func TestNewCmdOptions(t *testing.T) {
 		{"bad port", []string{"--port", "70000"}, Options{}, "--port 70000"},
 		{"zero window", []string{"-t", "0s"}, Options{}, "must be positive"},
 		{"an argument", []string{"shop"}, Options{}, "takes no arguments"},
+		{"prometheus", []string{"--prometheus-url", "http://localhost:9090/prom"},
+			Options{Address: "127.0.0.1", Window: 10 * time.Second, PrometheusURL: "http://localhost:9090/prom"}, ""},
+		{"bad prometheus url", []string{"--prometheus-url", "localhost:9090"}, Options{}, "--prometheus-url"},
+		{"prometheus url, not http", []string{"--prometheus-url", "ftp://p:9090"}, Options{}, "--prometheus-url"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
