@@ -102,9 +102,17 @@ func (e edgeRow) key() string {
 	return fmt.Sprintf("%s -> %s (secured %v, client %q, server %q)", name(e.Src), name(e.Dst), e.Secured, e.ClientID, e.ServerID)
 }
 
+// rateAgrees: two rates over window agree within 5%, or within 2 requests in the
+// window for a slow one (kubelet's probes, 0.5 rps: 10 requests in 20 s). The two
+// sources read windows a few seconds apart (direct samples after its call,
+// Prometheus the window before its own), so a slow edge differs by a request or two.
+func rateAgrees(a, b float64, window time.Duration) bool {
+	return math.Abs(a-b) <= math.Max(0.05*math.Max(a, b), 2/window.Seconds())
+}
+
 // edgesAgree: mesh edges deploy over window, direct and --prometheus-url, give
 // the same edges (those with traffic: 0.5 rps or more in either), each one's rate
-// within 5% of the other's, and the load -> web edge over mTLS at the load's rate.
+// agreeing with the other's (rateAgrees), and the load -> web edge over mTLS at the load's rate.
 func (n *node) edgesAgree(t *testing.T, prom string, window time.Duration) {
 	edges := func(extra ...string) map[string]float64 {
 		t.Helper()
@@ -126,8 +134,8 @@ func (n *node) edgesAgree(t *testing.T, prom string, window time.Duration) {
 	t.Logf("edges: direct %v, Prometheus %v", direct, viaProm)
 	for k, d := range direct {
 		p, ok := viaProm[k]
-		if (d >= 0.5 || p >= 0.5) && (!ok || math.Abs(d-p) > 0.05*math.Max(d, p)) {
-			t.Errorf("edge %s: direct %.2f rps, Prometheus %.2f (present %v); want the same within 5%%", k, d, p, ok)
+		if (d >= 0.5 || p >= 0.5) && (!ok || !rateAgrees(d, p, window)) {
+			t.Errorf("edge %s: direct %.2f rps, Prometheus %.2f (present %v); want the same within 5%% or 2 requests", k, d, p, ok)
 		}
 	}
 	for k, p := range viaProm {
@@ -147,7 +155,7 @@ func (n *node) edgesAgree(t *testing.T, prom string, window time.Duration) {
 }
 
 // routesAgree: mesh routes deploy/web over window, direct and --prometheus-url,
-// give the same routes, each one's rate within 5% of the other's.
+// give the same routes, each one's rate agreeing with the other's (rateAgrees).
 func (n *node) routesAgree(t *testing.T, prom string, window time.Duration) {
 	routes := func(extra ...string) map[string]float64 {
 		t.Helper()
@@ -176,8 +184,8 @@ func (n *node) routesAgree(t *testing.T, prom string, window time.Duration) {
 	}
 	for r, d := range direct {
 		p, ok := viaProm[r]
-		if !ok || math.IsNaN(d) != math.IsNaN(p) || math.Abs(d-p) > 0.05*math.Max(d, p) {
-			t.Errorf("route %s: direct %.2f rps, Prometheus %.2f (present %v); want the same within 5%%", r, d, p, ok)
+		if !ok || math.IsNaN(d) != math.IsNaN(p) || !math.IsNaN(d) && !rateAgrees(d, p, window) {
+			t.Errorf("route %s: direct %.2f rps, Prometheus %.2f (present %v); want the same within 5%% or 2 requests", r, d, p, ok)
 		}
 	}
 	if d := direct["[DEFAULT]"]; !(d > 30) {
