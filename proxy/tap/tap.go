@@ -101,7 +101,7 @@ func (h *Hub) Headers(hs http.Header) map[string][]string {
 	var out map[string][]string
 	var values []string
 	for k, vs := range hs {
-		if h.redact[k] || h.redact[http.CanonicalHeaderKey(k)] {
+		if h.redact[http.CanonicalHeaderKey(k)] {
 			continue
 		}
 		if out == nil {
