@@ -65,7 +65,7 @@ Exit codes:
   0  served until interrupted
   1  the port could not be listened on
   2  bad usage: flags, arguments, no kubeconfig, a --prometheus-url that is
-     not http(s)://host[:port][/path]
+     not http(s)://HOST[:PORT][/PATH]
   3  the cluster is unreachable, or refused the kubeconfig's credentials`
 
 // NewCmd builds `mesh dashboard`. runF replaces the run function in tests.

@@ -66,7 +66,7 @@ Exit codes, whatever -o:
   0  the edges were shown (none is not an error)
   1  the command ran and failed: no proxy could be scraped, Prometheus failed
   2  bad usage: flags, arguments, kinds, no kubeconfig, a --prometheus-url that is
-     not http(s)://HOST[:PORT]
+     not http(s)://HOST[:PORT][/PATH]
   3  the cluster is unreachable, or refused the kubeconfig's credentials`
 
 // NewCmd builds `mesh edges`. runF replaces the run function in tests.

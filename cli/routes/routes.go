@@ -65,7 +65,7 @@ Exit codes, whatever -o:
   1  the command ran and failed: the object does not exist, no proxy could be
      scraped, Prometheus failed
   2  bad usage: flags, arguments, kinds, no kubeconfig, a --prometheus-url that is
-     not http(s)://HOST[:PORT]
+     not http(s)://HOST[:PORT][/PATH]
   3  the cluster is unreachable, or refused the kubeconfig's credentials`
 
 // NewCmd builds `mesh routes`. runF replaces the run function in tests.

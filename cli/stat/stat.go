@@ -72,7 +72,7 @@ Exit codes, whatever -o:
   1  the command ran and failed: an object named does not exist, no proxy could be
      scraped, or Prometheus failed
   2  bad usage: flags, arguments, kinds, no kubeconfig, a --prometheus-url that is
-     not http(s)://HOST[:PORT]
+     not http(s)://HOST[:PORT][/PATH]
   3  the cluster is unreachable, or refused the kubeconfig's credentials`
 
 // NewCmd builds `mesh stat`. runF replaces the run function in tests.

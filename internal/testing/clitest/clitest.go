@@ -14,7 +14,7 @@ import (
 )
 
 // PrometheusURLFlag checks a command's --prometheus-url (cli/vizsource), whatever
-// -o: a URL that is not http(s)://HOST[:PORT] is bad usage (exit 2) naming the flag,
+// -o: a URL that is not http(s)://HOST[:PORT][/PATH] is bad usage (exit 2) naming the flag,
 // said before the kubeconfig is read; a good one goes on to the cluster (here a
 // kubeconfig that does not exist: exit 2 naming it). Nothing goes to stdout.
 // newCmd builds the command; args are its arguments before the flags.
