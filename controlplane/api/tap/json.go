@@ -10,7 +10,8 @@ import (
 // AppendJSON appends e as encoding/json's Marshal writes it (same bytes: field
 // order, omitempty, sorted map keys, HTML-safe string escapes, invalid UTF-8 as
 // U+FFFD), without the reflection: the proxy encodes one record per tapped request
-// (docs/benchmarks.md, tap overhead). TestAppendJSONMatchesMarshal and
+// (docs/benchmarks.md, tap overhead). A Time outside years 0-9999, which Marshal
+// refuses, is written as Format writes it. TestAppendJSONMatchesMarshal and
 // FuzzAppendJSON hold it to encoding/json byte for byte; a change to Event's fields
 // must be made here too, and those tests fail until it is.
 func (e *Event) AppendJSON(b []byte) []byte {
