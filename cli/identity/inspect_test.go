@@ -223,7 +223,14 @@ func TestRunInspectCluster(t *testing.T) {
 	if err := json.Unmarshal([]byte(offline), &or); err != nil {
 		t.Fatal(err)
 	}
-	if code != 0 || lr.Issuer == nil || !lr.Issuer.ChainValid || !reflect.DeepEqual(lr.Anchors, or.Anchors) ||
+	// Other tests share the cluster, and their namespaces publish other anchors: live
+	// then reports their trust roots (errors, exit 1). Only errors about this
+	// namespace count here.
+	othersOnly := len(lr.Errors) > 0
+	for _, e := range lr.Errors {
+		othersOnly = othersOnly && strings.Contains(e, "the trust roots published in") && !strings.Contains(e, ns)
+	}
+	if (code != 0 && !(code == 1 && othersOnly)) || lr.Issuer == nil || !lr.Issuer.ChainValid || !reflect.DeepEqual(lr.Anchors, or.Anchors) ||
 		!reflect.DeepEqual(lr.Issuer, or.Issuer) || !reflect.DeepEqual(lr.IssuerAnchors, or.IssuerAnchors) {
 		t.Errorf("live exit %d\n%s\nwant the offline report\n%s", code, live, offline)
 	}
